@@ -1,0 +1,174 @@
+package inbox_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/testenv"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+)
+
+func envelope(id, from string, to ...string) *courierv1.Envelope {
+	return &courierv1.Envelope{
+		MessageId: id, Sender: from, Recipients: to, Payload: []byte(`{"text":"` + id + `"}`),
+		ContentType: "application/json", SentAt: timestamppb.Now(),
+	}
+}
+
+func TestCommitIsIdempotent(t *testing.T) {
+	project := testenv.Project(t)
+	s := inbox.New(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, time.Minute)
+
+	st, created, err := s.Commit(ctx, envelope("m1", "alice", "bob", "carol"))
+	if err != nil || !created {
+		t.Fatalf("first commit: %v created=%v", err, created)
+	}
+	again, created, err := s.Commit(ctx, envelope("m1", "alice", "bob", "carol"))
+	if err != nil || created {
+		t.Fatalf("second commit: %v created=%v", err, created)
+	}
+	if fmt.Sprint(again.Seqs) != fmt.Sprint(st.Seqs) || again.Message.Id != "m1" {
+		t.Fatalf("redelivery changed the stored message: %v vs %v", again.Seqs, st.Seqs)
+	}
+	for _, u := range []string{"bob", "carol"} {
+		entries, err := s.List(ctx, u, 0, 10)
+		if err != nil || len(entries) != 1 || entries[0].Message.Id != "m1" || entries[0].Seq != 1 {
+			t.Fatalf("inbox of %s: %v %v", u, entries, err)
+		}
+	}
+	if entries, _ := s.List(ctx, "alice", 0, 10); len(entries) != 0 {
+		t.Fatalf("sender got an inbox entry: %v", entries)
+	}
+	d := st.Delivery()
+	if len(d.Recipients) != 2 || d.Recipients[0].Cursor != inbox.EncodeCursor(1) {
+		t.Fatalf("delivery: %v", d)
+	}
+}
+
+func TestListPagesAfterCursor(t *testing.T) {
+	project := testenv.Project(t)
+	s := inbox.New(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, time.Minute)
+	for i := range 5 {
+		if _, _, err := s.Commit(ctx, envelope(fmt.Sprintf("m%d", i), "alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var after int64
+	for {
+		page, err := s.List(ctx, "bob", after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			got = append(got, e.Message.Id)
+		}
+		after = page[len(page)-1].Seq
+	}
+	if fmt.Sprint(got) != "[m0 m1 m2 m3 m4]" {
+		t.Fatalf("pages = %v", got)
+	}
+}
+
+// TestConcurrentCommitsLeaveNoGap commits many messages to one recipient
+// from concurrent writers while a reader keeps resuming from its last
+// cursor. Because positions are handed out in commit order, the reader
+// must end up with every message exactly once, and positions 1..n.
+func TestConcurrentCommitsLeaveNoGap(t *testing.T) {
+	project := testenv.Project(t)
+	s := inbox.New(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, 2*time.Minute)
+	const writers, per = 4, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*per)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				if _, _, err := s.Commit(ctx, envelope(fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("s%d", w), "dana")); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+
+	seen := map[string]bool{}
+	var after int64
+	read := func() {
+		page, err := s.List(ctx, "dana", after, 50)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, e := range page {
+			if e.Seq != after+1 {
+				t.Fatalf("gap: after %d came %d", after, e.Seq)
+			}
+			if seen[e.Message.Id] {
+				t.Fatalf("duplicate %s", e.Message.Id)
+			}
+			seen[e.Message.Id] = true
+			after = e.Seq
+		}
+	}
+	for {
+		select {
+		case <-done:
+			read()
+			read()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			if len(seen) != writers*per {
+				t.Fatalf("reader saw %d of %d", len(seen), writers*per)
+			}
+			return
+		default:
+			read()
+		}
+	}
+}
+
+func TestMarkDelivered(t *testing.T) {
+	project := testenv.Project(t)
+	s := inbox.New(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, time.Minute)
+	if _, _, err := s.Commit(ctx, envelope("m1", "alice", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Get(ctx, "m1"); st.State() != "stored" {
+		t.Fatalf("state = %s", st.State())
+	}
+	if err := s.MarkDelivered(ctx, "m1", "mallory"); err != inbox.ErrNotFound {
+		t.Fatalf("non-recipient mark: %v", err)
+	}
+	if err := s.MarkDelivered(ctx, "nope", "bob"); err != inbox.ErrNotFound {
+		t.Fatalf("unknown message: %v", err)
+	}
+	if err := s.MarkDelivered(ctx, "m1", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Get(ctx, "m1")
+	if err != nil || st.State() != "delivered" || st.Delivered["bob"].IsZero() {
+		t.Fatalf("after mark: %v %v", st, err)
+	}
+	if _, err := s.Get(ctx, "missing"); err != inbox.ErrNotFound {
+		t.Fatalf("missing: %v", err)
+	}
+	_ = context.Background
+}

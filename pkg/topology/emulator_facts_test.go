@@ -1,0 +1,187 @@
+package topology_test
+
+// These tests pin the Pub/Sub emulator behaviours Courier relies on or works
+// around (docs/emulators.md). If an emulator upgrade changes one, the test
+// says which workaround to revisit.
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+
+	"github.com/courierhq/courier/pkg/testenv"
+	"github.com/courierhq/courier/pkg/topology"
+)
+
+// Fact: the dead-letter policy is enforced: after MaxDeliveryAttempts nacks
+// the message lands on the dead-letter topic with the source delivery count,
+// and DeliveryAttempt is set on the way.
+func TestEmulatorEnforcesDeadLetterPolicy(t *testing.T) {
+	project := testenv.Project(t)
+	client := testenv.PubSub(t, project)
+	ctx := testenv.Context(t, time.Minute)
+	c := topology.Default(project)
+	c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, 200*time.Millisecond
+	c.IngressOrdering = false // see TestEmulatorOrderedSubscriptionsNeverDeadLetter
+	if _, err := topology.Apply(ctx, client, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Publisher(c.IngressTopic).Publish(ctx, &pubsub.Message{Data: []byte("poison")}).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var attempts []int
+	var mu sync.Mutex
+	rctx, stop := context.WithCancel(ctx)
+	go func() {
+		_ = client.Subscriber(c.IngressSubscription).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+			mu.Lock()
+			if m.DeliveryAttempt != nil {
+				attempts = append(attempts, *m.DeliveryAttempt)
+			}
+			mu.Unlock()
+			m.Nack()
+		})
+	}()
+	var dead *pubsub.Message
+	dctx, dstop := context.WithTimeout(ctx, 45*time.Second)
+	_ = client.Subscriber(c.DeadLetterSubscription).Receive(dctx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		dead = m
+		dstop()
+	})
+	stop()
+	dstop()
+	if dead == nil {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("nothing reached the dead-letter subscription; attempts seen %v", attempts)
+	}
+	if got := dead.Attributes["CloudPubSubDeadLetterSourceDeliveryCount"]; got != "5" {
+		t.Errorf("source delivery count = %q, want 5 (attrs %v)", got, dead.Attributes)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(attempts) < 5 || attempts[0] != 1 {
+		t.Errorf("delivery attempts seen = %v", attempts)
+	}
+}
+
+// Fact: subscription filters are accepted and echoed but not applied: every
+// message reaches a filtered subscription. Targeted routing therefore also
+// filters in the edge itself (it drops deliveries for users it does not hold).
+func TestEmulatorIgnoresFilters(t *testing.T) {
+	project := testenv.Project(t)
+	client := testenv.PubSub(t, project)
+	ctx := testenv.Context(t, time.Minute)
+	c := topology.Default(project)
+	if _, err := topology.Apply(ctx, client, c); err != nil {
+		t.Fatal(err)
+	}
+	want := c.EdgeSubscription("filtered", `attributes.courier_recipients = "nobody"`)
+	if _, err := topology.EnsureSubscription(ctx, client, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := client.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: want.Name})
+	if err != nil || got.Filter != want.Filter {
+		t.Fatalf("filter not echoed: %v %v", got.GetFilter(), err)
+	}
+	if got.GetExpirationPolicy().GetTtl().AsDuration() != 24*time.Hour {
+		t.Errorf("expiration policy not echoed: %v", got.GetExpirationPolicy())
+	}
+	if _, err := client.Publisher(c.DeliveriesTopic).Publish(ctx, &pubsub.Message{Data: []byte("x"), Attributes: map[string]string{"courier_recipients": "alice"}}).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	rctx, stop := context.WithTimeout(ctx, 20*time.Second)
+	defer stop()
+	_ = client.Subscriber(c.EdgeSubscriptionID("filtered")).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		n.Add(1)
+		stop()
+	})
+	if n.Load() != 1 {
+		t.Fatalf("the emulator applied the filter (got %d messages): revisit docs/emulators.md", n.Load())
+	}
+}
+
+// Fact: the first redelivery after a nack is immediate even with a retry
+// policy, which is why the worker backs off in process before nacking.
+func TestEmulatorFirstRedeliveryIsImmediate(t *testing.T) {
+	project := testenv.Project(t)
+	client := testenv.PubSub(t, project)
+	ctx := testenv.Context(t, time.Minute)
+	c := topology.Default(project)
+	c.MinBackoff, c.MaxBackoff = 10*time.Second, 60*time.Second
+	if _, err := topology.Apply(ctx, client, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Publisher(c.IngressTopic).Publish(ctx, &pubsub.Message{Data: []byte("x")}).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var times []time.Time
+	rctx, stop := context.WithTimeout(ctx, 30*time.Second)
+	defer stop()
+	_ = client.Subscriber(c.IngressSubscription).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+		times = append(times, time.Now())
+		if len(times) == 2 {
+			m.Ack()
+			stop()
+			return
+		}
+		m.Nack()
+	})
+	if len(times) != 2 {
+		t.Fatalf("got %d deliveries", len(times))
+	}
+	if gap := times[1].Sub(times[0]); gap >= 10*time.Second {
+		t.Fatalf("first redelivery waited %s: the emulator now honours min backoff; revisit the worker's in-process backoff", gap)
+	}
+}
+
+// Fact: on a subscription with message ordering enabled the emulator counts
+// delivery attempts but never forwards to the dead-letter topic. The worker
+// therefore dead-letters by itself on the last attempt (with a reason, which
+// Pub/Sub's own forwarding does not carry), leaving the policy as a backstop.
+func TestEmulatorOrderedSubscriptionsNeverDeadLetter(t *testing.T) {
+	project := testenv.Project(t)
+	client := testenv.PubSub(t, project)
+	ctx := testenv.Context(t, time.Minute)
+	c := topology.Default(project)
+	c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, 200*time.Millisecond
+	if _, err := topology.Apply(ctx, client, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Publisher(c.IngressTopic).Publish(ctx, &pubsub.Message{Data: []byte("poison")}).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var maxAttempt atomic.Int32
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		_ = client.Subscriber(c.IngressSubscription).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+			if m.DeliveryAttempt != nil {
+				maxAttempt.Store(int32(*m.DeliveryAttempt))
+			}
+			m.Nack()
+		})
+	}()
+	testenv.Eventually(t, 30*time.Second, "five delivery attempts", func() bool { return maxAttempt.Load() >= 5 })
+	var dead atomic.Int32
+	dctx, dstop := context.WithTimeout(ctx, 8*time.Second)
+	defer dstop()
+	_ = client.Subscriber(c.DeadLetterSubscription).Receive(dctx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		dead.Add(1)
+	})
+	if dead.Load() != 0 {
+		t.Fatalf("the emulator now dead-letters on ordered subscriptions; the worker's own last-attempt dead-lettering could become optional")
+	}
+	if maxAttempt.Load() <= 5 {
+		t.Logf("attempts seen: %d", maxAttempt.Load())
+	}
+}

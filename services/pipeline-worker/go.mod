@@ -1,0 +1,8 @@
+module github.com/courierhq/courier/services/pipeline-worker
+
+go 1.26.0
+
+replace (
+	github.com/courierhq/courier/pkg => ../../pkg
+	github.com/courierhq/courier/proto => ../../proto
+)
