@@ -1,0 +1,133 @@
+// Package httpapi is the gateway's REST face (echo v4): routes, the
+// middleware chain (request id, tracing, access log and metrics, recover,
+// CORS, timeout, auth, rate limit, body limit), problem+json errors, and the
+// thin handlers over the messages core.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/labstack/echo/otelecho"
+
+	"github.com/courierhq/courier/pkg/health"
+
+	"github.com/courierhq/courier/services/api-gateway/internal/authn"
+	"github.com/courierhq/courier/services/api-gateway/internal/messages"
+	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
+)
+
+// RateLimiter grants or refuses one request of a user.
+type RateLimiter interface {
+	Allow(key string) (ok bool, retryAfter time.Duration)
+}
+
+// Config is everything the REST server needs.
+type Config struct {
+	Service  *messages.Service
+	Verifier authn.Verifier
+	Limiter  RateLimiter
+	Metrics  *metrics.Metrics
+	// Gatherer serves /metrics.
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	// Ready are the /readyz checks (e.g. pubsub, firestore).
+	Ready        map[string]health.Check
+	ReadyTimeout time.Duration // default 2s
+	// MaxBodyBytes caps a request body (default 262144).
+	MaxBodyBytes int64
+	// RequestTimeout bounds each request's work (default 10s).
+	RequestTimeout time.Duration
+	// CORSOrigins are the browser origins allowed to call the API; empty
+	// disables CORS.
+	CORSOrigins []string
+	// OpenAPI is served at /v1/openapi.yaml.
+	OpenAPI []byte
+}
+
+// Routes outside /v1 that need no token.
+const (
+	PathHealthz = "/healthz"
+	PathReadyz  = "/readyz"
+	PathMetrics = "/metrics"
+	PathOpenAPI = "/v1/openapi.yaml"
+)
+
+type server struct {
+	cfg    Config
+	routes map[string]bool
+}
+
+// New returns the echo instance serving the REST API; run it with an
+// http.Server of the caller's own (echo's Start is not used, so the caller
+// controls listeners and shutdown).
+func New(cfg Config) *echo.Echo {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 256 << 10
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &server{cfg: cfg, routes: map[string]bool{}}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+
+	e.Use(requestID)
+	e.Use(otelecho.Middleware("api-gateway", otelecho.WithSkipper(isInfra)))
+	e.Use(s.observe)
+	e.Use(s.recoverer)
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  cfg.CORSOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost},
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key", echo.HeaderXRequestID},
+			ExposeHeaders: []string{echo.HeaderXRequestID, echo.HeaderRetryAfter, echo.HeaderLocation, echo.HeaderWWWAuthenticate},
+			MaxAge:        600,
+		}))
+	}
+	e.Use(s.timeout)
+
+	api := []echo.MiddlewareFunc{s.authenticate, s.rateLimit}
+	e.POST("/v1/messages", s.send, append(api, s.bodyLimit)...)
+	e.GET("/v1/messages", s.list, api...)
+	e.GET("/v1/messages/:id", s.get, api...)
+
+	e.GET(PathOpenAPI, s.openapi)
+	e.GET(PathHealthz, echo.WrapHandler(http.HandlerFunc(health.Live)))
+	e.GET(PathReadyz, echo.WrapHandler(health.Ready(cfg.Ready, cfg.ReadyTimeout)))
+	if cfg.Gatherer != nil {
+		e.GET(PathMetrics, echo.WrapHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
+	}
+	for _, r := range e.Routes() {
+		s.routes[r.Path] = true
+	}
+	return e
+}
+
+// isInfra skips tracing for probes and scrapes, which would drown the
+// interesting traces.
+func isInfra(c echo.Context) bool {
+	switch c.Path() {
+	case PathHealthz, PathReadyz, PathMetrics:
+		return true
+	}
+	return false
+}
+
+func (s *server) openapi(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", s.cfg.OpenAPI)
+}

@@ -1,0 +1,290 @@
+// Package messages is the gateway's core: send, list an inbox, get one
+// message. REST and gRPC are thin adapters over the same Service, so both
+// validate, assign ids, authorize and fail the same way. It knows nothing of
+// HTTP or gRPC; its dependencies are the two small interfaces below.
+package messages
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"regexp"
+	"slices"
+	"sort"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/pubsubx"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+
+	"github.com/courierhq/courier/services/api-gateway/internal/apierr"
+)
+
+// Publisher hands an envelope to the ingress topic and returns once Pub/Sub
+// confirmed it (or failed).
+type Publisher interface {
+	Publish(ctx context.Context, env *courierv1.Envelope) error
+}
+
+// Store reads what the pipeline-worker committed (inbox.Store satisfies it).
+type Store interface {
+	List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
+	Get(ctx context.Context, id string) (inbox.Stored, error)
+}
+
+// Limits bound what one request may ask for.
+type Limits struct {
+	MaxRecipients   int // recipients per message (default 100)
+	MaxPayloadBytes int // compacted JSON payload (default 65536)
+	DefaultPageSize int // inbox page when the caller gives no limit (default 50)
+	MaxPageSize     int // largest inbox page (default 200)
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxRecipients <= 0 {
+		l.MaxRecipients = 100
+	}
+	if l.MaxPayloadBytes <= 0 {
+		l.MaxPayloadBytes = 64 << 10
+	}
+	if l.MaxPageSize <= 0 {
+		l.MaxPageSize = 200
+	}
+	if l.DefaultPageSize <= 0 || l.DefaultPageSize > l.MaxPageSize {
+		l.DefaultPageSize = min(50, l.MaxPageSize)
+	}
+	return l
+}
+
+// DefaultContentType describes a payload when the sender names none.
+const DefaultContentType = "application/json"
+
+// Service implements the three operations.
+type Service struct {
+	pub    Publisher
+	store  Store
+	limits Limits
+	now    func() time.Time
+}
+
+// New returns a Service; zero limits take their defaults.
+func New(pub Publisher, store Store, limits Limits) *Service {
+	return &Service{pub: pub, store: store, limits: limits.withDefaults(), now: time.Now}
+}
+
+// Limits returns the effective limits.
+func (s *Service) Limits() Limits { return s.limits }
+
+// SendRequest is one message as a caller submitted it.
+type SendRequest struct {
+	To             []string
+	Payload        []byte // a JSON value
+	ContentType    string // optional; DefaultContentType when empty
+	IdempotencyKey string // optional; already checked by ParseIdempotencyKey
+}
+
+// Accepted is the answer to a confirmed send.
+type Accepted struct {
+	ID string
+	// AcceptedAt is also the envelope's sent_at.
+	AcceptedAt time.Time
+}
+
+// Send validates req from sender, gives it its id, and publishes its
+// envelope. It returns only after Pub/Sub confirmed the publish; a failure
+// is Unavailable, and the caller may retry with the same idempotency key.
+// It never touches Firestore: storing is the pipeline-worker's job.
+func (s *Service) Send(ctx context.Context, sender string, req SendRequest) (Accepted, error) {
+	env, err := s.Envelope(sender, req)
+	if err != nil {
+		return Accepted{}, err
+	}
+	trace.SpanFromContext(ctx).SetAttributes(pubsubx.KeyCourierMessageID.String(env.MessageId))
+	if err := s.pub.Publish(ctx, env); err != nil {
+		return Accepted{}, apierr.Wrap(apierr.Unavailable, err,
+			"the message could not be queued; retry later (with the same Idempotency-Key to avoid duplicates)")
+	}
+	return Accepted{ID: env.MessageId, AcceptedAt: env.SentAt.AsTime()}, nil
+}
+
+// Envelope validates req and builds the envelope Send would publish.
+func (s *Service) Envelope(sender string, req SendRequest) (*courierv1.Envelope, error) {
+	if err := auth.ValidateUserID(sender); err != nil {
+		return nil, apierr.Wrap(apierr.Unauthenticated, err, "the token's subject is not a valid user id")
+	}
+	if err := s.validateRecipients(req.To); err != nil {
+		return nil, err
+	}
+	payload, err := s.validatePayload(req.Payload)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := validateContentType(req.ContentType)
+	if err != nil {
+		return nil, err
+	}
+	if req.IdempotencyKey != "" {
+		if _, err := ParseIdempotencyKey(req.IdempotencyKey); err != nil {
+			return nil, err
+		}
+	}
+	id := NewID()
+	if req.IdempotencyKey != "" {
+		id = DeriveID(sender, req.IdempotencyKey)
+	}
+	return &courierv1.Envelope{
+		MessageId:      id,
+		Sender:         sender,
+		Recipients:     slices.Clone(req.To),
+		Payload:        payload,
+		ContentType:    ct,
+		SentAt:         timestamppb.New(s.now().UTC().Truncate(time.Microsecond)),
+		IdempotencyKey: req.IdempotencyKey,
+	}, nil
+}
+
+func (s *Service) validateRecipients(to []string) error {
+	switch {
+	case len(to) == 0:
+		return apierr.New(apierr.InvalidRequest, "to: at least one recipient is required")
+	case len(to) > s.limits.MaxRecipients:
+		return apierr.New(apierr.InvalidRequest, "to: at most %d recipients are allowed, got %d", s.limits.MaxRecipients, len(to))
+	}
+	seen := make(map[string]struct{}, len(to))
+	for i, uid := range to {
+		if err := auth.ValidateUserID(uid); err != nil {
+			return apierr.New(apierr.InvalidRequest, "to[%d]: %v", i, err)
+		}
+		if _, dup := seen[uid]; dup {
+			return apierr.New(apierr.InvalidRequest, "to[%d]: duplicate recipient %q", i, uid)
+		}
+		seen[uid] = struct{}{}
+	}
+	return nil
+}
+
+// validatePayload checks that p is one JSON value other than null and
+// returns it compacted (insignificant whitespace removed), which is what is
+// stored, delivered and measured against the size limit.
+func (s *Service) validatePayload(p []byte) ([]byte, error) {
+	if len(bytes.TrimSpace(p)) == 0 {
+		return nil, apierr.New(apierr.InvalidRequest, "payload: required")
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(p))
+	if err := json.Compact(&buf, p); err != nil || !json.Valid(p) {
+		return nil, apierr.New(apierr.InvalidRequest, "payload: not a valid JSON value")
+	}
+	if buf.String() == "null" {
+		return nil, apierr.New(apierr.InvalidRequest, "payload: required (null is not a message)")
+	}
+	if buf.Len() > s.limits.MaxPayloadBytes {
+		return nil, apierr.New(apierr.PayloadTooLarge, "payload: %d bytes exceed the limit of %d", buf.Len(), s.limits.MaxPayloadBytes)
+	}
+	return buf.Bytes(), nil
+}
+
+func validateContentType(ct string) (string, error) {
+	if ct == "" {
+		return DefaultContentType, nil
+	}
+	if len(ct) > 255 {
+		return "", apierr.New(apierr.InvalidRequest, "content_type: longer than 255 characters")
+	}
+	if _, _, err := mime.ParseMediaType(ct); err != nil {
+		return "", apierr.New(apierr.InvalidRequest, "content_type: not a media type (e.g. application/json)")
+	}
+	return ct, nil
+}
+
+var messageIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// Page is one page of an inbox.
+type Page struct {
+	Entries []inbox.Entry
+	// NextCursor resumes after the last entry; the cursor given when the page
+	// is empty.
+	NextCursor string
+}
+
+// ListInbox returns up to limit entries of user's own inbox after cursor,
+// oldest first. limit 0 means the default page size. A cursor is only a
+// position and is always read in the caller's own inbox.
+func (s *Service) ListInbox(ctx context.Context, user, cursor string, limit int) (Page, error) {
+	after, err := inbox.DecodeCursor(cursor)
+	if err != nil {
+		return Page{}, apierr.New(apierr.InvalidRequest, "cursor: malformed (use a cursor this API returned)")
+	}
+	if limit == 0 {
+		limit = s.limits.DefaultPageSize
+	}
+	if limit < 1 || limit > s.limits.MaxPageSize {
+		return Page{}, apierr.New(apierr.InvalidRequest, "limit: want 1 to %d", s.limits.MaxPageSize)
+	}
+	entries, err := s.store.List(ctx, user, after, limit)
+	if err != nil {
+		return Page{}, storeError(err)
+	}
+	p := Page{Entries: entries, NextCursor: cursor}
+	if n := len(entries); n > 0 {
+		p.NextCursor = entries[n-1].Cursor()
+	}
+	return p, nil
+}
+
+// View is one message as its sender or a recipient may see it.
+type View struct {
+	Message *courierv1.Message
+	// State is "stored" or "delivered" (a message the worker has not stored
+	// yet is not found: the gateway keeps no record of accepted messages).
+	State string
+	// DeliveredTo lists the recipients that received it on a WebSocket, sorted.
+	DeliveredTo []string
+}
+
+// Get returns message id if user sent or received it. Anything else,
+// including a message that exists but is someone else's, is NotFound: the
+// answer never reveals that an id exists.
+func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
+	notFound := apierr.New(apierr.NotFound, "no message %q for this user", truncate(id, 64))
+	if !messageIDPattern.MatchString(id) {
+		return View{}, notFound
+	}
+	st, err := s.store.Get(ctx, id)
+	if errors.Is(err, inbox.ErrNotFound) {
+		return View{}, notFound
+	}
+	if err != nil {
+		return View{}, storeError(err)
+	}
+	if st.Message.GetFrom() != user && !slices.Contains(st.Message.GetTo(), user) {
+		return View{}, notFound
+	}
+	v := View{Message: st.Message, State: st.State(), DeliveredTo: make([]string, 0, len(st.Delivered))}
+	for uid := range st.Delivered {
+		v.DeliveredTo = append(v.DeliveredTo, uid)
+	}
+	sort.Strings(v.DeliveredTo)
+	return v, nil
+}
+
+func storeError(err error) error {
+	e := apierr.From(err)
+	if e.Code == apierr.Internal {
+		return apierr.Wrap(apierr.Internal, err, "could not read messages")
+	}
+	return apierr.Wrap(apierr.Unavailable, err, "messages are unavailable right now; retry later")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,179 @@
+// Command api-gateway is Courier's front door for mobile apps and back-end
+// callers: REST (echo) and gRPC over one core that validates messages,
+// publishes them to the ingress topic and reads inboxes from Firestore.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/health"
+	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/telemetry"
+
+	"github.com/courierhq/courier/services/api-gateway/internal/authn"
+	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
+	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
+	"github.com/courierhq/courier/services/api-gateway/internal/ingress"
+	"github.com/courierhq/courier/services/api-gateway/internal/messages"
+	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
+	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
+	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
+)
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, config.FromOS(), nil); err != nil {
+		slog.Error("api-gateway failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// listening, when not nil, is told the bound addresses (tests listen on :0).
+type listening func(httpAddr, grpcAddr net.Addr)
+
+// run serves until ctx is cancelled, then shuts down in order: stop
+// accepting and finish in-flight requests (REST and gRPC), flush the
+// publisher, close clients, and flush telemetry last.
+func run(ctx context.Context, env *config.Env, ready listening) (err error) {
+	logger := telemetry.LoggerFromEnv(env)
+	slog.SetDefault(logger)
+	cfg, err := loadSettings(env)
+	if err != nil {
+		return err
+	}
+
+	shutdownTelemetry, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "api-gateway", Version: version, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Last, with a fresh context: ctx is already cancelled by now.
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, shutdownTelemetry(tctx))
+	}()
+
+	verifier, err := authn.NewVerifier(ctx, cfg.Auth)
+	if err != nil {
+		return err
+	}
+	defer verifier.Close()
+
+	psClient, err := pubsubx.NewClient(ctx, cfg.Topology.Project)
+	if err != nil {
+		return err
+	}
+	defer psClient.Close()
+	fsClient, err := firestore.NewClient(ctx, cfg.Topology.Project)
+	if err != nil {
+		return fmt.Errorf("firestore client for project %s: %w", cfg.Topology.Project, err)
+	}
+	defer fsClient.Close()
+
+	limiter := ratelimit.New(ratelimit.Options{
+		PerSecond: float64(cfg.RatePerSecond), Burst: cfg.RateBurst, MaxKeys: cfg.RateMaxUsers,
+	})
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, func() float64 { return float64(limiter.Len()) })
+
+	pub := ingress.New(psClient, cfg.Topology.IngressTopic, ingress.Options{
+		Timeout: cfg.PublishTimeout, MaxOutstanding: cfg.PublishMaxOut, DelayThreshold: cfg.PublishDelay,
+		Latency: m.PublishDuration,
+	})
+	svc := messages.New(pub, inbox.New(fsClient), cfg.Limits)
+
+	e := httpapi.New(httpapi.Config{
+		Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Gatherer: reg, Logger: logger,
+		Ready: map[string]health.Check{
+			"pubsub":    health.PubSubTopic(psClient, cfg.Topology.TopicPath(cfg.Topology.IngressTopic)),
+			"firestore": health.Firestore(fsClient),
+		},
+		ReadyTimeout: cfg.ReadyTimeout, MaxBodyBytes: int64(cfg.MaxBodyBytes),
+		RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, OpenAPI: openapi.Spec,
+	})
+	httpSrv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	grpcSrv, grpcHealth := grpcapi.NewServer(grpcapi.Config{
+		Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Logger: logger,
+		MaxRecvBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+	})
+
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	grpcLn, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		httpLn.Close()
+		return fmt.Errorf("listen GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
+	}
+	logger.Info("api-gateway listening", "version", version, "http", httpLn.Addr().String(),
+		"grpc", grpcLn.Addr().String(), "project", cfg.Topology.Project, "ingress_topic", cfg.Topology.IngressTopic)
+	if ready != nil {
+		ready(httpLn.Addr(), grpcLn.Addr())
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := grpcSrv.Serve(grpcLn); err != nil {
+			return fmt.Errorf("grpc server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("api-gateway shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		var errs []error
+		// REST and gRPC drain concurrently, both within the one deadline.
+		grpcDone := make(chan struct{})
+		go func() { grpcSrv.GracefulStop(); close(grpcDone) }()
+		if err := httpSrv.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		select {
+		case <-grpcDone:
+		case <-sctx.Done():
+			grpcSrv.Stop()
+			<-grpcDone
+			errs = append(errs, errors.New("grpc shutdown: deadline exceeded, connections closed"))
+		}
+		// Only now no handler can publish any more: flush what is in flight.
+		pub.Stop()
+		return errors.Join(errs...)
+	})
+	err = g.Wait()
+	logger.Info("api-gateway stopped", "err", err)
+	return err
+}
