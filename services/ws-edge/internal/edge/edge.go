@@ -1,0 +1,235 @@
+// Package edge assembles one ws-edge pod: the session hub, the pod's
+// subscription to the deliveries topic, and the HTTP surface (the WebSocket
+// endpoint, the demo client, health and metrics). main wires it from the
+// environment; tests run several in one process.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/health"
+	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/services/ws-edge/internal/fanout"
+	"github.com/courierhq/courier/services/ws-edge/internal/hub"
+	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
+	"github.com/courierhq/courier/services/ws-edge/internal/session"
+)
+
+// Config is one edge's settings (main reads them from the environment).
+type Config struct {
+	// Pod names this pod's subscription; see SanitizePodName.
+	Pod      string
+	Topology topology.Config
+	// AllowedOrigins are origin patterns (coder/websocket OriginPatterns:
+	// path.Match on the origin's host, or on scheme://host when the pattern
+	// has "://") allowed besides the edge's own host.
+	AllowedOrigins     []string
+	MaxSessions        int
+	MaxSessionsPerUser int
+	Session            session.Options
+	// GatewayURL is where the demo client sends messages.
+	GatewayURL string
+	// TargetedRouting gives the subscription the per-pod routing filter
+	// (fanout.RouteFilter).
+	TargetedRouting   bool
+	HeartbeatInterval time.Duration
+	// DevSecret, when set, enables POST /dev/token (HS256 development
+	// tokens for the demo client). Leave it nil in production.
+	DevSecret []byte
+	// CloseConcurrency bounds concurrent close handshakes at shutdown.
+	CloseConcurrency int
+}
+
+// Verifier checks bearer tokens.
+type Verifier interface {
+	Verify(token string) (auth.Principal, error)
+}
+
+// Deps are the edge's clients.
+type Deps struct {
+	PubSub   *pubsub.Client
+	Store    session.Store
+	Verifier Verifier
+	// Registry receives the edge's metrics and is served on /metrics.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// ReadyChecks are dependency checks for /readyz, besides the edge's own
+	// (subscription made, not draining).
+	ReadyChecks map[string]health.Check
+}
+
+// Edge is one ws-edge pod.
+type Edge struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	m        *metrics.Metrics
+	hub      *hub.Hub[*session.Session]
+	fanout   *fanout.Fanout
+	draining atomic.Bool
+
+	stopRecv context.CancelFunc
+	stopCtx  context.Context
+	runMu    sync.Mutex
+	runDone  chan struct{}
+}
+
+// New builds an edge; call Start, then Run, and Shutdown at the end.
+func New(cfg Config, deps Deps) (*Edge, error) {
+	if err := ValidatePodName(cfg.Pod); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 10000
+	}
+	if cfg.MaxSessionsPerUser <= 0 {
+		cfg.MaxSessionsPerUser = 16
+	}
+	if cfg.CloseConcurrency <= 0 {
+		cfg.CloseConcurrency = 64
+	}
+	m, err := metrics.New(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	log := deps.Logger.With("pod", cfg.Pod)
+	e := &Edge{cfg: cfg, deps: deps, log: log, m: m,
+		hub: hub.New[*session.Session](cfg.MaxSessions, cfg.MaxSessionsPerUser)}
+	filter := ""
+	if cfg.TargetedRouting {
+		filter = fanout.RouteFilter(cfg.Pod)
+	}
+	e.fanout = fanout.New(deps.PubSub, fanout.Config{
+		Topology: cfg.Topology, Pod: cfg.Pod, Filter: filter, HeartbeatInterval: cfg.HeartbeatInterval,
+	}, e.hub, m, log)
+	e.stopCtx, e.stopRecv = context.WithCancel(context.Background())
+	return e, nil
+}
+
+// Start creates the pod's subscription. Deliveries published from then on
+// reach this pod.
+func (e *Edge) Start(ctx context.Context) error { return e.fanout.Ensure(ctx) }
+
+// Run receives deliveries until ctx ends or Shutdown stops it.
+func (e *Edge) Run(ctx context.Context) error {
+	e.runMu.Lock()
+	if e.runDone != nil {
+		e.runMu.Unlock()
+		return errors.New("edge: Run called twice")
+	}
+	done := make(chan struct{})
+	e.runDone = done
+	e.runMu.Unlock()
+	defer close(done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(e.stopCtx, cancel)
+	defer stop()
+	return e.fanout.Run(ctx)
+}
+
+// SubscriptionName is the full path of this pod's subscription.
+func (e *Edge) SubscriptionName() string { return e.fanout.SubscriptionName() }
+
+// Sessions returns the sessions this pod holds for user (for tests and
+// debugging).
+func (e *Edge) Sessions(user string) []*session.Session { return e.hub.AppendSessions(nil, user) }
+
+// Shutdown drains the pod: readiness fails and new WebSockets are refused,
+// every session is closed with 1001 "going away" (clients reconnect to
+// another pod and resume), Receive is cancelled, and only then the
+// subscription is deleted (deleting it under a running Receive makes
+// Receive fail). The HTTP server is the caller's to shut down afterwards.
+func (e *Edge) Shutdown(ctx context.Context) error {
+	e.draining.Store(true)
+	start := time.Now()
+	n := e.hub.Len()
+	closeErr := e.hub.Shutdown(ctx, websocket.StatusGoingAway, "going away", e.cfg.CloseConcurrency)
+	e.log.Info("sessions closed", "sessions", n, "took", time.Since(start).String(), "err", closeErr)
+	e.stopRecv()
+	e.runMu.Lock()
+	done := e.runDone
+	e.runMu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for receive to stop: %w", ctx.Err())
+		}
+	}
+	if err := e.fanout.Delete(ctx); err != nil {
+		return errors.Join(closeErr, err)
+	}
+	if closeErr != nil {
+		return fmt.Errorf("close sessions: %w", closeErr)
+	}
+	return nil
+}
+
+// readiness is the edge's own readiness check.
+func (e *Edge) readiness(context.Context) error {
+	switch {
+	case e.draining.Load():
+		return errors.New("draining")
+	case !e.fanout.Ready():
+		return errors.New("subscription not created yet")
+	}
+	return nil
+}
+
+// Handler serves the edge's HTTP endpoints.
+func (e *Edge) Handler() http.Handler { return e.routes() }
+
+var podNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidatePodName accepts 1-63 lowercase letters, digits and inner dashes,
+// which fit a subscription id and a label value.
+func ValidatePodName(s string) error {
+	if !podNamePattern.MatchString(s) {
+		return fmt.Errorf("pod name %q: want 1-63 lowercase letters, digits and inner dashes", s)
+	}
+	return nil
+}
+
+// SanitizePodName maps a host name to a valid pod name: lowercase, runs of
+// other characters become one dash, trimmed to 63 characters.
+func SanitizePodName(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+			continue
+		}
+		if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	out := b.String()
+	if len(out) > 63 {
+		out = out[:63]
+	}
+	return strings.Trim(out, "-")
+}

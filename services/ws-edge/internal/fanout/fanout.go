@@ -1,0 +1,302 @@
+// Package fanout owns this pod's subscription to the deliveries topic: it
+// creates the subscription at start, keeps its heartbeat label fresh (for
+// `courierctl sweep`), receives deliveries and queues each on the local
+// sessions of its recipients, and deletes the subscription at stop.
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/topology"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
+	"github.com/courierhq/courier/services/ws-edge/internal/session"
+)
+
+// Sessions finds the local sessions of a user.
+type Sessions interface {
+	AppendSessions(dst []*session.Session, user string) []*session.Session
+	HasUser(user string) bool
+}
+
+// Config configures the subscription.
+type Config struct {
+	Topology topology.Config
+	Pod      string
+	// Filter is the subscription's Pub/Sub filter ("" for none); see
+	// RouteFilter.
+	Filter string
+	// HeartbeatInterval is how often the heartbeat label is refreshed.
+	HeartbeatInterval time.Duration
+	// NumGoroutines is the number of StreamingPull streams (default 2).
+	NumGoroutines int
+	// MaxOutstanding bounds deliveries being handled at once (default 1000).
+	MaxOutstanding int
+}
+
+// Fanout receives this pod's deliveries.
+type Fanout struct {
+	client  *pubsub.Client
+	cfg     Config
+	hub     Sessions
+	m       *metrics.Metrics
+	log     *slog.Logger
+	subID   string
+	subName string
+	ready   atomic.Bool
+}
+
+// New returns a Fanout; call Ensure before Run.
+func New(client *pubsub.Client, cfg Config, hub Sessions, m *metrics.Metrics, log *slog.Logger) *Fanout {
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = time.Minute
+	}
+	if cfg.NumGoroutines <= 0 {
+		cfg.NumGoroutines = 2
+	}
+	if cfg.MaxOutstanding <= 0 {
+		cfg.MaxOutstanding = 1000
+	}
+	id := cfg.Topology.EdgeSubscriptionID(cfg.Pod)
+	return &Fanout{
+		client: client, cfg: cfg, hub: hub, m: m, log: log,
+		subID: id, subName: cfg.Topology.SubscriptionPath(id),
+	}
+}
+
+// SubscriptionName is the full path of this pod's subscription.
+func (f *Fanout) SubscriptionName() string { return f.subName }
+
+// Ready reports whether the subscription exists (Ensure succeeded).
+func (f *Fanout) Ready() bool { return f.ready.Load() }
+
+// Ensure creates this pod's subscription, or adopts the one a previous run
+// under the same pod name left behind. A leftover whose immutable fields
+// differ (another filter) is replaced: its backlog is only a copy of what
+// clients resume from Firestore anyway.
+func (f *Fanout) Ensure(ctx context.Context) error {
+	want := f.cfg.Topology.EdgeSubscription(f.cfg.Pod, f.cfg.Filter)
+	want.Labels = topology.EdgeLabels(f.cfg.Pod, time.Now())
+	a, err := topology.EnsureSubscription(ctx, f.client, want)
+	if err != nil {
+		return fmt.Errorf("ensure edge subscription: %w", err)
+	}
+	if a.Result == "drift" || strings.Contains(a.Detail, "immutable") {
+		f.log.Warn("replacing edge subscription with other immutable settings", "subscription", f.subName, "detail", a.Detail)
+		if err := topology.DeleteSubscription(ctx, f.client, f.subName); err != nil {
+			return err
+		}
+		if _, err := topology.EnsureSubscription(ctx, f.client, want); err != nil {
+			return fmt.Errorf("recreate edge subscription: %w", err)
+		}
+	}
+	f.log.Info("edge subscription ready", "subscription", f.subName, "result", a.Result, "filter", f.cfg.Filter)
+	f.ready.Store(true)
+	return nil
+}
+
+// Delete removes this pod's subscription. Call it after Run has returned:
+// deleting a subscription while Receive runs on it makes Receive fail.
+func (f *Fanout) Delete(ctx context.Context) error {
+	f.ready.Store(false)
+	if err := topology.DeleteSubscription(ctx, f.client, f.subName); err != nil {
+		return err
+	}
+	f.log.Info("edge subscription deleted", "subscription", f.subName)
+	return nil
+}
+
+// Run receives deliveries until ctx ends, calling Receive again after a
+// capped, jittered backoff when it fails (and recreating the subscription
+// when it is gone, e.g. swept while this pod was paused). It also refreshes
+// the heartbeat label. It returns nil once ctx ends.
+func (f *Fanout) Run(ctx context.Context) error {
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		f.heartbeat(ctx)
+	}()
+	defer func() { <-hbDone }()
+
+	const minBackoff, maxBackoff = 200 * time.Millisecond, 15 * time.Second
+	backoff := minBackoff
+	for {
+		sub := f.client.Subscriber(f.subID)
+		sub.ReceiveSettings.NumGoroutines = f.cfg.NumGoroutines
+		sub.ReceiveSettings.MaxOutstandingMessages = f.cfg.MaxOutstanding
+		started := time.Now()
+		err := sub.Receive(ctx, f.Handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > time.Minute {
+			backoff = minBackoff
+		}
+		f.m.ReceiveErrors.Inc()
+		f.log.Warn("receive ended; retrying", "subscription", f.subName, "err", err, "backoff", backoff)
+		if status.Code(err) == codes.NotFound {
+			if err := f.Ensure(ctx); err != nil {
+				f.log.Warn("recreate edge subscription", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (f *Fanout) heartbeat(ctx context.Context) {
+	t := time.NewTicker(f.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := f.Heartbeat(ctx); err != nil && ctx.Err() == nil {
+			f.log.Warn("edge subscription heartbeat", "err", err)
+		}
+	}
+}
+
+// Heartbeat refreshes the subscription's heartbeat label now.
+func (f *Fanout) Heartbeat(ctx context.Context) error {
+	_, err := f.client.SubscriptionAdminClient.UpdateSubscription(ctx, &pubsubpb.UpdateSubscriptionRequest{
+		Subscription: &pubsubpb.Subscription{Name: f.subName, Labels: topology.EdgeLabels(f.cfg.Pod, time.Now())},
+		UpdateMask:   &fieldmaskpb.FieldMask{Paths: []string{"labels"}},
+	})
+	if status.Code(err) == codes.NotFound {
+		// Swept while we were alive (e.g. paused past the staleness): make
+		// it again; Receive recovers on its own.
+		return f.Ensure(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("refresh heartbeat of %s: %w", f.subName, err)
+	}
+	return nil
+}
+
+// Handle processes one delivery: it queues the message on every local
+// session of each recipient, then acks. Deliveries for users this pod does
+// not hold, and undecodable ones, are acked and dropped: redelivering them
+// could not help.
+func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
+	f.m.Received.Inc()
+	// Cheap check first: most deliveries concern users on other pods.
+	if rc, ok := msg.Attributes[pubsubx.AttrRecipients]; ok && !slices.ContainsFunc(strings.Split(rc, ","), f.hub.HasUser) {
+		f.m.Dropped.WithLabelValues("no_local_session").Inc()
+		msg.Ack()
+		return
+	}
+	ctx, span := pubsubx.StartProcess(ctx, f.subID, msg)
+	defer span.End()
+	var d courierv1.Delivery
+	if err := decode(msg.Data, &d); err != nil {
+		f.m.Dropped.WithLabelValues("bad_data").Inc()
+		span.RecordError(err)
+		span.SetStatus(otelcodes.Error, "bad delivery")
+		f.log.ErrorContext(ctx, "dropping undecodable delivery", "pubsub_message_id", msg.ID, "err", err)
+		msg.Ack()
+		return
+	}
+	// The sessions write later, after this span ended; they keep its
+	// context for their write spans but not the Receive context's
+	// cancellation.
+	itemCtx := trace.ContextWithSpan(context.Background(), span)
+	var sentAt time.Time
+	if d.Message.SentAt != nil {
+		sentAt = d.Message.SentAt.AsTime()
+	}
+	queued := 0
+	var sessions []*session.Session
+	for _, rc := range d.Recipients {
+		sessions = f.hub.AppendSessions(sessions[:0], rc.GetUserId())
+		if len(sessions) == 0 {
+			continue
+		}
+		seq, err := inbox.DecodeCursor(rc.GetCursor())
+		if err == nil && seq == 0 {
+			err = errors.New("empty cursor")
+		}
+		if err != nil {
+			f.m.Dropped.WithLabelValues("bad_data").Inc()
+			f.log.ErrorContext(ctx, "dropping recipient with a bad cursor", "message_id", d.Message.Id, "user", rc.GetUserId(), "err", err)
+			continue
+		}
+		frame, err := session.EncodeMessage(d.Message, rc.GetCursor())
+		if err != nil {
+			f.m.Dropped.WithLabelValues("bad_data").Inc()
+			f.log.ErrorContext(ctx, "encode frame", "err", err)
+			continue
+		}
+		it := session.Item{Ctx: itemCtx, MessageID: d.Message.Id, Seq: seq, SentAt: sentAt, Frame: frame}
+		for _, s := range sessions {
+			if s.Deliver(it) {
+				queued++
+			} else {
+				f.m.Dropped.WithLabelValues("session_closed").Inc()
+			}
+		}
+	}
+	if queued == 0 {
+		f.m.Dropped.WithLabelValues("no_local_session").Inc()
+	}
+	span.SetAttributes(attribute.Int("courier.edge.frames_queued", queued))
+	msg.Ack()
+}
+
+func decode(data []byte, d *courierv1.Delivery) error {
+	if err := proto.Unmarshal(data, d); err != nil {
+		return fmt.Errorf("decode delivery: %w", err)
+	}
+	if d.GetMessage().GetId() == "" {
+		return errors.New("delivery without a message id")
+	}
+	return nil
+}
+
+// Routing attributes for targeted routing (DESIGN "Horizontal scaling"). A
+// publisher that knows where users are connected (presence) marks a
+// delivery with AttrRouted and one AttrRoutePrefix+<pod> attribute per pod
+// holding a recipient; deliveries without AttrRouted still reach every pod.
+const (
+	AttrRouted      = "courier_routed"
+	AttrRoutePrefix = "courier_route_"
+)
+
+// RouteAttribute is the attribute naming pod as a target. Pod names are
+// [a-z0-9-]; dashes become underscores so the key is a plain identifier in
+// filter expressions.
+func RouteAttribute(pod string) string {
+	return AttrRoutePrefix + strings.ReplaceAll(pod, "-", "_")
+}
+
+// RouteFilter is pod's subscription filter with targeted routing: routed
+// deliveries reach only the pods they name, unrouted ones every pod.
+func RouteFilter(pod string) string {
+	return "attributes:" + RouteAttribute(pod) + " OR NOT attributes:" + AttrRouted
+}
