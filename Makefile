@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 HELM := go run helm.sh/helm/v3/cmd/helm@v3.22.0
 
-.PHONY: help run stop test test-unit test-e2e build vet fmt-check proto proto-check tidy-check bench helm-lint traces emulators emulators-stop ci
+.PHONY: help run stop test test-unit test-e2e build vet fmt-check proto proto-check bench helm-lint check-deploy traces traces-build emulators emulators-stop ci
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,3 +52,16 @@ emulators-stop: ## stop them
 
 ci: ## what .ci/run does
 	CI=true .ci/run
+
+test-e2e: build ## only the end-to-end tests on the real binaries (they start private emulators)
+	cd tests/e2e && COURIER_REQUIRE_EMULATORS=1 go test -count=1 -timeout 30m -v ./...
+
+bench: ## Go benchmarks of the hot paths plus the load generator against `make run`-like stack; see docs/benchmarks.md
+	scripts/bench.sh
+
+traces-build: ## build the local Jaeger all-in-one once (~10 min the first time, cached after)
+	cd tools/jaeger && GOWORK=off go build -o $(CURDIR)/.tools/bin/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+
+traces: ## run Jaeger in memory (OTLP gRPC :4317, UI http://localhost:16686); builds it first when absent
+	@[ -x .tools/bin/jaeger ] || $(MAKE) traces-build
+	.tools/bin/jaeger

@@ -7,7 +7,10 @@ replace (
 	github.com/courierhq/courier/proto => ../../proto
 )
 
-require github.com/courierhq/courier/pkg v0.0.0-00010101000000-000000000000
+require (
+	github.com/coder/websocket v1.8.15
+	github.com/courierhq/courier/pkg v0.0.0-00010101000000-000000000000
+)
 
 require (
 	cloud.google.com/go v0.123.0 // indirect
