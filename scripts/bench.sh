@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# bench.sh: Courier's benchmarks, side by side in one run on this machine.
+#  1. Go benchmarks of the hot paths (every module's Benchmark* functions).
+#  2. Fan-out cost: the real binaries on private emulators with 1, 2 and 4
+#     ws-edge pods; `courierctl bench` posts at a fixed rate and receives on
+#     WebSockets; we record end-to-end latency and the CPU seconds the edges
+#     spent (every pod receives every delivery without targeted routing).
+# Results go to .run/bench/ and are summarised on stdout; docs/benchmarks.md
+# quotes a run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=.run/bench; mkdir -p "$OUT"
+RATE="${BENCH_RATE:-100}"; DURATION="${BENCH_DURATION:-20s}"; USERS="${BENCH_USERS:-40}"
+EDGE_COUNTS="${BENCH_EDGES:-1 2 4}"; COUNT="${BENCH_COUNT:-5}"
+
+echo "== Go benchmarks (count=$COUNT)"
+for m in $(scripts/modules.sh); do
+  (cd "$m" && go test -run '^$' -bench . -benchmem -count "$COUNT" ./... 2>/dev/null | grep -E '^(Benchmark|pkg:)' || true)
+done | tee "$OUT/go-bench.txt"
+
+make -s build >/dev/null
+BIN=.run/bin
+export EMULATOR_DIR="$PWD/$OUT/emulators" PUBSUB_PORT=8285 FIRESTORE_PORT=8286
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  scripts/emulators.sh stop "$EMULATOR_DIR" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+scripts/emulators.sh start "$EMULATOR_DIR"
+eval "$(scripts/emulators.sh env)"
+export AUTH_HS256_SECRET=bench-secret-0123456789abcdef LOG_LEVEL=warn
+
+cpu_seconds() { # pid → user+system CPU seconds
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"
+}
+wait_ready() {
+  for _ in $(seq 300); do curl -fsS -m 1 "http://$1/readyz" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "bench: $1 not ready" >&2; return 1
+}
+
+printf '\n== Fan-out cost: %s msg/s for %s, %s users, 200-byte payloads\n' "$RATE" "$DURATION" "$USERS" | tee "$OUT/fanout.txt"
+printf '%-6s %-10s %-10s %-10s %-10s %-8s %-16s %-14s\n' edges accepted delivered e2e_p50 e2e_p99 lost edge_cpu_s_total cpu_ms/1k_msg | tee -a "$OUT/fanout.txt"
+for n in $EDGE_COUNTS; do
+  export GOOGLE_CLOUD_PROJECT="bench-$n-$(date +%s)"
+  "$BIN/courierctl" provision >/dev/null
+  PIDS=()
+  HTTP_ADDR=127.0.0.1:18080 GRPC_ADDR=127.0.0.1:19090 RATE_LIMIT_PER_SECOND=100000 RATE_LIMIT_BURST=100000 \
+    "$BIN/api-gateway" 2>"$OUT/gateway-$n.log" & PIDS+=($!)
+  HTTP_ADDR=127.0.0.1:18083 "$BIN/pipeline-worker" 2>"$OUT/worker-$n.log" & PIDS+=($!)
+  EDGES=(); EDGE_PIDS=()
+  for i in $(seq 1 "$n"); do
+    port=$((18100 + i))
+    HTTP_ADDR=127.0.0.1:$port POD_NAME="bench-$i" "$BIN/ws-edge" 2>"$OUT/edge-$n-$i.log" & PIDS+=($!); EDGE_PIDS+=($!)
+    EDGES+=("127.0.0.1:$port")
+  done
+  wait_ready 127.0.0.1:18080; wait_ready 127.0.0.1:18083
+  for e in "${EDGES[@]}"; do wait_ready "$e"; done
+  before=0; for p in "${EDGE_PIDS[@]}"; do before=$(awk -v a="$before" -v b="$(cpu_seconds "$p")" 'BEGIN{print a+b}'); done
+  edges_csv=$(IFS=,; echo "${EDGES[*]}")
+  "$BIN/courierctl" bench -gateway http://127.0.0.1:18080 -edges "$edges_csv" -users "$USERS" -rate "$RATE" \
+    -duration "$DURATION" -json >"$OUT/bench-$n.json" || true
+  after=0; for p in "${EDGE_PIDS[@]}"; do after=$(awk -v a="$after" -v b="$(cpu_seconds "$p")" 'BEGIN{print a+b}'); done
+  python3 - "$OUT/bench-$n.json" "$n" "$before" "$after" <<'PY' | tee -a "$OUT/fanout.txt"
+import json, sys
+r = json.load(open(sys.argv[1])); n = sys.argv[2]; cpu = float(sys.argv[4]) - float(sys.argv[3])
+per_k = cpu * 1000 / max(r["Delivered"], 1) * 1000
+print(f'{n:<6} {r["Accepted"]:<10} {r["Delivered"]:<10} {r["EndToEnd"]["P50"]:<10.1f} {r["EndToEnd"]["P99"]:<10.1f} {r["Lost"]:<8} {cpu:<16.2f} {per_k:<14.1f}')
+PY
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait "${PIDS[@]}" 2>/dev/null || true
+  PIDS=()
+done
+echo "results in $OUT/"
