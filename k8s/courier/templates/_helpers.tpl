@@ -177,9 +177,6 @@ FIRESTORE_EMULATOR_HOST: {{ include "courier.firestoreEmulatorHost" . | quote }}
 {{- fail (printf "%s.terminationGracePeriodSeconds (%v) must exceed %s.shutdownTimeoutSeconds (%v): Kubernetes would kill the pod mid-drain" $key $c.terminationGracePeriodSeconds $key $c.shutdownTimeoutSeconds) }}
 {{- end }}
 {{- end }}
-{{- if and .Values.gcp.workloadIdentity.enabled .Values.emulators.enabled }}
-{{- fail "gcp.workloadIdentity and emulators are exclusive: the emulators take no credentials, GCP needs them" }}
-{{- end }}
 {{- end }}
 
 {{/* Pod scheduling defaults: spread replicas over nodes and zones when possible. (dict "root" $ "component" "ws-edge" "c" .Values.wsEdge) */}}
