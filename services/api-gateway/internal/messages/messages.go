@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -197,7 +198,8 @@ func validateContentType(ct string) (string, error) {
 	if len(ct) > 255 {
 		return "", apierr.New(apierr.InvalidRequest, "content_type: longer than 255 characters")
 	}
-	if _, _, err := mime.ParseMediaType(ct); err != nil {
+	mt, _, err := mime.ParseMediaType(ct)
+	if typ, sub, ok := strings.Cut(mt, "/"); err != nil || !ok || typ == "" || sub == "" {
 		return "", apierr.New(apierr.InvalidRequest, "content_type: not a media type (e.g. application/json)")
 	}
 	return ct, nil

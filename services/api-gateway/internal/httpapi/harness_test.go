@@ -1,0 +1,273 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/health"
+	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/telemetry"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+
+	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
+	"github.com/courierhq/courier/services/api-gateway/internal/messages"
+	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
+	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
+	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
+)
+
+// spans records every span of every test in this package; tests find
+// theirs by trace id or message id.
+var spans = tracetest.NewSpanRecorder()
+
+func TestMain(m *testing.M) {
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	os.Exit(m.Run())
+}
+
+var secret = []byte("test-secret-of-at-least-16-bytes")
+
+const (
+	testIssuer   = "https://issuer.test"
+	testAudience = "courier"
+)
+
+// token mints a valid token for sub, with the issuer and audience the test
+// verifier wants.
+func token(t testing.TB, sub string) string {
+	return signed(t, jwt.SigningMethodHS256, secret, jwt.RegisteredClaims{
+		Subject: sub, Issuer: testIssuer, Audience: jwt.ClaimStrings{testAudience},
+		ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour)),
+	})
+}
+
+func signed(t testing.TB, m jwt.SigningMethod, key any, claims jwt.Claims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(m, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// fakePublisher and fakeStore are structs of funcs.
+type fakePublisher struct {
+	publish func(ctx context.Context, env *courierv1.Envelope) error
+}
+
+func (f fakePublisher) Publish(ctx context.Context, env *courierv1.Envelope) error {
+	return f.publish(ctx, env)
+}
+
+type fakeStore struct {
+	list func(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
+	get  func(ctx context.Context, id string) (inbox.Stored, error)
+}
+
+func (f fakeStore) List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
+	if f.list == nil {
+		return nil, nil
+	}
+	return f.list(ctx, user, after, limit)
+}
+
+func (f fakeStore) Get(ctx context.Context, id string) (inbox.Stored, error) {
+	if f.get == nil {
+		return inbox.Stored{}, inbox.ErrNotFound
+	}
+	return f.get(ctx, id)
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// lines returns the JSON log lines whose msg is msg.
+func (s *syncBuffer) lines(msg string) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(s.b.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+type options struct {
+	pub          messages.Publisher
+	store        messages.Store
+	limits       messages.Limits
+	rate         ratelimit.Options
+	maxBody      int64
+	timeout      time.Duration
+	cors         []string
+	ready        map[string]health.Check
+	noIssuerAud  bool
+}
+
+type testServer struct {
+	*httptest.Server
+	reg  *prometheus.Registry
+	logs *syncBuffer
+}
+
+func newServer(t testing.TB, o options) *testServer {
+	t.Helper()
+	if o.pub == nil {
+		o.pub = fakePublisher{publish: func(context.Context, *courierv1.Envelope) error { return nil }}
+	}
+	if o.store == nil {
+		o.store = fakeStore{}
+	}
+	if o.rate.PerSecond == 0 {
+		o.rate = ratelimit.Options{PerSecond: 1000, Burst: 1000}
+	}
+	ao := auth.Options{Issuer: testIssuer, Audience: testAudience}
+	if o.noIssuerAud {
+		ao = auth.Options{}
+	}
+	v, err := auth.NewHS256(secret, ao)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := ratelimit.New(o.rate)
+	reg := prometheus.NewRegistry()
+	logs := &syncBuffer{}
+	e := httpapi.New(httpapi.Config{
+		Service:        messages.New(o.pub, o.store, o.limits),
+		Verifier:       v,
+		Limiter:        lim,
+		Metrics:        metrics.New(reg, func() float64 { return float64(lim.Len()) }),
+		Gatherer:       reg,
+		Logger:         telemetry.NewLogger(logs, telemetry.LogOptions{Level: slog.LevelDebug}),
+		Ready:          o.ready,
+		MaxBodyBytes:   o.maxBody,
+		RequestTimeout: o.timeout,
+		CORSOrigins:    o.cors,
+		OpenAPI:        openapi.Spec,
+	})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return &testServer{Server: srv, reg: reg, logs: logs}
+}
+
+// req describes one request; zero fields take sensible defaults.
+type req struct {
+	method  string
+	path    string
+	body    string
+	token   string // "" sends no Authorization (unless header sets one)
+	ctype   string // default application/json when there is a body
+	headers map[string]string
+	chunked bool // hide Content-Length
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v: %s", err, r.body)
+	}
+	return m
+}
+
+func (s *testServer) do(t testing.TB, r req) resp {
+	t.Helper()
+	if r.method == "" {
+		r.method = http.MethodGet
+	}
+	var body io.Reader
+	if r.body != "" {
+		body = strings.NewReader(r.body)
+		if r.chunked {
+			body = io.MultiReader(body) // hides the length: sent chunked
+		}
+	}
+	hr, err := http.NewRequest(r.method, s.URL+r.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.body != "" && r.ctype == "" {
+		r.ctype = "application/json"
+	}
+	if r.ctype != "" && r.ctype != "-" {
+		hr.Header.Set("Content-Type", r.ctype)
+	}
+	if r.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	for k, v := range r.headers {
+		hr.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// wantProblem checks a problem+json answer's status, code and shape.
+func wantProblem(t testing.TB, r resp, status int, code string) map[string]any {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status = %d, want %d; body %s", r.status, status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != httpapi.MediaTypeProblem {
+		t.Fatalf("Content-Type = %q, want %s", ct, httpapi.MediaTypeProblem)
+	}
+	p := r.json(t)
+	if p["code"] != code || p["status"] != float64(status) || p["type"] != "urn:courier:problem:"+code {
+		t.Fatalf("problem = %v, want code %s status %d", p, code, status)
+	}
+	if s, _ := p["title"].(string); s == "" {
+		t.Fatalf("problem without title: %v", p)
+	}
+	if s, _ := p["detail"].(string); s == "" {
+		t.Fatalf("problem without detail: %v", p)
+	}
+	if p["request_id"] != r.header.Get("X-Request-ID") || r.header.Get("X-Request-ID") == "" {
+		t.Fatalf("request_id %v vs header %q", p["request_id"], r.header.Get("X-Request-ID"))
+	}
+	return p
+}
