@@ -1,0 +1,331 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/courierhq/courier/pkg/health"
+	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/testenv"
+	"github.com/courierhq/courier/pkg/topology"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+
+	"github.com/courierhq/courier/services/api-gateway/internal/ingress"
+)
+
+// ingressStack is a gateway on a real Pub/Sub emulator project with the
+// topology applied, publishing with the real ingress publisher.
+type ingressStack struct {
+	*testServer
+	client *pubsub.Client
+	topo   topology.Config
+}
+
+func newIngressStack(t *testing.T, o options) *ingressStack {
+	t.Helper()
+	project := testenv.Project(t)
+	client := testenv.PubSub(t, project)
+	topo := topology.Default(project)
+	ctx := testenv.Context(t, time.Minute)
+	if _, err := topology.Apply(ctx, client, topo); err != nil {
+		t.Fatal(err)
+	}
+	pub := ingress.New(client, topo.IngressTopic, ingress.Options{Timeout: 10 * time.Second})
+	t.Cleanup(pub.Stop)
+	o.pub = pub
+	o.ready = map[string]health.Check{"pubsub": health.PubSubTopic(client, topo.TopicPath(topo.IngressTopic))}
+	return &ingressStack{testServer: newServer(t, o), client: client, topo: topo}
+}
+
+// receive pulls n messages from the ingress subscription (acking them).
+func (st *ingressStack) receive(t *testing.T, n int) []*pubsub.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var got []*pubsub.Message
+	err := st.client.Subscriber(st.topo.IngressSubscription).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, m)
+		if len(got) == n {
+			cancel()
+		}
+	})
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	if len(got) != n {
+		t.Fatalf("received %d of %d messages", len(got), n)
+	}
+	return got
+}
+
+// TestSendLandsOnIngressTopic posts through the real HTTP server and the
+// real publisher and reads the ingress subscription: the envelope, its
+// attributes, its ordering key and the trace context of the request.
+func TestSendLandsOnIngressTopic(t *testing.T) {
+	st := newIngressStack(t, options{})
+	// The client sends its own trace context: the whole journey joins it.
+	clientTrace := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	r := st.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"),
+		body:    "{\"to\": [\"bob\", \"carol\"], \"payload\": {\"text\": \"hello\", \"n\": [1, 2]}}",
+		headers: map[string]string{"traceparent": "00-" + clientTrace.String() + "-00f067aa0ba902b7-01"}})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	id := r.json(t)["id"].(string)
+	acceptedAt, _ := time.Parse(time.RFC3339Nano, r.json(t)["accepted_at"].(string))
+
+	m := st.receive(t, 1)[0]
+	want := map[string]string{
+		pubsubx.AttrMessageID:   id,
+		pubsubx.AttrSender:      "alice",
+		pubsubx.AttrSchema:      "courier.v1.Envelope",
+		pubsubx.AttrContentType: "application/protobuf",
+	}
+	for k, v := range want {
+		if m.Attributes[k] != v {
+			t.Errorf("attribute %s = %q, want %q", k, m.Attributes[k], v)
+		}
+	}
+	if m.OrderingKey != "alice" {
+		t.Errorf("ordering key %q, want the sender", m.OrderingKey)
+	}
+	var env courierv1.Envelope
+	if err := proto.Unmarshal(m.Data, &env); err != nil {
+		t.Fatalf("data is not an Envelope: %v", err)
+	}
+	if env.MessageId != id || env.Sender != "alice" || strings.Join(env.Recipients, ",") != "bob,carol" ||
+		string(env.Payload) != `{"text":"hello","n":[1,2]}` || env.ContentType != "application/json" ||
+		!env.SentAt.AsTime().Equal(acceptedAt) {
+		t.Errorf("envelope: %v", &env)
+	}
+
+	// Trace: traceparent rides in the attributes, in the client's trace,
+	// parented by the producer span, itself a child of the HTTP server span
+	// that carries the message id.
+	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), pubsubx.AttrCarrier(m.Attributes)))
+	if !sc.IsValid() || sc.TraceID() != clientTrace {
+		t.Fatalf("traceparent %q: trace %s, want %s", m.Attributes["traceparent"], sc.TraceID(), clientTrace)
+	}
+	var server, producer sdktrace.ReadOnlySpan
+	for _, s := range spans.Ended() {
+		if s.SpanContext().TraceID() != clientTrace {
+			continue
+		}
+		switch s.SpanKind() {
+		case trace.SpanKindServer:
+			server = s
+		case trace.SpanKindProducer:
+			producer = s
+		}
+	}
+	if server == nil || producer == nil {
+		t.Fatalf("spans of the trace: server %v producer %v", server, producer)
+	}
+	if producer.SpanContext().SpanID() != sc.SpanID() {
+		t.Errorf("traceparent span %s is not the producer span %s", sc.SpanID(), producer.SpanContext().SpanID())
+	}
+	if producer.Parent().SpanID() != server.SpanContext().SpanID() {
+		t.Errorf("producer's parent %s is not the server span %s", producer.Parent().SpanID(), server.SpanContext().SpanID())
+	}
+	if server.Parent().SpanID().String() != "00f067aa0ba902b7" {
+		t.Errorf("server span does not continue the client's span: parent %s", server.Parent().SpanID())
+	}
+	if !hasAttr(server, "courier.message.id", id) || !hasAttr(producer, "courier.message.id", id) {
+		t.Errorf("courier.message.id missing: server %v producer %v", server.Attributes(), producer.Attributes())
+	}
+	if !hasAttr(producer, "messaging.message.id", m.ID) {
+		t.Errorf("producer span lacks the Pub/Sub message id %s: %v", m.ID, producer.Attributes())
+	}
+}
+
+func hasAttr(s sdktrace.ReadOnlySpan, key, val string) bool {
+	for _, kv := range s.Attributes() {
+		if string(kv.Key) == key && kv.Value.Emit() == val {
+			return true
+		}
+	}
+	return false
+}
+
+// TestIdempotencyKeyGivesOneDelivery retries a send with the same key: the
+// same id comes back, and the two envelopes on the topic commit once (the
+// pipeline-worker's idempotent write, exercised here through inbox.Store).
+// Another key, or another sender with the same key, gets another id.
+func TestIdempotencyKeyGivesOneDelivery(t *testing.T) {
+	st := newIngressStack(t, options{})
+	store := inbox.New(testenv.Firestore(t, st.topo.Project))
+	send := func(sender, key string) string {
+		t.Helper()
+		r := st.do(t, req{method: "POST", path: "/v1/messages", token: token(t, sender), body: okBody,
+			headers: map[string]string{"Idempotency-Key": key}})
+		if r.status != http.StatusAccepted {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		return r.json(t)["id"].(string)
+	}
+	first, retry := send("alice", "order-42"), send("alice", "order-42")
+	if first != retry {
+		t.Fatalf("same key, ids %s and %s", first, retry)
+	}
+	other, mallory := send("alice", "order-43"), send("mallory", "order-42")
+	if other == first || mallory == first || other == mallory {
+		t.Fatalf("ids not distinct: %s %s %s", first, other, mallory)
+	}
+	ctx := testenv.Context(t, time.Minute)
+	created := map[string]int{}
+	for _, m := range st.receive(t, 4) {
+		var env courierv1.Envelope
+		if err := proto.Unmarshal(m.Data, &env); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := store.Commit(ctx, &env); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			created[env.MessageId]++
+		}
+	}
+	if created[first] != 1 || len(created) != 3 {
+		t.Fatalf("commits created %v, want each id once", created)
+	}
+	entries, err := store.List(ctx, "bob", 0, 10)
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("bob's inbox has %d entries (%v), want 3", len(entries), err)
+	}
+}
+
+// TestPublishFailureIsUnavailable makes the real publisher fail: a topic
+// that does not exist, and a publisher already stopped (as during
+// shutdown). Both answer 503 unavailable, which the client may retry.
+func TestPublishFailureIsUnavailable(t *testing.T) {
+	project := testenv.Project(t)
+	client := testenv.PubSub(t, project)
+	missing := ingress.New(client, "no-such-topic", ingress.Options{Timeout: 10 * time.Second})
+	t.Cleanup(missing.Stop)
+	stopped := ingress.New(client, "also-missing", ingress.Options{})
+	stopped.Stop()
+	for name, pub := range map[string]*ingress.Publisher{"missing topic": missing, "stopped publisher": stopped} {
+		t.Run(name, func(t *testing.T) {
+			s := newServer(t, options{pub: pub})
+			start := time.Now()
+			r := s.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"), body: okBody,
+				headers: map[string]string{"Idempotency-Key": "retry-me"}})
+			wantProblem(t, r, http.StatusServiceUnavailable, "unavailable")
+			if d := time.Since(start); d > 8*time.Second {
+				t.Errorf("took %s: should fail fast, not wait for the timeout", d)
+			}
+			// The ordering key was resumed: the next attempt fails the same
+			// way instead of with "ordering key paused".
+			r = s.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"), body: okBody})
+			wantProblem(t, r, http.StatusServiceUnavailable, "unavailable")
+		})
+	}
+}
+
+// TestUsersSeeOnlyTheirOwn seeds Firestore through inbox.Store.Commit and
+// checks that a token only ever reads its own inbox and its own messages.
+func TestUsersSeeOnlyTheirOwn(t *testing.T) {
+	project := testenv.Project(t)
+	store := inbox.New(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, time.Minute)
+	seed := func(id, from string, to ...string) {
+		t.Helper()
+		_, _, err := store.Commit(ctx, &courierv1.Envelope{MessageId: id, Sender: from, Recipients: to,
+			Payload: []byte(`{"id":"` + id + `"}`), ContentType: "application/json", SentAt: timestamppb.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	seed("m1", "alice", "bob")
+	seed("m2", "carol", "dave")
+	seed("m3", "dave", "bob", "dave")
+	s := newServer(t, options{store: store})
+	bob, dave, alice, mallory := token(t, "bob"), token(t, "dave"), token(t, "alice"), token(t, "mallory")
+
+	list := func(tok, query string) (ids []string, next string) {
+		t.Helper()
+		r := s.do(t, req{path: "/v1/messages" + query, token: tok})
+		if r.status != 200 {
+			t.Fatalf("list %s: %d %s", query, r.status, r.body)
+		}
+		body := r.json(t)
+		for _, m := range body["messages"].([]any) {
+			ids = append(ids, m.(map[string]any)["id"].(string))
+		}
+		return ids, body["next_cursor"].(string)
+	}
+	if ids, _ := list(bob, ""); strings.Join(ids, ",") != "m1,m3" {
+		t.Errorf("bob's inbox: %v", ids)
+	}
+	daveIDs, daveNext := list(dave, "?limit=1")
+	if strings.Join(daveIDs, ",") != "m2" {
+		t.Errorf("dave's first page: %v", daveIDs)
+	}
+	// Dave's cursor in bob's hands is only a position in bob's own inbox.
+	if ids, _ := list(bob, "?cursor="+daveNext); strings.Join(ids, ",") != "m3" {
+		t.Errorf("bob with dave's cursor got %v, want only his own m3", ids)
+	}
+	if ids, _ := list(mallory, ""); len(ids) != 0 {
+		t.Errorf("mallory's inbox: %v", ids)
+	}
+	if ids, _ := list(alice, ""); len(ids) != 0 {
+		t.Errorf("a sender's inbox holds what she sent: %v", ids)
+	}
+
+	get := func(tok, id string) resp { return s.do(t, req{path: "/v1/messages/" + id, token: tok}) }
+	for _, ok := range []struct{ tok, id string }{{bob, "m1"}, {alice, "m1"}, {bob, "m3"}, {dave, "m3"}, {dave, "m2"}} {
+		if r := get(ok.tok, ok.id); r.status != 200 || r.json(t)["message"].(map[string]any)["id"] != ok.id {
+			t.Errorf("get %s: %d %s", ok.id, r.status, r.body)
+		}
+	}
+	// Someone else's message answers exactly like a missing one.
+	missing := wantProblem(t, get(bob, "m404"), 404, "not_found")
+	for _, no := range []struct{ tok, id string }{{bob, "m2"}, {alice, "m2"}, {mallory, "m1"}, {alice, "m3"}} {
+		p := wantProblem(t, get(no.tok, no.id), 404, "not_found")
+		if strings.Replace(p["detail"].(string), no.id, "m404", 1) != missing["detail"] {
+			t.Errorf("%s: detail %q differs from a missing message's %q", no.id, p["detail"], missing["detail"])
+		}
+	}
+
+	if err := store.MarkDelivered(ctx, "m1", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	r := get(alice, "m1").json(t)
+	if r["state"] != "delivered" || len(r["delivered_to"].([]any)) != 1 || r["delivered_to"].([]any)[0] != "bob" {
+		t.Errorf("after delivery: %v", r)
+	}
+	if r := get(bob, "m3").json(t); r["state"] != "stored" {
+		t.Errorf("undelivered state: %v", r)
+	}
+}
+
+func TestReadyzAgainstEmulator(t *testing.T) {
+	st := newIngressStack(t, options{})
+	if r := st.do(t, req{path: "/readyz"}); r.status != 200 {
+		t.Fatalf("readyz with the topic present: %d %s", r.status, r.body)
+	}
+	// A project without the topology is not ready.
+	bare := testenv.Project(t)
+	client := testenv.PubSub(t, bare)
+	s := newServer(t, options{ready: map[string]health.Check{
+		"pubsub": health.PubSubTopic(client, topology.Default(bare).TopicPath("courier-ingress")),
+	}})
+	if r := s.do(t, req{path: "/readyz"}); r.status != 503 {
+		t.Fatalf("readyz without the topic: %d %s", r.status, r.body)
+	}
+}
