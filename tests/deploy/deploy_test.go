@@ -353,6 +353,12 @@ func TestRulesCatchViolations(t *testing.T) {
 			func(t *testing.T, o map[string]any) {
 				o["spec"].(map[string]any)["selector"].(map[string]any)["app.kubernetes.io/component"] = "gateway"
 			}},
+		{"Ingress routes to a missing Service", "prod", "references", "Ingress", "courier", "which is not rendered",
+			func(t *testing.T, o map[string]any) {
+				rules := o["spec"].(map[string]any)["rules"].([]any)
+				path := dig(rules[1].(map[string]any), "http", "paths").([]any)[0].(map[string]any)
+				dig(path, "backend", "service").(map[string]any)["name"] = "courier-edge"
+			}},
 		{"emulator host names no Service", "dev", "in-cluster-hosts", "ConfigMap", "courier-config", "no Service courier-pubsub",
 			func(t *testing.T, o map[string]any) {
 				o["data"].(map[string]any)["PUBSUB_EMULATOR_HOST"] = "courier-pubsub:8085"

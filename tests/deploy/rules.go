@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -419,6 +420,44 @@ func checkReferences(s Set, _ Project) []string {
 			errs = append(errs, fmt.Sprintf("%s scales %s/%s, which is not rendered", hpa, ref["kind"], ref["name"]))
 		}
 	}
+	for _, ing := range s.OfKind("Ingress") {
+		rules, _ := dig(ing.Raw, "spec", "rules").([]any)
+		for _, r := range rules {
+			paths, _ := dig(r.(map[string]any), "http", "paths").([]any)
+			for _, p := range paths {
+				backend, _ := dig(p.(map[string]any), "backend", "service").(map[string]any)
+				name, _ := backend["name"].(string)
+				svc, ok := s.Find("Service", name)
+				if !ok {
+					errs = append(errs, fmt.Sprintf("%s routes to Service %s, which is not rendered", ing, name))
+					continue
+				}
+				port := stringMap(backend["port"])
+				found := false
+				svcPorts, _ := dig(svc.Raw, "spec", "ports").([]any)
+				for _, sp := range svcPorts {
+					spm := stringMap(sp)
+					found = found || (port["name"] != "" && spm["name"] == port["name"]) || (port["number"] != "" && spm["port"] == port["number"])
+				}
+				if !found {
+					errs = append(errs, fmt.Sprintf("%s routes to %s port %v, which it does not expose", ing, svc, port))
+				}
+			}
+		}
+	}
+	for _, svc := range s.OfKind("Service") {
+		if ref := svc.Annots["cloud.google.com/backend-config"]; ref != "" {
+			var names map[string]string
+			if err := json.Unmarshal([]byte(ref), &names); err != nil {
+				errs = append(errs, fmt.Sprintf("%s: cloud.google.com/backend-config %q: %v", svc, ref, err))
+			}
+			for _, n := range names {
+				if _, ok := s.Find("BackendConfig", n); !ok {
+					errs = append(errs, fmt.Sprintf("%s uses BackendConfig %s, which is not rendered", svc, n))
+				}
+			}
+		}
+	}
 	secretKeys := map[string]map[string]bool{}
 	for _, sec := range s.OfKind("Secret") {
 		keys := map[string]bool{}
@@ -523,8 +562,9 @@ func servicePort(s Set, host string, port int) error {
 }
 
 // checkHosts: every in-cluster address the services are given (emulator
-// hosts, OTLP endpoint, GATEWAY_URL) names a Service of the release and one
-// of its ports, so the pods reach them by name.
+// hosts, OTLP endpoint) names a Service of the release and one of its ports,
+// so the pods reach them by name. (GATEWAY_URL is the browser's address of
+// the gateway, not the pods'.)
 func checkHosts(s Set, _ Project) []string {
 	cfg, cmName, err := SharedConfig(s)
 	if err != nil {
@@ -542,19 +582,6 @@ func checkHosts(s Set, _ Project) []string {
 			addrs["ConfigMap "+cmName+" OTEL_EXPORTER_OTLP_ENDPOINT"] = hp
 		} else {
 			errs = append(errs, fmt.Sprintf("ConfigMap %s OTEL_EXPORTER_OTLP_ENDPOINT: %v", cmName, err))
-		}
-	}
-	ws, werrs := workloads(s)
-	errs = append(errs, werrs...)
-	for _, w := range ws {
-		for _, c := range w.Pod.Containers {
-			if v, ok := c.EnvValue("GATEWAY_URL"); ok {
-				if hp, err := urlHostPort(v); err == nil {
-					addrs[fmt.Sprintf("%s GATEWAY_URL", w)] = hp
-				} else {
-					errs = append(errs, fmt.Sprintf("%s GATEWAY_URL: %v", w, err))
-				}
-			}
 		}
 	}
 	for where, addr := range addrs {
