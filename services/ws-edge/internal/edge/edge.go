@@ -61,8 +61,10 @@ type Verifier interface {
 
 // Deps are the edge's clients.
 type Deps struct {
-	PubSub   *pubsub.Client
-	Store    session.Store
+	PubSub *pubsub.Client
+	Store  session.Store
+	// Presence records this pod's heartbeat (pkg/presence).
+	Presence fanout.Presence
 	Verifier Verifier
 	// Registry receives the edge's metrics and is served on /metrics.
 	Registry *prometheus.Registry
@@ -119,7 +121,10 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if cfg.TargetedRouting {
 		filter = fanout.RouteFilter(cfg.Pod)
 	}
-	e.fanout = fanout.New(deps.PubSub, fanout.Config{
+	if deps.Presence == nil {
+		return nil, errors.New("edge: Deps.Presence is required")
+	}
+	e.fanout = fanout.New(deps.PubSub, deps.Presence, fanout.Config{
 		Topology: cfg.Topology, Pod: cfg.Pod, Filter: filter, HeartbeatInterval: cfg.HeartbeatInterval,
 	}, e.hub, m, log)
 	e.stopCtx, e.stopRecv = context.WithCancel(context.Background())

@@ -1,5 +1,5 @@
 // Package fanout owns this pod's subscription to the deliveries topic: it
-// creates the subscription at start, keeps its heartbeat label fresh (for
+// creates the subscription at start, records the pod's heartbeat (for
 // `courierctl sweep`), receives deliveries and queues each on the local
 // sessions of its recipients, and deletes the subscription at stop.
 package fanout
@@ -16,14 +16,12 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
@@ -32,6 +30,12 @@ import (
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
 )
+
+// Presence records that this pod is alive (see pkg/presence).
+type Presence interface {
+	Beat(ctx context.Context, pod, subscription string, startedAt time.Time) error
+	Remove(ctx context.Context, pod string) error
+}
 
 // Sessions finds the local sessions of a user.
 type Sessions interface {
@@ -46,7 +50,7 @@ type Config struct {
 	// Filter is the subscription's Pub/Sub filter ("" for none); see
 	// RouteFilter.
 	Filter string
-	// HeartbeatInterval is how often the heartbeat label is refreshed.
+	// HeartbeatInterval is how often the pod records that it is alive.
 	HeartbeatInterval time.Duration
 	// NumGoroutines is the number of StreamingPull streams (default 2).
 	NumGoroutines int
@@ -56,18 +60,20 @@ type Config struct {
 
 // Fanout receives this pod's deliveries.
 type Fanout struct {
-	client  *pubsub.Client
-	cfg     Config
-	hub     Sessions
-	m       *metrics.Metrics
-	log     *slog.Logger
-	subID   string
-	subName string
-	ready   atomic.Bool
+	client   *pubsub.Client
+	presence Presence
+	started  time.Time
+	cfg      Config
+	hub      Sessions
+	m        *metrics.Metrics
+	log      *slog.Logger
+	subID    string
+	subName  string
+	ready    atomic.Bool
 }
 
 // New returns a Fanout; call Ensure before Run.
-func New(client *pubsub.Client, cfg Config, hub Sessions, m *metrics.Metrics, log *slog.Logger) *Fanout {
+func New(client *pubsub.Client, presence Presence, cfg Config, hub Sessions, m *metrics.Metrics, log *slog.Logger) *Fanout {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = time.Minute
 	}
@@ -79,7 +85,7 @@ func New(client *pubsub.Client, cfg Config, hub Sessions, m *metrics.Metrics, lo
 	}
 	id := cfg.Topology.EdgeSubscriptionID(cfg.Pod)
 	return &Fanout{
-		client: client, cfg: cfg, hub: hub, m: m, log: log,
+		client: client, presence: presence, started: time.Now(), cfg: cfg, hub: hub, m: m, log: log,
 		subID: id, subName: cfg.Topology.SubscriptionPath(id),
 	}
 }
@@ -90,24 +96,25 @@ func (f *Fanout) SubscriptionName() string { return f.subName }
 // Ready reports whether the subscription exists (Ensure succeeded).
 func (f *Fanout) Ready() bool { return f.ready.Load() }
 
-// Ensure creates this pod's subscription, or adopts the one a previous run
-// under the same pod name left behind. A leftover whose immutable fields
-// differ (another filter) is replaced: its backlog is only a copy of what
-// clients resume from Firestore anyway.
+// Ensure records this pod's heartbeat, then creates its subscription, or
+// adopts the one a previous run under the same pod name left behind. A
+// leftover that cannot be brought in line (other immutable settings, or
+// fields the emulator cannot update) is replaced: its backlog is only a
+// copy of what clients resume from Firestore anyway.
 func (f *Fanout) Ensure(ctx context.Context) error {
-	want := f.cfg.Topology.EdgeSubscription(f.cfg.Pod, f.cfg.Filter)
-	want.Labels = topology.EdgeLabels(f.cfg.Pod, time.Now())
-	a, err := topology.EnsureSubscription(ctx, f.client, want)
-	if err != nil {
-		return fmt.Errorf("ensure edge subscription: %w", err)
+	// Heartbeat first: sweep must never see this subscription without it.
+	if err := f.presence.Beat(ctx, f.cfg.Pod, f.subName, f.started); err != nil {
+		return err
 	}
-	if a.Result == "drift" || strings.Contains(a.Detail, "immutable") {
-		f.log.Warn("replacing edge subscription with other immutable settings", "subscription", f.subName, "detail", a.Detail)
+	want := f.cfg.Topology.EdgeSubscription(f.cfg.Pod, f.cfg.Filter)
+	a, err := topology.EnsureSubscription(ctx, f.client, want)
+	if err != nil || a.Result == "drift" {
+		f.log.Warn("replacing the leftover edge subscription", "subscription", f.subName, "detail", a.Detail, "err", err)
 		if err := topology.DeleteSubscription(ctx, f.client, f.subName); err != nil {
 			return err
 		}
-		if _, err := topology.EnsureSubscription(ctx, f.client, want); err != nil {
-			return fmt.Errorf("recreate edge subscription: %w", err)
+		if a, err = topology.EnsureSubscription(ctx, f.client, want); err != nil {
+			return fmt.Errorf("create edge subscription: %w", err)
 		}
 	}
 	f.log.Info("edge subscription ready", "subscription", f.subName, "result", a.Result, "filter", f.cfg.Filter)
@@ -115,21 +122,22 @@ func (f *Fanout) Ensure(ctx context.Context) error {
 	return nil
 }
 
-// Delete removes this pod's subscription. Call it after Run has returned:
-// deleting a subscription while Receive runs on it makes Receive fail.
+// Delete removes this pod's subscription and its heartbeat. Call it after
+// Run has returned: deleting a subscription while Receive runs on it makes
+// Receive fail.
 func (f *Fanout) Delete(ctx context.Context) error {
 	f.ready.Store(false)
 	if err := topology.DeleteSubscription(ctx, f.client, f.subName); err != nil {
 		return err
 	}
 	f.log.Info("edge subscription deleted", "subscription", f.subName)
-	return nil
+	return f.presence.Remove(ctx, f.cfg.Pod)
 }
 
 // Run receives deliveries until ctx ends, calling Receive again after a
 // capped, jittered backoff when it fails (and recreating the subscription
-// when it is gone, e.g. swept while this pod was paused). It also refreshes
-// the heartbeat label. It returns nil once ctx ends.
+// when it is gone, e.g. swept while this pod was paused). It also records
+// the heartbeat. It returns nil once ctx ends.
 func (f *Fanout) Run(ctx context.Context) error {
 	hbDone := make(chan struct{})
 	go func() {
@@ -177,27 +185,10 @@ func (f *Fanout) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := f.Heartbeat(ctx); err != nil && ctx.Err() == nil {
-			f.log.Warn("edge subscription heartbeat", "err", err)
+		if err := f.presence.Beat(ctx, f.cfg.Pod, f.subName, f.started); err != nil && ctx.Err() == nil {
+			f.log.Warn("edge heartbeat", "err", err)
 		}
 	}
-}
-
-// Heartbeat refreshes the subscription's heartbeat label now.
-func (f *Fanout) Heartbeat(ctx context.Context) error {
-	_, err := f.client.SubscriptionAdminClient.UpdateSubscription(ctx, &pubsubpb.UpdateSubscriptionRequest{
-		Subscription: &pubsubpb.Subscription{Name: f.subName, Labels: topology.EdgeLabels(f.cfg.Pod, time.Now())},
-		UpdateMask:   &fieldmaskpb.FieldMask{Paths: []string{"labels"}},
-	})
-	if status.Code(err) == codes.NotFound {
-		// Swept while we were alive (e.g. paused past the staleness): make
-		// it again; Receive recovers on its own.
-		return f.Ensure(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("refresh heartbeat of %s: %w", f.subName, err)
-	}
-	return nil
 }
 
 // Handle processes one delivery: it queues the message on every local
@@ -257,6 +248,7 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 		for _, s := range sessions {
 			if s.Deliver(it) {
 				queued++
+				f.m.Queued.Inc()
 			} else {
 				f.m.Dropped.WithLabelValues("session_closed").Inc()
 			}

@@ -24,6 +24,9 @@ type Metrics struct {
 	Disconnects *prometheus.CounterVec
 	// Received counts deliveries pulled from this pod's subscription.
 	Received prometheus.Counter
+	// Queued counts frames queued on sessions by fan-out (a delivery to a
+	// user with two local sessions queues two).
+	Queued prometheus.Counter
 	// Written counts message frames written to sockets, by source (live,
 	// replay: resume or gap fill from Firestore).
 	Written *prometheus.CounterVec
@@ -57,6 +60,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: ns + "disconnects_total", Help: "Ended sessions by WebSocket close code.",
 		}, []string{"code"}),
 		Received: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "deliveries_received_total", Help: "Deliveries pulled from this pod's subscription."}),
+		Queued:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "frames_queued_total", Help: "Frames queued on sessions by fan-out."}),
 		Written: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: ns + "deliveries_written_total", Help: "Message frames written to sockets, by source (live, replay).",
 		}, []string{"source"}),
@@ -75,7 +79,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.Sessions, m.Connects, m.Rejected, m.Disconnects, m.Received,
-		m.Written, m.Dropped, m.QueueOverflows, m.DeliveryLatency, m.BadFrames, m.Acks, m.ReceiveErrors} {
+		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.DeliveryLatency, m.BadFrames, m.Acks, m.ReceiveErrors} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -43,6 +43,7 @@ const tracerName = "github.com/courierhq/courier/services/ws-edge/internal/sessi
 
 // Store is the part of the inbox the session uses.
 type Store interface {
+	Head(ctx context.Context, user string) (int64, error)
 	List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
 	MarkDelivered(ctx context.Context, id, user string) error
 }
@@ -97,7 +98,8 @@ type Params struct {
 	User string
 	Pod  string
 	// Resume, when true, replays the inbox after position After before going
-	// live. Without it the session is live-only.
+	// live. Without it the session is live-only: it starts at the user's
+	// inbox head, read when the session starts.
 	Resume bool
 	After  int64
 	// Expires, when set, closes the session with 1008 when the token that
@@ -166,8 +168,10 @@ func New(p Params, opt Options, store Store, m *metrics.Metrics, log *slog.Logge
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	// Deliveries wait in pending until the starting position is known (the
+	// cursor's replay, or the head read of a live-only session).
+	s.replaying = true
 	if p.Resume {
-		s.replaying = true
 		s.last, s.haveLast = p.After, true
 	}
 	return s
@@ -302,14 +306,12 @@ func (s *Session) writeLoop(conn *websocket.Conn) {
 		s.Close(StatusAbnormal, "write failed")
 		return
 	}
-	if s.p.Resume {
-		if err := s.resume(conn); err != nil {
-			if !errors.Is(err, errClosing) {
-				s.log.Warn("resume failed", "err", err)
-				s.Close(websocket.StatusInternalError, "resume failed")
-			}
-			return
+	if err := s.start(conn); err != nil {
+		if !errors.Is(err, errClosing) {
+			s.log.Warn("resume failed", "err", err)
+			s.Close(websocket.StatusInternalError, "resume failed")
 		}
+		return
 	}
 	for {
 		// Prefer closing over more writes once both are ready.
@@ -335,23 +337,41 @@ func (s *Session) writeLoop(conn *websocket.Conn) {
 
 var errClosing = errors.New("session closing")
 
-// resume replays the inbox after the cursor, then merges the deliveries
-// that arrived meanwhile and switches to live.
-func (s *Session) resume(conn *websocket.Conn) error {
-	ctx, span := otel.Tracer(tracerName).Start(context.Background(), "inbox replay",
-		trace.WithAttributes(attribute.String("courier.session.id", s.p.ID), attribute.Int64("courier.inbox.after", s.last)))
-	defer span.End()
-	n, err := s.replayUpTo(ctx, conn, -1)
-	span.SetAttributes(attribute.Int("courier.replay.count", n))
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, "replay failed")
-		return err
+// start finds where the session begins: after replaying the inbox past
+// the cursor (resume), or at the inbox head (live-only). Then it merges
+// the deliveries that arrived meanwhile and switches to live.
+func (s *Session) start(conn *websocket.Conn) error {
+	if s.p.Resume {
+		ctx, span := otel.Tracer(tracerName).Start(context.Background(), "inbox replay",
+			trace.WithAttributes(attribute.String("courier.session.id", s.p.ID), attribute.Int64("courier.inbox.after", s.last)))
+		n, err := s.replayUpTo(ctx, conn, -1)
+		span.SetAttributes(attribute.Int("courier.replay.count", n))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "replay failed")
+		}
+		span.End()
+		if err != nil {
+			return err
+		}
+	} else {
+		// Registered before this read, so every delivery above the head
+		// reaches the session; those below it were committed before the
+		// session existed. Without the head the first delivery becomes the
+		// baseline, and an earlier one arriving after it is missed live.
+		ctx, cancel := context.WithTimeout(context.Background(), s.opt.StoreTimeout)
+		head, err := s.store.Head(ctx, s.p.User)
+		cancel()
+		if err != nil {
+			s.log.Warn("inbox head unknown; ordering from the first delivery", "err", err)
+		} else {
+			s.last, s.haveLast = head, true
+		}
 	}
 	s.mu.Lock()
 	slices.SortFunc(s.pending, func(a, b Item) int { return cmp.Compare(a.Seq, b.Seq) })
 	for _, it := range s.pending {
-		if it.Seq <= s.last {
+		if s.haveLast && it.Seq <= s.last {
 			s.m.Dropped.WithLabelValues("duplicate").Inc()
 			continue
 		}
@@ -363,6 +383,9 @@ func (s *Session) resume(conn *websocket.Conn) error {
 	}
 	s.pending, s.replaying = nil, false
 	s.mu.Unlock()
+	if !s.p.Resume {
+		return nil
+	}
 	synced, _ := json.Marshal(syncedFrame{Type: "synced", Cursor: inbox.EncodeCursor(s.last)})
 	if err := s.write(conn, synced); err != nil {
 		return fmt.Errorf("write synced frame: %w", err)
