@@ -50,13 +50,13 @@ check_rendered() {
   # have no schema offline; tests/deploy checks what they reference.
   local vdir; vdir="$(mktemp -d)"
   for f in "$dir"/*.yaml; do
-    awk -v out="$vdir/$(basename "$f" .yaml)" '
-      function flush() { if (doc ~ /(^|\n)kind: / && !crd) printf "%s", doc > sprintf("%s-%03d.yaml", out, n); n++; doc = ""; crd = 0 }
+    awk '
+      function flush() { if (doc ~ /(^|\n)kind: / && !crd) printf "---\n%s", doc; doc = ""; crd = 0 }
       /^---/ { flush(); next }
       /^apiVersion: (monitoring\.googleapis\.com|monitoring\.coreos\.com|cloud\.google\.com|networking\.gke\.io)\// { crd = 1 }
       { doc = doc $0 "\n" }
       END { flush() }
-    ' "$f"
+    ' "$f" >"$vdir/$(basename "$f")"
   done
   "$KUBECTL_VALIDATE" --version "${KUBE_VERSION%.*}" "$vdir" || rc=1
   rm -rf "$vdir"
