@@ -1,0 +1,92 @@
+// Package metrics holds the pipeline-worker's Prometheus collectors, all
+// named courier_pipeline_worker_*.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const namespace = "courier_pipeline_worker"
+
+// Metrics are the worker's collectors. A nil *Metrics is not allowed; tests
+// use New with their own registry.
+type Metrics struct {
+	// Processed counts messages acked after success, by result: "stored"
+	// (new), "duplicate" (already stored and fanned out: nothing written),
+	// "refanned" (already stored, delivery published now).
+	Processed *prometheus.CounterVec
+	// Failures counts failed attempts by class (transient, permanent).
+	Failures *prometheus.CounterVec
+	// Retries counts in-process retries after a transient failure.
+	Retries prometheus.Counter
+	// Nacked counts messages handed back to Pub/Sub, by reason
+	// ("retry_budget", "shutdown", "dead_letter_failed").
+	Nacked *prometheus.CounterVec
+	// DeadLettered counts messages the worker published to the dead-letter
+	// topic, by reason.
+	DeadLettered *prometheus.CounterVec
+	// Duration is the time from receipt to ack/nack, by outcome ("ack",
+	// "nack", "dead_letter").
+	Duration *prometheus.HistogramVec
+	// Age is how old a message is (since its publish) when processing starts:
+	// the ingress backlog as the worker sees it.
+	Age prometheus.Histogram
+	// InFlight is the number of messages being processed.
+	InFlight prometheus.Gauge
+	// ReceiveRestarts counts Receive calls that returned with an error and
+	// were restarted after a backoff.
+	ReceiveRestarts prometheus.Counter
+}
+
+// New creates the collectors and registers them on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "messages_processed_total",
+			Help: "Ingress messages acked after success, by result (stored, duplicate, refanned).",
+		}, []string{"result"}),
+		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "failures_total",
+			Help: "Failed processing attempts, by class (transient, permanent).",
+		}, []string{"class"}),
+		Retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "retries_total",
+			Help: "In-process retries after a transient failure.",
+		}),
+		Nacked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "messages_nacked_total",
+			Help: "Messages handed back to Pub/Sub for redelivery, by reason.",
+		}, []string{"reason"}),
+		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "messages_dead_lettered_total",
+			Help: "Messages published to the dead-letter topic by the worker, by reason.",
+		}, []string{"reason"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "processing_duration_seconds",
+			Help:    "Time from receipt to ack, nack or dead letter, by outcome.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"outcome"}),
+		Age: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "message_age_seconds",
+			Help:    "Age of an ingress message (since publish) when its processing starts.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600},
+		}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "messages_in_flight",
+			Help: "Messages being processed.",
+		}),
+		ReceiveRestarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "receive_restarts_total",
+			Help: "Times Receive returned an error and was started again.",
+		}),
+	}
+	reg.MustRegister(m.Processed, m.Failures, m.Retries, m.Nacked, m.DeadLettered, m.Duration, m.Age, m.InFlight, m.ReceiveRestarts)
+	// Pre-create the usual series so dashboards see zeros, not gaps.
+	for _, r := range []string{"stored", "duplicate", "refanned"} {
+		m.Processed.WithLabelValues(r)
+	}
+	for _, c := range []string{"transient", "permanent"} {
+		m.Failures.WithLabelValues(c)
+	}
+	return m
+}
