@@ -1,0 +1,135 @@
+// Package pipeline assembles the worker from its parts: the ingress
+// receiver, the processor, the Firestore store, and the publishers of the
+// fan-out and dead-letter topics. main and the integration tests build the
+// same thing through it.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/deadletter"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/receiver"
+)
+
+// Settings are the worker's tunables; every one has an environment variable.
+type Settings struct {
+	Topology topology.Config
+
+	MaxOutstandingMessages int            // WORKER_MAX_OUTSTANDING_MESSAGES
+	MaxOutstandingBytes    int            // WORKER_MAX_OUTSTANDING_BYTES
+	NumGoroutines          int            // WORKER_NUM_GOROUTINES (StreamingPull streams)
+	Retry                  backoff.Policy // WORKER_RETRY_INITIAL, _MAX, _BUDGET
+	AttemptTimeout         time.Duration  // WORKER_ATTEMPT_TIMEOUT
+	Limits                 envelope.Limits
+	PublishDelay           time.Duration // WORKER_PUBLISH_DELAY: fan-out batching delay
+	DrainTimeout           time.Duration // how long in-flight messages get at shutdown
+}
+
+// SettingsFromEnv reads the settings; problems are recorded on e.
+// shutdownTimeout is the process's whole shutdown budget (SHUTDOWN_TIMEOUT);
+// draining gets most of it, the rest is for flushing publishers and spans.
+func SettingsFromEnv(e *config.Env, shutdownTimeout time.Duration) Settings {
+	s := Settings{
+		Topology:               topology.FromEnv(e),
+		MaxOutstandingMessages: e.Int("WORKER_MAX_OUTSTANDING_MESSAGES", 100, 1, 100000),
+		MaxOutstandingBytes:    e.Int("WORKER_MAX_OUTSTANDING_BYTES", 64<<20, 1<<10, 1<<34),
+		NumGoroutines:          e.Int("WORKER_NUM_GOROUTINES", 4, 1, 64),
+		Retry: backoff.Policy{
+			Initial: e.Duration("WORKER_RETRY_INITIAL", 200*time.Millisecond, time.Millisecond),
+			Max:     e.Duration("WORKER_RETRY_MAX", 5*time.Second, time.Millisecond),
+			Budget:  e.Duration("WORKER_RETRY_BUDGET", 30*time.Second, 0),
+		},
+		AttemptTimeout: e.Duration("WORKER_ATTEMPT_TIMEOUT", 10*time.Second, 100*time.Millisecond),
+		Limits: envelope.Limits{
+			MaxEnvelopeBytes: e.Int("WORKER_MAX_ENVELOPE_BYTES", 1<<20, 1<<10, 10<<20),
+			MaxPayloadBytes:  e.Int("WORKER_MAX_PAYLOAD_BYTES", 256<<10, 1, 1<<20),
+			MaxRecipients:    e.Int("WORKER_MAX_RECIPIENTS", 100, 1, 249),
+		},
+		PublishDelay: e.Duration("WORKER_PUBLISH_DELAY", time.Millisecond, 0),
+		DrainTimeout: max(shutdownTimeout-3*time.Second, shutdownTimeout/2),
+	}
+	if s.Retry.Initial > s.Retry.Max {
+		e.Check("WORKER_RETRY_INITIAL", fmt.Errorf("%s exceeds WORKER_RETRY_MAX %s", s.Retry.Initial, s.Retry.Max))
+	}
+	return s
+}
+
+// ReceiveSettings are the explicit flow-control settings of the ingress
+// subscriber.
+func (s Settings) ReceiveSettings() pubsub.ReceiveSettings {
+	return pubsub.ReceiveSettings{
+		MaxOutstandingMessages: s.MaxOutstandingMessages,
+		MaxOutstandingBytes:    s.MaxOutstandingBytes,
+		NumGoroutines:          s.NumGoroutines,
+		// The client extends each message's ack deadline while the
+		// processor retries it in process; never longer than this.
+		MaxExtension: max(10*time.Minute, 4*s.Retry.Budget),
+		ShutdownOptions: &pubsub.ShutdownOptions{
+			Behavior: pubsub.ShutdownBehaviorWaitForProcessing,
+			// The receiver cancels attempts at DrainTimeout; this is the
+			// client's own hard stop, a little later.
+			Timeout: s.DrainTimeout + 2*time.Second,
+		},
+	}
+}
+
+// Pipeline is the assembled worker.
+type Pipeline struct {
+	recv       *receiver.Receiver
+	deliveries *pubsub.Publisher
+	deadLetter *pubsub.Publisher
+}
+
+// New assembles the worker on ps and store.
+func New(s Settings, ps *pubsub.Client, store processor.Store, m *metrics.Metrics, log *slog.Logger) *Pipeline {
+	deliveries := ps.Publisher(s.Topology.DeliveriesTopic)
+	// Deliveries carry the sender as ordering key (see
+	// processor.DeliveryMessage); the client needs ordering enabled for it.
+	deliveries.EnableMessageOrdering = true
+	deliveries.PublishSettings.DelayThreshold = s.PublishDelay
+	dlTopic := ps.Publisher(s.Topology.DeadLetterTopic)
+
+	dl := deadletter.New(publishTo(dlTopic), s.Topology.IngressSubscription)
+	proc := processor.New(processor.Config{
+		Subscription:        s.Topology.IngressSubscription,
+		MaxDeliveryAttempts: s.Topology.MaxDeliveryAttempts,
+		Limits:              s.Limits,
+		Retry:               s.Retry,
+		AttemptTimeout:      s.AttemptTimeout,
+	}, store, publishTo(deliveries), dl, m, log)
+	recv := receiver.New(ps.Subscriber(s.Topology.IngressSubscription), proc, receiver.Config{
+		Settings:     s.ReceiveSettings(),
+		DrainTimeout: s.DrainTimeout,
+		Restart:      backoff.Policy{Initial: time.Second, Max: 30 * time.Second},
+	}, m, log)
+	return &Pipeline{recv: recv, deliveries: deliveries, deadLetter: dlTopic}
+}
+
+func publishTo(p *pubsub.Publisher) func(context.Context, *pubsub.Message, string) error {
+	return func(ctx context.Context, msg *pubsub.Message, courierID string) error {
+		_, err := pubsubx.Publish(ctx, p, msg, courierID)
+		return err
+	}
+}
+
+// Run receives until ctx is done, drains, and flushes the publishers.
+func (p *Pipeline) Run(ctx context.Context) error {
+	defer p.deadLetter.Stop()
+	defer p.deliveries.Stop()
+	return p.recv.Run(ctx)
+}
+
+// Check is the readiness check of the receive loop.
+func (p *Pipeline) Check(ctx context.Context) error { return p.recv.Check(ctx) }
