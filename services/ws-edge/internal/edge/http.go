@@ -30,7 +30,7 @@ func (e *Edge) routes() http.Handler {
 	if e.cfg.DevSecret != nil {
 		mux.HandleFunc("POST /dev/token", e.devToken)
 	} else {
-		mux.HandleFunc("/dev/token", func(w http.ResponseWriter, _ *http.Request) {
+		mux.HandleFunc("POST /dev/token", func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "not_found", "development tokens are disabled (AUTH_HS256_SECRET unset or AUTH_JWKS_URL set)")
 		})
 	}

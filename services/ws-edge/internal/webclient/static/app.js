@@ -243,4 +243,5 @@ $("forget").addEventListener("click", () => {
   const user = localStorage.getItem("courier.user");
   const token = localStorage.getItem("courier.token");
   if (user && token) startSession(user, token);
+  document.body.dataset.ready = "1"; // handlers attached, config loaded
 })();
