@@ -76,12 +76,14 @@ func (s Settings) ReceiveSettings() pubsub.ReceiveSettings {
 		// The client extends each message's ack deadline while the
 		// processor retries it in process; never longer than this.
 		MaxExtension: max(10*time.Minute, 4*s.Retry.Budget),
-		ShutdownOptions: &pubsub.ShutdownOptions{
-			Behavior: pubsub.ShutdownBehaviorWaitForProcessing,
-			// The receiver cancels attempts at DrainTimeout; this is the
-			// client's own hard stop, a little later.
-			Timeout: s.DrainTimeout + 2*time.Second,
-		},
+		// No ShutdownOptions: the client's graceful mode. With a timeout
+		// set, v2.9.0 cancels the pull stream first, which stops the
+		// iterator's sender, so the acks of messages that finish during the
+		// drain are never sent and those messages come back after their
+		// ack deadline (and block their ordering key until then). The
+		// receiver bounds the drain itself: it cancels attempts at
+		// DrainTimeout, which makes every handler return (nack) promptly.
+		ShutdownOptions: nil,
 	}
 }
 

@@ -68,8 +68,8 @@ func New(sub Subscriber, h Handler, cfg Config, m *metrics.Metrics, log *slog.Lo
 const healthyAfter = time.Minute
 
 // Run receives until ctx is done, then drains and returns nil. It returns
-// an error only when a handler outlives the drain deadline badly enough for
-// Receive to be abandoned.
+// an error only when a handler outlives the drain deadline by more than
+// hardStopMargin, and Receive is abandoned.
 func (r *Receiver) Run(ctx context.Context) error {
 	// Attempts run under work, not ctx: cancelling ctx stops pulling, while
 	// the messages already in hand get DrainTimeout to finish.
@@ -93,6 +93,32 @@ func (r *Receiver) Run(ctx context.Context) error {
 		}
 	}
 
+	done := make(chan error, 1)
+	go func() { done <- r.loop(ctx, handle) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	// Receive returns once every handler has returned and the acks are
+	// sent. Handlers return soon after DrainTimeout (their attempts are
+	// cancelled); this bound only covers one that ignores cancellation.
+	hard := time.NewTimer(r.cfg.DrainTimeout + hardStopMargin)
+	defer hard.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-hard.C:
+		return fmt.Errorf("in-flight messages still running %s after shutdown began; abandoning them (Pub/Sub redelivers them)",
+			r.cfg.DrainTimeout+hardStopMargin)
+	}
+}
+
+// hardStopMargin is how long after the drain deadline Run gives up on
+// Receive returning.
+const hardStopMargin = 5 * time.Second
+
+func (r *Receiver) loop(ctx context.Context, handle func(context.Context, *pubsub.Message)) error {
 	for failures := 0; ; {
 		started := time.Now()
 		err := r.sub.Receive(ctx, handle)

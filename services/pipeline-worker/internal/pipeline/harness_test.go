@@ -1,0 +1,271 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/testenv"
+	"github.com/courierhq/courier/pkg/topology"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
+)
+
+// spans records every span the tests create (the global provider, as in
+// production, so pubsubx's spans land here too).
+var spans = tracetest.NewInMemoryExporter()
+
+func TestMain(m *testing.M) {
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans)))
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	os.Exit(m.Run())
+}
+
+// world is one test's project: topology applied, clients, and collectors on
+// the deliveries and dead-letter topics.
+type world struct {
+	t          *testing.T
+	project    string
+	ps         *pubsub.Client
+	fs         *firestore.Client
+	store      *inbox.Store
+	topo       topology.Config
+	ingress    *pubsub.Publisher
+	deliveries *collector
+	dead       *collector
+}
+
+func newWorld(t *testing.T, mutate func(*topology.Config)) *world {
+	t.Helper()
+	project := testenv.Project(t)
+	w := &world{t: t, project: project, ps: testenv.PubSub(t, project), fs: testenv.Firestore(t, project)}
+	w.store = inbox.New(w.fs)
+	w.topo = topology.Default(project)
+	// Short Pub/Sub backoff so redeliveries in tests are quick.
+	w.topo.MinBackoff, w.topo.MaxBackoff = 100*time.Millisecond, 500*time.Millisecond
+	if mutate != nil {
+		mutate(&w.topo)
+	}
+	ctx := testenv.Context(t, 30*time.Second)
+	if _, err := topology.Apply(ctx, w.ps, w.topo); err != nil {
+		t.Fatal(err)
+	}
+	// An ordered subscription on the deliveries topic, standing in for an
+	// edge pod.
+	subID := "test-deliveries"
+	if _, err := w.ps.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: w.topo.SubscriptionPath(subID), Topic: w.topo.TopicPath(w.topo.DeliveriesTopic),
+		EnableMessageOrdering: true, AckDeadlineSeconds: 10,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.ingress = w.ps.Publisher(w.topo.IngressTopic)
+	w.ingress.EnableMessageOrdering = true
+	w.ingress.PublishSettings.DelayThreshold = time.Millisecond
+	t.Cleanup(w.ingress.Stop)
+	w.deliveries = collect(t, w.ps, subID)
+	w.dead = collect(t, w.ps, w.topo.DeadLetterSubscription)
+	return w
+}
+
+// settings are the defaults for w's topology, with a short drain.
+func (w *world) settings() pipeline.Settings {
+	s := pipeline.SettingsFromEnv(config.FromMap(nil), 5*time.Second)
+	s.Topology = w.topo
+	return s
+}
+
+// worker is one running pipeline.
+type worker struct {
+	m    *metrics.Metrics
+	stop func() error // cancels and waits for Run
+	done chan struct{}
+}
+
+func (w *world) start(s pipeline.Settings, store processor.Store) *worker {
+	w.t.Helper()
+	if store == nil {
+		store = w.store
+	}
+	m := metrics.New(prometheus.NewRegistry())
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	p := pipeline.New(s, w.ps, store, m, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	wk := &worker{m: m, done: make(chan struct{})}
+	var err error
+	go func() { defer close(wk.done); err = p.Run(ctx) }()
+	var once sync.Once
+	wk.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-wk.done:
+			case <-time.After(30 * time.Second):
+				w.t.Error("pipeline did not stop within 30s")
+			}
+		})
+		return err
+	}
+	w.t.Cleanup(func() { _ = wk.stop() })
+	return wk
+}
+
+func (wk *worker) processed(result string) float64 {
+	return testutil.ToFloat64(wk.m.Processed.WithLabelValues(result))
+}
+
+// env returns a valid envelope.
+func env(id, from string, to ...string) *courierv1.Envelope {
+	return &courierv1.Envelope{
+		MessageId: id, Sender: from, Recipients: to, Payload: []byte(fmt.Sprintf(`{"text":%q}`, id)),
+		ContentType: "application/json", SentAt: timestamppb.Now(),
+	}
+}
+
+// publish publishes e the way api-gateway does and returns the trace id of
+// the publishing span.
+func (w *world) publish(e *courierv1.Envelope) string {
+	w.t.Helper()
+	data, err := proto.Marshal(e)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return w.publishRaw(data, e.MessageId, e.Sender)
+}
+
+func (w *world) publishRaw(data []byte, id, sender string) string {
+	w.t.Helper()
+	ctx, span := otel.Tracer("test").Start(testenv.Context(w.t, 20*time.Second), "test send")
+	defer span.End()
+	msg := &pubsub.Message{Data: data, OrderingKey: sender, Attributes: map[string]string{
+		pubsubx.AttrMessageID: id, pubsubx.AttrSender: sender,
+		pubsubx.AttrSchema: envelope.Schema, pubsubx.AttrContentType: "application/protobuf",
+	}}
+	if _, err := pubsubx.Publish(ctx, w.ingress, msg, id); err != nil {
+		w.t.Fatal(err)
+	}
+	return span.SpanContext().TraceID().String()
+}
+
+// inboxIDs lists user's inbox as message ids, oldest first, checking that
+// positions are 1..n without a gap.
+func (w *world) inboxIDs(user string) []string {
+	w.t.Helper()
+	entries, err := w.store.List(testenv.Context(w.t, 20*time.Second), user, 0, 1000)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		if e.Seq != int64(i+1) {
+			w.t.Fatalf("inbox of %s: position %d at index %d", user, e.Seq, i)
+		}
+		ids[i] = e.Message.Id
+	}
+	return ids
+}
+
+// collector receives everything on a subscription, acking it.
+type collector struct {
+	mu   sync.Mutex
+	msgs []*pubsub.Message
+}
+
+func collect(t *testing.T, ps *pubsub.Client, subID string) *collector {
+	c := &collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = ps.Subscriber(subID).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+			c.mu.Lock()
+			c.msgs = append(c.msgs, m)
+			c.mu.Unlock()
+			m.Ack()
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+// with returns the messages whose courier_message_id is id.
+func (c *collector) with(id string) []*pubsub.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*pubsub.Message
+	for _, m := range c.msgs {
+		if m.Attributes[pubsubx.AttrMessageID] == id {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ids returns the courier message ids received, in arrival order.
+func (c *collector) ids() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, len(c.msgs))
+	for i, m := range c.msgs {
+		out[i] = m.Attributes[pubsubx.AttrMessageID]
+	}
+	return out
+}
+
+func (c *collector) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.msgs)
+}
+
+// waitFor waits until every id has at least one message.
+func (c *collector) waitFor(t *testing.T, d time.Duration, ids ...string) {
+	t.Helper()
+	testenv.Eventually(t, d, fmt.Sprintf("messages %v", ids), func() bool {
+		got := c.ids()
+		for _, id := range ids {
+			if !slices.Contains(got, id) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// subsequence returns the elements of s that are in keep, in order.
+func subsequence(s []string, keep func(string) bool) []string {
+	var out []string
+	for _, x := range s {
+		if keep(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
