@@ -62,7 +62,7 @@ type fakeStore struct {
 }
 
 func (f fakeStore) List(context.Context, string, int64, int) ([]inbox.Entry, error) { return nil, nil }
-func (f fakeStore) Get(ctx context.Context, id string) (inbox.Stored, error)     { return f.get(ctx, id) }
+func (f fakeStore) Get(ctx context.Context, id string) (inbox.Stored, error)        { return f.get(ctx, id) }
 
 type options struct {
 	pub   messages.Publisher

@@ -21,7 +21,7 @@ func TestSendAnswersAfterPublish(t *testing.T) {
 		return nil
 	}}})
 	r := s.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"),
-		body: `{"to":["bob"],"payload":{"text":"hi"},"content_type":"application/vnd.chat+json"}`,
+		body:  `{"to":["bob"],"payload":{"text":"hi"},"content_type":"application/vnd.chat+json"}`,
 		ctype: "application/json; charset=utf-8"})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("status %d: %s", r.status, r.body)

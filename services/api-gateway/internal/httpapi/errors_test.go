@@ -198,7 +198,9 @@ func TestUnavailable(t *testing.T) {
 
 func TestInternalErrors(t *testing.T) {
 	s := newServer(t, options{store: fakeStore{
-		get: func(context.Context, string) (inbox.Stored, error) { return inbox.Stored{}, errors.New("secret internal detail") },
+		get: func(context.Context, string) (inbox.Stored, error) {
+			return inbox.Stored{}, errors.New("secret internal detail")
+		},
 		list: func(context.Context, string, int64, int) ([]inbox.Entry, error) {
 			panic("boom")
 		},

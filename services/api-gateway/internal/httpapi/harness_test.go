@@ -124,15 +124,15 @@ func (s *syncBuffer) lines(msg string) []map[string]any {
 }
 
 type options struct {
-	pub          messages.Publisher
-	store        messages.Store
-	limits       messages.Limits
-	rate         ratelimit.Options
-	maxBody      int64
-	timeout      time.Duration
-	cors         []string
-	ready        map[string]health.Check
-	noIssuerAud  bool
+	pub         messages.Publisher
+	store       messages.Store
+	limits      messages.Limits
+	rate        ratelimit.Options
+	maxBody     int64
+	timeout     time.Duration
+	cors        []string
+	ready       map[string]health.Check
+	noIssuerAud bool
 }
 
 type testServer struct {

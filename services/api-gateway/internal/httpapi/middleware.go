@@ -52,6 +52,10 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		ctx := c.Request().Context()
+		if s.cfg.Metrics != nil && !isInfra(c) {
+			s.cfg.Metrics.HTTPInFlight.Inc()
+			defer s.cfg.Metrics.HTTPInFlight.Dec()
+		}
 		err := next(c)
 		if err != nil {
 			c.Error(err)

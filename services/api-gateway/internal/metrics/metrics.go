@@ -14,6 +14,9 @@ type Metrics struct {
 	HTTPRequests *prometheus.CounterVec
 	// HTTPDuration observes REST latency by route template and method.
 	HTTPDuration *prometheus.HistogramVec
+	// HTTPInFlight is the number of API requests being served (probes and
+	// scrapes excluded); graceful shutdown drains it to zero.
+	HTTPInFlight prometheus.Gauge
 	// GRPCRequests counts gRPC calls by method and status code.
 	GRPCRequests *prometheus.CounterVec
 	// GRPCDuration observes gRPC latency by method.
@@ -47,6 +50,10 @@ func New(reg prometheus.Registerer, limiterKeys func() float64) *Metrics {
 			Namespace: ns, Name: "http_request_duration_seconds",
 			Help: "REST request latency by route template and method.", Buckets: buckets,
 		}, []string{"route", "method"}),
+		HTTPInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "http_requests_in_flight",
+			Help: "API requests being served (probes and scrapes excluded).",
+		}),
 		GRPCRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "grpc_requests_total",
 			Help: "gRPC calls by full method and status code.",
@@ -68,7 +75,7 @@ func New(reg prometheus.Registerer, limiterKeys func() float64) *Metrics {
 			Help: "Users with a live token bucket in the rate limiter.",
 		}, limiterKeys),
 	}
-	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.GRPCRequests, m.GRPCDuration,
+	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.HTTPInFlight, m.GRPCRequests, m.GRPCDuration,
 		m.PublishDuration, m.RateLimited, m.RateLimiterKeys,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
