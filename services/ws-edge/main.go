@@ -82,6 +82,7 @@ func readSettings(env *config.Env) settings {
 			PingInterval: env.Duration("WS_PING_INTERVAL", 20*time.Second, time.Second),
 			WriteTimeout: env.Duration("WS_WRITE_TIMEOUT", 5*time.Second, 100*time.Millisecond),
 			ReplayLimit:  env.Int("WS_REPLAY_LIMIT", 500, 1, 10_000),
+			ReorderWait:  env.Duration("WS_REORDER_WAIT", 100*time.Millisecond, time.Millisecond),
 		},
 		GatewayURL:        env.String("GATEWAY_URL", "http://localhost:8080"),
 		TargetedRouting:   env.Bool("EDGE_TARGETED_ROUTING", false),

@@ -138,11 +138,12 @@ func TestResumeReplaysThenGoesLiveWithoutGapOrDuplicate(t *testing.T) {
 	}
 }
 
-// A live session that receives a later inbox position first fills the gap
-// from Firestore, so the client still sees every message in order, once.
+// A live session that receives a later inbox position first holds it
+// briefly for the missing one; when that never comes it fills the gap from
+// Firestore, so the client still sees every message in order, once.
 func TestLiveDeliveriesOutOfOrderAreReordered(t *testing.T) {
 	w := newWorld(t)
-	a := startEdge(t, w, "edge-a")
+	a := startEdge(t, w, "edge-a", func(c *edge.Config, _ *edge.Deps) { c.Session.ReorderWait = 3 * time.Second })
 	bob := dial(t, a, "bob", dialOpts{})
 	if f := bob.expect(t, "hello")[0]; f.Resumed {
 		t.Fatal("a connect without cursor resumed")
@@ -151,14 +152,31 @@ func TestLiveDeliveriesOutOfOrderAreReordered(t *testing.T) {
 	w.publish(t, m1)
 	bob.expect(t, "message:m1")
 
+	// Overtaken within the wait: both come live, in order, no Firestore read.
 	m2 := w.commit(t, "m2", "alice", "", "bob")
 	m3 := w.commit(t, "m3", "alice", "", "bob")
 	w.publish(t, m3)
+	w.publish(t, m2)
 	bob.expect(t, "message:m2", "message:m3")
-	w.publish(t, m2) // late: already written
-	m4 := w.commit(t, "m4", "alice", "", "bob")
-	w.publish(t, m4)
-	bob.expect(t, "message:m4")
+	if n := a.counter(t, "courier_ws_edge_deliveries_written_total", "source", "replay"); n != 0 {
+		t.Errorf("%v frames read from Firestore for a reorder within the wait", n)
+	}
+
+	// m4's delivery is lost (never published): after the wait, m5 brings
+	// it from Firestore.
+	w.commit(t, "m4", "alice", "", "bob")
+	m5 := w.commit(t, "m5", "alice", "", "bob")
+	start := time.Now()
+	w.publish(t, m5)
+	bob.expect(t, "message:m4", "message:m5")
+	if waited := time.Since(start); waited < 3*time.Second {
+		t.Errorf("gap filled after %s, before the reorder wait", waited)
+	}
+	if n := a.counter(t, "courier_ws_edge_deliveries_written_total", "source", "replay"); n != 1 {
+		t.Errorf("frames read from Firestore = %v, want 1 (m4)", n)
+	}
+	w.publish(t, w.commit(t, "m6", "alice", "", "bob"))
+	bob.expect(t, "message:m6")
 }
 
 // smallBufferListener shrinks each accepted connection's send buffer so a
@@ -489,4 +507,23 @@ func TestRestartAfterKillReusesName(t *testing.T) {
 	bob.expect(t, "hello")
 	w.publish(t, w.commit(t, "m1", "alice", "", "bob"))
 	bob.expect(t, "message:m1")
+}
+
+// Pings drop a peer that stops answering, and keep a responsive one.
+func TestPingDropsUnresponsivePeer(t *testing.T) {
+	w := newWorld(t)
+	a := startEdge(t, w, "edge-a", func(c *edge.Config, _ *edge.Deps) { c.Session.PingInterval = 200 * time.Millisecond })
+	// A client that never reads never answers pings (the library pongs
+	// while reading).
+	_ = dial(t, a, "bob", dialOpts{noRead: true})
+	alive := dial(t, a, "carol", dialOpts{})
+	alive.expect(t, "hello")
+	testenv.Eventually(t, 10*time.Second, "the silent peer dropped", func() bool {
+		return a.counter(t, "courier_ws_edge_disconnects_total", "code", "1006") == 1 && len(a.Sessions("bob")) == 0
+	})
+	w.publish(t, w.commit(t, "m1", "alice", "", "carol"))
+	alive.expect(t, "message:m1")
+	if len(a.Sessions("carol")) != 1 {
+		t.Fatal("the responsive peer was dropped")
+	}
 }

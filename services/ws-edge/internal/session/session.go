@@ -7,11 +7,12 @@
 //
 // Ordering: every frame a session writes carries a higher inbox position
 // (seq) than the one before. Live deliveries can reach a pod out of order
-// (Pub/Sub does not order the fan-out topic), so when one arrives past a
-// gap the writer first reads the missing positions from Firestore: inbox
-// positions are handed out in commit order, so everything below a
-// delivered position is already stored. A late delivery whose position was
-// already written is dropped as a duplicate.
+// (Pub/Sub does not order the fan-out topic), so one that arrives past a
+// gap is held for a short while for the missing ones; if they do not come,
+// the writer reads them from Firestore: inbox positions are handed out in
+// commit order, so everything below a delivered position is already
+// stored. A late delivery whose position was already written is dropped as
+// a duplicate.
 package session
 
 import (
@@ -63,6 +64,11 @@ type Options struct {
 	ReadLimit int64
 	// ReplayLimit is the page size of inbox reads on resume and gap fill.
 	ReplayLimit int
+	// ReorderWait is how long a live delivery that arrived ahead of a
+	// missing position waits for it before the gap is read from Firestore
+	// (default 100ms). Deliveries often overtake each other by a few
+	// milliseconds; waiting spares a Firestore read each time.
+	ReorderWait time.Duration
 	// MaxBadFrames malformed or unknown client frames close the session
 	// with 1008 (default 5).
 	MaxBadFrames int
@@ -82,6 +88,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReplayLimit <= 0 {
 		o.ReplayLimit = 500
+	}
+	if o.ReorderWait <= 0 {
+		o.ReorderWait = 100 * time.Millisecond
 	}
 	if o.MaxBadFrames <= 0 {
 		o.MaxBadFrames = 5
@@ -147,6 +156,7 @@ type Session struct {
 	// Owned by the writer goroutine.
 	last     int64
 	haveLast bool
+	held     []Item // sorted by Seq
 	// Owned by the reader goroutine.
 	badFrames int
 }
@@ -313,6 +323,16 @@ func (s *Session) writeLoop(conn *websocket.Conn) {
 		}
 		return
 	}
+	// held are live items past a gap, waiting (up to ReorderWait) for the
+	// missing positions to arrive live before reading them from Firestore.
+	var hold <-chan time.Time
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		s.m.Dropped.WithLabelValues("session_closed").Add(float64(len(s.held)))
+	}()
 	for {
 		// Prefer closing over more writes once both are ready.
 		select {
@@ -320,17 +340,33 @@ func (s *Session) writeLoop(conn *websocket.Conn) {
 			return
 		default:
 		}
+		var err error
 		select {
 		case <-s.closing:
 			return
 		case it := <-s.queue:
-			if err := s.writeLive(conn, it); err != nil {
-				if !errors.Is(err, errClosing) {
-					s.log.Debug("live write failed", "err", err)
-					s.Close(StatusAbnormal, "write failed")
-				}
-				return
+			err = s.acceptLive(conn, it)
+			if err == nil && len(s.held) > s.opt.QueueSize {
+				err = s.fillHeld(conn)
 			}
+		case <-hold:
+			hold = nil
+			err = s.fillHeld(conn)
+		}
+		if err != nil {
+			if !errors.Is(err, errClosing) {
+				s.log.Debug("live write failed", "err", err)
+				s.Close(StatusAbnormal, "write failed")
+			}
+			return
+		}
+		switch {
+		case len(s.held) == 0 && hold != nil:
+			timer.Stop()
+			hold = nil
+		case len(s.held) > 0 && hold == nil:
+			timer = time.NewTimer(s.opt.ReorderWait)
+			hold = timer.C
 		}
 	}
 }
@@ -435,14 +471,54 @@ func (s *Session) replayUpTo(ctx context.Context, conn *websocket.Conn, upTo int
 	}
 }
 
-func (s *Session) writeLive(conn *websocket.Conn, it Item) error {
-	if s.haveLast && it.Seq <= s.last {
+// acceptLive writes a live item in position order: a duplicate is
+// dropped, the next position is written (with any held items it unblocks),
+// and an item past a gap is held.
+func (s *Session) acceptLive(conn *websocket.Conn, it Item) error {
+	switch {
+	case s.haveLast && it.Seq <= s.last:
+		s.m.Dropped.WithLabelValues("duplicate").Inc()
+		return nil
+	case !s.haveLast || it.Seq == s.last+1:
+		if err := s.writeLive(conn, it); err != nil {
+			return err
+		}
+		return s.flushHeld(conn)
+	}
+	i, found := slices.BinarySearchFunc(s.held, it.Seq, func(h Item, seq int64) int { return cmp.Compare(h.Seq, seq) })
+	if found {
 		s.m.Dropped.WithLabelValues("duplicate").Inc()
 		return nil
 	}
-	if s.haveLast && it.Seq > s.last+1 {
-		// A later position arrived first: everything below it is stored, so
-		// write the gap from Firestore to keep the client's order.
+	s.held = slices.Insert(s.held, i, it)
+	return nil
+}
+
+// flushHeld writes the held items that follow the last written position.
+func (s *Session) flushHeld(conn *websocket.Conn) error {
+	for len(s.held) > 0 {
+		it := s.held[0]
+		switch {
+		case it.Seq <= s.last:
+			s.m.Dropped.WithLabelValues("duplicate").Inc()
+		case it.Seq == s.last+1:
+			if err := s.writeLive(conn, it); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+		s.held = s.held[1:]
+	}
+	return nil
+}
+
+// fillHeld gives up waiting for the missing positions: everything below a
+// delivered position is stored (positions are handed out in commit order),
+// so it reads the gaps from Firestore and writes every held item in order.
+func (s *Session) fillHeld(conn *websocket.Conn) error {
+	for len(s.held) > 0 {
+		it := s.held[0]
 		ctx, span := otel.Tracer(tracerName).Start(it.Ctx, "inbox gap fill", trace.WithAttributes(
 			pubsubx.KeyCourierMessageID.String(it.MessageID), attribute.Int64("courier.inbox.after", s.last),
 			attribute.Int64("courier.inbox.seq", it.Seq)))
@@ -455,7 +531,20 @@ func (s *Session) writeLive(conn *websocket.Conn, it Item) error {
 		if s.last < it.Seq-1 {
 			s.log.Warn("inbox gap not filled", "after", s.last, "seq", it.Seq)
 		}
+		if err := s.writeLive(conn, it); err != nil {
+			return err
+		}
+		s.held = s.held[1:]
+		if err := s.flushHeld(conn); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// writeLive writes one live item in its own span, a child of the
+// delivery's processing span.
+func (s *Session) writeLive(conn *websocket.Conn, it Item) error {
 	_, span := otel.Tracer(tracerName).Start(it.Ctx, "websocket write", trace.WithAttributes(
 		pubsubx.KeyCourierMessageID.String(it.MessageID),
 		attribute.String("courier.session.id", s.p.ID),
