@@ -169,7 +169,15 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	e.draining.Store(true)
 	start := time.Now()
 	n := e.hub.Len()
-	closeErr := e.hub.Shutdown(ctx, websocket.StatusGoingAway, "going away", e.cfg.CloseConcurrency)
+	// Slow peers must not eat the whole budget: keep a fifth of it for
+	// stopping Receive and deleting the subscription.
+	closeCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		closeCtx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/5))
+		defer cancel()
+	}
+	closeErr := e.hub.Shutdown(closeCtx, websocket.StatusGoingAway, "going away", e.cfg.CloseConcurrency)
 	e.log.Info("sessions closed", "sessions", n, "took", time.Since(start).String(), "err", closeErr)
 	e.stopRecv()
 	e.runMu.Lock()
