@@ -55,8 +55,11 @@ func NewHS256(secret []byte, o Options) (*Verifier, error) {
 }
 
 // NewJWKS verifies tokens against the keys published at url. The key set is
-// fetched now (an unreachable URL is an error at start), refreshed hourly and
-// when a token names an unknown key id. Cancel ctx to stop the refresher.
+// fetched now, refreshed hourly and when a token names an unknown key id
+// (rate limited). A failed first fetch is not an error here: the identity
+// provider may be briefly down at start, and the next token with an unknown
+// key id triggers a refetch; until then tokens are refused with 401.
+// Cancel ctx (or Close) to stop the refresher.
 func NewJWKS(ctx context.Context, url string, o Options) (*Verifier, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	k, err := keyfunc.NewDefaultCtx(ctx, []string{url})

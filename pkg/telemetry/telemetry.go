@@ -47,7 +47,9 @@ func Setup(ctx context.Context, o Options) (shutdown func(context.Context) error
 		propagation.TraceContext{}, propagation.Baggage{}))
 	otel.SetErrorHandler(newRateLimitedHandler(logger, time.Minute))
 
-	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
+	// Schemaless: the SDK's default resource carries its own semconv schema
+	// URL, and merging two different schema URLs is an error.
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		semconv.ServiceName(o.ServiceName),
 		semconv.ServiceVersion(o.Version),
 	))
