@@ -10,6 +10,10 @@ trap 'scripts/emulators.sh stop "$EMULATOR_DIR"' EXIT
 scripts/emulators.sh start "$EMULATOR_DIR"
 eval "$(scripts/emulators.sh env)"
 export COURIER_REQUIRE_EMULATORS=1
+# The demo client's browser test needs Chromium: install it when absent, and
+# make its absence a failure rather than a skip.
+scripts/ensure-tool.sh chromium >/dev/null
+export COURIER_REQUIRE_CHROMIUM=1
 # Tests make their own projects; this one only keeps stray clients off prod.
 export GOOGLE_CLOUD_PROJECT=courier-test
 
