@@ -105,7 +105,7 @@ func TestListAndShowLeaveLettersInPlace(t *testing.T) {
 	// One forwarded by Pub/Sub's own dead-letter policy, undecodable.
 	pubsubLetter := p.publishDL(&pubsub.Message{Data: []byte{0xff, 0x00, 0x01}, Attributes: map[string]string{
 		pubsubx.AttrMessageID: "m-poison", pubsubx.AttrPubSubDeliveryCount: "5",
-		pubsubx.AttrPubSubSourceSubscription: p.cfg.IngressSubscription,
+		pubsubx.AttrPubSubSourceSubscription:             p.cfg.IngressSubscription,
 		"CloudPubSubDeadLetterSourceSubscriptionProject": p.cfg.Project,
 	}})
 	insp := p.inspector()
