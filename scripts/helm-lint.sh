@@ -103,6 +103,8 @@ refuse "auth.hs256.secret must be at least 16 bytes" --set auth.hs256.enabled=tr
 refuse "gcp.project is required" --set gcp.project=
 refuse "additional properties 'replica' not allowed" --set apiGateway.replica=3
 refuse "maxDeliveryAttempts" --set pubsub.ingress.maxDeliveryAttempts=3
+refuse "the worker would dead-letter messages the gateway accepted" \
+  --set apiGateway.env.MAX_RECIPIENTS=200 --set pipelineWorker.env.WORKER_MAX_RECIPIENTS=100
 
 [ $status -eq 0 ] && echo "helm-lint: ok (${SCENARIOS[*]})"
 exit $status

@@ -172,6 +172,16 @@ FIRESTORE_EMULATOR_HOST: {{ include "courier.firestoreEmulatorHost" . | quote }}
 {{- if and $a.hs256.enabled (not $a.hs256.existingSecret) (lt (len $a.hs256.secret) 16) }}
 {{- fail "auth.hs256.secret must be at least 16 bytes (or name an auth.hs256.existingSecret)" }}
 {{- end }}
+{{- /* The worker dead-letters what exceeds its limits: they must admit everything the gateway accepts. */}}
+{{- $gw := .Values.apiGateway.env }}
+{{- $wk := .Values.pipelineWorker.env }}
+{{- range $pair := list (list "MAX_RECIPIENTS" "WORKER_MAX_RECIPIENTS") (list "MAX_PAYLOAD_BYTES" "WORKER_MAX_PAYLOAD_BYTES") }}
+{{- $g := get $gw (index $pair 0) | toString }}
+{{- $w := get $wk (index $pair 1) | toString }}
+{{- if and $g $w (gt (int $g) (int $w)) }}
+{{- fail (printf "pipelineWorker.env.%s (%s) is below apiGateway.env.%s (%s): the worker would dead-letter messages the gateway accepted" (index $pair 1) $w (index $pair 0) $g) }}
+{{- end }}
+{{- end }}
 {{- range $key, $c := dict "apiGateway" .Values.apiGateway "pipelineWorker" .Values.pipelineWorker "wsEdge" .Values.wsEdge }}
 {{- if le (int $c.terminationGracePeriodSeconds) (int $c.shutdownTimeoutSeconds) }}
 {{- fail (printf "%s.terminationGracePeriodSeconds (%v) must exceed %s.shutdownTimeoutSeconds (%v): Kubernetes would kill the pod mid-drain" $key $c.terminationGracePeriodSeconds $key $c.shutdownTimeoutSeconds) }}
