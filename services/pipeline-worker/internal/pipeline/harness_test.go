@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 // world is one test's project: topology applied, clients, and collectors on
 // the deliveries and dead-letter topics.
 type world struct {
-	t          *testing.T
+	t          testing.TB
 	project    string
 	ps         *pubsub.Client
 	fs         *firestore.Client
@@ -59,7 +59,7 @@ type world struct {
 	dead       *collector
 }
 
-func newWorld(t *testing.T, mutate func(*topology.Config)) *world {
+func newWorld(t testing.TB, mutate func(*topology.Config)) *world {
 	t.Helper()
 	project := testenv.Project(t)
 	w := &world{t: t, project: project, ps: testenv.PubSub(t, project), fs: testenv.Firestore(t, project)}
@@ -196,9 +196,10 @@ func (w *world) inboxIDs(user string) []string {
 type collector struct {
 	mu   sync.Mutex
 	msgs []*pubsub.Message
+	at   []time.Time // arrival times
 }
 
-func collect(t *testing.T, ps *pubsub.Client, subID string) *collector {
+func collect(t testing.TB, ps *pubsub.Client, subID string) *collector {
 	c := &collector{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -207,6 +208,7 @@ func collect(t *testing.T, ps *pubsub.Client, subID string) *collector {
 		_ = ps.Subscriber(subID).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
 			c.mu.Lock()
 			c.msgs = append(c.msgs, m)
+			c.at = append(c.at, time.Now())
 			c.mu.Unlock()
 			m.Ack()
 		})
@@ -246,7 +248,7 @@ func (c *collector) len() int {
 }
 
 // waitFor waits until every id has at least one message.
-func (c *collector) waitFor(t *testing.T, d time.Duration, ids ...string) {
+func (c *collector) waitFor(t testing.TB, d time.Duration, ids ...string) {
 	t.Helper()
 	testenv.Eventually(t, d, fmt.Sprintf("messages %v", ids), func() bool {
 		got := c.ids()

@@ -1,0 +1,79 @@
+package pipeline_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/testenv"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
+)
+
+// BenchmarkPipeline measures the worker on the emulators: 1000 messages from
+// 20 senders to 1–3 of 50 recipients, published at once (ordered per sender); it
+// reports throughput and publish→delivery latency.
+//
+//	go test -run '^$' -bench Pipeline -benchtime 1x ./internal/pipeline
+func BenchmarkPipeline(b *testing.B) {
+	for b.Loop() {
+		w := newWorld(b, nil)
+		w.start(w.settings(), nil)
+		// Warm up Firestore (the emulator's first writes are slow).
+		w.publish(env("warm", "warm", "warm"))
+		w.deliveries.waitFor(b, time.Minute, "warm")
+
+		const n, senders, users = 1000, 20, 50
+		sentAt := make(map[string]time.Time, n)
+		ids := make([]string, 0, n)
+		var results []*pubsub.PublishResult
+		ctx := testenv.Context(b, 5*time.Minute)
+		start := time.Now()
+		for i := range n {
+			id := fmt.Sprintf("b%04d", i)
+			from := fmt.Sprintf("s%02d", i%senders)
+			to := []string{}
+			for len(to) < 1+rand.IntN(3) {
+				if u := fmt.Sprintf("u%02d", rand.IntN(users)); !slices.Contains(to, u) {
+					to = append(to, u)
+				}
+			}
+			data, err := proto.Marshal(env(id, from, to...))
+			if err != nil {
+				b.Fatal(err)
+			}
+			sentAt[id] = time.Now()
+			results = append(results, w.ingress.Publish(ctx, &pubsub.Message{Data: data, OrderingKey: from, Attributes: map[string]string{
+				pubsubx.AttrMessageID: id, pubsubx.AttrSender: from, pubsubx.AttrSchema: envelope.Schema,
+			}}))
+			ids = append(ids, id)
+		}
+		for _, r := range results {
+			if _, err := r.Get(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		published := time.Since(start)
+		w.deliveries.waitFor(b, 5*time.Minute, ids...)
+		total := time.Since(start)
+
+		w.deliveries.mu.Lock()
+		var lat []time.Duration
+		for i, m := range w.deliveries.msgs {
+			if t0, ok := sentAt[m.Attributes[pubsubx.AttrMessageID]]; ok {
+				lat = append(lat, w.deliveries.at[i].Sub(t0))
+			}
+		}
+		w.deliveries.mu.Unlock()
+		slices.Sort(lat)
+		b.ReportMetric(float64(n)/total.Seconds(), "msgs/s")
+		b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
+		b.Logf("published %d in %s (asynchronously, ordered per sender), all delivered after %s", n, published, total)
+	}
+}
