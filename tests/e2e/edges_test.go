@@ -18,6 +18,7 @@ type resumingClient struct {
 	t      *testing.T
 	token  string
 	frames []harness.Frame
+	cursor string
 	cur    *harness.WSClient
 }
 
@@ -25,13 +26,21 @@ func (r *resumingClient) connect(ctx context.Context, addr string) {
 	r.t.Helper()
 	if r.cur != nil {
 		r.frames = append(r.frames, r.cur.Messages()...)
+		if c := r.cur.LastCursor(); c != "" {
+			r.cursor = c
+		}
 		r.cur.Close()
 	}
-	cursor := ""
-	if len(r.frames) > 0 {
-		cursor = r.frames[len(r.frames)-1].Cursor
+	r.cur = mustDial(r.t, ctx, addr, r.token, r.cursor)
+	// Like the demo client, wait for the session's starting cursor before
+	// relying on it.
+	deadline := time.Now().Add(30 * time.Second)
+	for r.cur.LastCursor() == "" && r.cursor == "" {
+		if time.Now().After(deadline) {
+			r.t.Fatal("no synced frame with the session's starting cursor")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	r.cur = mustDial(r.t, ctx, addr, r.token, cursor)
 }
 
 func (r *resumingClient) all() []harness.Frame {
@@ -43,7 +52,11 @@ func (r *resumingClient) waitAll(n int, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for len(r.all()) < n {
 		if time.Now().After(deadline) {
-			r.t.Fatalf("got %d of %d messages within %s", len(r.all()), n, d)
+			var got []string
+			for _, f := range r.all() {
+				got = append(got, f.Message.ID[:6])
+			}
+			r.t.Fatalf("got %d of %d messages within %s: %v", len(r.all()), n, d, got)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -161,6 +174,11 @@ func TestRollingRestart(t *testing.T) {
 		edge.WaitReady(t, time.Minute)
 		send(5)
 	}
+	var short []string
+	for _, id := range ids {
+		short = append(short, id[:6])
+	}
+	t.Logf("sent %v", short)
 	for u, cl := range clients {
 		cl.waitAll(len(ids), time.Minute)
 		assertExactly(t, u, cl.all(), ids)

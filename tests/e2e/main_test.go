@@ -62,6 +62,10 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 		}
 	}()
+	// The tests' own Pub/Sub clients (poison injection, dead-letter reads)
+	// talk to the same private emulators.
+	os.Setenv("PUBSUB_EMULATOR_HOST", emu.PubSubHost)
+	os.Setenv("FIRESTORE_EMULATOR_HOST", emu.FirestoreHost)
 	env = &harness.Env{Root: root, BinDir: bin, Emu: emu}
 	return m.Run()
 }

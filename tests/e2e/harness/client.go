@@ -122,13 +122,17 @@ func (c *WSClient) Messages() []Frame {
 	return out
 }
 
-// LastCursor returns the cursor of the last message frame, "" if none.
+// LastCursor returns the cursor of the last message or synced frame (where
+// a client resumes), "" if none.
 func (c *WSClient) LastCursor() string {
-	m := c.Messages()
-	if len(m) == 0 {
-		return ""
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.frames) - 1; i >= 0; i-- {
+		if f := c.frames[i]; (f.Type == "message" || f.Type == "synced") && f.Cursor != "" {
+			return f.Cursor
+		}
 	}
-	return m[len(m)-1].Cursor
+	return ""
 }
 
 // Closed is closed when the session ends; Err then tells why.

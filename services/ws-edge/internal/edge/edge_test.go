@@ -31,7 +31,7 @@ func TestDeliveryReachesSessionsOnEveryPod(t *testing.T) {
 	bobB := dial(t, b, "bob", dialOpts{})
 	carolB := dial(t, b, "carol", dialOpts{})
 	for _, c := range []*wsClient{bobA, bobB, carolB} {
-		c.expect(t, "hello")
+		c.expect(t, "hello", "synced")
 	}
 
 	m1 := w.commit(t, "m1", "alice", "", "bob")
@@ -145,7 +145,7 @@ func TestLiveDeliveriesOutOfOrderAreReordered(t *testing.T) {
 	w := newWorld(t)
 	a := startEdge(t, w, "edge-a", func(c *edge.Config, _ *edge.Deps) { c.Session.ReorderWait = 3 * time.Second })
 	bob := dial(t, a, "bob", dialOpts{})
-	if f := bob.expect(t, "hello")[0]; f.Resumed {
+	if f := bob.expect(t, "hello", "synced")[0]; f.Resumed {
 		t.Fatal("a connect without cursor resumed")
 	}
 	m1 := w.commit(t, "m1", "alice", "", "bob")
@@ -214,7 +214,7 @@ func TestStalledReaderIsClosedWithPolicyViolation(t *testing.T) {
 	}).DialContext}}
 	stalled := dial(t, a, "bob", dialOpts{client: stalledHTTP, noRead: true})
 	healthy := dial(t, a, "bob", dialOpts{})
-	healthy.expect(t, "hello")
+	healthy.expect(t, "hello", "synced")
 
 	big := `{"text":"` + strings.Repeat("x", 32<<10) + `"}`
 	ids := messageIDs(40, "m")
@@ -255,7 +255,7 @@ func TestShutdownDrainsAndDeletesSubscription(t *testing.T) {
 	b := startEdge(t, w, "edge-b")
 	clients := []*wsClient{dial(t, a, "bob", dialOpts{}), dial(t, a, "carol", dialOpts{}), dial(t, a, "bob", dialOpts{})}
 	for _, c := range clients {
-		c.expect(t, "hello")
+		c.expect(t, "hello", "synced")
 	}
 	if got := httpStatus(t, a.srv.URL+"/readyz"); got != http.StatusOK {
 		t.Fatalf("readyz before shutdown = %d", got)
@@ -341,7 +341,7 @@ func TestAckFramesAndAbuse(t *testing.T) {
 	w := newWorld(t)
 	a := startEdge(t, w, "edge-a")
 	bob := dial(t, a, "bob", dialOpts{})
-	bob.expect(t, "hello")
+	bob.expect(t, "hello", "synced")
 	m1 := w.commit(t, "m1", "alice", "", "bob", "carol")
 	w.publish(t, m1)
 	bob.expect(t, "message:m1")
@@ -422,12 +422,12 @@ func TestRefusals(t *testing.T) {
 	})
 
 	bob := dial(t, a, "bob", dialOpts{header: http.Header{"Origin": {"https://eu.courier.test"}}})
-	bob.expect(t, "hello")
+	bob.expect(t, "hello", "synced")
 	if _, resp, err := tryDial(t, a, "bob", dialOpts{}); err == nil || resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("second session for bob: %v, want 429", err)
 	}
 	carol := dial(t, a, "carol", dialOpts{})
-	carol.expect(t, "hello")
+	carol.expect(t, "hello", "synced")
 	if _, resp, err := tryDial(t, a, "dave", dialOpts{}); err == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("third session on the pod: %v, want 503", err)
 	}
@@ -467,7 +467,7 @@ func TestHeartbeatAndRecreatedSubscription(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "heartbeat refreshed", func() bool { return beat().After(first) })
 
 	bob := dial(t, a, "bob", dialOpts{})
-	bob.expect(t, "hello")
+	bob.expect(t, "hello", "synced")
 	if err := w.ps.SubscriptionAdminClient.DeleteSubscription(context.Background(),
 		&pubsubpb.DeleteSubscriptionRequest{Subscription: a.SubscriptionName()}); err != nil {
 		t.Fatal(err)
@@ -504,7 +504,7 @@ func TestRestartAfterKillReusesName(t *testing.T) {
 	}
 	a := startEdge(t, w, "edge-a")
 	bob := dial(t, a, "bob", dialOpts{})
-	bob.expect(t, "hello")
+	bob.expect(t, "hello", "synced")
 	w.publish(t, w.commit(t, "m1", "alice", "", "bob"))
 	bob.expect(t, "message:m1")
 }
@@ -517,7 +517,7 @@ func TestPingDropsUnresponsivePeer(t *testing.T) {
 	// while reading).
 	_ = dial(t, a, "bob", dialOpts{noRead: true})
 	alive := dial(t, a, "carol", dialOpts{})
-	alive.expect(t, "hello")
+	alive.expect(t, "hello", "synced")
 	testenv.Eventually(t, 10*time.Second, "the silent peer dropped", func() bool {
 		return a.counter(t, "courier_ws_edge_disconnects_total", "code", "1006") == 1 && len(a.Sessions("bob")) == 0
 	})

@@ -31,7 +31,7 @@ func TestDeliverySpansContinueTheTrace(t *testing.T) {
 	w := newWorld(t)
 	a := startEdge(t, w, "edge-a")
 	bob := dial(t, a, "bob", dialOpts{})
-	bob.expect(t, "hello")
+	bob.expect(t, "hello", "synced")
 	w.publish(t, w.commit(t, "m1", "alice", "", "bob"))
 	bob.expect(t, "message:m1")
 

@@ -419,7 +419,10 @@ func (s *Session) start(conn *websocket.Conn) error {
 	}
 	s.pending, s.replaying = nil, false
 	s.mu.Unlock()
-	if !s.p.Resume {
+	// A live-only session learns its starting cursor too, so a client that
+	// loses the connection before its first message still resumes without
+	// a gap.
+	if !s.haveLast {
 		return nil
 	}
 	synced, _ := json.Marshal(syncedFrame{Type: "synced", Cursor: inbox.EncodeCursor(s.last)})

@@ -104,6 +104,10 @@ function connect() {
         log("hello from " + f.pod + ", session " + f.session_id);
         break;
       case "synced":
+        // Where this session starts (or where its replay ended): resuming
+        // from here later misses nothing, even before the first message.
+        localStorage.setItem(cursorKey(state.user), f.cursor);
+        $("cursor").textContent = f.cursor;
         log("caught up to " + f.cursor);
         break;
       case "message":
