@@ -3,7 +3,8 @@
 # because building skaffold takes about eight minutes the first time).
 #   1. scripts/helm-lint.sh (the chart alone)
 #   2. builds skaffold v2.16.1 from the tool module tools/skaffold into .tools/bin, once
-#   3. skaffold diagnose for the dev and prod profiles (the config parses and resolves)
+#   3. skaffold diagnose --yaml-only for the dev and prod profiles: the config parses, the profiles apply
+#      (the full diagnose also sizes each Docker context, which needs the registry to inspect base images)
 #   4. skaffold render --offline=true --digest-source=tag for dev and prod, without a cluster or a
 #      Docker daemon: the manifests skaffold would deploy, with its own image references
 #   5. kubectl-validate and the tests/deploy rules on skaffold's output (image names = artifacts)
@@ -25,18 +26,18 @@ fi
 # skaffold runs helm from PATH; the chart checks use the same pinned build.
 [ -x .tools/bin/helm ] || GOBIN="$PWD/.tools/bin" GOWORK=off nice -n 10 go install helm.sh/helm/v3/cmd/helm@v3.22.0
 export PATH="$PWD/.tools/bin:$PATH"
-# No prompts, no update check, no metrics, no kube context needed; the global config stays out of $HOME.
-SK_FLAGS=(--interactive=false --update-check=false --config "$PWD/.run/skaffold-global-config.yaml")
-mkdir -p .run && touch .run/skaffold-global-config.yaml
+# No prompts (so no metrics opt-in), no update check; render needs no kube context.
+SK_FLAGS=(--interactive=false --update-check=false)
+mkdir -p .run
 
 rm -rf "$OUT"; mkdir -p "$OUT"
 for p in dev prod; do
-  echo "== skaffold diagnose -p $p"
-  "$SKAFFOLD" diagnose -p "$p" "${SK_FLAGS[@]}" >"$OUT/diagnose-$p.txt"
-  grep -E 'Configuration|artifacts|Sync' "$OUT/diagnose-$p.txt" | head -5 || true
+  echo "== skaffold diagnose -p $p --yaml-only > .run/skaffold-$p.effective.yaml"
+  "$SKAFFOLD" diagnose -p "$p" --yaml-only --enable-templating "${SK_FLAGS[@]}" >".run/skaffold-$p.effective.yaml"
+  grep -q "k8s/courier/values-$p.yaml" ".run/skaffold-$p.effective.yaml" ||
+    { echo "check-deploy: profile $p does not deploy with values-$p.yaml" >&2; exit 1; }
   echo "== skaffold render -p $p --offline=true --digest-source=tag > $OUT/$p.yaml"
   "$SKAFFOLD" render -p "$p" --offline=true --digest-source=tag "${SK_FLAGS[@]}" --output "$OUT/$p.yaml"
-  mv "$OUT/diagnose-$p.txt" "$OUT/../skaffold-diagnose-$p.txt"
 done
 grep -h 'image:' "$OUT"/*.yaml | sort | uniq -c
 

@@ -46,7 +46,7 @@ type skaffoldConfig struct {
 		} `json:"artifacts"`
 		TagPolicy map[string]any `json:"tagPolicy"`
 	} `json:"build"`
-	Deploy struct {
+	Manifests struct {
 		Helm struct {
 			Releases []struct {
 				Name              string            `json:"name"`
@@ -54,6 +54,9 @@ type skaffoldConfig struct {
 				SetValueTemplates map[string]string `json:"setValueTemplates"`
 			} `json:"releases"`
 		} `json:"helm"`
+	} `json:"manifests"`
+	Deploy struct {
+		Helm *struct{} `json:"helm"`
 	} `json:"deploy"`
 	Profiles []struct {
 		Name    string `json:"name"`
@@ -131,10 +134,13 @@ func TestSkaffoldMatchesChart(t *testing.T) {
 			t.Errorf("artifact %s: no VERSION build arg (the binary's version stamp)", a.Image)
 		}
 	}
-	if len(sk.Deploy.Helm.Releases) != 1 {
-		t.Fatalf("want one helm release, got %d", len(sk.Deploy.Helm.Releases))
+	if sk.Deploy.Helm == nil {
+		t.Error("skaffold deploys without helm (deploy.helm): no hooks, no `helm rollback` history")
 	}
-	rel := sk.Deploy.Helm.Releases[0]
+	if len(sk.Manifests.Helm.Releases) != 1 {
+		t.Fatalf("want one helm release in manifests.helm, got %d", len(sk.Manifests.Helm.Releases))
+	}
+	rel := sk.Manifests.Helm.Releases[0]
 	if rel.ChartPath != "k8s/courier" {
 		t.Errorf("chartPath %q, want k8s/courier", rel.ChartPath)
 	}
