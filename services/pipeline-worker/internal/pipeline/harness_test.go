@@ -1,9 +1,9 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -112,10 +112,14 @@ func (w *world) start(s pipeline.Settings, store processor.Store) *worker {
 		store = w.store
 	}
 	m := metrics.New(prometheus.NewRegistry())
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	// The worker's log is shown only when the test fails.
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w.t.Cleanup(func() {
+		if w.t.Failed() {
+			w.t.Logf("worker log:\n%s", logs.String())
+		}
+	})
 	p := pipeline.New(s, w.ps, store, m, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	wk := &worker{m: m, done: make(chan struct{})}
@@ -270,4 +274,21 @@ func subsequence(s []string, keep func(string) bool) []string {
 		}
 	}
 	return out
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
