@@ -6,7 +6,6 @@ MODULES := $(shell scripts/modules.sh)
 BIN := $(CURDIR)/.run/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
-HELM := go run helm.sh/helm/v3/cmd/helm@v3.22.0
 
 .PHONY: help run stop test test-unit test-e2e build vet fmt-check proto proto-check bench helm-lint check-deploy traces traces-build emulators emulators-stop ci
 
@@ -19,7 +18,7 @@ run: build ## the whole system locally on the emulators (Ctrl-C stops it)
 stop: ## stop what `make run` left running
 	scripts/run.sh stop
 
-test: proto-check fmt-check vet build ## every test: unit, emulator-backed, e2e, chart checks
+test: proto-check fmt-check vet build helm-lint ## every test: unit, emulator-backed, e2e, chart checks
 	scripts/test.sh
 
 test-unit: ## tests without the emulators (integration tests skip)
@@ -55,6 +54,15 @@ ci: ## what .ci/run does
 
 test-e2e: build ## only the end-to-end tests on the real binaries (they start private emulators)
 	cd tests/e2e && COURIER_REQUIRE_EMULATORS=1 go test -count=1 -timeout 30m -v ./...
+
+helm-lint: ## chart: helm lint --strict + template per values file, kubectl-validate, tests/deploy rules, guards
+	scripts/helm-lint.sh
+
+check-deploy: ## helm-lint plus skaffold diagnose/render offline (builds skaffold v2.16.1 once, ~8-15 min)
+	scripts/check-deploy.sh
+
+bench-worker: ## worker throughput on the emulators (needs `make emulators`)
+	cd services/pipeline-worker && eval "$$(../../scripts/emulators.sh env)" && COURIER_REQUIRE_EMULATORS=1 go test -run '^$$' -bench Pipeline -benchtime 1x ./internal/pipeline
 
 bench: ## Go benchmarks of the hot paths plus the load generator against `make run`-like stack; see docs/benchmarks.md
 	scripts/bench.sh

@@ -21,6 +21,9 @@ type command struct {
 	run     func(ctx context.Context, args []string, stdout io.Writer) error
 }
 
+// version is stamped at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
 var commands = map[string]command{}
 
 func register(name, summary string, run func(context.Context, []string, io.Writer) error) {
@@ -39,6 +42,10 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "version" || args[0] == "--version") {
+		fmt.Fprintln(stdout, "courierctl", version)
+		return nil
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stderr)
 		if len(args) == 0 {

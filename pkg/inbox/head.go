@@ -4,8 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"cloud.google.com/go/firestore"
 )
 
 // Head returns user's last inbox position (0 for an empty inbox). A reader
@@ -14,16 +13,18 @@ import (
 // handed out in commit order; the edge uses it to order live deliveries of
 // a session opened without a cursor.
 func (s *Store) Head(ctx context.Context, user string) (int64, error) {
-	snap, err := s.fs.Collection(UsersCollection).Doc(user).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return 0, nil
-	}
+	docs, err := s.fs.Collection(UsersCollection).Doc(user).Collection(InboxCollection).
+		OrderBy("seq", firestore.Desc).Limit(1).Documents(ctx).GetAll() // Firestore has no descending key scan
+
 	if err != nil {
 		return 0, fmt.Errorf("read inbox head of %s: %w", user, err)
 	}
-	var u userDoc
-	if err := snap.DataTo(&u); err != nil {
-		return 0, fmt.Errorf("decode user %s: %w", user, err)
+	if len(docs) == 0 {
+		return 0, nil
 	}
-	return u.Seq, nil
+	var e entryDoc
+	if err := docs[0].DataTo(&e); err != nil {
+		return 0, fmt.Errorf("decode inbox entry %s: %w", docs[0].Ref.Path, err)
+	}
+	return e.Seq, nil
 }

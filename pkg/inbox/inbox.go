@@ -5,14 +5,20 @@
 // Layout (docs/firestore.md has the why):
 //
 //	messages/{messageID}                 the message, its recipients' inbox positions, delivery marks
-//	users/{userID}                       {seq}: the last inbox position given out
 //	users/{userID}/inbox/{seq:020d}      a copy of the message at inbox position seq
 //
-// Inbox positions are gap-free and in commit order per user: the commit
-// transaction reads users/{userID}.seq and writes seq+1, so two commits that
-// touch the same user serialize, and a position is never handed out before
-// every smaller position of that user is committed. A reader holding
-// position k therefore never misses an entry later committed below k.
+// A commit writes the message and one inbox entry per recipient in one
+// atomic write, and it takes no locks: it reads each recipient's highest
+// position k (a plain query) and creates entry k+1 with a precondition that
+// fails if it exists. We avoid read-write transactions on purpose: their
+// locks outlive a writer killed mid-commit (the Firestore emulator held
+// them for minutes in our worker-kill test), stalling every later commit
+// to the same users.
+//
+// Positions are gap-free and appear in order per user: entry k+1 is only
+// ever created by a writer that saw entry k exist, so a user's entries
+// always form the prefix 1..n, and a reader holding position k never misses
+// an entry later committed below k.
 package inbox
 
 import (
@@ -48,11 +54,9 @@ type Store struct {
 
 // New returns a Store on fs.
 //
-// Commits that touch the same recipient contend on users/{id}; Firestore
-// aborts one of two such transactions and the client retries it with
-// backoff. We allow more attempts than the client's default 5 because a
-// popular recipient is the normal case, not a fault.
-func New(fs *firestore.Client) *Store { return &Store{fs: fs, now: time.Now, maxAttempts: 20} }
+// Concurrent commits to one recipient race for the same next position; the
+// loser re-reads the head and tries the following one, up to maxAttempts.
+func New(fs *firestore.Client) *Store { return &Store{fs: fs, now: time.Now, maxAttempts: 50} }
 
 // messageDoc is messages/{id}.
 type messageDoc struct {
@@ -77,10 +81,6 @@ type entryDoc struct {
 	ContentType string    `firestore:"content_type"`
 	SentAt      time.Time `firestore:"sent_at"`
 	StoredAt    time.Time `firestore:"stored_at"`
-}
-
-type userDoc struct {
-	Seq int64 `firestore:"seq"`
 }
 
 // Stored is a committed message with each recipient's inbox position.
@@ -120,66 +120,56 @@ func (e Entry) Cursor() string { return EncodeCursor(e.Seq) }
 func inboxID(seq int64) string { return fmt.Sprintf("%020d", seq) }
 
 // Commit stores env's message and one inbox entry per recipient in one
-// transaction. It is idempotent on the message id: when the message already
-// exists nothing is written and the stored version is returned with
+// atomic write. It is idempotent on the message id: when the message
+// already exists nothing is written and the stored version is returned with
 // created=false, so a redelivered envelope yields the same delivery.
 func (s *Store) Commit(ctx context.Context, env *courierv1.Envelope) (st Stored, created bool, err error) {
 	msgRef := s.fs.Collection(MessagesCollection).Doc(env.MessageId)
-	userRefs := make([]*firestore.DocumentRef, len(env.Recipients))
-	for i, uid := range env.Recipients {
-		userRefs[i] = s.fs.Collection(UsersCollection).Doc(uid)
-	}
-	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		created = false
-		snap, err := tx.Get(msgRef)
-		if err == nil {
-			st, err = decodeStored(snap)
-			return err
-		}
-		if status.Code(err) != codes.NotFound {
-			return fmt.Errorf("read message %s: %w", env.MessageId, err)
-		}
-		users, err := tx.GetAll(userRefs)
-		if err != nil {
-			return fmt.Errorf("read recipients of %s: %w", env.MessageId, err)
+	for attempt := 0; ; attempt++ {
+		if existing, err := s.Get(ctx, env.MessageId); err == nil {
+			return existing, false, nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return Stored{}, false, err
 		}
 		now := s.now().UTC().Truncate(time.Microsecond)
 		doc := messageDoc{
 			From: env.Sender, To: env.Recipients, Payload: env.Payload, ContentType: env.ContentType,
 			SentAt: env.SentAt.AsTime(), StoredAt: now, IdempotencyKey: env.IdempotencyKey,
-			Seqs: make(map[string]int64, len(users)),
+			Seqs: make(map[string]int64, len(env.Recipients)),
 		}
-		for i, u := range users {
-			var ud userDoc
-			if u.Exists() {
-				if err := u.DataTo(&ud); err != nil {
-					return fmt.Errorf("decode user %s: %w", env.Recipients[i], err)
+		for _, uid := range env.Recipients {
+			head, err := s.Head(ctx, uid)
+			if err != nil {
+				return Stored{}, false, fmt.Errorf("commit message %s: %w", env.MessageId, err)
+			}
+			doc.Seqs[uid] = head + 1
+		}
+		err := s.fs.RunTransaction(ctx, func(_ context.Context, tx *firestore.Transaction) error {
+			for _, uid := range env.Recipients {
+				seq := doc.Seqs[uid]
+				entry := entryDoc{
+					MessageID: env.MessageId, Seq: seq, From: doc.From, To: doc.To, Payload: doc.Payload,
+					ContentType: doc.ContentType, SentAt: doc.SentAt, StoredAt: now,
+				}
+				ref := s.fs.Collection(UsersCollection).Doc(uid).Collection(InboxCollection).Doc(inboxID(seq))
+				if err := tx.Create(ref, entry); err != nil {
+					return err
 				}
 			}
-			seq := ud.Seq + 1
-			doc.Seqs[env.Recipients[i]] = seq
-			if err := tx.Set(userRefs[i], userDoc{Seq: seq}); err != nil {
-				return err
-			}
-			entry := entryDoc{
-				MessageID: env.MessageId, Seq: seq, From: doc.From, To: doc.To, Payload: doc.Payload,
-				ContentType: doc.ContentType, SentAt: doc.SentAt, StoredAt: now,
-			}
-			if err := tx.Create(userRefs[i].Collection(InboxCollection).Doc(inboxID(seq)), entry); err != nil {
-				return err
-			}
+			return tx.Create(msgRef, doc)
+		}, firestore.MaxAttempts(1))
+		if err == nil {
+			return storedFrom(env.MessageId, doc), true, nil
 		}
-		if err := tx.Create(msgRef, doc); err != nil {
-			return err
+		if status.Code(err) != codes.AlreadyExists {
+			return Stored{}, false, fmt.Errorf("commit message %s: %w", env.MessageId, err)
 		}
-		st = storedFrom(env.MessageId, doc)
-		created = true
-		return nil
-	}, firestore.MaxAttempts(s.maxAttempts))
-	if err != nil {
-		return Stored{}, false, fmt.Errorf("commit message %s: %w", env.MessageId, err)
+		// A concurrent commit took one of the positions (or stored this very
+		// message): look again.
+		if attempt >= s.maxAttempts {
+			return Stored{}, false, fmt.Errorf("commit message %s: inbox positions taken concurrently %d times", env.MessageId, attempt+1)
+		}
 	}
-	return st, created, nil
 }
 
 // Get returns one stored message.
@@ -220,30 +210,26 @@ func (s *Store) List(ctx context.Context, user string, after int64, limit int) (
 }
 
 // MarkDelivered records that user acknowledged message id on a session. It
-// is a no-op for a user who is not a recipient (a client cannot mark what
-// it never received) and returns ErrNotFound for an unknown message.
+// returns ErrNotFound for an unknown message and for a user who is not a
+// recipient (a client cannot mark what it never received). The first mark
+// wins; repeats change nothing.
 func (s *Store) MarkDelivered(ctx context.Context, id, user string) error {
-	ref := s.fs.Collection(MessagesCollection).Doc(id)
-	return s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		snap, err := tx.Get(ref)
-		if status.Code(err) == codes.NotFound {
-			return ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("read message %s: %w", id, err)
-		}
-		var doc messageDoc
-		if err := snap.DataTo(&doc); err != nil {
-			return fmt.Errorf("decode message %s: %w", id, err)
-		}
-		if _, ok := doc.Seqs[user]; !ok {
-			return ErrNotFound
-		}
-		if _, done := doc.Delivered[user]; done {
-			return nil
-		}
-		return tx.Update(ref, []firestore.Update{{FieldPath: firestore.FieldPath{"delivered", user}, Value: s.now().UTC()}})
-	})
+	st, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, ok := st.Seqs[user]; !ok {
+		return ErrNotFound
+	}
+	if _, done := st.Delivered[user]; done {
+		return nil
+	}
+	_, err = s.fs.Collection(MessagesCollection).Doc(id).Update(ctx,
+		[]firestore.Update{{FieldPath: firestore.FieldPath{"delivered", user}, Value: s.now().UTC()}})
+	if err != nil {
+		return fmt.Errorf("mark message %s delivered to %s: %w", id, user, err)
+	}
+	return nil
 }
 
 func decodeStored(snap *firestore.DocumentSnapshot) (Stored, error) {

@@ -89,7 +89,7 @@ func TestConcurrentCommitsLeaveNoGap(t *testing.T) {
 	project := testenv.Project(t)
 	s := inbox.New(testenv.Firestore(t, project))
 	ctx := testenv.Context(t, 2*time.Minute)
-	const writers, per = 4, 10
+	const writers, per = 8, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*per)
 	for w := range writers {
@@ -171,4 +171,47 @@ func TestMarkDelivered(t *testing.T) {
 		t.Fatalf("missing: %v", err)
 	}
 	_ = context.Background
+}
+
+// TestConcurrentDuplicateCommits commits the same envelope from several
+// goroutines at once (a redelivery racing the original): exactly one
+// creates it, all see the same positions, and each inbox holds it once.
+func TestConcurrentDuplicateCommits(t *testing.T) {
+	project := testenv.Project(t)
+	s := inbox.New(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, time.Minute)
+	const n = 6
+	var wg sync.WaitGroup
+	results := make([]inbox.Stored, n)
+	createdCount := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], createdCount[i], errs[i] = s.Commit(ctx, envelope("dup", "alice", "bob", "carol"))
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if createdCount[i] {
+			created++
+		}
+		if fmt.Sprint(results[i].Seqs) != fmt.Sprint(results[0].Seqs) {
+			t.Fatalf("positions differ: %v vs %v", results[i].Seqs, results[0].Seqs)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d commits created the message, want 1", created)
+	}
+	for _, u := range []string{"bob", "carol"} {
+		entries, err := s.List(ctx, u, 0, 10)
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("inbox of %s: %v %v", u, entries, err)
+		}
+	}
 }
