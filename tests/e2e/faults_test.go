@@ -3,33 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/courierhq/courier/tests/e2e/harness"
 )
-
-// TestWorkerKilledMidStream kills the worker with SIGKILL while 2,000
-// messages are in flight and restarts it: every accepted message ends up in
-// its recipient's inbox exactly once.
-func TestWorkerKilledMidStream(t *testing.T) {
-	c := env.NewCluster(t, harness.Options{Edges: 0})
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	s := newSent()
-	var killed atomic.Bool
-	sendLoad(t, ctx, c, s, 2000, 10, 40, 16, func(i int) {
-		if s.count() == 600 && killed.CompareAndSwap(false, true) {
-			c.Worker.Kill(t)
-			c.Worker.Start(t)
-		}
-	})
-	if !killed.Load() {
-		t.Fatal("the worker was never killed")
-	}
-	waitInboxes(t, ctx, c, s, 5*time.Minute)
-}
 
 // TestFirestoreFrozen freezes the Firestore emulator for ten seconds
 // (SIGSTOP: an outage that keeps its data) while traffic flows: nothing

@@ -34,6 +34,7 @@ type Settings struct {
 	AttemptTimeout         time.Duration  // WORKER_ATTEMPT_TIMEOUT
 	Limits                 envelope.Limits
 	PublishDelay           time.Duration // WORKER_PUBLISH_DELAY: fan-out batching delay
+	AckExtensionStep       time.Duration // WORKER_ACK_EXTENSION_STEP: bound of one lease extension
 	DrainTimeout           time.Duration // how long in-flight messages get at shutdown
 }
 
@@ -57,8 +58,9 @@ func SettingsFromEnv(e *config.Env, shutdownTimeout time.Duration) Settings {
 			MaxPayloadBytes:  e.Int("WORKER_MAX_PAYLOAD_BYTES", 256<<10, 1, 1<<20),
 			MaxRecipients:    e.Int("WORKER_MAX_RECIPIENTS", 100, 1, 249),
 		},
-		PublishDelay: e.Duration("WORKER_PUBLISH_DELAY", time.Millisecond, 0),
-		DrainTimeout: max(shutdownTimeout-3*time.Second, shutdownTimeout/2),
+		PublishDelay:     e.Duration("WORKER_PUBLISH_DELAY", time.Millisecond, 0),
+		AckExtensionStep: e.Duration("WORKER_ACK_EXTENSION_STEP", 15*time.Second, 10*time.Second),
+		DrainTimeout:     max(shutdownTimeout-3*time.Second, shutdownTimeout/2),
 	}
 	if s.Retry.Initial > s.Retry.Max {
 		e.Check("WORKER_RETRY_INITIAL", fmt.Errorf("%s exceeds WORKER_RETRY_MAX %s", s.Retry.Initial, s.Retry.Max))
@@ -76,6 +78,14 @@ func (s Settings) ReceiveSettings() pubsub.ReceiveSettings {
 		// The client extends each message's ack deadline while the
 		// processor retries it in process; never longer than this.
 		MaxExtension: max(10*time.Minute, 4*s.Retry.Budget),
+		// Each extension is short, so the leases of a worker that dies
+		// (SIGKILL, OOM, node loss) expire within one step and another
+		// worker gets its messages. Unbounded, the client extends by its
+		// measured ack latency, which includes the time messages queue
+		// behind flow control: up to 10 minutes, during which the dead
+		// worker's messages (and, on the ordered subscription, every later
+		// message of their senders) wait. Measured by the e2e worker-kill test.
+		MaxDurationPerAckExtension: s.AckExtensionStep,
 		// No ShutdownOptions: the client's graceful mode. With a timeout
 		// set, v2.9.0 cancels the pull stream first, which stops the
 		// iterator's sender, so the acks of messages that finish during the
