@@ -47,7 +47,7 @@ func TestFirestoreFrozen(t *testing.T) {
 		t.Fatal(err)
 	}
 	thawed = true
-	for i := len(ids); i < len(ids)+5; i++ {
+	for i, n := len(ids), len(ids)+5; i < n; i++ {
 		send(i)
 	}
 	if err := bob.WaitMessages(len(ids), 2*time.Minute); err != nil {
