@@ -47,7 +47,7 @@ ORIGINS="http://localhost:$EDGE_A_PORT,http://localhost:$EDGE_B_PORT,http://127.
 if [ -x .tools/bin/jaeger ]; then
   setsid .tools/bin/jaeger >"$LOGS/jaeger.log" 2>&1 < /dev/null & echo $! > "$PIDS/jaeger.pid"
   export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4317}"
-  TRACES="Jaeger UI:         http://localhost:16686"
+  TRACES="traces:            Jaeger query API http://localhost:16686/api/traces (scripts/trace-view.py TRACE_ID renders one; docs/tracing.md)"
 else
   TRACES="traces:            no local viewer (build one once with 'make traces-build', ~10 min)"
 fi
