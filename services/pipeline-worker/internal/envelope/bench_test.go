@@ -14,7 +14,7 @@ import (
 func BenchmarkDecode(b *testing.B) {
 	data, err := proto.Marshal(&courierv1.Envelope{
 		MessageId: "0123456789abcdef0123456789abcdef", Sender: "alice", Recipients: []string{"bob", "carol", "dave"},
-		Payload: []byte(`{"text":"` + string(make([]byte, 0)) + `hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello"}`),
+		Payload:     []byte(`{"text":"hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello hello"}`),
 		ContentType: "application/json", SentAt: timestamppb.Now(),
 	})
 	if err != nil {
