@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION)
 .PHONY: help run stop test test-unit test-e2e build vet fmt-check proto proto-check bench helm-lint check-deploy traces traces-build emulators emulators-stop ci
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 run: build ## the whole system locally on the emulators (Ctrl-C stops it)
 	scripts/run.sh
@@ -70,6 +70,6 @@ bench: ## Go benchmarks of the hot paths plus the load generator against `make r
 traces-build: ## build the local Jaeger all-in-one once (~10 min the first time, cached after)
 	cd tools/jaeger && GOWORK=off go build -o $(CURDIR)/.tools/bin/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
 
-traces: ## run Jaeger in memory (OTLP gRPC :4317, UI http://localhost:16686); builds it first when absent
+traces: ## run Jaeger in memory (OTLP gRPC :4317, query API :16686; scripts/trace-view.py renders a trace); builds it first when absent
 	@[ -x .tools/bin/jaeger ] || $(MAKE) traces-build
 	.tools/bin/jaeger
