@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
@@ -60,4 +64,59 @@ func TestSetupSucceedsWithAndWithoutExporter(t *testing.T) {
 		_ = shutdown(ctx) // an unreachable collector may fail the final flush; Setup must not
 		cancel()
 	}
+}
+
+// TestMissingCollectorCostsOneLogLine exports to a port where nothing
+// listens: span creation goes on (the batch processor's queue is bounded and
+// drops), and the repeated export failures produce at most one log line per
+// minute.
+func TestMissingCollectorCostsOneLogLine(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
+	t.Setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100")
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "200")
+	var buf syncBuffer
+	logger := NewLogger(&buf, LogOptions{})
+	shutdown, err := Setup(context.Background(), Options{ServiceName: "svc", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := otel.Tracer("t")
+	for range 5000 {
+		_, span := tr.Start(context.Background(), "op")
+		span.End()
+	}
+	// Give the exporter several failing rounds before shutting down.
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = otel.GetTracerProvider().(interface{ ForceFlush(context.Context) error }).ForceFlush(ctx)
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = shutdown(ctx)
+	lines := strings.Count(strings.TrimSpace(buf.String()), "\n") + 1
+	if buf.String() == "" {
+		lines = 0
+	}
+	if lines > 1 {
+		t.Fatalf("%d log lines for export failures, want at most 1:\n%s", lines, buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
