@@ -45,9 +45,7 @@ func main() {
 type settings struct {
 	httpAddr        string
 	shutdownTimeout time.Duration
-	jwksURL         string
-	devSecret       string
-	authOpts        auth.Options
+	auth            auth.Config
 	edge            edge.Config
 }
 
@@ -55,12 +53,7 @@ func readSettings(env *config.Env) settings {
 	s := settings{
 		httpAddr:        env.String("HTTP_ADDR", ":8081"),
 		shutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second),
-		jwksURL:         env.String("AUTH_JWKS_URL", ""),
-		devSecret:       env.String("AUTH_HS256_SECRET", ""),
-		authOpts:        auth.Options{Issuer: env.String("AUTH_ISSUER", ""), Audience: env.String("AUTH_AUDIENCE", "")},
-	}
-	if s.jwksURL == "" && s.devSecret == "" {
-		env.Check("AUTH_JWKS_URL", errors.New("set AUTH_JWKS_URL (production) or AUTH_HS256_SECRET (development)"))
+		auth:            auth.ConfigFromEnv(env),
 	}
 	pod := env.String("POD_NAME", "")
 	if pod == "" {
@@ -89,8 +82,8 @@ func readSettings(env *config.Env) settings {
 		HeartbeatInterval: env.Duration("EDGE_HEARTBEAT_INTERVAL", time.Minute, time.Second),
 	}
 	// Development tokens only when nothing else can verify tokens.
-	if s.devSecret != "" && s.jwksURL == "" {
-		s.edge.DevSecret = []byte(s.devSecret)
+	if s.auth.DevTokens() {
+		s.edge.DevSecret = []byte(s.auth.HS256Secret)
 	}
 	return s
 }
@@ -118,12 +111,7 @@ func run() (err error) {
 		err = errors.Join(err, shutdownTelemetry(ctx))
 	}()
 
-	var verifier *auth.Verifier
-	if s.jwksURL != "" {
-		verifier, err = auth.NewJWKS(sigCtx, s.jwksURL, s.authOpts)
-	} else {
-		verifier, err = auth.NewHS256([]byte(s.devSecret), s.authOpts)
-	}
+	verifier, err := auth.NewFromConfig(sigCtx, s.auth)
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}

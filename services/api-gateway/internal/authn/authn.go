@@ -5,7 +5,6 @@ package authn
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/config"
@@ -18,53 +17,17 @@ type Verifier interface {
 	Verify(token string) (auth.Principal, error)
 }
 
-// Config selects the key source: JWKSURL in production, HS256Secret in
-// development. Issuer and Audience are checked when set.
-type Config struct {
-	JWKSURL     string
-	HS256Secret string
-	Issuer      string
-	Audience    string
-}
+// Config selects the key source; see auth.Config.
+type Config = auth.Config
 
-// ConfigFromEnv reads AUTH_JWKS_URL, AUTH_HS256_SECRET, AUTH_ISSUER and
-// AUTH_AUDIENCE; with neither key source set it records an error naming both.
-func ConfigFromEnv(e *config.Env) Config {
-	c := Config{
-		JWKSURL:     e.String("AUTH_JWKS_URL", ""),
-		HS256Secret: e.String("AUTH_HS256_SECRET", ""),
-		Issuer:      e.String("AUTH_ISSUER", ""),
-		Audience:    e.String("AUTH_AUDIENCE", ""),
-	}
-	if c.JWKSURL == "" && c.HS256Secret == "" {
-		e.Check("AUTH_JWKS_URL", errors.New("set AUTH_JWKS_URL (production: the identity provider's JWKS) or AUTH_HS256_SECRET (development: a shared secret of at least 16 bytes)"))
-	} else if c.JWKSURL == "" && len(c.HS256Secret) < 16 {
-		e.Check("AUTH_HS256_SECRET", errors.New("must be at least 16 bytes"))
-	}
-	return c
-}
+// ConfigFromEnv reads the AUTH_* variables (auth.ConfigFromEnv).
+func ConfigFromEnv(e *config.Env) Config { return auth.ConfigFromEnv(e) }
 
-// NewVerifier builds the verifier of c. A JWKS URL wins over a secret, so a
-// development secret left in a production environment is never used. The
-// JWKS is fetched now; cancel ctx (or Close the verifier) to stop its
-// background refresh.
+// NewVerifier builds the verifier of c (auth.NewFromConfig). A JWKS URL wins
+// over a secret, so a development secret left in a production environment
+// is never used.
 func NewVerifier(ctx context.Context, c Config) (*auth.Verifier, error) {
-	o := auth.Options{Issuer: c.Issuer, Audience: c.Audience}
-	switch {
-	case c.JWKSURL != "":
-		v, err := auth.NewJWKS(ctx, c.JWKSURL, o)
-		if err != nil {
-			return nil, fmt.Errorf("auth verifier: %w", err)
-		}
-		return v, nil
-	case c.HS256Secret != "":
-		v, err := auth.NewHS256([]byte(c.HS256Secret), o)
-		if err != nil {
-			return nil, fmt.Errorf("auth verifier: %w", err)
-		}
-		return v, nil
-	}
-	return nil, errors.New("auth verifier: neither AUTH_JWKS_URL nor AUTH_HS256_SECRET is set")
+	return auth.NewFromConfig(ctx, c)
 }
 
 // Authenticate returns the principal of an Authorization header value
