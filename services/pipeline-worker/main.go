@@ -97,7 +97,7 @@ func run() (err error) {
 
 	log.Info("pipeline-worker starting", "version", version, "project", project, "http_addr", ln.Addr().String(),
 		"subscription", settings.Topology.IngressSubscription,
-		"max_outstanding_messages", settings.MaxOutstandingMessages, "num_goroutines", settings.NumGoroutines)
+		"max_outstanding_messages", settings.MaxOutstandingMessages, "pull_concurrency", settings.PullConcurrency)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -33,9 +33,16 @@ type Metrics struct {
 	Age prometheus.Histogram
 	// InFlight is the number of messages being processed.
 	InFlight prometheus.Gauge
-	// ReceiveRestarts counts Receive calls that returned with an error and
-	// were restarted after a backoff.
-	ReceiveRestarts prometheus.Counter
+	// PullErrors counts Pull requests that failed (each is retried after a
+	// backoff).
+	PullErrors prometheus.Counter
+	// LeaseExtensions counts ack-deadline extensions of messages in hand;
+	// LeaseErrors the extension requests that failed.
+	LeaseExtensions prometheus.Counter
+	LeaseErrors     prometheus.Counter
+	// AckErrors counts ack and nack requests that failed after retries, by
+	// kind ("ack", "nack"): those messages are redelivered.
+	AckErrors *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them on reg.
@@ -75,18 +82,34 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "messages_in_flight",
 			Help: "Messages being processed.",
 		}),
-		ReceiveRestarts: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "receive_restarts_total",
-			Help: "Times Receive returned an error and was started again.",
+		PullErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "pull_errors_total",
+			Help: "Pull requests on the ingress subscription that failed (retried after a backoff).",
 		}),
+		LeaseExtensions: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "lease_extensions_total",
+			Help: "Ack-deadline extensions of messages in hand.",
+		}),
+		LeaseErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "lease_extension_errors_total",
+			Help: "Ack-deadline extension requests that failed.",
+		}),
+		AckErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "ack_errors_total",
+			Help: "Ack or nack requests that failed after retries, by kind; those messages are redelivered.",
+		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.Processed, m.Failures, m.Retries, m.Nacked, m.DeadLettered, m.Duration, m.Age, m.InFlight, m.ReceiveRestarts)
+	reg.MustRegister(m.Processed, m.Failures, m.Retries, m.Nacked, m.DeadLettered, m.Duration, m.Age, m.InFlight,
+		m.PullErrors, m.LeaseExtensions, m.LeaseErrors, m.AckErrors)
 	// Pre-create the usual series so dashboards see zeros, not gaps.
 	for _, r := range []string{"stored", "duplicate", "refanned"} {
 		m.Processed.WithLabelValues(r)
 	}
 	for _, c := range []string{"transient", "permanent"} {
 		m.Failures.WithLabelValues(c)
+	}
+	for _, k := range []string{"ack", "nack"} {
+		m.AckErrors.WithLabelValues(k)
 	}
 	return m
 }

@@ -96,6 +96,7 @@ func newWorld(t testing.TB, mutate func(*topology.Config)) *world {
 func (w *world) settings() pipeline.Settings {
 	s := pipeline.SettingsFromEnv(config.FromMap(nil), 5*time.Second)
 	s.Topology = w.topo
+	s.PullTimeout = 2 * time.Second // each stop waits for the Pulls in progress
 	return s
 }
 

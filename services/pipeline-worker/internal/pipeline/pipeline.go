@@ -29,7 +29,8 @@ type Settings struct {
 
 	MaxOutstandingMessages int            // WORKER_MAX_OUTSTANDING_MESSAGES
 	MaxOutstandingBytes    int            // WORKER_MAX_OUTSTANDING_BYTES
-	NumGoroutines          int            // WORKER_NUM_GOROUTINES (StreamingPull streams)
+	PullConcurrency        int            // WORKER_PULL_CONCURRENCY: Pull requests in flight at once
+	PullTimeout            time.Duration  // WORKER_PULL_TIMEOUT: how long one Pull waits for messages
 	Retry                  backoff.Policy // WORKER_RETRY_INITIAL, _MAX, _BUDGET
 	AttemptTimeout         time.Duration  // WORKER_ATTEMPT_TIMEOUT
 	Limits                 envelope.Limits
@@ -46,7 +47,8 @@ func SettingsFromEnv(e *config.Env, shutdownTimeout time.Duration) Settings {
 		Topology:               topology.FromEnv(e),
 		MaxOutstandingMessages: e.Int("WORKER_MAX_OUTSTANDING_MESSAGES", 100, 1, 100000),
 		MaxOutstandingBytes:    e.Int("WORKER_MAX_OUTSTANDING_BYTES", 64<<20, 1<<10, 1<<34),
-		NumGoroutines:          e.Int("WORKER_NUM_GOROUTINES", 4, 1, 64),
+		PullConcurrency:        e.Int("WORKER_PULL_CONCURRENCY", 4, 1, 64),
+		PullTimeout:            e.Duration("WORKER_PULL_TIMEOUT", 5*time.Second, 2*time.Second),
 		Retry: backoff.Policy{
 			Initial: e.Duration("WORKER_RETRY_INITIAL", 200*time.Millisecond, time.Millisecond),
 			Max:     e.Duration("WORKER_RETRY_MAX", 5*time.Second, time.Millisecond),
@@ -68,32 +70,25 @@ func SettingsFromEnv(e *config.Env, shutdownTimeout time.Duration) Settings {
 	return s
 }
 
-// ReceiveSettings are the explicit flow-control settings of the ingress
-// subscriber.
-func (s Settings) ReceiveSettings() pubsub.ReceiveSettings {
-	return pubsub.ReceiveSettings{
+// ReceiverConfig is the receive loop's configuration.
+func (s Settings) ReceiverConfig() receiver.Config {
+	return receiver.Config{
+		Subscription:           s.Topology.SubscriptionPath(s.Topology.IngressSubscription),
 		MaxOutstandingMessages: s.MaxOutstandingMessages,
 		MaxOutstandingBytes:    s.MaxOutstandingBytes,
-		NumGoroutines:          s.NumGoroutines,
-		// The client extends each message's ack deadline while the
-		// processor retries it in process; never longer than this.
-		MaxExtension: max(10*time.Minute, 4*s.Retry.Budget),
+		Pullers:                s.PullConcurrency,
+		PullTimeout:            s.PullTimeout,
+		AckDeadline:            s.Topology.IngressAckDeadline,
 		// Each extension is short, so the leases of a worker that dies
 		// (SIGKILL, OOM, node loss) expire within one step and another
-		// worker gets its messages. Unbounded, the client extends by its
-		// measured ack latency, which includes the time messages queue
-		// behind flow control: up to 10 minutes, during which the dead
-		// worker's messages (and, on the ordered subscription, every later
-		// message of their senders) wait. Measured by the e2e worker-kill test.
-		MaxDurationPerAckExtension: s.AckExtensionStep,
-		// No ShutdownOptions: the client's graceful mode. With a timeout
-		// set, v2.9.0 cancels the pull stream first, which stops the
-		// iterator's sender, so the acks of messages that finish during the
-		// drain are never sent and those messages come back after their
-		// ack deadline (and block their ordering key until then). The
-		// receiver bounds the drain itself: it cancels attempts at
-		// DrainTimeout, which makes every handler return (nack) promptly.
-		ShutdownOptions: nil,
+		// worker gets its messages (and, on the ordered subscription,
+		// every later message of their senders, which waits behind them).
+		ExtensionStep: s.AckExtensionStep,
+		// Far beyond the in-process retry budget: only a stuck handler
+		// reaches it.
+		MaxExtension: max(10*time.Minute, 4*s.Retry.Budget),
+		DrainTimeout: s.DrainTimeout,
+		Restart:      backoff.Policy{Initial: time.Second, Max: 30 * time.Second},
 	}
 }
 
@@ -121,11 +116,7 @@ func New(s Settings, ps *pubsub.Client, store processor.Store, m *metrics.Metric
 		Retry:               s.Retry,
 		AttemptTimeout:      s.AttemptTimeout,
 	}, store, publishTo(deliveries), dl, m, log)
-	recv := receiver.New(ps.Subscriber(s.Topology.IngressSubscription), proc, receiver.Config{
-		Settings:     s.ReceiveSettings(),
-		DrainTimeout: s.DrainTimeout,
-		Restart:      backoff.Policy{Initial: time.Second, Max: 30 * time.Second},
-	}, m, log)
+	recv := receiver.New(ps.SubscriptionAdminClient, proc, s.ReceiverConfig(), m, log)
 	return &Pipeline{recv: recv, deliveries: deliveries, deadLetter: dlTopic}
 }
 

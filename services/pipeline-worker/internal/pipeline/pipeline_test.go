@@ -371,26 +371,28 @@ func TestShutdownDeadlineNacksStuckMessages(t *testing.T) {
 
 func TestSettingsFromEnv(t *testing.T) {
 	e := config.FromMap(map[string]string{
-		"WORKER_MAX_OUTSTANDING_MESSAGES": "7", "WORKER_NUM_GOROUTINES": "2", "WORKER_RETRY_BUDGET": "3s",
+		"WORKER_MAX_OUTSTANDING_MESSAGES": "7", "WORKER_PULL_CONCURRENCY": "2", "WORKER_RETRY_BUDGET": "3s",
 		"WORKER_MAX_RECIPIENTS": "20", "INGRESS_MAX_DELIVERY_ATTEMPTS": "9",
 	})
 	s := pipeline.SettingsFromEnv(e, 25*time.Second)
 	if err := e.Err(); err != nil {
 		t.Fatal(err)
 	}
-	rs := s.ReceiveSettings()
-	if rs.MaxOutstandingMessages != 7 || rs.NumGoroutines != 2 || rs.MaxOutstandingBytes != 64<<20 ||
+	rc := s.ReceiverConfig()
+	if rc.MaxOutstandingMessages != 7 || rc.Pullers != 2 || rc.MaxOutstandingBytes != 64<<20 ||
 		s.Retry.Budget != 3*time.Second || s.Limits.MaxRecipients != 20 || s.Topology.MaxDeliveryAttempts != 9 {
 		t.Errorf("settings %+v", s)
 	}
-	if s.DrainTimeout != 22*time.Second || rs.ShutdownOptions != nil || rs.MaxExtension < s.Retry.Budget {
-		t.Errorf("drain %s, shutdown options %v, max extension %s", s.DrainTimeout, rs.ShutdownOptions, rs.MaxExtension)
+	if s.DrainTimeout != 22*time.Second || rc.DrainTimeout != s.DrainTimeout || rc.MaxExtension < s.Retry.Budget ||
+		rc.ExtensionStep != 15*time.Second || rc.AckDeadline != s.Topology.IngressAckDeadline ||
+		rc.Subscription != "projects/"+s.Topology.Project+"/subscriptions/"+s.Topology.IngressSubscription {
+		t.Errorf("receiver config %+v", rc)
 	}
 
-	bad := config.FromMap(map[string]string{"WORKER_RETRY_INITIAL": "10s", "WORKER_MAX_RECIPIENTS": "1000", "WORKER_NUM_GOROUTINES": "x"})
+	bad := config.FromMap(map[string]string{"WORKER_RETRY_INITIAL": "10s", "WORKER_MAX_RECIPIENTS": "1000", "WORKER_PULL_CONCURRENCY": "x"})
 	pipeline.SettingsFromEnv(bad, time.Second)
 	err := bad.Err()
-	for _, name := range []string{"WORKER_RETRY_INITIAL", "WORKER_MAX_RECIPIENTS", "WORKER_NUM_GOROUTINES"} {
+	for _, name := range []string{"WORKER_RETRY_INITIAL", "WORKER_MAX_RECIPIENTS", "WORKER_PULL_CONCURRENCY"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}

@@ -1,9 +1,22 @@
-// Package receiver pulls the ingress subscription with explicit flow control
-// and hands each message to a handler, then acks or nacks it as the handler
-// says. When Receive returns with an error (the stream broke, the
-// subscription is missing) it calls Receive again after a capped backoff.
-// On shutdown it stops pulling, lets the messages in flight finish (or be
-// nacked) within a drain deadline, and returns.
+// Package receiver pulls the ingress subscription with unary Pull requests,
+// holds the lease of every message in hand, hands messages to a handler
+// (one sender's messages one after another, in order) and acks or nacks
+// each as the handler says.
+//
+// Why unary Pull and not the client library's StreamingPull (Receive): the
+// worker owns each lease explicitly, and a lease nobody extends expires.
+// On the Pub/Sub emulator a StreamingPull consumer killed with SIGKILL
+// strands its leased messages for good (the emulator's stream cleanup
+// fails), so a killed worker would lose them until the emulator restarts;
+// with Pull the emulator, like GCP, redelivers them once their ack deadline
+// passes. It also means no message is leased while it waits in a client
+// buffer behind flow control: a Pull asks only for as many messages as
+// there are free slots. docs/reliability.md has the measurements.
+//
+// On shutdown the receiver stops pulling (the Pulls in progress end within
+// PullTimeout), nacks the messages not yet started, lets those in progress
+// finish (or be nacked) within a drain deadline, sends the last acks and
+// returns.
 package receiver
 
 import (
@@ -15,6 +28,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
@@ -26,123 +43,324 @@ type Handler interface {
 	Handle(ctx context.Context, stopRetrying <-chan struct{}, m *pubsub.Message) processor.Outcome
 }
 
-// Subscriber is the part of *pubsub.Subscriber the receiver uses.
-type Subscriber interface {
-	Receive(ctx context.Context, f func(context.Context, *pubsub.Message)) error
+// API is the part of the Pub/Sub subscriber API the receiver calls; the
+// SubscriptionAdminClient of a *pubsub.Client implements it.
+type API interface {
+	Pull(ctx context.Context, req *pubsubpb.PullRequest, opts ...gax.CallOption) (*pubsubpb.PullResponse, error)
+	Acknowledge(ctx context.Context, req *pubsubpb.AcknowledgeRequest, opts ...gax.CallOption) error
+	ModifyAckDeadline(ctx context.Context, req *pubsubpb.ModifyAckDeadlineRequest, opts ...gax.CallOption) error
 }
 
 // Config tunes the receiver.
 type Config struct {
-	// Settings are applied to the subscriber before each Receive.
-	Settings pubsub.ReceiveSettings
+	// Subscription is the full subscription path
+	// (projects/P/subscriptions/S).
+	Subscription string
+	// MaxOutstandingMessages and MaxOutstandingBytes bound the messages in
+	// hand (pulled, not yet acked or nacked).
+	MaxOutstandingMessages int
+	MaxOutstandingBytes    int
+	// Pullers is the number of Pull requests in flight at once.
+	Pullers int
+	// AckDeadline is the subscription's ack deadline: the lease a pulled
+	// message starts with.
+	AckDeadline time.Duration
+	// ExtensionStep is the length of each lease extension, and
+	// MaxExtension how long a message is held at most.
+	ExtensionStep time.Duration
+	MaxExtension  time.Duration
 	// DrainTimeout bounds the wait for in-flight messages once shutdown
 	// begins; after it their attempts are cancelled and they are nacked.
 	DrainTimeout time.Duration
-	// Restart spaces Receive restarts after errors (Budget is unused).
+	// Restart spaces Pulls after errors (Budget is unused).
 	Restart backoff.Policy
+	// PullTimeout bounds one Pull; an empty answer at its end is normal
+	// (the server holds a Pull open while there is nothing to deliver).
+	// Shutdown waits for the Pulls in progress, so it is also the longest
+	// a shutdown waits before draining. Default 5s.
+	PullTimeout time.Duration
 }
 
 // Receiver runs the receive loop.
 type Receiver struct {
-	sub     Subscriber
+	api     API
 	h       Handler
 	cfg     Config
 	metrics *metrics.Metrics
 	log     *slog.Logger
 
+	flow   *flow
+	leases *leases
+	acks   *acker
+
+	// Set by Run for the message goroutines.
+	work         context.Context // attempts run under it; cancelled at the drain deadline
+	stopRetrying <-chan struct{} // closed when shutdown begins
+	inFlight     sync.WaitGroup  // one per message handed to a goroutine
+
 	mu      sync.Mutex
-	lastErr error // the error of the last Receive, until one runs cleanly
+	keys    map[string][]*message // ordering key → messages waiting behind the one in progress
+	lastErr error                 // the last Pull error, until a Pull succeeds
 }
 
-// New returns a Receiver of sub. When sub is a *pubsub.Subscriber its
-// ReceiveSettings are set from cfg.
-func New(sub Subscriber, h Handler, cfg Config, m *metrics.Metrics, log *slog.Logger) *Receiver {
-	if s, ok := sub.(*pubsub.Subscriber); ok {
-		s.ReceiveSettings = cfg.Settings
+// message is one pulled message.
+type message struct {
+	ackID string
+	size  int
+	m     *pubsub.Message
+}
+
+// New returns a Receiver of cfg.Subscription through api.
+func New(api API, h Handler, cfg Config, m *metrics.Metrics, log *slog.Logger) *Receiver {
+	if cfg.PullTimeout <= 0 {
+		cfg.PullTimeout = 5 * time.Second
 	}
-	return &Receiver{sub: sub, h: h, cfg: cfg, metrics: m, log: log}
+	cfg.Pullers = max(cfg.Pullers, 1)
+	cfg.MaxOutstandingMessages = max(cfg.MaxOutstandingMessages, 1)
+	return &Receiver{
+		api: api, h: h, cfg: cfg, metrics: m, log: log,
+		flow: newFlow(cfg.MaxOutstandingMessages, cfg.MaxOutstandingBytes),
+		leases: &leases{api: api, subscription: cfg.Subscription, step: cfg.ExtensionStep, maxExtension: cfg.MaxExtension,
+			metrics: m, log: log, now: time.Now, held: map[string]*lease{}},
+		acks: newAcker(api, cfg.Subscription, m, log),
+		keys: map[string][]*message{},
+	}
 }
 
-// healthyAfter is how long Receive must have run before a later failure
-// restarts the backoff from its first step.
-const healthyAfter = time.Minute
+// hardStopMargin is how long after the drain deadline Run gives up on the
+// handlers returning.
+const hardStopMargin = 5 * time.Second
+
+// finalAckTimeout bounds sending the last acks at shutdown.
+const finalAckTimeout = 3 * time.Second
 
 // Run receives until ctx is done, then drains and returns nil. It returns
 // an error only when a handler outlives the drain deadline by more than
-// hardStopMargin, and Receive is abandoned.
+// hardStopMargin and is abandoned (Pub/Sub redelivers its message).
 func (r *Receiver) Run(ctx context.Context) error {
-	// Attempts run under work, not ctx: cancelling ctx stops pulling, while
-	// the messages already in hand get DrainTimeout to finish.
+	// Attempts, lease extensions and acks run under contexts of their own:
+	// cancelling ctx stops pulling, while the messages already in hand get
+	// DrainTimeout to finish and their leases and acks keep flowing.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	stop := context.AfterFunc(ctx, func() {
-		r.log.Info("shutdown: stopped pulling; draining in-flight messages", "drain_timeout", r.cfg.DrainTimeout.String())
-		time.AfterFunc(r.cfg.DrainTimeout, cancelWork)
-	})
-	defer stop()
+	r.work, r.stopRetrying = work, ctx.Done()
 
-	stopRetrying := ctx.Done()
-	handle := func(_ context.Context, m *pubsub.Message) {
-		// The client's callback context is cancelled as soon as shutdown
-		// begins, so it is not the one attempts run under.
-		switch r.h.Handle(work, stopRetrying, m) {
-		case processor.Ack, processor.DeadLettered:
-			m.Ack()
-		default:
-			m.Nack()
-		}
-	}
+	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	bg.Go(func() { r.leases.run(background, leaseTick(r.cfg)) })
+	bg.Go(func() { r.acks.run(background, finalAckTimeout) })
+	defer func() {
+		stopBackground() // the acker sends what is left first
+		bg.Wait()
+	}()
 
-	done := make(chan error, 1)
-	go func() { done <- r.loop(ctx, handle) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
+	var pullers sync.WaitGroup
+	for range r.cfg.Pullers {
+		pullers.Go(func() { r.pullLoop(ctx) })
 	}
-	// Receive returns once every handler has returned and the acks are
-	// sent. Handlers return soon after DrainTimeout (their attempts are
-	// cancelled); this bound only covers one that ignores cancellation.
-	hard := time.NewTimer(r.cfg.DrainTimeout + hardStopMargin)
+	<-ctx.Done()
+	r.log.Info("shutdown: stopped pulling; draining in-flight messages", "drain_timeout", r.cfg.DrainTimeout.String(),
+		"in_hand", r.flow.outstanding(), "pull_timeout", r.cfg.PullTimeout.String())
+	drain := time.AfterFunc(r.cfg.DrainTimeout, cancelWork)
+	defer drain.Stop()
+	drained := make(chan struct{})
+	go func() {
+		pullers.Wait() // no message is handed out after this
+		r.inFlight.Wait()
+		close(drained)
+	}()
+	hard := time.NewTimer(max(r.cfg.DrainTimeout, r.cfg.PullTimeout) + hardStopMargin)
 	defer hard.Stop()
 	select {
-	case err := <-done:
-		return err
+	case <-drained:
+		return nil
 	case <-hard.C:
 		return fmt.Errorf("in-flight messages still running %s after shutdown began; abandoning them (Pub/Sub redelivers them)",
 			r.cfg.DrainTimeout+hardStopMargin)
 	}
 }
 
-// hardStopMargin is how long after the drain deadline Run gives up on
-// Receive returning.
-const hardStopMargin = 5 * time.Second
+// leaseTick is how often leases are checked: often enough that a lease is
+// extended well before it runs out.
+func leaseTick(cfg Config) time.Duration {
+	return max(min(time.Second, cfg.AckDeadline/8, cfg.ExtensionStep/8), 10*time.Millisecond)
+}
 
-func (r *Receiver) loop(ctx context.Context, handle func(context.Context, *pubsub.Message)) error {
-	for failures := 0; ; {
-		started := time.Now()
-		err := r.sub.Receive(ctx, handle)
-		if ctx.Err() != nil {
-			if err != nil && !errors.Is(err, context.Canceled) {
-				return fmt.Errorf("receive during shutdown: %w", err)
+// pullLoop pulls until ctx is done. A failing Pull is retried after a
+// capped backoff and reported by Check meanwhile.
+//
+// Shutdown never cancels a Pull in progress: a Pull cancelled while the
+// server is answering it can take messages with it, leased to a request
+// nobody reads, until their ack deadline passes (the emulator does this
+// whenever the cancel arrives just after the request). Each Pull ends by
+// itself within PullTimeout, and what it brings during shutdown is nacked
+// at once.
+func (r *Receiver) pullLoop(ctx context.Context) {
+	perPull := max(1, r.cfg.MaxOutstandingMessages/r.cfg.Pullers)
+	uncancelled := context.WithoutCancel(ctx)
+	for failures := 0; ctx.Err() == nil; {
+		reserved, err := r.flow.reserve(ctx, perPull)
+		if err != nil {
+			return
+		}
+		got, err := r.pull(uncancelled, reserved)
+		r.flow.settle(reserved, len(got), sizeOf(got))
+		r.dispatch(got) // nacks them if shutdown began meanwhile
+		if err != nil {
+			r.setErr(err)
+			wait := r.cfg.Restart.Delay(failures, nil)
+			failures++
+			r.metrics.PullErrors.Inc()
+			r.log.Error("pull failed; retrying", "err", err, "retry_in", wait.String(), "failures", failures)
+			if !backoff.Sleep(ctx, wait) {
+				return
 			}
-			return nil
+			continue
 		}
-		if err == nil {
-			err = errors.New("receive returned without an error before shutdown")
-		}
-		r.setErr(err)
-		if time.Since(started) > healthyAfter {
-			failures = 0
-		}
-		wait := r.cfg.Restart.Delay(failures, nil)
-		failures++
-		r.metrics.ReceiveRestarts.Inc()
-		r.log.Error("receive stopped; restarting", "err", err, "restart_in", wait.String(), "failures", failures)
-		if !backoff.Sleep(ctx, wait) {
-			return nil
-		}
+		failures = 0
 		r.setErr(nil)
+	}
+}
+
+// pull asks for up to n messages and records their leases.
+func (r *Receiver) pull(ctx context.Context, n int) ([]*message, error) {
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.PullTimeout)
+	defer cancel()
+	resp, err := r.api.Pull(pctx, &pubsubpb.PullRequest{Subscription: r.cfg.Subscription, MaxMessages: int32(n)})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
+			return nil, nil // nothing to deliver within PullTimeout
+		}
+		return nil, fmt.Errorf("pull %s: %w", r.cfg.Subscription, err)
+	}
+	got := make([]*message, 0, len(resp.GetReceivedMessages()))
+	for _, rm := range resp.GetReceivedMessages() {
+		pm := rm.GetMessage()
+		m := &pubsub.Message{
+			ID:          pm.GetMessageId(),
+			Data:        pm.GetData(),
+			Attributes:  pm.GetAttributes(),
+			OrderingKey: pm.GetOrderingKey(),
+			PublishTime: pm.GetPublishTime().AsTime(),
+		}
+		if a := int(rm.GetDeliveryAttempt()); a > 0 {
+			m.DeliveryAttempt = &a
+		}
+		r.leases.add(rm.GetAckId(), r.cfg.AckDeadline)
+		got = append(got, &message{ackID: rm.GetAckId(), size: messageSize(pm), m: m})
+	}
+	return got, nil
+}
+
+// messageSize is the size a message counts for against MaxOutstandingBytes.
+func messageSize(pm *pubsubpb.PubsubMessage) int {
+	n := len(pm.GetData()) + len(pm.GetOrderingKey())
+	for k, v := range pm.GetAttributes() {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+func sizeOf(ms []*message) int {
+	n := 0
+	for _, m := range ms {
+		n += m.size
+	}
+	return n
+}
+
+// dispatch starts work on pulled messages. Messages without an ordering
+// key run at once, each in its own goroutine; a sender's messages (the
+// ordering key is the sender) run one after another in the order Pub/Sub
+// delivered them, so their inbox positions follow the send order.
+func (r *Receiver) dispatch(ms []*message) {
+	for _, m := range ms {
+		if r.shuttingDown() {
+			r.settle(m, processor.Nack)
+			continue
+		}
+		key := m.m.OrderingKey
+		r.inFlight.Add(1)
+		if key == "" {
+			go func() {
+				defer r.inFlight.Done()
+				r.settle(m, r.h.Handle(r.work, r.stopRetrying, m.m))
+			}()
+			continue
+		}
+		r.mu.Lock()
+		waiting, running := r.keys[key]
+		r.keys[key] = append(waiting, m)
+		r.mu.Unlock()
+		if running {
+			r.inFlight.Done() // the key's goroutine carries it
+			continue
+		}
+		go func() {
+			defer r.inFlight.Done()
+			r.runKey(key)
+		}()
+	}
+}
+
+// runKey handles the messages of one ordering key in order until none is
+// left. When one is nacked, the ones behind it are nacked too without being
+// handled: Pub/Sub redelivers the key from the nacked message on, in order,
+// so handling them now would put them ahead of it.
+func (r *Receiver) runKey(key string) {
+	for {
+		r.mu.Lock()
+		q := r.keys[key]
+		if len(q) == 0 {
+			delete(r.keys, key)
+			r.mu.Unlock()
+			return
+		}
+		m := q[0]
+		r.mu.Unlock()
+
+		out := processor.Nack
+		if !r.shuttingDown() {
+			out = r.h.Handle(r.work, r.stopRetrying, m.m)
+		}
+
+		r.mu.Lock()
+		q = r.keys[key][1:]
+		r.keys[key] = q
+		var rest []*message
+		if out == processor.Nack {
+			rest = q
+			delete(r.keys, key)
+		}
+		r.mu.Unlock()
+		r.settle(m, out)
+		for _, later := range rest {
+			r.settle(later, processor.Nack)
+		}
+		if rest != nil || out == processor.Nack {
+			return
+		}
+	}
+}
+
+// settle acks or nacks m as out says and frees its slot.
+func (r *Receiver) settle(m *message, out processor.Outcome) {
+	r.leases.remove(m.ackID)
+	switch out {
+	case processor.Ack, processor.DeadLettered:
+		r.acks.ack(m.ackID)
+	default:
+		r.acks.nack(m.ackID)
+	}
+	r.flow.release(m.size)
+}
+
+func (r *Receiver) shuttingDown() bool {
+	select {
+	case <-r.stopRetrying:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -152,8 +370,7 @@ func (r *Receiver) setErr(err error) {
 	r.lastErr = err
 }
 
-// Check reports the last Receive error while the receiver waits to restart
-// it; for /readyz.
+// Check reports the last Pull error until a Pull succeeds; for /readyz.
 func (r *Receiver) Check(context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

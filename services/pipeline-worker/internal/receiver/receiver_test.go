@@ -1,29 +1,126 @@
 package receiver
 
+// Unit tests of the receive loop's logic against a fake subscriber API. The
+// proof that it works with Pub/Sub is in internal/pipeline (the emulator)
+// and tests/e2e (the worker killed with SIGKILL).
+
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/googleapis/gax-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
 )
 
-type fakeSub struct {
-	receive func(ctx context.Context, f func(context.Context, *pubsub.Message)) error
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// fakeAPI serves the messages put in its queue to Pull, and records acks,
+// nacks and extensions. pullErr, when set, fails Pulls.
+type fakeAPI struct {
+	queue   chan *pubsubpb.ReceivedMessage
+	pullErr atomic.Pointer[error]
+
+	mu         sync.Mutex
+	acked      []string
+	nacked     []string
+	extended   map[string]int32 // ack id → last deadline set
+	pullsAsked []int32
+	changed    chan struct{}
 }
 
-func (f fakeSub) Receive(ctx context.Context, fn func(context.Context, *pubsub.Message)) error {
-	return f.receive(ctx, fn)
+func newFakeAPI() *fakeAPI {
+	return &fakeAPI{queue: make(chan *pubsubpb.ReceivedMessage, 1000), extended: map[string]int32{}, changed: make(chan struct{})}
+}
+
+func (f *fakeAPI) put(id, key string) {
+	f.queue <- &pubsubpb.ReceivedMessage{AckId: "ack-" + id, DeliveryAttempt: 1,
+		Message: &pubsubpb.PubsubMessage{MessageId: id, Data: []byte(id), OrderingKey: key}}
+}
+
+func (f *fakeAPI) Pull(ctx context.Context, req *pubsubpb.PullRequest, _ ...gax.CallOption) (*pubsubpb.PullResponse, error) {
+	if err := f.pullErr.Load(); err != nil && *err != nil {
+		return nil, *err
+	}
+	f.record(func() { f.pullsAsked = append(f.pullsAsked, req.MaxMessages) })
+	resp := &pubsubpb.PullResponse{}
+	select {
+	case m := <-f.queue:
+		resp.ReceivedMessages = append(resp.ReceivedMessages, m)
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	for int32(len(resp.ReceivedMessages)) < req.MaxMessages {
+		select {
+		case m := <-f.queue:
+			resp.ReceivedMessages = append(resp.ReceivedMessages, m)
+			continue
+		default:
+		}
+		break
+	}
+	return resp, nil
+}
+
+func (f *fakeAPI) Acknowledge(_ context.Context, req *pubsubpb.AcknowledgeRequest, _ ...gax.CallOption) error {
+	f.record(func() { f.acked = append(f.acked, req.AckIds...) })
+	return nil
+}
+
+func (f *fakeAPI) ModifyAckDeadline(_ context.Context, req *pubsubpb.ModifyAckDeadlineRequest, _ ...gax.CallOption) error {
+	f.record(func() {
+		for _, id := range req.AckIds {
+			if req.AckDeadlineSeconds == 0 {
+				f.nacked = append(f.nacked, id)
+			} else {
+				f.extended[id] = req.AckDeadlineSeconds
+			}
+		}
+	})
+	return nil
+}
+
+func (f *fakeAPI) record(change func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change()
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// waitUntil waits until cond (called under f.mu) holds.
+func (f *fakeAPI) waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		f.mu.Lock()
+		ok, changed := cond(), f.changed
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
 
 type handlerFunc func(ctx context.Context, stop <-chan struct{}, m *pubsub.Message) processor.Outcome
@@ -32,70 +129,312 @@ func (h handlerFunc) Handle(ctx context.Context, stop <-chan struct{}, m *pubsub
 	return h(ctx, stop, m)
 }
 
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// Receive returning an error is called again after a backoff, and readiness
-// reports the failure meanwhile.
-func TestReceiveIsRestartedAfterErrors(t *testing.T) {
-	m := metrics.New(prometheus.NewRegistry())
-	var calls atomic.Int32
-	healthy := make(chan struct{})
-	var r *Receiver
-	sub := fakeSub{receive: func(ctx context.Context, _ func(context.Context, *pubsub.Message)) error {
-		switch calls.Add(1) {
-		case 1, 2:
-			return errors.New("stream broke")
-		}
-		if err := r.Check(ctx); err != nil {
-			t.Errorf("still unready while receiving: %v", err)
-		}
-		close(healthy)
-		<-ctx.Done()
-		return nil
-	}}
-	r = New(sub, nil, Config{Restart: backoff.Policy{Initial: 20 * time.Millisecond, Max: 40 * time.Millisecond}, DrainTimeout: time.Second}, m, discard)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r.Run(ctx) }()
-	select {
-	case <-healthy:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Receive was not restarted")
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if got := testutil.ToFloat64(m.ReceiveRestarts); got != 2 {
-		t.Fatalf("restarts = %v", got)
+func config() Config {
+	return Config{
+		Subscription:           "projects/p/subscriptions/s",
+		MaxOutstandingMessages: 10, MaxOutstandingBytes: 1 << 20, Pullers: 2,
+		AckDeadline: 10 * time.Second, ExtensionStep: 10 * time.Second, MaxExtension: time.Minute,
+		DrainTimeout: 5 * time.Second,
+		Restart:      backoff.Policy{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond},
+		PullTimeout:  200 * time.Millisecond,
 	}
 }
 
-func TestCheckReportsFailureWhileWaiting(t *testing.T) {
-	m := metrics.New(prometheus.NewRegistry())
-	failed := make(chan struct{}, 1)
-	sub := fakeSub{receive: func(context.Context, func(context.Context, *pubsub.Message)) error {
-		select {
-		case failed <- struct{}{}:
-		default:
-		}
-		return errors.New("subscription not found")
-	}}
-	r := New(sub, nil, Config{Restart: backoff.Policy{Initial: time.Hour, Max: time.Hour}}, m, discard)
+// start runs r until the returned stop is called; stop returns Run's error.
+func start(r *Receiver) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
+	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	<-failed
-	deadline := time.Now().Add(5 * time.Second)
-	for r.Check(ctx) == nil {
+	return func() error { cancel(); return <-done }
+}
+
+// Every message is handed to the handler and acked once; dead-lettered
+// messages are acked too, nacked ones are nacked.
+func TestAcksAndNacksAsTheHandlerSays(t *testing.T) {
+	api := newFakeAPI()
+	h := handlerFunc(func(_ context.Context, _ <-chan struct{}, m *pubsub.Message) processor.Outcome {
+		switch string(m.Data) {
+		case "dead":
+			return processor.DeadLettered
+		case "nack":
+			return processor.Nack
+		}
+		return processor.Ack
+	})
+	r := New(api, h, config(), metrics.New(prometheus.NewRegistry()), discard)
+	stop := start(r)
+	for _, id := range []string{"a", "b", "dead", "nack"} {
+		api.put(id, "")
+	}
+	api.waitUntil(t, "all settled", func() bool { return len(api.acked)+len(api.nacked) == 4 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(api.acked)
+	if !slices.Equal(api.acked, []string{"ack-a", "ack-b", "ack-dead"}) || !slices.Equal(api.nacked, []string{"ack-nack"}) {
+		t.Fatalf("acked %v, nacked %v", api.acked, api.nacked)
+	}
+}
+
+// No more than MaxOutstandingMessages are ever in hand: Pulls ask only for
+// free slots, and none is asked while every slot is taken.
+func TestFlowControlBoundsMessagesInHand(t *testing.T) {
+	api := newFakeAPI()
+	cfg := config()
+	cfg.MaxOutstandingMessages, cfg.Pullers = 5, 3
+	var inHand, peak atomic.Int32
+	release := make(chan struct{})
+	h := handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome {
+		n := inHand.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-release
+		inHand.Add(-1)
+		return processor.Ack
+	})
+	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	stop := start(r)
+	for i := range 40 {
+		api.put(fmt.Sprint(i), "")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for inHand.Load() < 5 {
 		if time.Now().After(deadline) {
-			t.Fatal("Check never reported the failing Receive")
+			t.Fatalf("only %d messages in hand", inHand.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := r.flow.outstanding(); got != 5 {
+		t.Fatalf("outstanding %d with every slot taken", got)
+	}
+	close(release)
+	api.waitUntil(t, "all acked", func() bool { return len(api.acked) == 40 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if peak.Load() > 5 {
+		t.Fatalf("%d messages in hand at once, limit 5", peak.Load())
+	}
+	for _, n := range api.pullsAsked {
+		if n < 1 || n > 5 {
+			t.Fatalf("a Pull asked for %d messages (limit 5): %v", n, api.pullsAsked)
+		}
+	}
+}
+
+// One ordering key's messages are handled one at a time, in delivery order,
+// while other keys' messages run alongside.
+func TestOneKeyAtATimeInOrder(t *testing.T) {
+	api := newFakeAPI()
+	cfg := config()
+	cfg.MaxOutstandingMessages, cfg.Pullers = 100, 1
+	var mu sync.Mutex
+	seen := map[string][]string{}
+	running := map[string]int{}
+	var overlap atomic.Bool
+	h := handlerFunc(func(_ context.Context, _ <-chan struct{}, m *pubsub.Message) processor.Outcome {
+		mu.Lock()
+		running[m.OrderingKey]++
+		if running[m.OrderingKey] > 1 {
+			overlap.Store(true)
+		}
+		seen[m.OrderingKey] = append(seen[m.OrderingKey], m.ID)
+		mu.Unlock()
+		time.Sleep(time.Millisecond) // widen the window an overlap would need
+		mu.Lock()
+		running[m.OrderingKey]--
+		mu.Unlock()
+		return processor.Ack
+	})
+	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	var want []string
+	for i := range 30 {
+		key := []string{"alice", "bob", "carol"}[i%3]
+		id := fmt.Sprintf("%s-%02d", key, i)
+		api.put(id, key)
+		if key == "alice" {
+			want = append(want, id)
+		}
+	}
+	stop := start(r)
+	api.waitUntil(t, "all acked", func() bool { return len(api.acked) == 30 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if overlap.Load() {
+		t.Fatal("two messages of one key ran at once")
+	}
+	if !slices.Equal(seen["alice"], want) {
+		t.Fatalf("alice's messages handled as %v, want %v", seen["alice"], want)
+	}
+}
+
+// When a key's message is nacked, the messages behind it are nacked without
+// being handled: Pub/Sub redelivers them after it, in order.
+func TestNackNacksTheRestOfTheKey(t *testing.T) {
+	api := newFakeAPI()
+	cfg := config()
+	cfg.Pullers = 1
+	var handled []string
+	var mu sync.Mutex
+	h := handlerFunc(func(_ context.Context, _ <-chan struct{}, m *pubsub.Message) processor.Outcome {
+		mu.Lock()
+		handled = append(handled, m.ID)
+		mu.Unlock()
+		if m.ID == "k2" {
+			return processor.Nack
+		}
+		return processor.Ack
+	})
+	// All four in one Pull, so k3 and k4 wait behind k2 in the receiver.
+	for _, id := range []string{"k1", "k2", "k3", "k4"} {
+		api.put(id, "k")
+	}
+	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	stop := start(r)
+	api.waitUntil(t, "all settled", func() bool { return len(api.acked)+len(api.nacked) == 4 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(handled, []string{"k1", "k2"}) || !slices.Equal(api.acked, []string{"ack-k1"}) ||
+		!slices.Equal(api.nacked, []string{"ack-k2", "ack-k3", "ack-k4"}) {
+		t.Fatalf("handled %v, acked %v, nacked %v", handled, api.acked, api.nacked)
+	}
+}
+
+// A message that takes longer than half its lease has its ack deadline
+// extended by ExtensionStep while it is handled, and no more once settled.
+func TestLeasesOfSlowMessagesAreExtended(t *testing.T) {
+	api := newFakeAPI()
+	cfg := config()
+	cfg.AckDeadline, cfg.ExtensionStep = time.Second, 2*time.Second
+	h := handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome {
+		// Finish only once the lease has been extended.
+		api.waitUntil(t, "an extension", func() bool { return api.extended["ack-slow"] == 2 })
+		return processor.Ack
+	})
+	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	m := r.metrics
+	stop := start(r)
+	api.put("slow", "")
+	api.waitUntil(t, "the ack", func() bool { return len(api.acked) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.LeaseExtensions); got < 1 {
+		t.Fatalf("lease extensions metric %v", got)
+	}
+	r.leases.mu.Lock()
+	defer r.leases.mu.Unlock()
+	if len(r.leases.held) != 0 {
+		t.Fatalf("leases still held after settling: %v", r.leases.held)
+	}
+}
+
+// A message held past MaxExtension is let go (no longer extended), so a
+// stuck handler cannot hold it forever.
+func TestLeasesStopAtMaxExtension(t *testing.T) {
+	api := newFakeAPI()
+	now := time.Now()
+	l := &leases{api: api, subscription: "s", step: 10 * time.Second, maxExtension: time.Minute,
+		metrics: metrics.New(prometheus.NewRegistry()), log: discard, now: func() time.Time { return now }, held: map[string]*lease{}}
+	l.add("old", 10*time.Second)
+	l.add("young", 10*time.Second)
+	l.held["old"].received = now.Add(-2 * time.Minute)
+	now = now.Add(6 * time.Second) // both past half their lease
+	l.extendDue(context.Background())
+	if _, ok := api.extended["old"]; ok || api.extended["young"] != 10 {
+		t.Fatalf("extended %v", api.extended)
+	}
+	if _, ok := l.held["old"]; ok {
+		t.Fatal("the old lease is still held")
+	}
+}
+
+// Failing Pulls are retried after a backoff; Check reports the failure
+// until a Pull succeeds again.
+func TestPullErrorsAreRetriedAndReported(t *testing.T) {
+	api := newFakeAPI()
+	perr := error(status.Error(codes.NotFound, "subscription not found"))
+	api.pullErr.Store(&perr)
+	r := New(api, handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome { return processor.Ack }),
+		config(), metrics.New(prometheus.NewRegistry()), discard)
+	stop := start(r)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Check(context.Background()) == nil || testutil.ToFloat64(r.metrics.PullErrors) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("failing Pulls not reported or not retried")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	cancel() // the backoff wait ends at once
-	if err := <-done; err != nil {
+	var none error
+	api.pullErr.Store(&none)
+	api.put("after", "")
+	api.waitUntil(t, "the message after recovery", func() bool { return len(api.acked) == 1 })
+	if err := r.Check(context.Background()); err != nil {
+		t.Fatalf("still unready after a good Pull: %v", err)
+	}
+	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An empty Pull that ends at its deadline is not a failure.
+func TestEmptyPullIsNotAFailure(t *testing.T) {
+	api := newFakeAPI()
+	cfg := config()
+	cfg.PullTimeout = 20 * time.Millisecond
+	r := New(api, nil, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	stop := start(r)
+	api.waitUntil(t, "several Pulls", func() bool { return len(api.pullsAsked) >= 6 })
+	if err := r.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(r.metrics.PullErrors); got != 0 {
+		t.Fatalf("pull errors %v", got)
+	}
+}
+
+// At shutdown the message in progress keeps its work context (alive until
+// the drain deadline) and sees the stop signal; the ones queued behind it
+// are nacked unhandled; its ack is sent before Run returns.
+func TestShutdownDrainsInProgressAndNacksTheRest(t *testing.T) {
+	api := newFakeAPI()
+	cfg := config()
+	cfg.Pullers = 1
+	inProgress := make(chan struct{})
+	results := make(chan string, 2)
+	var handled atomic.Int32
+	h := handlerFunc(func(ctx context.Context, stop <-chan struct{}, m *pubsub.Message) processor.Outcome {
+		handled.Add(1)
+		close(inProgress)
+		<-stop
+		if ctx.Err() == nil {
+			results <- "work alive"
+		} else {
+			results <- "work cancelled"
+		}
+		return processor.Ack
+	})
+	for _, id := range []string{"k1", "k2", "k3"} {
+		api.put(id, "k")
+	}
+	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	stop := start(r)
+	<-inProgress
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-results; got != "work alive" {
+		t.Fatalf("handler saw %q", got)
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if handled.Load() != 1 || !slices.Equal(api.acked, []string{"ack-k1"}) || !slices.Equal(api.nacked, []string{"ack-k2", "ack-k3"}) {
+		t.Fatalf("handled %d, acked %v, nacked %v", handled.Load(), api.acked, api.nacked)
 	}
 }
 
@@ -105,26 +444,23 @@ func TestRunAbandonsAHandlerThatNeverReturns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the hard-stop margin")
 	}
-	m := metrics.New(prometheus.NewRegistry())
+	api := newFakeAPI()
+	cfg := config()
+	cfg.DrainTimeout = 10 * time.Millisecond
 	started := make(chan struct{})
 	block := make(chan struct{})
 	defer close(block)
-	sub := fakeSub{receive: func(ctx context.Context, f func(context.Context, *pubsub.Message)) error {
-		go f(ctx, &pubsub.Message{})
-		<-block // like Receive waiting for its callbacks
-		return nil
-	}}
 	h := handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome {
 		close(started)
 		<-block
 		return processor.Nack
 	})
-	r := New(sub, h, Config{DrainTimeout: 10 * time.Millisecond}, m, discard)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r.Run(ctx) }()
+	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	api.put("stuck", "")
+	stop := start(r)
 	<-started
-	cancel()
+	done := make(chan error, 1)
+	go func() { done <- stop() }()
 	select {
 	case err := <-done:
 		if err == nil {
@@ -135,37 +471,35 @@ func TestRunAbandonsAHandlerThatNeverReturns(t *testing.T) {
 	}
 }
 
-// Attempts keep running after shutdown begins (the work context lives until
-// the drain deadline), while the stop channel is closed at once.
-func TestHandlersGetWorkContextAndStopSignal(t *testing.T) {
-	m := metrics.New(prometheus.NewRegistry())
-	results := make(chan string, 2)
-	sub := fakeSub{receive: func(ctx context.Context, f func(context.Context, *pubsub.Message)) error {
-		<-ctx.Done()
-		f(ctx, &pubsub.Message{}) // a message still in hand at shutdown
-		return nil
-	}}
-	h := handlerFunc(func(ctx context.Context, stop <-chan struct{}, _ *pubsub.Message) processor.Outcome {
-		select {
-		case <-stop:
-			results <- "stop closed"
-		default:
-			results <- "stop open"
+// Acks that keep failing are counted; the message is not lost (Pub/Sub
+// redelivers it), and the receiver goes on.
+func TestAckFailuresAreCounted(t *testing.T) {
+	api := &failingAcks{fakeAPI: newFakeAPI()}
+	r := New(api, handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome { return processor.Ack }),
+		config(), metrics.New(prometheus.NewRegistry()), discard)
+	stop := start(r)
+	api.put("a", "")
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(r.metrics.AckErrors.WithLabelValues("ack")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed ack was not counted")
 		}
-		if ctx.Err() == nil {
-			results <- "work alive"
-		} else {
-			results <- "work cancelled"
-		}
-		return processor.Ack
-	})
-	r := New(sub, h, Config{DrainTimeout: time.Minute}, m, discard)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := r.Run(ctx); err != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if a, b := <-results, <-results; a != "stop closed" || b != "work alive" {
-		t.Fatalf("handler saw %q, %q", a, b)
+	if got := api.calls.Load(); got != ackAttempts {
+		t.Fatalf("%d ack attempts, want %d", got, ackAttempts)
 	}
+}
+
+type failingAcks struct {
+	*fakeAPI
+	calls atomic.Int32
+}
+
+func (f *failingAcks) Acknowledge(context.Context, *pubsubpb.AcknowledgeRequest, ...gax.CallOption) error {
+	f.calls.Add(1)
+	return errors.New("unavailable")
 }
