@@ -185,3 +185,66 @@ func TestEmulatorOrderedSubscriptionsNeverDeadLetter(t *testing.T) {
 		t.Logf("attempts seen: %d", maxAttempt.Load())
 	}
 }
+
+// Fact: with unary Pull, a lease nobody acks or extends expires at the ack
+// deadline and the message is redelivered, also on an ordered subscription,
+// and a sender's later messages wait behind it meanwhile. This is what the
+// worker's receiver (unary Pull, its own lease extension) relies on to get
+// a SIGKILLed worker's messages back; a StreamingPull consumer killed with
+// SIGKILL strands its leases on the emulator for good (docs/emulators.md).
+func TestEmulatorUnaryPullLeaseExpires(t *testing.T) {
+	project := testenv.Project(t)
+	client := testenv.PubSub(t, project)
+	ctx := testenv.Context(t, time.Minute)
+	c := topology.Default(project)
+	c.IngressAckDeadline = 10 * time.Second // the minimum
+	if _, err := topology.Apply(ctx, client, c); err != nil {
+		t.Fatal(err)
+	}
+	pub := client.Publisher(c.IngressTopic)
+	pub.EnableMessageOrdering = true
+	defer pub.Stop()
+	for _, data := range []string{"first", "second"} {
+		if _, err := pub.Publish(ctx, &pubsub.Message{Data: []byte(data), OrderingKey: "alice"}).Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := c.SubscriptionPath(c.IngressSubscription)
+	pull := func(max int32) []*pubsubpb.ReceivedMessage {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		r, err := client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{Subscription: sub, MaxMessages: max})
+		if err != nil && pctx.Err() == nil {
+			t.Fatal(err)
+		}
+		return r.GetReceivedMessages()
+	}
+	var leased []*pubsubpb.ReceivedMessage
+	for deadline := time.Now().Add(20 * time.Second); len(leased) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing pulled")
+		}
+		leased = pull(1)
+	}
+	if got := string(leased[0].GetMessage().GetData()); got != "first" {
+		t.Fatalf("pulled %q first", got)
+	}
+	leasedAt := time.Now()
+	// The holder "dies": no ack, no extension. Until the lease expires the
+	// key is held: "second" is not delivered.
+	var again []*pubsubpb.ReceivedMessage
+	for len(again) == 0 {
+		if time.Since(leasedAt) > 25*time.Second {
+			t.Fatal("the unextended lease was never redelivered: revisit the worker's receiver (internal/receiver) and the worker-kill e2e test")
+		}
+		again = pull(10)
+	}
+	waited := time.Since(leasedAt)
+	if got := string(again[0].GetMessage().GetData()); got != "first" {
+		t.Fatalf("after the lease expired the key resumed with %q, not the unacked message", got)
+	}
+	if waited < 9*time.Second {
+		t.Fatalf("redelivered after %s, before the 10 s ack deadline", waited)
+	}
+	t.Logf("unextended lease redelivered after %s (ack deadline 10 s)", waited.Round(10*time.Millisecond))
+}

@@ -56,7 +56,7 @@ func TestWorkerKilledMidStream(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the worker processed only %v messages within a minute", processed)
 		}
-		processed = workerProcessed(c)
+		processed = workerMetric(c, "courier_pipeline_worker_messages_processed_total{")
 	}
 	if processed >= n {
 		t.Fatalf("the worker had processed all %d messages before the kill; the scenario did not happen", n)
@@ -68,7 +68,10 @@ func TestWorkerKilledMidStream(t *testing.T) {
 
 	// Storage: every accepted message is in its recipient's inbox exactly once.
 	waitInboxes(t, ctx, c, s, 5*time.Minute)
-	t.Logf("every inbox complete %s after the kill", time.Since(killedAt).Round(time.Second))
+	t.Logf("every inbox complete %s after the kill; the new worker found %v already stored (redelivered from the killed one) and re-published %v fan-outs",
+		time.Since(killedAt).Round(time.Second),
+		workerMetric(c, `courier_pipeline_worker_messages_processed_total{result="duplicate"}`),
+		workerMetric(c, `courier_pipeline_worker_messages_processed_total{result="refanned"}`))
 
 	// Delivery: every accepted message reached its recipient's session; a
 	// message delivered twice (stored, then redelivered to the new worker
@@ -97,9 +100,9 @@ func TestWorkerKilledMidStream(t *testing.T) {
 	t.Logf("%d duplicate deliveries over WebSocket (same id)", dups)
 }
 
-// workerProcessed is the worker's count of messages processed (all
-// results), from its /metrics; 0 while it does not answer.
-func workerProcessed(c *harness.Cluster) float64 {
+// workerMetric sums the worker's /metrics samples whose line starts with
+// prefix; 0 while it does not answer.
+func workerMetric(c *harness.Cluster, prefix string) float64 {
 	resp, err := http.Get("http://" + c.Worker.Addr + "/metrics")
 	if err != nil {
 		return 0
@@ -110,7 +113,7 @@ func workerProcessed(c *harness.Cluster) float64 {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "courier_pipeline_worker_messages_processed_total{") {
+		if !strings.HasPrefix(line, prefix) {
 			continue
 		}
 		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {

@@ -332,12 +332,10 @@ func TestShutdownFinishesInFlightMessages(t *testing.T) {
 // A message still stuck when the drain deadline passes is nacked, not lost:
 // Run returns within its bound, and the next worker processes the message.
 //
-// Usually at once. But the emulator redelivers a nacked message
-// immediately, and it can land on the stopping worker's stream in the
-// instant between the nack and the stream's close, where the client library
-// neither processes nor nacks it: it then comes back only when that
-// stream's ack deadline (60 s) expires. GCP waits the retry policy's minimum
-// backoff before redelivering, so there the window is practically closed.
+// Promptly: well within the ingress ack deadline (30 s), which is how long
+// it would wait if it were stranded on a Pull cancelled by the shutdown.
+// The emulator redelivers the nack at once, possibly to the stopping
+// worker's last Pulls, which nack it again; they end within PullTimeout.
 func TestShutdownDeadlineNacksStuckMessages(t *testing.T) {
 	w := newWorld(t, nil)
 	gate := &gatedStore{Store: w.store, id: "stuck", entered: make(chan struct{}), release: make(chan struct{})}
@@ -362,7 +360,7 @@ func TestShutdownDeadlineNacksStuckMessages(t *testing.T) {
 
 	w.start(w.settings(), nil)
 	stoppedAt := time.Now()
-	w.deliveries.waitFor(t, 90*time.Second, "stuck")
+	w.deliveries.waitFor(t, w.topo.IngressAckDeadline*2/3, "stuck")
 	t.Logf("the nacked message was processed %s after the first worker stopped", time.Since(stoppedAt).Round(time.Millisecond))
 	if got := w.inboxIDs("bob"); !slices.Equal(got, []string{"stuck"}) {
 		t.Fatalf("bob's inbox %v", got)
