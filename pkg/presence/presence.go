@@ -23,6 +23,8 @@ import (
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/courierhq/courier/pkg/routing"
 )
 
 // Collection holds one document per edge pod.
@@ -58,8 +60,13 @@ func (s *Store) Beat(ctx context.Context, pod, subscription string, startedAt ti
 	return nil
 }
 
-// Remove deletes pod's record (graceful stop, or sweep of an orphan).
+// Remove deletes pod's record (graceful stop, or sweep of an orphan), and
+// first the pod's targeted-routing records of the users it held
+// (pkg/routing), so a failure leaves the heartbeat for the next sweep.
 func (s *Store) Remove(ctx context.Context, pod string) error {
+	if _, err := routing.NewTable(s.fs).LeaveAll(ctx, pod); err != nil {
+		return fmt.Errorf("remove edge %s: %w", pod, err)
+	}
 	_, err := s.fs.Collection(Collection).Doc(pod).Delete(ctx)
 	if err != nil && status.Code(err) != codes.NotFound {
 		return fmt.Errorf("remove edge %s: %w", pod, err)

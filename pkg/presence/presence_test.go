@@ -1,10 +1,12 @@
 package presence_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/courierhq/courier/pkg/presence"
+	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
 )
 
@@ -43,5 +45,29 @@ func TestBeatListRemove(t *testing.T) {
 	pods, err = s.Pods(ctx)
 	if err != nil || len(pods) != 1 {
 		t.Fatalf("after remove: %v %v", pods, err)
+	}
+}
+
+// Removing a pod also removes its targeted-routing records, so a swept pod
+// no longer attracts deliveries; other pods' records stay.
+func TestRemoveForgetsThePodsRoutes(t *testing.T) {
+	project := testenv.Project(t)
+	fs := testenv.Firestore(t, project)
+	s, routes := presence.New(fs), routing.NewTable(fs)
+	ctx := testenv.Context(t, time.Minute)
+	for _, j := range [][2]string{{"alice", "edge-a"}, {"bob", "edge-a"}, {"bob", "edge-b"}} {
+		if err := routes.Join(ctx, j[0], j[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Beat(ctx, "edge-a", "sub", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(ctx, "edge-a"); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := routes.Pods(ctx, []string{"alice", "bob"})
+	if err != nil || !slices.Equal(pods, []string{"edge-b"}) {
+		t.Fatalf("pods after removing edge-a: %v %v", pods, err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
@@ -79,7 +80,7 @@ func run() (err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	worker := pipeline.New(settings, ps, inbox.New(fs), metrics.New(reg), log)
+	worker := pipeline.New(settings, ps, inbox.New(fs), routing.NewTable(fs), metrics.New(reg), log)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", health.Live)
@@ -97,7 +98,7 @@ func run() (err error) {
 
 	log.Info("pipeline-worker starting", "version", version, "project", project, "http_addr", ln.Addr().String(),
 		"subscription", settings.Topology.IngressSubscription,
-		"max_outstanding_messages", settings.MaxOutstandingMessages, "pull_concurrency", settings.PullConcurrency)
+		"max_outstanding_messages", settings.MaxOutstandingMessages, "pull_concurrency", settings.PullConcurrency, "targeted_routing", settings.TargetedRouting)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -27,6 +27,7 @@ import (
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/edge"
@@ -132,7 +133,8 @@ func run() (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	e, err := edge.New(s.edge, edge.Deps{
-		PubSub: ps, Store: inbox.New(fs), Presence: presence.New(fs), Verifier: verifier, Registry: reg, Logger: logger,
+		PubSub: ps, Store: inbox.New(fs), Presence: presence.New(fs), Routes: routing.NewTable(fs),
+		Verifier: verifier, Registry: reg, Logger: logger,
 		ReadyChecks: map[string]health.Check{
 			"pubsub":    health.PubSubTopic(ps, s.edge.Topology.TopicPath(s.edge.Topology.DeliveriesTopic)),
 			"firestore": health.Firestore(fs),

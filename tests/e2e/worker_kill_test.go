@@ -56,7 +56,7 @@ func TestWorkerKilledMidStream(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the worker processed only %v messages within a minute", processed)
 		}
-		processed = workerMetric(c, "courier_pipeline_worker_messages_processed_total{")
+		processed = metricSum(c.Worker.Addr, "courier_pipeline_worker_messages_processed_total{")
 	}
 	if processed >= n {
 		t.Fatalf("the worker had processed all %d messages before the kill; the scenario did not happen", n)
@@ -70,8 +70,8 @@ func TestWorkerKilledMidStream(t *testing.T) {
 	waitInboxes(t, ctx, c, s, 5*time.Minute)
 	t.Logf("every inbox complete %s after the kill; the new worker found %v already stored (redelivered from the killed one) and re-published %v fan-outs",
 		time.Since(killedAt).Round(time.Second),
-		workerMetric(c, `courier_pipeline_worker_messages_processed_total{result="duplicate"}`),
-		workerMetric(c, `courier_pipeline_worker_messages_processed_total{result="refanned"}`))
+		metricSum(c.Worker.Addr, `courier_pipeline_worker_messages_processed_total{result="duplicate"}`),
+		metricSum(c.Worker.Addr, `courier_pipeline_worker_messages_processed_total{result="refanned"}`))
 
 	// Delivery: every accepted message reached its recipient's session; a
 	// message delivered twice (stored, then redelivered to the new worker
@@ -100,10 +100,10 @@ func TestWorkerKilledMidStream(t *testing.T) {
 	t.Logf("%d duplicate deliveries over WebSocket (same id)", dups)
 }
 
-// workerMetric sums the worker's /metrics samples whose line starts with
-// prefix; 0 while it does not answer.
-func workerMetric(c *harness.Cluster, prefix string) float64 {
-	resp, err := http.Get("http://" + c.Worker.Addr + "/metrics")
+// metricSum sums the /metrics samples of the process at addr whose line
+// starts with prefix; 0 while it does not answer.
+func metricSum(addr, prefix string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0
 	}

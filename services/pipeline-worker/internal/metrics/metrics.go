@@ -43,6 +43,10 @@ type Metrics struct {
 	// AckErrors counts ack and nack requests that failed after retries, by
 	// kind ("ack", "nack"): those messages are redelivered.
 	AckErrors *prometheus.CounterVec
+	// Routing counts deliveries by targeted-routing result: "routed" (to
+	// the pods holding recipients), "nowhere" (no recipient connected),
+	// "unrouted" (presence unreadable: sent to every pod).
+	Routing *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them on reg.
@@ -98,9 +102,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "ack_errors_total",
 			Help: "Ack or nack requests that failed after retries, by kind; those messages are redelivered.",
 		}, []string{"kind"}),
+		Routing: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "deliveries_routing_total",
+			Help: "Deliveries by targeted-routing result (routed, nowhere, unrouted); only with WORKER_TARGETED_ROUTING.",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(m.Processed, m.Failures, m.Retries, m.Nacked, m.DeadLettered, m.Duration, m.Age, m.InFlight,
-		m.PullErrors, m.LeaseExtensions, m.LeaseErrors, m.AckErrors)
+		m.PullErrors, m.LeaseExtensions, m.LeaseErrors, m.AckErrors, m.Routing)
 	// Pre-create the usual series so dashboards see zeros, not gaps.
 	for _, r := range []string{"stored", "duplicate", "refanned"} {
 		m.Processed.WithLabelValues(r)

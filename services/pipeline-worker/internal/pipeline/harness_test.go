@@ -26,6 +26,7 @@ import (
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
@@ -121,7 +122,7 @@ func (w *world) start(s pipeline.Settings, store processor.Store) *worker {
 			w.t.Logf("worker log:\n%s", logs.String())
 		}
 	})
-	p := pipeline.New(s, w.ps, store, m, log)
+	p := pipeline.New(s, w.ps, store, routing.NewTable(w.fs), m, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	wk := &worker{m: m, done: make(chan struct{})}
 	var err error

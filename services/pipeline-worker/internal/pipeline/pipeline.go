@@ -36,6 +36,7 @@ type Settings struct {
 	Limits                 envelope.Limits
 	PublishDelay           time.Duration // WORKER_PUBLISH_DELAY: fan-out batching delay
 	AckExtensionStep       time.Duration // WORKER_ACK_EXTENSION_STEP: bound of one lease extension
+	TargetedRouting        bool          // WORKER_TARGETED_ROUTING: route deliveries by presence
 	DrainTimeout           time.Duration // how long in-flight messages get at shutdown
 }
 
@@ -62,6 +63,7 @@ func SettingsFromEnv(e *config.Env, shutdownTimeout time.Duration) Settings {
 		},
 		PublishDelay:     e.Duration("WORKER_PUBLISH_DELAY", time.Millisecond, 0),
 		AckExtensionStep: e.Duration("WORKER_ACK_EXTENSION_STEP", 15*time.Second, 10*time.Second),
+		TargetedRouting:  e.Bool("WORKER_TARGETED_ROUTING", false),
 		DrainTimeout:     max(shutdownTimeout-3*time.Second, shutdownTimeout/2),
 	}
 	if s.Retry.Initial > s.Retry.Max {
@@ -99,8 +101,12 @@ type Pipeline struct {
 	deadLetter *pubsub.Publisher
 }
 
-// New assembles the worker on ps and store.
-func New(s Settings, ps *pubsub.Client, store processor.Store, m *metrics.Metrics, log *slog.Logger) *Pipeline {
+// New assembles the worker on ps and store. router is used only with
+// s.TargetedRouting.
+func New(s Settings, ps *pubsub.Client, store processor.Store, router processor.Router, m *metrics.Metrics, log *slog.Logger) *Pipeline {
+	if !s.TargetedRouting {
+		router = nil
+	}
 	deliveries := ps.Publisher(s.Topology.DeliveriesTopic)
 	// Deliveries carry the sender as ordering key (see
 	// processor.DeliveryMessage); the client needs ordering enabled for it.
@@ -115,6 +121,7 @@ func New(s Settings, ps *pubsub.Client, store processor.Store, m *metrics.Metric
 		Limits:              s.Limits,
 		Retry:               s.Retry,
 		AttemptTimeout:      s.AttemptTimeout,
+		Router:              router,
 	}, store, publishTo(deliveries), dl, m, log)
 	recv := receiver.New(ps.SubscriptionAdminClient, proc, s.ReceiverConfig(), m, log)
 	return &Pipeline{recv: recv, deliveries: deliveries, deadLetter: dlTopic}

@@ -21,6 +21,7 @@ import (
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
@@ -394,5 +395,34 @@ func TestSettingsFromEnv(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}
+	}
+}
+
+// With WORKER_TARGETED_ROUTING each delivery names the edge pods that hold
+// its recipients, read from the presence records in Firestore; a delivery
+// to users connected nowhere is routed to no pod.
+func TestDeliveriesAreRoutedByPresence(t *testing.T) {
+	w := newWorld(t, nil)
+	ctx := testenv.Context(t, 30*time.Second)
+	tab := routing.NewTable(w.fs)
+	for _, j := range [][2]string{{"bob", "edge-a"}, {"bob", "edge-b"}, {"carol", "edge-b"}} {
+		if err := tab.Join(ctx, j[0], j[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := w.settings()
+	s.TargetedRouting = true
+	w.start(s, nil)
+	w.publish(env("to-bob-carol", "alice", "bob", "carol"))
+	w.publish(env("to-dave", "alice", "dave"))
+	w.deliveries.waitFor(t, 30*time.Second, "to-bob-carol", "to-dave")
+
+	routed := w.deliveries.with("to-bob-carol")[0].Attributes
+	if routed[routing.AttrRouted] != "1" || routed["courier_route_edge_a"] != "1" || routed["courier_route_edge_b"] != "1" {
+		t.Fatalf("delivery to bob and carol: %v", routed)
+	}
+	nowhere := w.deliveries.with("to-dave")[0].Attributes
+	if nowhere[routing.AttrRouted] != "1" || routing.RoutedTo(nowhere, "edge-a") || routing.RoutedTo(nowhere, "edge-b") {
+		t.Fatalf("delivery to dave (connected nowhere): %v", nowhere)
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/routing"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/classify"
@@ -43,6 +44,12 @@ type Store interface {
 	Commit(ctx context.Context, env *courierv1.Envelope) (inbox.Stored, bool, error)
 	FannedOut(ctx context.Context, id string) (bool, error)
 	MarkFannedOut(ctx context.Context, id string) error
+}
+
+// Router finds the ws-edge pods holding sessions of users (routing.Table),
+// for targeted routing.
+type Router interface {
+	Pods(ctx context.Context, users []string) ([]string, error)
 }
 
 // PublishFunc publishes msg and waits for the server's confirmation.
@@ -88,6 +95,9 @@ type Config struct {
 	// AttemptTimeout bounds one attempt (commit + publish), so a frozen
 	// dependency turns into a transient failure instead of a hung message.
 	AttemptTimeout time.Duration
+	// Router, when set, routes each delivery to the pods holding its
+	// recipients (pkg/routing); nil publishes every delivery to all pods.
+	Router Router
 }
 
 // Processor handles ingress messages. It is safe for concurrent use.
@@ -347,10 +357,38 @@ func (p *Processor) publishDelivery(ctx context.Context, env *courierv1.Envelope
 	if err != nil {
 		return err
 	}
+	if p.cfg.Router != nil {
+		// After the commit, never before: package routing explains why
+		// this order loses nothing to a session that is just opening.
+		p.route(ctx, env, msg)
+	}
 	if err := p.publish(ctx, msg, env.MessageId); err != nil {
 		return fmt.Errorf("publish delivery %s: %w", env.MessageId, err)
 	}
 	return nil
+}
+
+// route marks msg with the pods holding env's recipients. When presence
+// cannot be read the delivery goes out unrouted, to every pod: slower, never
+// lost.
+func (p *Processor) route(ctx context.Context, env *courierv1.Envelope, msg *pubsub.Message) {
+	ctx, span := p.startFirestoreSpan(ctx, "firestore read presence", env.MessageId)
+	defer span.End()
+	pods, err := p.cfg.Router.Pods(ctx, env.Recipients)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "presence unknown")
+		p.metrics.Routing.WithLabelValues("unrouted").Inc()
+		p.log.WarnContext(ctx, "presence unknown; delivery goes to every edge pod", "courier_message_id", env.MessageId, "err", err)
+		return
+	}
+	routing.Mark(msg.Attributes, pods)
+	span.SetAttributes(attribute.Int("courier.route.pods", len(pods)))
+	if len(pods) == 0 {
+		p.metrics.Routing.WithLabelValues("nowhere").Inc()
+		return
+	}
+	p.metrics.Routing.WithLabelValues("routed").Inc()
 }
 
 // firstFailures remembers, per Pub/Sub message id, when this process first

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -443,5 +444,74 @@ func TestCommitsSerializePerRecipient(t *testing.T) {
 	wg.Wait()
 	if overlaps.Load() != 0 {
 		t.Fatalf("%d overlapping commits to one recipient", overlaps.Load())
+	}
+}
+
+type routerFunc func(ctx context.Context, users []string) ([]string, error)
+
+func (f routerFunc) Pods(ctx context.Context, users []string) ([]string, error) { return f(ctx, users) }
+
+// With a router, each delivery names the pods holding its recipients, and
+// presence is read only after the commit (package routing's argument that
+// nothing is lost depends on that order).
+func TestDeliveryIsRoutedAfterTheCommit(t *testing.T) {
+	var order []string
+	h := newHarness(t, func(c *Config) {
+		c.Router = routerFunc(func(_ context.Context, users []string) ([]string, error) {
+			order = append(order, "presence")
+			if !slices.Equal(users, []string{"bob", "carol"}) {
+				t.Errorf("presence read for %v", users)
+			}
+			return []string{"edge-a", "edge-b"}, nil
+		})
+	})
+	h.store.commit = func(_ context.Context, env *courierv1.Envelope) (inbox.Stored, bool, error) {
+		order = append(order, "commit")
+		return stored(env), true, nil
+	}
+	if out := h.handle(envelopeMsg(t, "m1", "bob", "carol")); out != Ack {
+		t.Fatalf("outcome %v", out)
+	}
+	if !slices.Equal(order, []string{"commit", "presence"}) {
+		t.Fatalf("order %v", order)
+	}
+	a := h.published[0].Attributes
+	if a["courier_routed"] != "1" || a["courier_route_edge_a"] != "1" || a["courier_route_edge_b"] != "1" {
+		t.Fatalf("delivery attributes %v", a)
+	}
+	if got := testutil.ToFloat64(h.m.Routing.WithLabelValues("routed")); got != 1 {
+		t.Fatalf("routing{routed} = %v", got)
+	}
+}
+
+// Presence that cannot be read costs fan-out, not delivery: the delivery
+// goes out unrouted, to every pod. No recipient connected anywhere: routed
+// to no pod (it waits in the inboxes).
+func TestRoutingFallsBackToEveryPod(t *testing.T) {
+	var fail bool
+	h := newHarness(t, func(c *Config) {
+		c.Router = routerFunc(func(context.Context, []string) ([]string, error) {
+			if fail {
+				return nil, errors.New("firestore unavailable")
+			}
+			return nil, nil
+		})
+	})
+	if out := h.handle(envelopeMsg(t, "m1", "bob")); out != Ack {
+		t.Fatalf("outcome %v", out)
+	}
+	fail = true
+	if out := h.handle(envelopeMsg(t, "m2", "bob")); out != Ack {
+		t.Fatalf("outcome %v", out)
+	}
+	nowhere, unrouted := h.published[0].Attributes, h.published[1].Attributes
+	if nowhere["courier_routed"] != "1" || len(nowhere) != 6 {
+		t.Fatalf("delivery to nobody connected: %v", nowhere)
+	}
+	if _, ok := unrouted["courier_routed"]; ok {
+		t.Fatalf("delivery with unknown presence is routed: %v", unrouted)
+	}
+	if testutil.ToFloat64(h.m.Routing.WithLabelValues("nowhere")) != 1 || testutil.ToFloat64(h.m.Routing.WithLabelValues("unrouted")) != 1 {
+		t.Fatal("routing metrics")
 	}
 }

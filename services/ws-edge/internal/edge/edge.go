@@ -22,10 +22,12 @@ import (
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/health"
+	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/fanout"
 	"github.com/courierhq/courier/services/ws-edge/internal/hub"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
+	"github.com/courierhq/courier/services/ws-edge/internal/routes"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
 )
 
@@ -44,7 +46,8 @@ type Config struct {
 	// GatewayURL is where the demo client sends messages.
 	GatewayURL string
 	// TargetedRouting gives the subscription the per-pod routing filter
-	// (fanout.RouteFilter).
+	// (routing.Filter) and records which users this pod holds
+	// (Deps.Routes), so the worker routes their deliveries here.
 	TargetedRouting   bool
 	HeartbeatInterval time.Duration
 	// DevSecret, when set, enables POST /dev/token (HS256 development
@@ -65,6 +68,9 @@ type Deps struct {
 	Store  session.Store
 	// Presence records this pod's heartbeat (pkg/presence).
 	Presence fanout.Presence
+	// Routes records which users this pod holds (routing.Table); required
+	// with Config.TargetedRouting.
+	Routes   routes.Table
 	Verifier Verifier
 	// Registry receives the edge's metrics and is served on /metrics.
 	Registry *prometheus.Registry
@@ -76,13 +82,14 @@ type Deps struct {
 
 // Edge is one ws-edge pod.
 type Edge struct {
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
-	m        *metrics.Metrics
-	hub      *hub.Hub[*session.Session]
-	fanout   *fanout.Fanout
-	draining atomic.Bool
+	cfg        Config
+	deps       Deps
+	log        *slog.Logger
+	m          *metrics.Metrics
+	hub        *hub.Hub[*session.Session]
+	fanout     *fanout.Fanout
+	userRoutes *routes.Tracker // nil without targeted routing
+	draining   atomic.Bool
 
 	stopRecv context.CancelFunc
 	stopCtx  context.Context
@@ -119,7 +126,11 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		hub: hub.New[*session.Session](cfg.MaxSessions, cfg.MaxSessionsPerUser)}
 	filter := ""
 	if cfg.TargetedRouting {
-		filter = fanout.RouteFilter(cfg.Pod)
+		if deps.Routes == nil {
+			return nil, errors.New("edge: targeted routing needs Deps.Routes")
+		}
+		filter = routing.Filter(cfg.Pod)
+		e.userRoutes = routes.New(deps.Routes, cfg.Pod)
 	}
 	if deps.Presence == nil {
 		return nil, errors.New("edge: Deps.Presence is required")

@@ -25,6 +25,7 @@ import (
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
@@ -41,6 +42,7 @@ type world struct {
 	ps       *pubsub.Client
 	store    *inbox.Store
 	presence *presence.Store
+	routes   *routing.Table
 	topo     topology.Config
 	pub      *pubsub.Publisher
 }
@@ -54,7 +56,7 @@ func newWorld(t *testing.T) *world {
 		topo:    topology.Default(project),
 	}
 	fs := testenv.Firestore(t, project)
-	w.store, w.presence = inbox.New(fs), presence.New(fs)
+	w.store, w.presence, w.routes = inbox.New(fs), presence.New(fs), routing.NewTable(fs)
 	if _, err := topology.Apply(testenv.Context(t, time.Minute), w.ps, w.topo); err != nil {
 		t.Fatalf("apply topology: %v", err)
 	}

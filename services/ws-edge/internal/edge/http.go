@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -43,6 +44,9 @@ func (e *Edge) routes() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(e.deps.Registry, promhttp.HandlerOpts{}))
 	return mux
 }
+
+// presenceTimeout bounds one presence record write (targeted routing).
+const presenceTimeout = 5 * time.Second
 
 // serveWS authenticates, checks the origin and the limits, all before the
 // upgrade so that refusals are plain HTTP answers a client can act on, then
@@ -94,6 +98,29 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 			e.reject(w, http.StatusServiceUnavailable, "draining", "this pod is shutting down; reconnect")
 		}
 		return
+	}
+	if e.userRoutes != nil {
+		// Targeted routing: the record that this pod holds the user is
+		// committed before the session reads its inbox (package routing
+		// explains why that order loses nothing).
+		ctx, cancel := context.WithTimeout(r.Context(), presenceTimeout)
+		err := e.userRoutes.Open(ctx, p.UserID)
+		cancel()
+		if err != nil {
+			e.hub.Remove(s)
+			s.Abort()
+			e.log.Warn("recording presence failed; refusing the session", "user", p.UserID, "err", err)
+			w.Header().Set("Retry-After", "1")
+			e.reject(w, http.StatusServiceUnavailable, "presence", "this pod cannot record the session right now; retry")
+			return
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+			defer cancel()
+			if err := e.userRoutes.Close(ctx, p.UserID); err != nil {
+				e.log.Warn("removing presence failed (deliveries may still be routed here, which costs but loses nothing)", "user", p.UserID, "err", err)
+			}
+		}()
 	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: e.cfg.AllowedOrigins})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
@@ -48,7 +49,7 @@ type Config struct {
 	Topology topology.Config
 	Pod      string
 	// Filter is the subscription's Pub/Sub filter ("" for none); see
-	// RouteFilter.
+	// routing.Filter.
 	Filter string
 	// HeartbeatInterval is how often the pod records that it is alive.
 	HeartbeatInterval time.Duration
@@ -197,6 +198,12 @@ func (f *Fanout) heartbeat(ctx context.Context) {
 // could not help.
 func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 	f.m.Received.Inc()
+	if !routing.RoutedTo(msg.Attributes, f.cfg.Pod) {
+		// Counted, then handled like any other: the filter that keeps such
+		// deliveries away on GCP only saves work, correctness never needs
+		// it (a user who just connected here is covered by the inbox read).
+		f.m.RoutedElsewhere.Inc()
+	}
 	// Cheap check first: most deliveries concern users on other pods.
 	if rc, ok := msg.Attributes[pubsubx.AttrRecipients]; ok && !slices.ContainsFunc(strings.Split(rc, ","), f.hub.HasUser) {
 		f.m.Dropped.WithLabelValues("no_local_session").Inc()
@@ -269,26 +276,4 @@ func decode(data []byte, d *courierv1.Delivery) error {
 		return errors.New("delivery without a message id")
 	}
 	return nil
-}
-
-// Routing attributes for targeted routing (DESIGN "Horizontal scaling"). A
-// publisher that knows where users are connected (presence) marks a
-// delivery with AttrRouted and one AttrRoutePrefix+<pod> attribute per pod
-// holding a recipient; deliveries without AttrRouted still reach every pod.
-const (
-	AttrRouted      = "courier_routed"
-	AttrRoutePrefix = "courier_route_"
-)
-
-// RouteAttribute is the attribute naming pod as a target. Pod names are
-// [a-z0-9-]; dashes become underscores so the key is a plain identifier in
-// filter expressions.
-func RouteAttribute(pod string) string {
-	return AttrRoutePrefix + strings.ReplaceAll(pod, "-", "_")
-}
-
-// RouteFilter is pod's subscription filter with targeted routing: routed
-// deliveries reach only the pods they name, unrouted ones every pod.
-func RouteFilter(pod string) string {
-	return "attributes:" + RouteAttribute(pod) + " OR NOT attributes:" + AttrRouted
 }

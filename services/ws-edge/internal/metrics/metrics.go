@@ -18,7 +18,8 @@ type Metrics struct {
 	// Connects counts accepted WebSocket sessions.
 	Connects prometheus.Counter
 	// Rejected counts upgrade requests refused before the upgrade, by reason
-	// (unauthorized, origin, bad_cursor, user_limit, pod_limit, draining).
+	// (unauthorized, origin, bad_cursor, user_limit, pod_limit, draining,
+	// presence).
 	Rejected *prometheus.CounterVec
 	// Disconnects counts ended sessions by WebSocket close code.
 	Disconnects *prometheus.CounterVec
@@ -45,6 +46,11 @@ type Metrics struct {
 	// ReceiveErrors counts Receive calls that ended with an error (each is
 	// retried after a backoff).
 	ReceiveErrors prometheus.Counter
+	// RoutedElsewhere counts deliveries received although targeted routing
+	// sent them to other pods only. On GCP the subscription filter keeps
+	// them away (it stays 0); the emulator applies no filter, so there it
+	// measures what the filter saves.
+	RoutedElsewhere prometheus.Counter
 }
 
 // New creates the collectors and registers them on reg.
@@ -76,10 +82,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		BadFrames:     prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "bad_frames_total", Help: "Malformed or unknown client frames."}),
 		Acks:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "acks_total", Help: "Client ack frames by result."}, []string{"result"}),
 		ReceiveErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "receive_errors_total", Help: "Subscription Receive calls that failed and were retried."}),
+		RoutedElsewhere: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "deliveries_routed_elsewhere_total",
+			Help: "Deliveries received although targeted routing sent them to other pods only (a subscription filter keeps them away on GCP)."}),
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.Sessions, m.Connects, m.Rejected, m.Disconnects, m.Received,
-		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.DeliveryLatency, m.BadFrames, m.Acks, m.ReceiveErrors} {
+		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.DeliveryLatency, m.BadFrames, m.Acks, m.ReceiveErrors, m.RoutedElsewhere} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

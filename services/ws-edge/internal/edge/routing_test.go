@@ -1,0 +1,124 @@
+package edge_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/testenv"
+	"github.com/courierhq/courier/services/ws-edge/internal/edge"
+	"github.com/courierhq/courier/services/ws-edge/internal/routes"
+)
+
+func withRouting(t routes.Table) edgeOption {
+	return func(c *edge.Config, d *edge.Deps) { c.TargetedRouting, d.Routes = true, t }
+}
+
+// gatedTable holds Join until released.
+type gatedTable struct {
+	routes.Table
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedTable) Join(ctx context.Context, user, pod string) error {
+	close(g.entered)
+	<-g.release
+	return g.Table.Join(ctx, user, pod)
+}
+
+// readCountingStore counts inbox reads.
+type readCountingStore struct {
+	*inbox.Store
+	reads atomic.Int32
+}
+
+func (s *readCountingStore) Head(ctx context.Context, user string) (int64, error) {
+	s.reads.Add(1)
+	return s.Store.Head(ctx, user)
+}
+
+func (s *readCountingStore) List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
+	s.reads.Add(1)
+	return s.Store.List(ctx, user, after, limit)
+}
+
+// With targeted routing the pod's presence record is committed before the
+// session's first inbox read (pkg/routing's no-loss argument rests on it),
+// stays while the user has a session here, and goes with the last one.
+func TestPresenceIsRecordedBeforeTheInboxRead(t *testing.T) {
+	w := newWorld(t)
+	gate := &gatedTable{Table: w.routes, entered: make(chan struct{}), release: make(chan struct{})}
+	store := &readCountingStore{Store: w.store}
+	a := startEdge(t, w, "edge-a", withRouting(gate), withStore(store))
+	ctx := testenv.Context(t, time.Minute)
+
+	dialed := make(chan *wsClient, 1)
+	go func() { dialed <- dial(t, a, "bob", dialOpts{}) }()
+	<-gate.entered
+	if n := store.reads.Load(); n != 0 {
+		t.Fatalf("the session read its inbox %d times before its presence was recorded", n)
+	}
+	close(gate.release)
+	first := <-dialed
+	first.expect(t, "hello", "synced")
+	if store.reads.Load() == 0 {
+		t.Fatal("no inbox read after the presence record")
+	}
+	pods := func() []string {
+		got, err := w.routes.Pods(ctx, []string{"bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := pods(); !slices.Equal(got, []string{"edge-a"}) {
+		t.Fatalf("bob's pods %v", got)
+	}
+
+	second := dial(t, a, "bob", dialOpts{}) // no second Join: the gate is open now
+	second.expect(t, "hello", "synced")
+	_ = first.conn.Close(1000, "bye")
+	_ = second.conn.Close(1000, "bye")
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pods()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's record outlived his sessions: %v", pods())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type failingTable struct{ routes.Table }
+
+func (failingTable) Join(context.Context, string, string) error {
+	return errors.New("firestore unavailable")
+}
+
+// A session whose presence cannot be recorded is refused with a retryable
+// 503 instead of being served without deliveries.
+func TestSessionRefusedWhenPresenceCannotBeRecorded(t *testing.T) {
+	w := newWorld(t)
+	a := startEdge(t, w, "edge-a", withRouting(failingTable{w.routes}))
+	_, resp, err := tryDial(t, a, "bob", dialOpts{})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("dial: %v, want 503", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"unavailable"`) {
+		t.Fatalf("refusal: Retry-After %q, body %s", resp.Header.Get("Retry-After"), body)
+	}
+	if got := a.counter(t, "courier_ws_edge_rejected_total", "reason", "presence"); got != 1 {
+		t.Fatalf("rejected{presence} = %v", got)
+	}
+	if a.Sessions("bob") != nil {
+		t.Fatal("the refused session is still registered")
+	}
+}
