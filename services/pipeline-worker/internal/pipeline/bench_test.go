@@ -11,19 +11,37 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
 )
 
 // BenchmarkPipeline measures the worker on the emulators: 1000 messages from
 // 20 senders to 1–3 of 50 recipients, published at once (ordered per sender); it
-// reports throughput and publish→delivery latency.
+// reports throughput and publish→delivery latency, without and with targeted
+// routing (one presence read per message; half the recipients have a record).
 //
 //	go test -run '^$' -bench Pipeline -benchtime 1x ./internal/pipeline
 func BenchmarkPipeline(b *testing.B) {
+	for _, routed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("routing=%v", routed), func(b *testing.B) { benchPipeline(b, routed) })
+	}
+}
+
+func benchPipeline(b *testing.B, routed bool) {
 	for b.Loop() {
 		w := newWorld(b, nil)
-		w.start(w.settings(), nil)
+		s := w.settings()
+		s.TargetedRouting = routed
+		if routed {
+			tab := routing.NewTable(w.fs)
+			for u := range 25 {
+				if err := tab.Join(testenv.Context(b, 10*time.Second), fmt.Sprintf("u%02d", 2*u), fmt.Sprintf("edge-%d", u%4)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		w.start(s, nil)
 		// Warm up Firestore (the emulator's first writes are slow).
 		w.publish(env("warm", "warm", "warm"))
 		w.deliveries.waitFor(b, time.Minute, "warm")
