@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # emulators.sh start|stop|status|env [DIR]
+# emulators.sh restart DIR pubsub|firestore
 #
 # Starts the Pub/Sub and Firestore emulators from the Google Cloud CLI, each in
 # its own process group, waits until both answer, and records what it started
@@ -75,6 +76,21 @@ case "$cmd" in
     ;;
   stop)
     stop_one pubsub; stop_one firestore ;;
+  restart)
+    # Stops one emulator and starts it again on the port it had. The
+    # emulators keep no state: topics, subscriptions, messages (or
+    # documents) are gone afterwards, as after a real emulator crash.
+    name="${3:-}"
+    case "$name" in pubsub|firestore) ;; *) echo "usage: $0 restart DIR pubsub|firestore" >&2; exit 2 ;; esac
+    port="$(cat "$DIR/$name.port")"
+    stop_one "$name"
+    SDK="$(gcloud info --format='value(installation.sdk_root)')"
+    if [ "$name" = pubsub ]; then
+      start_one pubsub "$port" -- "$SDK/platform/pubsub-emulator/bin/cloud-pubsub-emulator" --host=127.0.0.1 --port="$port"
+    else
+      start_one firestore "$port" -- "$SDK/platform/cloud-firestore-emulator/cloud_firestore_emulator" \
+        start --host=127.0.0.1 --port="$port"
+    fi ;;
   status)
     for n in pubsub firestore; do
       if [ -f "$DIR/$n.pid" ] && kill -0 "$(cat "$DIR/$n.pid")" 2>/dev/null; then
@@ -85,5 +101,5 @@ case "$cmd" in
     echo "export PUBSUB_EMULATOR_HOST=127.0.0.1:$PUBSUB_PORT"
     echo "export FIRESTORE_EMULATOR_HOST=127.0.0.1:$FIRESTORE_PORT"
     echo "export GOOGLE_CLOUD_PROJECT=$PROJECT" ;;
-  *) echo "usage: $0 start|stop|status|env [DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env [DIR] | restart DIR pubsub|firestore" >&2; exit 2 ;;
 esac

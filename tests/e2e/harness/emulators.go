@@ -58,6 +58,16 @@ func (e *Emulators) Stop() error {
 	return nil
 }
 
+// Restart stops one emulator ("pubsub" or "firestore") and starts it again
+// on the same port, empty: the emulators keep no state across a restart.
+func (e *Emulators) Restart(name string) error {
+	out, err := exec.Command(filepath.Join(e.repoRoot, "scripts/emulators.sh"), "restart", e.dir, name).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("restart %s emulator: %v\n%s", name, err, out)
+	}
+	return nil
+}
+
 // Freeze sends SIGSTOP (or SIGCONT to thaw) to one emulator's process group:
 // an outage that keeps its data.
 func (e *Emulators) Freeze(name string, frozen bool) error {
