@@ -241,7 +241,9 @@ func (r *Receiver) pull(ctx context.Context, n int) ([]*message, error) {
 			Data:        pm.GetData(),
 			Attributes:  pm.GetAttributes(),
 			OrderingKey: pm.GetOrderingKey(),
-			PublishTime: pm.GetPublishTime().AsTime(),
+		}
+		if pt := pm.GetPublishTime(); pt != nil {
+			m.PublishTime = pt.AsTime() // AsTime of nil would be 1970, not zero
 		}
 		if a := int(rm.GetDeliveryAttempt()); a > 0 {
 			m.DeliveryAttempt = &a

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
@@ -502,4 +503,39 @@ type failingAcks struct {
 func (f *failingAcks) Acknowledge(context.Context, *pubsubpb.AcknowledgeRequest, ...gax.CallOption) error {
 	f.calls.Add(1)
 	return errors.New("unavailable")
+}
+
+// The handler gets the Pub/Sub message's fields; a missing publish time
+// stays zero (not 1970) and a missing delivery attempt stays nil.
+func TestMessageFieldsReachTheHandler(t *testing.T) {
+	api := newFakeAPI()
+	published := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	api.queue <- &pubsubpb.ReceivedMessage{AckId: "ack-full", DeliveryAttempt: 3, Message: &pubsubpb.PubsubMessage{
+		MessageId: "full", Data: []byte("d"), Attributes: map[string]string{"k": "v"}, OrderingKey: "alice",
+		PublishTime: timestamppb.New(published)}}
+	api.queue <- &pubsubpb.ReceivedMessage{AckId: "ack-bare", Message: &pubsubpb.PubsubMessage{MessageId: "bare"}}
+	got := make(chan *pubsub.Message, 2)
+	h := handlerFunc(func(_ context.Context, _ <-chan struct{}, m *pubsub.Message) processor.Outcome {
+		got <- m
+		return processor.Ack
+	})
+	r := New(api, h, config(), metrics.New(prometheus.NewRegistry()), discard)
+	stop := start(r)
+	api.waitUntil(t, "both acked", func() bool { return len(api.acked) == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*pubsub.Message{}
+	for range 2 {
+		m := <-got
+		byID[m.ID] = m
+	}
+	full, bare := byID["full"], byID["bare"]
+	if full == nil || string(full.Data) != "d" || full.Attributes["k"] != "v" || full.OrderingKey != "alice" ||
+		!full.PublishTime.Equal(published) || full.DeliveryAttempt == nil || *full.DeliveryAttempt != 3 {
+		t.Fatalf("full message arrived as %+v", full)
+	}
+	if bare == nil || !bare.PublishTime.IsZero() || bare.DeliveryAttempt != nil {
+		t.Fatalf("bare message arrived as %+v", bare)
+	}
 }
