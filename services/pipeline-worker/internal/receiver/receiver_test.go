@@ -224,7 +224,10 @@ func TestFlowControlBoundsMessagesInHand(t *testing.T) {
 }
 
 // One ordering key's messages are handled one at a time, in delivery order,
-// while other keys' messages run alongside.
+// while other keys' messages run alongside: the first message of each key
+// holds until all three keys have one running (which cannot happen if keys
+// were serialized with each other), and meanwhile no later message of a
+// held key may start.
 func TestOneKeyAtATimeInOrder(t *testing.T) {
 	api := newFakeAPI()
 	cfg := config()
@@ -233,6 +236,7 @@ func TestOneKeyAtATimeInOrder(t *testing.T) {
 	seen := map[string][]string{}
 	running := map[string]int{}
 	var overlap atomic.Bool
+	firsts, release := make(chan string, 3), make(chan struct{})
 	h := handlerFunc(func(_ context.Context, _ <-chan struct{}, m *pubsub.Message) processor.Outcome {
 		mu.Lock()
 		running[m.OrderingKey]++
@@ -240,8 +244,12 @@ func TestOneKeyAtATimeInOrder(t *testing.T) {
 			overlap.Store(true)
 		}
 		seen[m.OrderingKey] = append(seen[m.OrderingKey], m.ID)
+		first := len(seen[m.OrderingKey]) == 1
 		mu.Unlock()
-		time.Sleep(time.Millisecond) // widen the window an overlap would need
+		if first {
+			firsts <- m.OrderingKey
+			<-release
+		}
 		mu.Lock()
 		running[m.OrderingKey]--
 		mu.Unlock()
@@ -258,6 +266,18 @@ func TestOneKeyAtATimeInOrder(t *testing.T) {
 		}
 	}
 	stop := start(r)
+	for range 3 {
+		select {
+		case <-firsts:
+		case <-time.After(10 * time.Second):
+			close(release)
+			t.Fatal("the three keys' first messages never ran at the same time")
+		}
+	}
+	if overlap.Load() {
+		t.Fatal("a key's later message started while its first was running")
+	}
+	close(release)
 	api.waitUntil(t, "all acked", func() bool { return len(api.acked) == 30 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
