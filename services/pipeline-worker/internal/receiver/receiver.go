@@ -169,14 +169,14 @@ func (r *Receiver) Run(ctx context.Context) error {
 		r.inFlight.Wait()
 		close(drained)
 	}()
-	hard := time.NewTimer(max(r.cfg.DrainTimeout, r.cfg.PullTimeout) + hardStopMargin)
+	giveUp := max(r.cfg.DrainTimeout, r.cfg.PullTimeout) + hardStopMargin
+	hard := time.NewTimer(giveUp)
 	defer hard.Stop()
 	select {
 	case <-drained:
 		return nil
 	case <-hard.C:
-		return fmt.Errorf("in-flight messages still running %s after shutdown began; abandoning them (Pub/Sub redelivers them)",
-			r.cfg.DrainTimeout+hardStopMargin)
+		return fmt.Errorf("in-flight messages still running %s after shutdown began; abandoning them (Pub/Sub redelivers them)", giveUp)
 	}
 }
 
