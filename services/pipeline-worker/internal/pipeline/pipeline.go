@@ -66,6 +66,10 @@ func SettingsFromEnv(e *config.Env, shutdownTimeout time.Duration) Settings {
 		TargetedRouting:  e.Bool("WORKER_TARGETED_ROUTING", false),
 		DrainTimeout:     max(shutdownTimeout-3*time.Second, shutdownTimeout/2),
 	}
+	if s.AckExtensionStep > 10*time.Minute {
+		// Pub/Sub's longest ack deadline.
+		e.Check("WORKER_ACK_EXTENSION_STEP", fmt.Errorf("%s exceeds Pub/Sub's maximum ack deadline of 10m", s.AckExtensionStep))
+	}
 	if s.Retry.Initial > s.Retry.Max {
 		e.Check("WORKER_RETRY_INITIAL", fmt.Errorf("%s exceeds WORKER_RETRY_MAX %s", s.Retry.Initial, s.Retry.Max))
 	}

@@ -388,10 +388,11 @@ func TestSettingsFromEnv(t *testing.T) {
 		t.Errorf("receiver config %+v", rc)
 	}
 
-	bad := config.FromMap(map[string]string{"WORKER_RETRY_INITIAL": "10s", "WORKER_MAX_RECIPIENTS": "1000", "WORKER_PULL_CONCURRENCY": "x"})
+	bad := config.FromMap(map[string]string{"WORKER_RETRY_INITIAL": "10s", "WORKER_MAX_RECIPIENTS": "1000", "WORKER_PULL_CONCURRENCY": "x",
+		"WORKER_ACK_EXTENSION_STEP": "11m", "WORKER_PULL_TIMEOUT": "1s"})
 	pipeline.SettingsFromEnv(bad, time.Second)
 	err := bad.Err()
-	for _, name := range []string{"WORKER_RETRY_INITIAL", "WORKER_MAX_RECIPIENTS", "WORKER_PULL_CONCURRENCY"} {
+	for _, name := range []string{"WORKER_RETRY_INITIAL", "WORKER_MAX_RECIPIENTS", "WORKER_PULL_CONCURRENCY", "WORKER_ACK_EXTENSION_STEP", "WORKER_PULL_TIMEOUT"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}
