@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -95,5 +96,133 @@ func waitMetric(t *testing.T, addr, prefix string, want float64) {
 			t.Fatalf("%s at %s is %v, want %v", prefix, addr, got, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTargetedRoutingWhileSessionsMove sends to bob steadily while bob
+// keeps hopping between the two edges, resuming with his cursor each time.
+// The edges drop what is routed elsewhere (as their subscription filters do
+// on GCP), so a message routed before bob's presence on the new edge was
+// recorded reaches him only through that session's inbox read. He must end
+// with every message exactly once, in order: the ordering of presence
+// write, inbox read and routing (pkg/routing) leaves no gap. Then six more
+// hops, each followed by one message that must arrive live on the new
+// session: with no later message to reveal a gap, this fails if presence
+// were recorded after the connection is up (checked by that mutation).
+func TestTargetedRoutingWhileSessionsMove(t *testing.T) {
+	c := env.NewCluster(t, harness.Options{Edges: 2,
+		WorkerEnv: []string{"WORKER_TARGETED_ROUTING=true"},
+		EdgeEnv:   []string{"EDGE_TARGETED_ROUTING=true"},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	const n = 60
+	ids := make(chan string, n)
+	sendErr := make(chan error, 1)
+	go func() {
+		defer close(ids)
+		for i := range n {
+			res, err := harness.Send(ctx, c.GatewayURL(), c.Token("alice"), []string{"bob"}, i, "")
+			if err != nil || res.Status != 202 {
+				sendErr <- fmt.Errorf("send %d: %v %+v", i, err, res)
+				return
+			}
+			ids <- res.ID
+			time.Sleep(50 * time.Millisecond) // a steady 20 msg/s
+		}
+	}()
+
+	var got []harness.Frame
+	cursor := ""
+	edge := 0
+	sess := mustDial(t, ctx, c.Edges[edge].Addr, c.Token("bob"), cursor)
+	waitSynced(t, sess)
+	moves := 0
+	for sending := true; sending; moves++ {
+		select {
+		case err := <-sendErr:
+			t.Fatal(err)
+		case <-time.After(300 * time.Millisecond): // bob stays a moment, then moves
+		}
+		if len(ids) == n || ctx.Err() != nil {
+			sending = false
+		}
+		// Close first, then read: nothing may arrive between taking the
+		// frames and taking the cursor.
+		sess.Close()
+		<-sess.Closed()
+		got = append(got, sess.Messages()...)
+		if lc := sess.LastCursor(); lc != "" {
+			cursor = lc
+		}
+		edge = 1 - edge
+		sess = mustDial(t, ctx, c.Edges[edge].Addr, c.Token("bob"), cursor)
+	}
+	var want []string
+	for id := range ids {
+		want = append(want, id)
+	}
+	if len(want) != n {
+		t.Fatalf("%d of %d sends accepted", len(want), n)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(got)+len(sess.Messages()) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got = append(got, sess.Messages()...)
+	assertExactly(t, "bob", got, want)
+
+	// No later message reveals a gap here: a message sent right after bob
+	// lands on an edge must reach that session live, so his presence there
+	// must be visible to the worker by the time the connection is up.
+	for hop := range 6 {
+		sess.Close()
+		<-sess.Closed()
+		if lc := sess.LastCursor(); lc != "" {
+			cursor = lc
+		}
+		edge = 1 - edge
+		sess = mustDial(t, ctx, c.Edges[edge].Addr, c.Token("bob"), cursor)
+		res, err := harness.Send(ctx, c.GatewayURL(), c.Token("alice"), []string{"bob"}, "hop", "")
+		if err != nil || res.Status != 202 {
+			t.Fatalf("send after hop %d: %v %+v", hop, err, res)
+		}
+		if err := waitFor(sess, res.ID, 30*time.Second); err != nil {
+			t.Fatalf("hop %d to edge %d: %v", hop, edge, err)
+		}
+	}
+	dropped := 0.0
+	for _, e := range c.Edges {
+		dropped += metricSum(e.Addr, `courier_ws_edge_deliveries_dropped_total{reason="routed_elsewhere"}`)
+	}
+	t.Logf("bob moved %d times; %d messages arrived exactly once, in order; the edges dropped %v deliveries routed elsewhere", moves, n, dropped)
+}
+
+// waitSynced waits for a live-only session's starting cursor.
+func waitSynced(t *testing.T, s *harness.WSClient) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.LastCursor() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("no synced frame")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitFor waits until the session received message id.
+func waitFor(s *harness.WSClient, id string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		for _, f := range s.Messages() {
+			if f.Message.ID == id {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("message %s sent right after connecting never arrived on the session within %s", id, d)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

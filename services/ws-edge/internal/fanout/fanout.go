@@ -199,10 +199,17 @@ func (f *Fanout) heartbeat(ctx context.Context) {
 func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 	f.m.Received.Inc()
 	if !routing.RoutedTo(msg.Attributes, f.cfg.Pod) {
-		// Counted, then handled like any other: the filter that keeps such
-		// deliveries away on GCP only saves work, correctness never needs
-		// it (a user who just connected here is covered by the inbox read).
 		f.m.RoutedElsewhere.Inc()
+		if f.cfg.Filter != "" {
+			// Targeted routing: drop what this pod's subscription filter
+			// keeps away on GCP. There the filter already did it; the
+			// emulator applies no filter, and this makes it behave the
+			// same, so the tests see GCP's semantics (a session the routing
+			// missed must get the message from its inbox read).
+			f.m.Dropped.WithLabelValues("routed_elsewhere").Inc()
+			msg.Ack()
+			return
+		}
 	}
 	// Cheap check first: most deliveries concern users on other pods.
 	if rc, ok := msg.Attributes[pubsubx.AttrRecipients]; ok && !slices.ContainsFunc(strings.Split(rc, ","), f.hub.HasUser) {

@@ -32,7 +32,7 @@ type Metrics struct {
 	// replay: resume or gap fill from Firestore).
 	Written *prometheus.CounterVec
 	// Dropped counts deliveries not written, by reason (no_local_session,
-	// bad_data, duplicate, session_closed).
+	// bad_data, duplicate, session_closed, routed_elsewhere).
 	Dropped *prometheus.CounterVec
 	// QueueOverflows counts sessions closed because their send queue was full.
 	QueueOverflows prometheus.Counter
@@ -47,9 +47,9 @@ type Metrics struct {
 	// retried after a backoff).
 	ReceiveErrors prometheus.Counter
 	// RoutedElsewhere counts deliveries received although targeted routing
-	// sent them to other pods only. On GCP the subscription filter keeps
-	// them away (it stays 0); the emulator applies no filter, so there it
-	// measures what the filter saves.
+	// sent them to other pods only (the pod then drops them). On GCP the
+	// subscription filter keeps them away (it stays 0); the emulator applies
+	// no filter, so there it measures what the filter saves.
 	RoutedElsewhere prometheus.Counter
 }
 
