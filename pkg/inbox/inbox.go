@@ -73,10 +73,14 @@ type messageDoc struct {
 
 // entryDoc is users/{uid}/inbox/{seq}.
 type entryDoc struct {
-	MessageID   string    `firestore:"message_id"`
-	Seq         int64     `firestore:"seq"`
-	From        string    `firestore:"from"`
+	MessageID string `firestore:"message_id"`
+	Seq       int64  `firestore:"seq"`
+	From      string `firestore:"from"`
+	// To is the whole recipient list for a send to at most
+	// MaxListedRecipients users, and empty for a larger one (see Shown);
+	// entries written before the rule hold the whole list.
 	To          []string  `firestore:"to"`
+	ToCount     int       `firestore:"to_count,omitempty"`
 	Payload     []byte    `firestore:"payload"`
 	ContentType string    `firestore:"content_type"`
 	SentAt      time.Time `firestore:"sent_at"`
@@ -92,7 +96,7 @@ type Stored struct {
 
 // Delivery returns the fan-out delivery for s.
 func (s Stored) Delivery() *courierv1.Delivery {
-	d := &courierv1.Delivery{Message: s.Message}
+	d := &courierv1.Delivery{Message: Shown(s.Message)}
 	for _, uid := range s.Message.To {
 		d.Recipients = append(d.Recipients, &courierv1.RecipientCursor{UserId: uid, Cursor: EncodeCursor(s.Seqs[uid])})
 	}
@@ -148,7 +152,7 @@ func (s *Store) Commit(ctx context.Context, env *courierv1.Envelope) (st Stored,
 			for _, uid := range env.Recipients {
 				seq := doc.Seqs[uid]
 				entry := entryDoc{
-					MessageID: env.MessageId, Seq: seq, From: doc.From, To: doc.To, Payload: doc.Payload,
+					MessageID: env.MessageId, Seq: seq, From: doc.From, To: listedRecipients(doc.To), ToCount: len(doc.To), Payload: doc.Payload,
 					ContentType: doc.ContentType, SentAt: doc.SentAt, StoredAt: now,
 				}
 				ref := s.fs.Collection(UsersCollection).Doc(uid).Collection(InboxCollection).Doc(inboxID(seq))
@@ -202,7 +206,7 @@ func (s *Store) List(ctx context.Context, user string, after int64, limit int) (
 			return nil, fmt.Errorf("decode inbox entry %s: %w", d.Ref.Path, err)
 		}
 		out = append(out, Entry{Seq: e.Seq, Message: &courierv1.Message{
-			Id: e.MessageID, From: e.From, To: e.To, Payload: e.Payload, ContentType: e.ContentType,
+			Id: e.MessageID, From: e.From, To: e.To, ToCount: int32(max(e.ToCount, len(e.To))), Payload: e.Payload, ContentType: e.ContentType,
 			SentAt: timestamppb.New(e.SentAt), StoredAt: timestamppb.New(e.StoredAt),
 		}})
 	}

@@ -215,3 +215,32 @@ func TestConcurrentDuplicateCommits(t *testing.T) {
 		}
 	}
 }
+
+// A large send stores the whole recipient list once, on the message; each
+// inbox entry keeps only the count, and the delivery shows the same.
+func TestLargeSendStoresBoundedEntries(t *testing.T) {
+	project := testenv.Project(t)
+	s := inbox.New(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, time.Minute)
+	to := make([]string, 40)
+	for i := range to {
+		to[i] = fmt.Sprintf("u%02d", i)
+	}
+	st, _, err := s.Commit(ctx, envelope("big", "alice", to...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.List(ctx, "u07", 0, 10)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("inbox of u07: %v %v", entries, err)
+	}
+	if m := entries[0].Message; len(m.To) != 0 || m.ToCount != 40 {
+		t.Fatalf("entry of a 40-recipient send: to %v count %d", m.To, m.ToCount)
+	}
+	if got, err := s.Get(ctx, "big"); err != nil || len(got.Message.To) != 40 {
+		t.Fatalf("message keeps the whole list: %v %v", got.Message.GetTo(), err)
+	}
+	if d := st.Delivery(); len(d.Message.To) != 0 || d.Message.ToCount != 40 || len(d.Recipients) != 40 {
+		t.Fatalf("delivery: to %d count %d recipients %d", len(d.Message.To), d.Message.ToCount, len(d.Recipients))
+	}
+}

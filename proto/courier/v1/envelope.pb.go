@@ -128,15 +128,22 @@ func (x *Envelope) GetIdempotencyKey() string {
 
 // Message is a stored message as clients see it.
 type Message struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	From        string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	From  string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	// to lists the recipients, but only for a send to at most 16 of them
+	// (inbox.MaxListedRecipients): for a larger send it is empty wherever a
+	// client sees the message, so that a frame stays small and no recipient
+	// learns every other recipient. The stored message keeps the whole list.
 	To          []string               `protobuf:"bytes,3,rep,name=to,proto3" json:"to,omitempty"`
 	Payload     []byte                 `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
 	ContentType string                 `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	SentAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
 	// stored_at is when the pipeline-worker committed it to Firestore.
-	StoredAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=stored_at,json=storedAt,proto3" json:"stored_at,omitempty"`
+	StoredAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=stored_at,json=storedAt,proto3" json:"stored_at,omitempty"`
+	// to_count is the number of recipients, always set where clients see the
+	// message (0 only in the worker's own copies, which carry the whole list).
+	ToCount       int32 `protobuf:"varint,8,opt,name=to_count,json=toCount,proto3" json:"to_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -218,6 +225,13 @@ func (x *Message) GetStoredAt() *timestamppb.Timestamp {
 		return x.StoredAt
 	}
 	return nil
+}
+
+func (x *Message) GetToCount() int32 {
+	if x != nil {
+		return x.ToCount
+	}
+	return 0
 }
 
 // RecipientCursor is one recipient's position of the message in their inbox.
@@ -346,7 +360,7 @@ const file_courier_v1_envelope_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12!\n" +
 	"\fcontent_type\x18\x05 \x01(\tR\vcontentType\x123\n" +
 	"\asent_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12'\n" +
-	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\"\xe8\x01\n" +
+	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\"\x83\x02\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
@@ -354,7 +368,8 @@ const file_courier_v1_envelope_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12!\n" +
 	"\fcontent_type\x18\x05 \x01(\tR\vcontentType\x123\n" +
 	"\asent_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x127\n" +
-	"\tstored_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bstoredAt\"B\n" +
+	"\tstored_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bstoredAt\x12\x19\n" +
+	"\bto_count\x18\b \x01(\x05R\atoCount\"B\n" +
 	"\x0fRecipientCursor\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"v\n" +

@@ -346,10 +346,13 @@ func (x *GetMessageRequest) GetId() string {
 type GetMessageResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Message *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	// state is "accepted", "stored" or "delivered".
-	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// state is "stored" or "delivered" (once a recipient acknowledged it on
+	// a WebSocket). A message the worker has not stored yet is NOT_FOUND.
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// delivered_count is how many recipients acknowledged it.
+	DeliveredCount int32 `protobuf:"varint,3,opt,name=delivered_count,json=deliveredCount,proto3" json:"delivered_count,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetMessageResponse) Reset() {
@@ -396,6 +399,13 @@ func (x *GetMessageResponse) GetState() string {
 	return ""
 }
 
+func (x *GetMessageResponse) GetDeliveredCount() int32 {
+	if x != nil {
+		return x.DeliveredCount
+	}
+	return 0
+}
+
 var File_courier_v1_messages_proto protoreflect.FileDescriptor
 
 const file_courier_v1_messages_proto_rawDesc = "" +
@@ -423,10 +433,11 @@ const file_courier_v1_messages_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\v2\x13.courier.v1.MessageR\amessage\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"#\n" +
 	"\x11GetMessageRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"Y\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x82\x01\n" +
 	"\x12GetMessageResponse\x12-\n" +
 	"\amessage\x18\x01 \x01(\v2\x13.courier.v1.MessageR\amessage\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state2\xdc\x01\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12'\n" +
+	"\x0fdelivered_count\x18\x03 \x01(\x05R\x0edeliveredCount2\xdc\x01\n" +
 	"\bMessages\x129\n" +
 	"\x04Send\x12\x17.courier.v1.SendRequest\x1a\x18.courier.v1.SendResponse\x12H\n" +
 	"\tListInbox\x12\x1c.courier.v1.ListInboxRequest\x1a\x1d.courier.v1.ListInboxResponse\x12K\n" +

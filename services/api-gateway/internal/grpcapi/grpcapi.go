@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/courierhq/courier/pkg/inbox"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/apierr"
@@ -110,7 +111,7 @@ func (h *Handler) ListInbox(ctx context.Context, req *courierv1.ListInboxRequest
 	}
 	resp := &courierv1.ListInboxResponse{NextCursor: page.NextCursor}
 	for _, e := range page.Entries {
-		resp.Messages = append(resp.Messages, &courierv1.InboxEntry{Message: e.Message, Cursor: e.Cursor()})
+		resp.Messages = append(resp.Messages, &courierv1.InboxEntry{Message: inbox.Shown(e.Message), Cursor: e.Cursor()})
 	}
 	return resp, nil
 }
@@ -121,7 +122,7 @@ func (h *Handler) GetMessage(ctx context.Context, req *courierv1.GetMessageReque
 	if err != nil {
 		return nil, err
 	}
-	return &courierv1.GetMessageResponse{Message: v.Message, State: v.State}, nil
+	return &courierv1.GetMessageResponse{Message: v.Message, State: v.State, DeliveredCount: int32(v.DeliveredCount)}, nil
 }
 
 type interceptors struct{ cfg Config }

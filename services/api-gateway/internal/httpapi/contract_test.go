@@ -332,8 +332,8 @@ func TestValidatorCatchesDrift(t *testing.T) {
 	v := &validator{spec: spec}
 	view := v.resolve(map[string]any{"$ref": "#/components/schemas/MessageView"})
 	page := v.resolve(map[string]any{"$ref": "#/components/schemas/InboxPage"})
-	msg := map[string]any{"id": "m1", "from": "a", "to": []any{"b"}, "payload": 1, "content_type": "x", "sent_at": "2026-01-01T00:00:00Z"}
-	good := map[string]any{"message": msg, "state": "stored", "delivered_to": []any{}}
+	msg := map[string]any{"id": "m1", "from": "a", "to": []any{"b"}, "to_count": 1.0, "payload": 1, "content_type": "x", "sent_at": "2026-01-01T00:00:00Z"}
+	good := map[string]any{"message": msg, "state": "stored", "delivered_to": []any{}, "delivered_count": 0.0}
 	if errs := v.validate(view, good, "$"); len(errs) != 0 {
 		t.Fatalf("valid body refused: %v", errs)
 	}

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -311,6 +312,53 @@ func TestUsersSeeOnlyTheirOwn(t *testing.T) {
 	}
 	if r := get(bob, "m3").json(t); r["state"] != "stored" {
 		t.Errorf("undelivered state: %v", r)
+	}
+}
+
+// TestLargeSendHidesRecipients: a send to more than inbox.MaxListedRecipients
+// users shows nobody the list, in the inbox listing and in GET, and counts.
+func TestLargeSendHidesRecipients(t *testing.T) {
+	project := testenv.Project(t)
+	store := inbox.New(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, time.Minute)
+	to := make([]string, inbox.MaxListedRecipients+4)
+	for i := range to {
+		to[i] = fmt.Sprintf("member%02d", i)
+	}
+	for id, rcpts := range map[string][]string{"big": to, "small": to[:3]} {
+		if _, _, err := store.Commit(ctx, &courierv1.Envelope{MessageId: id, Sender: "alice", Recipients: rcpts,
+			Payload: []byte(`{}`), ContentType: "application/json", SentAt: timestamppb.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.MarkDelivered(ctx, "big", "member05"); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, options{store: store})
+	for _, tc := range []struct {
+		id, user      string
+		wantTo, count int
+		deliveredTo   int
+	}{
+		{"big", "member05", 0, len(to), 0},
+		{"big", "alice", 0, len(to), 0},
+		{"small", "member01", 3, 3, 0},
+	} {
+		r := s.do(t, req{path: "/v1/messages/" + tc.id, token: token(t, tc.user)}).json(t)
+		m := r["message"].(map[string]any)
+		if len(m["to"].([]any)) != tc.wantTo || m["to_count"] != float64(tc.count) || len(r["delivered_to"].([]any)) != tc.deliveredTo {
+			t.Errorf("GET %s as %s: %v", tc.id, tc.user, r)
+		}
+		if tc.id == "big" && r["delivered_count"] != 1.0 {
+			t.Errorf("GET big: delivered_count %v, want 1", r["delivered_count"])
+		}
+	}
+	page := s.do(t, req{path: "/v1/messages", token: token(t, "member01")}).json(t)
+	for _, it := range page["messages"].([]any) {
+		m := it.(map[string]any)
+		if want := map[string]int{"big": 0, "small": 3}[m["id"].(string)]; len(m["to"].([]any)) != want {
+			t.Errorf("listing of %s shows %d recipients, want %d", m["id"], len(m["to"].([]any)), want)
+		}
 	}
 }
 

@@ -35,9 +35,12 @@ type ListResponse struct {
 
 // GetResponse is the body of GET /v1/messages/{id}.
 type GetResponse struct {
-	Message     inbox.WireMessage `json:"message"`
-	State       string            `json:"state"`
-	DeliveredTo []string          `json:"delivered_to"`
+	Message inbox.WireMessage `json:"message"`
+	State   string            `json:"state"`
+	// DeliveredTo is empty for a send whose recipient list is not shown
+	// (more than inbox.MaxListedRecipients); DeliveredCount always counts.
+	DeliveredTo    []string `json:"delivered_to"`
+	DeliveredCount int      `json:"delivered_count"`
 }
 
 func (s *server) send(c echo.Context) error {
@@ -95,5 +98,5 @@ func (s *server) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, GetResponse{Message: inbox.ToWire(v.Message), State: v.State, DeliveredTo: v.DeliveredTo})
+	return c.JSON(http.StatusOK, GetResponse{Message: inbox.ToWire(v.Message), State: v.State, DeliveredTo: v.DeliveredTo, DeliveredCount: v.DeliveredCount})
 }

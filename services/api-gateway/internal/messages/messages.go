@@ -246,8 +246,12 @@ type View struct {
 	// State is "stored" or "delivered" (a message the worker has not stored
 	// yet is not found: the gateway keeps no record of accepted messages).
 	State string
-	// DeliveredTo lists the recipients that received it on a WebSocket, sorted.
+	// DeliveredTo lists the recipients that received it on a WebSocket,
+	// sorted; like the message's own list, only for a send to at most
+	// inbox.MaxListedRecipients users (empty otherwise).
 	DeliveredTo []string
+	// DeliveredCount is how many recipients received it.
+	DeliveredCount int
 }
 
 // Get returns message id if user sent or received it. Anything else,
@@ -268,11 +272,14 @@ func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 	if st.Message.GetFrom() != user && !slices.Contains(st.Message.GetTo(), user) {
 		return View{}, notFound
 	}
-	v := View{Message: st.Message, State: st.State(), DeliveredTo: make([]string, 0, len(st.Delivered))}
-	for uid := range st.Delivered {
-		v.DeliveredTo = append(v.DeliveredTo, uid)
+	shown := inbox.Shown(st.Message)
+	v := View{Message: shown, State: st.State(), DeliveredTo: []string{}, DeliveredCount: len(st.Delivered)}
+	if len(shown.GetTo()) > 0 {
+		for uid := range st.Delivered {
+			v.DeliveredTo = append(v.DeliveredTo, uid)
+		}
+		sort.Strings(v.DeliveredTo)
 	}
-	sort.Strings(v.DeliveredTo)
 	return v, nil
 }
 
