@@ -60,15 +60,17 @@ func New(fs *firestore.Client) *Store { return &Store{fs: fs, now: time.Now, max
 
 // messageDoc is messages/{id}.
 type messageDoc struct {
-	From           string               `firestore:"from"`
-	To             []string             `firestore:"to"`
-	Payload        []byte               `firestore:"payload"`
-	ContentType    string               `firestore:"content_type"`
-	SentAt         time.Time            `firestore:"sent_at"`
-	StoredAt       time.Time            `firestore:"stored_at"`
-	IdempotencyKey string               `firestore:"idempotency_key,omitempty"`
-	Seqs           map[string]int64     `firestore:"seqs"`
-	Delivered      map[string]time.Time `firestore:"delivered,omitempty"`
+	From           string           `firestore:"from"`
+	To             []string         `firestore:"to"`
+	Payload        []byte           `firestore:"payload"`
+	ContentType    string           `firestore:"content_type"`
+	SentAt         time.Time        `firestore:"sent_at"`
+	StoredAt       time.Time        `firestore:"stored_at"`
+	IdempotencyKey string           `firestore:"idempotency_key,omitempty"`
+	Seqs           map[string]int64 `firestore:"seqs"`
+	// Delivered is how acks were kept before messages/{id}/deliveries
+	// (delivered.go): read, never written any more.
+	Delivered map[string]time.Time `firestore:"delivered,omitempty"`
 }
 
 // entryDoc is users/{uid}/inbox/{seq}.
@@ -101,15 +103,6 @@ func (s Stored) Delivery() *courierv1.Delivery {
 		d.Recipients = append(d.Recipients, &courierv1.RecipientCursor{UserId: uid, Cursor: EncodeCursor(s.Seqs[uid])})
 	}
 	return d
-}
-
-// State is "delivered" once any recipient acknowledged it on a WebSocket,
-// "stored" before.
-func (s Stored) State() string {
-	if len(s.Delivered) > 0 {
-		return "delivered"
-	}
-	return "stored"
 }
 
 // Entry is one inbox entry.
@@ -211,29 +204,6 @@ func (s *Store) List(ctx context.Context, user string, after int64, limit int) (
 		}})
 	}
 	return out, nil
-}
-
-// MarkDelivered records that user acknowledged message id on a session. It
-// returns ErrNotFound for an unknown message and for a user who is not a
-// recipient (a client cannot mark what it never received). The first mark
-// wins; repeats change nothing.
-func (s *Store) MarkDelivered(ctx context.Context, id, user string) error {
-	st, err := s.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if _, ok := st.Seqs[user]; !ok {
-		return ErrNotFound
-	}
-	if _, done := st.Delivered[user]; done {
-		return nil
-	}
-	_, err = s.fs.Collection(MessagesCollection).Doc(id).Update(ctx,
-		[]firestore.Update{{FieldPath: firestore.FieldPath{"delivered", user}, Value: s.now().UTC()}})
-	if err != nil {
-		return fmt.Errorf("mark message %s delivered to %s: %w", id, user, err)
-	}
-	return nil
 }
 
 func decodeStored(snap *firestore.DocumentSnapshot) (Stored, error) {

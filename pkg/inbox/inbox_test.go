@@ -146,13 +146,14 @@ func TestConcurrentCommitsLeaveNoGap(t *testing.T) {
 
 func TestMarkDelivered(t *testing.T) {
 	project := testenv.Project(t)
-	s := inbox.New(testenv.Firestore(t, project))
+	fs := testenv.Firestore(t, project)
+	s := inbox.New(fs)
 	ctx := testenv.Context(t, time.Minute)
-	if _, _, err := s.Commit(ctx, envelope("m1", "alice", "bob")); err != nil {
+	if _, _, err := s.Commit(ctx, envelope("m1", "alice", "bob", "carol")); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := s.Get(ctx, "m1"); st.State() != "stored" {
-		t.Fatalf("state = %s", st.State())
+	if users, n, err := s.DeliveryState(ctx, "m1", true, nil); err != nil || n != 0 || len(users) != 0 {
+		t.Fatalf("before any ack: %v %d %v", users, n, err)
 	}
 	if err := s.MarkDelivered(ctx, "m1", "mallory"); err != inbox.ErrNotFound {
 		t.Fatalf("non-recipient mark: %v", err)
@@ -160,12 +161,31 @@ func TestMarkDelivered(t *testing.T) {
 	if err := s.MarkDelivered(ctx, "nope", "bob"); err != inbox.ErrNotFound {
 		t.Fatalf("unknown message: %v", err)
 	}
-	if err := s.MarkDelivered(ctx, "m1", "bob"); err != nil {
+	// A batch with good and bad acks: each gets its own answer.
+	errs := s.MarkDeliveredBatch(ctx, []inbox.Ack{{"m1", "bob"}, {"m1", "mallory"}, {"nope", "carol"}, {"m1", "bob"}})
+	if errs[0] != nil || errs[1] != inbox.ErrNotFound || errs[2] != inbox.ErrNotFound || errs[3] != nil {
+		t.Fatalf("batch results: %v", errs)
+	}
+	users, n, err := s.DeliveryState(ctx, "m1", true, nil)
+	if err != nil || n != 1 || len(users) != 1 || users[0] != "bob" {
+		t.Fatalf("after bob's acks: %v %d %v", users, n, err)
+	}
+	if _, n, err := s.DeliveryState(ctx, "m1", false, nil); err != nil || n != 1 {
+		t.Fatalf("count: %d %v", n, err)
+	}
+	// The message document itself is not written by acks (a popular
+	// message would be a hot document).
+	snap, err := fs.Collection(inbox.MessagesCollection).Doc("m1").Get(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.Get(ctx, "m1")
-	if err != nil || st.State() != "delivered" || st.Delivered["bob"].IsZero() {
-		t.Fatalf("after mark: %v %v", st, err)
+	if _, ok := snap.Data()["delivered"]; ok {
+		t.Fatal("an ack wrote the message document")
+	}
+	// Acks kept the old way (a "delivered" map on the message) still count.
+	users, n, err = s.DeliveryState(ctx, "m1", true, map[string]time.Time{"carol": time.Now()})
+	if err != nil || n != 2 || fmt.Sprint(users) != "[bob carol]" {
+		t.Fatalf("with legacy acks: %v %d %v", users, n, err)
 	}
 	if _, err := s.Get(ctx, "missing"); err != inbox.ErrNotFound {
 		t.Fatalf("missing: %v", err)

@@ -3,8 +3,10 @@ package grpcapi_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -306,4 +308,12 @@ func TestGRPCOverEmulators(t *testing.T) {
 	if page, err := c.ListInbox(as(t, "mallory"), &courierv1.ListInboxRequest{}); err != nil || len(page.Messages) != 0 {
 		t.Errorf("mallory's inbox: %v %v", page, err)
 	}
+}
+
+// DeliveryState answers from the acks the fake's messages carry.
+func (f fakeStore) DeliveryState(_ context.Context, _ string, listUsers bool, legacy map[string]time.Time) ([]string, int, error) {
+	if !listUsers {
+		return nil, len(legacy), nil
+	}
+	return slices.Sorted(maps.Keys(legacy)), len(legacy), nil
 }

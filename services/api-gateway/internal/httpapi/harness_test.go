@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -270,4 +272,12 @@ func wantProblem(t testing.TB, r resp, status int, code string) map[string]any {
 		t.Fatalf("request_id %v vs header %q", p["request_id"], r.header.Get("X-Request-ID"))
 	}
 	return p
+}
+
+// DeliveryState answers from the acks the fake's messages carry.
+func (f fakeStore) DeliveryState(_ context.Context, _ string, listUsers bool, legacy map[string]time.Time) ([]string, int, error) {
+	if !listUsers {
+		return nil, len(legacy), nil
+	}
+	return slices.Sorted(maps.Keys(legacy)), len(legacy), nil
 }

@@ -12,7 +12,6 @@ import (
 	"mime"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -37,6 +36,7 @@ type Publisher interface {
 type Store interface {
 	List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
 	Get(ctx context.Context, id string) (inbox.Stored, error)
+	DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error)
 }
 
 // Limits bound what one request may ask for.
@@ -273,12 +273,17 @@ func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 		return View{}, notFound
 	}
 	shown := inbox.Shown(st.Message)
-	v := View{Message: shown, State: st.State(), DeliveredTo: []string{}, DeliveredCount: len(st.Delivered)}
-	if len(shown.GetTo()) > 0 {
-		for uid := range st.Delivered {
-			v.DeliveredTo = append(v.DeliveredTo, uid)
-		}
-		sort.Strings(v.DeliveredTo)
+	listed := len(shown.GetTo()) > 0
+	users, count, err := s.store.DeliveryState(ctx, id, listed, st.Delivered)
+	if err != nil {
+		return View{}, storeError(err)
+	}
+	v := View{Message: shown, State: "stored", DeliveredTo: []string{}, DeliveredCount: count}
+	if count > 0 {
+		v.State = "delivered"
+	}
+	if listed && users != nil {
+		v.DeliveredTo = users
 	}
 	return v, nil
 }

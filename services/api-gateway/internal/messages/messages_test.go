@@ -3,6 +3,8 @@ package messages
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -261,4 +263,12 @@ func TestListInbox(t *testing.T) {
 			t.Errorf("cursor %q limit %d: %v", bad.cursor, bad.limit, err)
 		}
 	}
+}
+
+// DeliveryState answers from the acks the fake's messages carry.
+func (f fakeStore) DeliveryState(_ context.Context, _ string, listUsers bool, legacy map[string]time.Time) ([]string, int, error) {
+	if !listUsers {
+		return nil, len(legacy), nil
+	}
+	return slices.Sorted(maps.Keys(legacy)), len(legacy), nil
 }

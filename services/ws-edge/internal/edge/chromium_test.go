@@ -107,8 +107,8 @@ func TestDemoClientInChromium(t *testing.T) {
 	}
 	b.waitFor(t, 20*time.Second, "sent message shown", `[...document.querySelectorAll("#messages li")].some(li => li.dataset.id === "web-1" && li.textContent.includes("hello from chromium"))`)
 	testenv.Eventually(t, 10*time.Second, "the page acked web-1", func() bool {
-		st, err := w.store.Get(t.Context(), "web-1")
-		return err == nil && !st.Delivered["bob"].IsZero()
+		users, _, err := w.store.DeliveryState(t.Context(), "web-1", true, nil)
+		return err == nil && len(users) == 1 && users[0] == "bob"
 	})
 
 	// A message stored but never fanned out: only a resume can bring it.

@@ -19,13 +19,16 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/services/ws-edge/internal/acks"
 	"github.com/courierhq/courier/services/ws-edge/internal/fanout"
 	"github.com/courierhq/courier/services/ws-edge/internal/hub"
+	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
 	"github.com/courierhq/courier/services/ws-edge/internal/routes"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
@@ -43,6 +46,17 @@ type Config struct {
 	MaxSessions        int
 	MaxSessionsPerUser int
 	Session            session.Options
+	// ReorderWait and ReorderWaitMax bound how long a user's deliveries
+	// wait for a missing position before it is read from the inbox (the
+	// window adapts to lateness in between; package order).
+	ReorderWait, ReorderWaitMax time.Duration
+	// MaxHeld bounds the deliveries held per user behind a gap.
+	MaxHeld int
+	// ReadConcurrency bounds the inbox reads (resumes, catch-ups, gap
+	// fills, head reads) running at once on this pod.
+	ReadConcurrency int
+	// AckQueue bounds the acks waiting to be written.
+	AckQueue int
 	// GatewayURL is where the demo client sends messages.
 	GatewayURL string
 	// TargetedRouting gives the subscription the per-pod routing filter
@@ -62,10 +76,17 @@ type Verifier interface {
 	Verify(token string) (auth.Principal, error)
 }
 
+// Store is the inbox as the edge uses it (inbox.Store): reads for resumes,
+// catch-ups and gap fills, and acks.
+type Store interface {
+	inboxreader.Store
+	acks.Store
+}
+
 // Deps are the edge's clients.
 type Deps struct {
 	PubSub *pubsub.Client
-	Store  session.Store
+	Store  Store
 	// Presence records this pod's heartbeat (pkg/presence).
 	Presence fanout.Presence
 	// Routes records which users this pod holds (routing.Table); required
@@ -88,6 +109,8 @@ type Edge struct {
 	m          *metrics.Metrics
 	hub        *hub.Hub[*session.Session]
 	fanout     *fanout.Fanout
+	acks       *acks.Writer
+	sessions   *session.Deps
 	userRoutes *routes.Tracker // nil without targeted routing
 	draining   atomic.Bool
 
@@ -108,11 +131,8 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	if cfg.MaxSessions <= 0 {
-		cfg.MaxSessions = 10000
-	}
-	if cfg.MaxSessionsPerUser <= 0 {
-		cfg.MaxSessionsPerUser = 16
+	if cfg.ReadConcurrency <= 0 {
+		cfg.ReadConcurrency = 32
 	}
 	if cfg.CloseConcurrency <= 0 {
 		cfg.CloseConcurrency = 64
@@ -122,8 +142,17 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		return nil, err
 	}
 	log := deps.Logger.With("pod", cfg.Pod)
+	reader := inboxreader.New(deps.Store, cfg.ReadConcurrency, m)
+	opts := cfg.Session.WithDefaults()
 	e := &Edge{cfg: cfg, deps: deps, log: log, m: m,
-		hub: hub.New[*session.Session](cfg.MaxSessions, cfg.MaxSessionsPerUser)}
+		hub: hub.New[*session.Session](hub.Config{
+			MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser,
+			ReorderWait: cfg.ReorderWait, ReorderWaitMax: cfg.ReorderWaitMax, MaxHeld: cfg.MaxHeld,
+			ReadLimit: opts.ReplayLimit, ReadTimeout: opts.StoreTimeout,
+		}, reader, m, log),
+		acks: acks.New(acks.Config{Queue: cfg.AckQueue}, deps.Store, log),
+	}
+	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.hub, Acks: e.acks, Metrics: m, Log: log}
 	filter := ""
 	if cfg.TargetedRouting {
 		if deps.Routes == nil {
@@ -161,7 +190,12 @@ func (e *Edge) Run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(e.stopCtx, cancel)
 	defer stop()
-	return e.fanout.Run(ctx)
+	// Both stop once Shutdown has closed the sessions: the acks their
+	// clients sent last are still written.
+	var g errgroup.Group
+	g.Go(func() error { return e.acks.Run(ctx) })
+	g.Go(func() error { return e.fanout.Run(ctx) })
+	return g.Wait()
 }
 
 // SubscriptionName is the full path of this pod's subscription.
@@ -169,6 +203,7 @@ func (e *Edge) SubscriptionName() string { return e.fanout.SubscriptionName() }
 
 // Sessions returns the sessions this pod holds for user (for tests and
 // debugging).
+
 func (e *Edge) Sessions(user string) []*session.Session { return e.hub.AppendSessions(nil, user) }
 
 // Shutdown drains the pod: readiness fails and new WebSockets are refused,

@@ -110,7 +110,7 @@ type testEdge struct {
 
 type edgeOption func(*edge.Config, *edge.Deps)
 
-func withStore(s session.Store) edgeOption {
+func withStore(s edge.Store) edgeOption {
 	return func(_ *edge.Config, d *edge.Deps) { d.Store = s }
 }
 

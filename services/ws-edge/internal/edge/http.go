@@ -75,7 +75,7 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		e.reject(w, http.StatusForbidden, "origin", err.Error())
 		return
 	}
-	params := session.Params{User: p.UserID, Pod: e.cfg.Pod, Expires: p.ExpiresAt}
+	params := session.Params{User: p.UserID, Pod: e.cfg.Pod, Expires: p.ExpiresAt, Batch: r.URL.Query().Get("batch") == "1"}
 	if c := r.URL.Query().Get("cursor"); c != "" {
 		after, err := inbox.DecodeCursor(c)
 		if err != nil {
@@ -84,7 +84,7 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		params.Resume, params.After = true, after
 	}
-	s := session.New(params, e.cfg.Session, e.deps.Store, e.m, e.log)
+	s := session.New(params, e.sessions)
 	// Registered before the upgrade (and before any replay read) so that no
 	// delivery published from now on can miss this session.
 	if err := e.hub.Add(s); err != nil {

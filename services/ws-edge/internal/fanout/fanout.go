@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -28,8 +28,8 @@ import (
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
-	"github.com/courierhq/courier/services/ws-edge/internal/session"
 )
 
 // Presence records that this pod is alive (see pkg/presence).
@@ -38,9 +38,10 @@ type Presence interface {
 	Remove(ctx context.Context, pod string) error
 }
 
-// Sessions finds the local sessions of a user.
-type Sessions interface {
-	AppendSessions(dst []*session.Session, user string) []*session.Session
+// Hub hands deliveries to the local sessions of their recipients
+// (hub.Hub).
+type Hub interface {
+	Deliver(user string, it frame.Item) bool
 	HasUser(user string) bool
 }
 
@@ -65,16 +66,17 @@ type Fanout struct {
 	presence Presence
 	started  time.Time
 	cfg      Config
-	hub      Sessions
+	hub      Hub
 	m        *metrics.Metrics
 	log      *slog.Logger
 	subID    string
 	subName  string
 	ready    atomic.Bool
+	tracer   trace.Tracer
 }
 
 // New returns a Fanout; call Ensure before Run.
-func New(client *pubsub.Client, presence Presence, cfg Config, hub Sessions, m *metrics.Metrics, log *slog.Logger) *Fanout {
+func New(client *pubsub.Client, presence Presence, cfg Config, hub Hub, m *metrics.Metrics, log *slog.Logger) *Fanout {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = time.Minute
 	}
@@ -88,6 +90,7 @@ func New(client *pubsub.Client, presence Presence, cfg Config, hub Sessions, m *
 	return &Fanout{
 		client: client, presence: presence, started: time.Now(), cfg: cfg, hub: hub, m: m, log: log,
 		subID: id, subName: cfg.Topology.SubscriptionPath(id),
+		tracer: otel.Tracer("github.com/courierhq/courier/services/ws-edge/internal/fanout"),
 	}
 }
 
@@ -192,10 +195,10 @@ func (f *Fanout) heartbeat(ctx context.Context) {
 	}
 }
 
-// Handle processes one delivery: it queues the message on every local
-// session of each recipient, then acks. Deliveries for users this pod does
-// not hold, and undecodable ones, are acked and dropped: redelivering them
-// could not help.
+// Handle processes one delivery: it encodes the message's frame once and
+// hands it to the hub for every recipient this pod holds, then acks.
+// Deliveries for users this pod does not hold, and undecodable ones, are
+// acked and dropped: redelivering them could not help.
 func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 	f.m.Received.Inc()
 	if !routing.RoutedTo(msg.Attributes, f.cfg.Pod) {
@@ -212,7 +215,7 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 		}
 	}
 	// Cheap check first: most deliveries concern users on other pods.
-	if rc, ok := msg.Attributes[pubsubx.AttrRecipients]; ok && !slices.ContainsFunc(strings.Split(rc, ","), f.hub.HasUser) {
+	if rc, ok := msg.Attributes[pubsubx.AttrRecipients]; ok && !anyLocal(rc, f.hub.HasUser) {
 		f.m.Dropped.WithLabelValues("no_local_session").Inc()
 		msg.Ack()
 		return
@@ -228,21 +231,25 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 		msg.Ack()
 		return
 	}
-	// The sessions write later, after this span ended; they keep its
-	// context for their write spans but not the Receive context's
-	// cancellation.
-	itemCtx := trace.ContextWithSpan(context.Background(), span)
-	var sentAt time.Time
-	if d.Message.SentAt != nil {
-		sentAt = d.Message.SentAt.AsTime()
+	// The sessions write later, after this span ended: the write span is a
+	// child of it, without the Receive context's cancellation, and ends
+	// with the last local socket write of the message (frame.Message).
+	_, write := f.tracer.Start(trace.ContextWithSpan(context.Background(), span), "websocket write", trace.WithAttributes(
+		pubsubx.KeyCourierMessageID.String(d.Message.GetId()),
+		attribute.String("network.protocol.name", "websocket"),
+	))
+	m, err := frame.NewMessage(trace.ContextWithSpan(context.Background(), write), d.Message)
+	if err != nil {
+		write.End()
+		f.m.Dropped.WithLabelValues("bad_data").Inc()
+		f.log.ErrorContext(ctx, "encode frame", "err", err)
+		msg.Ack()
+		return
 	}
-	queued := 0
-	var sessions []*session.Session
+	write.SetAttributes(attribute.Int("messaging.message.body.size", m.Size()))
+	m.Track(write)
+	users := 0
 	for _, rc := range d.Recipients {
-		sessions = f.hub.AppendSessions(sessions[:0], rc.GetUserId())
-		if len(sessions) == 0 {
-			continue
-		}
 		seq, err := inbox.DecodeCursor(rc.GetCursor())
 		if err == nil && seq == 0 {
 			err = errors.New("empty cursor")
@@ -252,27 +259,30 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 			f.log.ErrorContext(ctx, "dropping recipient with a bad cursor", "message_id", d.Message.Id, "user", rc.GetUserId(), "err", err)
 			continue
 		}
-		frame, err := session.EncodeMessage(d.Message, rc.GetCursor())
-		if err != nil {
-			f.m.Dropped.WithLabelValues("bad_data").Inc()
-			f.log.ErrorContext(ctx, "encode frame", "err", err)
-			continue
-		}
-		it := session.Item{Ctx: itemCtx, MessageID: d.Message.Id, Seq: seq, SentAt: sentAt, Frame: frame}
-		for _, s := range sessions {
-			if s.Deliver(it) {
-				queued++
-				f.m.Queued.Inc()
-			} else {
-				f.m.Dropped.WithLabelValues("session_closed").Inc()
-			}
+		if f.hub.Deliver(rc.GetUserId(), frame.Item{M: m, Seq: seq}) {
+			users++
 		}
 	}
-	if queued == 0 {
+	if users == 0 {
 		f.m.Dropped.WithLabelValues("no_local_session").Inc()
 	}
-	span.SetAttributes(attribute.Int("courier.edge.frames_queued", queued))
+	span.SetAttributes(attribute.Int("courier.edge.local_recipients", users))
+	write.SetAttributes(attribute.Int("courier.edge.local_recipients", users))
+	m.Release() // ours; the write span ends with the sessions' last write
 	msg.Ack()
+}
+
+// anyLocal reports whether any user of the comma-separated list is held
+// here, without splitting the list into a slice.
+func anyLocal(list string, has func(string) bool) bool {
+	for list != "" {
+		var u string
+		u, list, _ = strings.Cut(list, ",")
+		if has(u) {
+			return true
+		}
+	}
+	return false
 }
 
 func decode(data []byte, d *courierv1.Delivery) error {

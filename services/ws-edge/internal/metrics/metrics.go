@@ -1,6 +1,7 @@
 // Package metrics declares the edge's Prometheus metrics in one place, on a
 // registry the caller provides, so several edges in one test process do not
-// collide on the default registry.
+// collide on the default registry. Counters on the per-frame path are
+// bound to their labels once here, not looked up per frame.
 package metrics
 
 import (
@@ -9,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 )
 
 // Metrics are the edge's collectors; every name starts with courier_ws_edge_.
@@ -25,23 +28,38 @@ type Metrics struct {
 	Disconnects *prometheus.CounterVec
 	// Received counts deliveries pulled from this pod's subscription.
 	Received prometheus.Counter
-	// Queued counts frames queued on sessions by fan-out (a delivery to a
-	// user with two local sessions queues two).
+	// Queued counts frames handed to sessions (a delivery to a user with
+	// two local sessions counts two).
 	Queued prometheus.Counter
-	// Written counts message frames written to sockets, by source (live,
-	// replay: resume or gap fill from Firestore).
-	Written *prometheus.CounterVec
-	// Dropped counts deliveries not written, by reason (no_local_session,
-	// bad_data, duplicate, session_closed, routed_elsewhere).
-	Dropped *prometheus.CounterVec
-	// QueueOverflows counts sessions closed because their send queue was full.
+	// Written counts message frames written to sockets, by source: live, or
+	// replay (read from the inbox: a resume, a catch-up or a gap fill).
+	Written                 *prometheus.CounterVec
+	WrittenLive, WrittenInb prometheus.Counter
+	// Dropped counts deliveries or frames not written, by reason
+	// (no_local_session, bad_data, duplicate, session_closed,
+	// routed_elsewhere, catch_up: queued frames a session dropped to read
+	// them from the inbox instead).
+	Dropped                                *prometheus.CounterVec
+	DroppedDuplicate, DroppedClosed, DropC prometheus.Counter
+	// QueueOverflows counts send queues that overflowed: the session was
+	// behind, dropped its queue and caught up from the inbox.
 	QueueOverflows prometheus.Counter
+	// CatchUps counts sessions that switched to catching up from the inbox
+	// (a queue overflow, or positions missing from what they received).
+	CatchUps prometheus.Counter
+	// Stalled counts sessions closed with 1008 because a socket write made
+	// no progress for WS_WRITE_TIMEOUT (the client does not read).
+	Stalled prometheus.Counter
 	// DeliveryLatency is the time from the message's sent_at (gateway
 	// acceptance) to the socket write of a live delivery.
 	DeliveryLatency prometheus.Histogram
+	// FramesPerWrite is how many frames one socket write carried (more
+	// than one only for batch=1 sessions with a backlog).
+	FramesPerWrite prometheus.Histogram
 	// BadFrames counts malformed or unknown client frames.
 	BadFrames prometheus.Counter
-	// Acks counts client ack frames by result (ok, not_found, error).
+	// Acks counts client ack frames by result (ok, not_found, error,
+	// queue_full).
 	Acks *prometheus.CounterVec
 	// ReceiveErrors counts Receive calls that ended with an error (each is
 	// retried after a backoff).
@@ -51,6 +69,21 @@ type Metrics struct {
 	// subscription filter keeps them away (it stays 0); the emulator applies
 	// no filter, so there it measures what the filter saves.
 	RoutedElsewhere prometheus.Counter
+
+	// Ordering (package order): deliveries offered to users' buffers by
+	// result (released, held, duplicate, dropped); gaps seen (a position
+	// missing while later ones arrived); gaps closed by the late delivery
+	// itself; originals that arrived after their gap was read (the window
+	// was too short); gaps given up after failed reads; the lateness of
+	// late deliveries; and the current reorder window.
+	Offered                              *prometheus.CounterVec
+	offered                              map[string]prometheus.Counter
+	Gaps, GapsFilledLive, GapsFilledLate prometheus.Counter
+	GapsGivenUp                          prometheus.Counter
+	Lateness                             prometheus.Histogram
+	ReorderWindow                        prometheus.Gauge
+	InboxReads                           *prometheus.CounterVec
+	inboxReads                           map[string]prometheus.Counter
 }
 
 // New creates the collectors and registers them on reg.
@@ -66,28 +99,71 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: ns + "disconnects_total", Help: "Ended sessions by WebSocket close code.",
 		}, []string{"code"}),
 		Received: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "deliveries_received_total", Help: "Deliveries pulled from this pod's subscription."}),
-		Queued:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "frames_queued_total", Help: "Frames queued on sessions by fan-out."}),
+		Queued:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "frames_queued_total", Help: "Frames handed to sessions by fan-out."}),
 		Written: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: ns + "deliveries_written_total", Help: "Message frames written to sockets, by source (live, replay).",
+			Name: ns + "deliveries_written_total", Help: "Message frames written to sockets, by source (live, replay: read from the inbox).",
 		}, []string{"source"}),
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: ns + "deliveries_dropped_total", Help: "Deliveries or frames not written, by reason.",
 		}, []string{"reason"}),
-		QueueOverflows: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "queue_overflows_total", Help: "Sessions closed with 1008 because their send queue was full."}),
+		QueueOverflows: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "queue_overflows_total",
+			Help: "Send queues that overflowed; the session caught up from the inbox."}),
+		CatchUps: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "catchups_total",
+			Help: "Sessions that switched to catching up from the inbox."}),
+		Stalled: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "stalled_total",
+			Help: "Sessions closed with 1008 because the client did not read (a socket write made no progress for WS_WRITE_TIMEOUT)."}),
 		DeliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    ns + "delivery_latency_seconds",
 			Help:    "From the message's sent_at to the socket write of a live delivery.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		FramesPerWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: ns + "frames_per_write", Help: "Frames carried by one socket write.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 		}),
 		BadFrames:     prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "bad_frames_total", Help: "Malformed or unknown client frames."}),
 		Acks:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "acks_total", Help: "Client ack frames by result."}, []string{"result"}),
 		ReceiveErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "receive_errors_total", Help: "Subscription Receive calls that failed and were retried."}),
 		RoutedElsewhere: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "deliveries_routed_elsewhere_total",
 			Help: "Deliveries received although targeted routing sent them to other pods only (a subscription filter keeps them away on GCP)."}),
+		Offered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ordering_total",
+			Help: "Live deliveries offered to a user's reorder buffer, by result (released, held, duplicate, dropped)."}, []string{"result"}),
+		Gaps: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "gaps_total",
+			Help: "Gaps seen: a user's position missing while later ones arrived."}),
+		GapsFilledLive: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "gaps_filled_live_total",
+			Help: "Late deliveries that arrived within the reorder window (no inbox read)."}),
+		GapsFilledLate: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "gaps_filled_late_total",
+			Help: "Deliveries that arrived after their gap had been read from the inbox (the window was too short)."}),
+		GapsGivenUp: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "gaps_given_up_total",
+			Help: "Gaps whose inbox read failed; what waited behind them was released and sessions caught up themselves."}),
+		Lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: ns + "delivery_lateness_seconds", Help: "How long a late delivery's successors waited for it on this pod.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30},
+		}),
+		ReorderWindow: prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "reorder_window_seconds",
+			Help: "How long a missing position is waited for before it is read from the inbox (adapts to lateness)."}),
+		InboxReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "inbox_reads_total",
+			Help: "Inbox reads by purpose (resume, catchup, gap, head) and result (ok, shared: joined an identical read in flight, error)."},
+			[]string{"purpose", "result"}),
+	}
+	m.WrittenLive, m.WrittenInb = m.Written.WithLabelValues("live"), m.Written.WithLabelValues("replay")
+	m.DroppedDuplicate, m.DroppedClosed = m.Dropped.WithLabelValues("duplicate"), m.Dropped.WithLabelValues("session_closed")
+	m.DropC = m.Dropped.WithLabelValues("catch_up")
+	m.offered = map[string]prometheus.Counter{}
+	for _, r := range []string{"released", "held", "duplicate", "dropped"} {
+		m.offered[r] = m.Offered.WithLabelValues(r)
+	}
+	m.inboxReads = map[string]prometheus.Counter{}
+	for _, p := range []inboxreader.Purpose{inboxreader.Resume, inboxreader.CatchUp, inboxreader.Gap, inboxreader.Head} {
+		for _, r := range []string{"ok", "shared", "error"} {
+			m.inboxReads[string(p)+"/"+r] = m.InboxReads.WithLabelValues(string(p), r)
+		}
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.Sessions, m.Connects, m.Rejected, m.Disconnects, m.Received,
-		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.DeliveryLatency, m.BadFrames, m.Acks, m.ReceiveErrors, m.RoutedElsewhere} {
+		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.CatchUps, m.Stalled, m.DeliveryLatency, m.FramesPerWrite,
+		m.BadFrames, m.Acks, m.ReceiveErrors, m.RoutedElsewhere, m.Offered, m.Gaps, m.GapsFilledLive,
+		m.GapsFilledLate, m.GapsGivenUp, m.Lateness, m.ReorderWindow, m.InboxReads} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -107,4 +183,19 @@ func Discard() *Metrics {
 // Disconnect counts one ended session with its close code.
 func (m *Metrics) Disconnect(code int) {
 	m.Disconnects.WithLabelValues(strconv.Itoa(code)).Inc()
+}
+
+// Ordered counts one offer to a reorder buffer.
+func (m *Metrics) Ordered(result string) { m.offered[result].Inc() }
+
+// InboxRead counts one inbox read (inboxreader.Observer).
+func (m *Metrics) InboxRead(p inboxreader.Purpose, shared bool, err error) {
+	r := "ok"
+	switch {
+	case err != nil:
+		r = "error"
+	case shared:
+		r = "shared"
+	}
+	m.inboxReads[string(p)+"/"+r].Inc()
 }

@@ -2,71 +2,163 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/courierhq/courier/pkg/inbox"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
 )
 
-type noStore struct{}
-
-func (noStore) Head(context.Context, string) (int64, error) { return 0, nil }
-func (noStore) List(context.Context, string, int64, int) ([]inbox.Entry, error) {
-	return nil, nil
-}
-func (noStore) MarkDelivered(context.Context, string, string) error { return nil }
-
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// Before Serve (and during a replay) deliveries are buffered up to a
-// bound; past it the session closes with 1008 and refuses more.
-func TestDeliverBuffersThenOverflows(t *testing.T) {
-	m := metrics.Discard()
-	s := New(Params{User: "bob"}, Options{QueueSize: 2, ReplayLimit: 3}, noStore{}, m, discard)
-	for i := range 3 {
-		if !s.Deliver(Item{Seq: int64(i + 1)}) {
-			t.Fatalf("delivery %d refused", i)
-		}
-	}
-	if s.Deliver(Item{Seq: 4}) {
-		t.Fatal("delivery past the bound accepted")
-	}
-	if code, reason := s.CloseStatus(); code != websocket.StatusPolicyViolation || reason != "send queue overflow" {
-		t.Fatalf("close status %d %q", code, reason)
-	}
-	if s.Deliver(Item{Seq: 5}) || testutil.ToFloat64(m.QueueOverflows) != 1 {
-		t.Fatal("a closed session accepted a delivery or counted a second overflow")
-	}
-	// The first close wins.
-	s.Close(websocket.StatusGoingAway, "going away")
-	if code, _ := s.CloseStatus(); code != websocket.StatusPolicyViolation {
-		t.Fatalf("close code changed to %d", code)
-	}
-	s.Abort()
-	<-s.Done()
-}
-
-func TestEncodeMessage(t *testing.T) {
-	b, err := EncodeMessage(&courierv1.Message{Id: "m1", From: "alice", To: []string{"bob"}, Payload: []byte(`{"a":1}`), SentAt: timestamppb.Now()}, "c")
+// tracked returns a message whose write span ends when every reference is
+// released, and a func telling whether it has.
+func tracked(t *testing.T) (*frame.Message, func() bool) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := trace.NewTracerProvider(trace.WithSpanProcessor(rec))
+	_, span := tp.Tracer("test").Start(context.Background(), "websocket write")
+	m, err := frame.NewMessage(context.Background(), &courierv1.Message{Id: "m", Payload: []byte(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f struct {
-		Type    string            `json:"type"`
-		Message inbox.WireMessage `json:"message"`
-		Cursor  string            `json:"cursor"`
+	m.Track(span)
+	return m, func() bool { return len(rec.Ended()) == 1 }
+}
+
+func newTestSession(queue int) (*Session, *metrics.Metrics) {
+	m := metrics.Discard()
+	opts := Options{QueueSize: queue}.WithDefaults()
+	return New(Params{User: "bob"}, &Deps{Options: &opts, Metrics: m, Log: discard}), m
+}
+
+func items(m *frame.Message, seqs ...int64) []frame.Item {
+	out := make([]frame.Item, len(seqs))
+	for i, s := range seqs {
+		out[i] = frame.Item{M: m, Seq: s}
 	}
-	if err := json.Unmarshal(b, &f); err != nil || f.Type != "message" || f.Message.ID != "m1" || string(f.Message.Payload) != `{"a":1}` || f.Cursor != "c" {
-		t.Fatalf("frame %s: %v", b, err)
+	m.Ref(len(seqs)) // what the hub does for each session
+	return out
+}
+
+func seqs(its []frame.Item) []int64 {
+	var out []int64
+	for _, it := range its {
+		out = append(out, it.Seq)
 	}
+	return out
+}
+
+// Until it knows where it starts, a session keeps deliveries in a bounded
+// pending list; an overflow empties it and records that the catch-up must
+// read those positions (never a close).
+func TestPendingWhileStarting(t *testing.T) {
+	s, m := newTestSession(3)
+	msg, ended := tracked(t)
+	s.Deliver(items(msg, 1, 2, 3))
+	if got := seqs(s.pending); !slices.Equal(got, []int64{1, 2, 3}) || s.pendingLost {
+		t.Fatalf("pending %v lost %v", got, s.pendingLost)
+	}
+	s.Deliver(items(msg, 4))
+	if got := seqs(s.pending); !slices.Equal(got, []int64{4}) || !s.pendingLost {
+		t.Fatalf("after overflow: pending %v lost %v", got, s.pendingLost)
+	}
+	if code, _ := s.CloseStatus(); code != 0 {
+		t.Fatalf("an overflow closed the session with %d", code)
+	}
+	if testutil.ToFloat64(m.DropC) != 3 {
+		t.Fatalf("dropped for catch-up: %v", testutil.ToFloat64(m.DropC))
+	}
+	msg.Release() // the fan-out's own reference
+	if ended() {
+		t.Fatal("write span ended while an item is pending")
+	}
+	s.Close(websocket.StatusGoingAway, "bye")
+	s.drop()
+	if !ended() {
+		t.Fatal("write span not ended once the session dropped everything")
+	}
+}
+
+// The seam: going live keeps what follows the start, drops what the read
+// already covered.
+func TestGoLiveMergesPending(t *testing.T) {
+	s, m := newTestSession(10)
+	msg, _ := tracked(t)
+	s.Deliver(items(msg, 4, 5, 6, 7))
+	w := &writer{s: s}
+	s.last = 5
+	s.mu.Lock()
+	w.goLiveLocked()
+	s.mu.Unlock()
+	if s.mode != live || !slices.Equal(seqs(s.queue), []int64{6, 7}) || s.queuedLast != 7 {
+		t.Fatalf("mode %d queue %v queuedLast %d", s.mode, seqs(s.queue), s.queuedLast)
+	}
+	if testutil.ToFloat64(m.DroppedDuplicate) != 2 {
+		t.Fatal("the duplicates at the seam were not counted")
+	}
+	// Live: the next position joins the queue, a repeat is dropped.
+	s.Deliver(items(msg, 7, 8))
+	if !slices.Equal(seqs(s.queue), []int64{6, 7, 8}) {
+		t.Fatalf("queue %v", seqs(s.queue))
+	}
+}
+
+// A live session whose queue overflows, or that is handed a position past
+// a hole, switches to catching up instead of closing.
+func TestLiveFallsBehindAndCatchesUp(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		deliver []int64
+		pending []int64
+	}{
+		{"queue overflow", []int64{1, 2, 3, 4, 5}, []int64{4, 5}},
+		{"positions missing", []int64{1, 3, 4}, []int64{3, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, m := newTestSession(3)
+			msg, _ := tracked(t)
+			s.mu.Lock()
+			(&writer{s: s}).goLiveLocked()
+			s.mu.Unlock()
+			s.Deliver(items(msg, tc.deliver...))
+			if s.mode != catchingUp || len(s.queue) != 0 || !slices.Equal(seqs(s.pending), tc.pending) {
+				t.Fatalf("mode %d queue %v pending %v", s.mode, seqs(s.queue), seqs(s.pending))
+			}
+			if testutil.ToFloat64(m.CatchUps) != 1 {
+				t.Fatal("catch-up not counted")
+			}
+			if code, _ := s.CloseStatus(); code != 0 {
+				t.Fatalf("closed with %d", code)
+			}
+		})
+	}
+}
+
+// A closed session takes nothing and releases what it is handed.
+func TestClosedSessionReleases(t *testing.T) {
+	s, m := newTestSession(3)
+	msg, ended := tracked(t)
+	s.Close(websocket.StatusGoingAway, "bye")
+	s.Close(websocket.StatusPolicyViolation, "later") // the first close wins
+	s.Deliver(items(msg, 1, 2))
+	msg.Release()
+	if !ended() || testutil.ToFloat64(m.DroppedClosed) != 2 {
+		t.Fatal("a closed session kept its items")
+	}
+	if code, _ := s.CloseStatus(); code != websocket.StatusGoingAway {
+		t.Fatalf("close code %d", code)
+	}
+	s.Abort()
+	<-s.Done()
 }
 
 func TestValidMessageID(t *testing.T) {

@@ -1,0 +1,140 @@
+package inbox
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// DeliveriesCollection holds, under messages/{id}, one document per
+// recipient who acknowledged the message on a WebSocket:
+// messages/{id}/deliveries/{userID} {delivered_at}. One document per
+// recipient rather than a field of the message: a message to 1,000 users
+// acknowledged within a second would otherwise be 1,000 writes to one
+// document, far past what one Firestore document sustains (about one write
+// a second). Messages acknowledged before this layout keep their acks in
+// the message's "delivered" map, which is still read (Stored.Delivered).
+const DeliveriesCollection = "deliveries"
+
+type deliveryDoc struct {
+	DeliveredAt time.Time `firestore:"delivered_at"`
+}
+
+// Ack is one recipient's acknowledgement of one message.
+type Ack struct {
+	MessageID, User string
+}
+
+// MarkDelivered records one ack; see MarkDeliveredBatch.
+func (s *Store) MarkDelivered(ctx context.Context, id, user string) error {
+	return s.MarkDeliveredBatch(ctx, []Ack{{MessageID: id, User: user}})[0]
+}
+
+// MarkDeliveredBatch records acks in two round trips whatever their number
+// (up to 500): one read of the messages they name, one write. The result
+// holds one error per ack: ErrNotFound for an unknown message or a user who
+// is not its recipient (a client cannot mark what it never received),
+// otherwise the write's error. Repeating an ack changes nothing but its
+// time.
+func (s *Store) MarkDeliveredBatch(ctx context.Context, acks []Ack) []error {
+	errs := make([]error, len(acks))
+	fail := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	var refs []*firestore.DocumentRef
+	index := map[string]int{}
+	for _, a := range acks {
+		if _, ok := index[a.MessageID]; !ok {
+			index[a.MessageID] = len(refs)
+			refs = append(refs, s.fs.Collection(MessagesCollection).Doc(a.MessageID))
+		}
+	}
+	snaps, err := s.fs.GetAll(ctx, refs)
+	if err != nil {
+		return fail(fmt.Errorf("read %d acknowledged messages: %w", len(refs), err))
+	}
+	now := s.now().UTC()
+	batch := s.fs.Batch()
+	writes := 0
+	for i, a := range acks {
+		snap := snaps[index[a.MessageID]]
+		if !snap.Exists() {
+			errs[i] = ErrNotFound
+			continue
+		}
+		var seqs struct {
+			Seqs map[string]int64 `firestore:"seqs"`
+		}
+		if err := snap.DataTo(&seqs); err != nil {
+			errs[i] = fmt.Errorf("decode message %s: %w", a.MessageID, err)
+			continue
+		}
+		if _, ok := seqs.Seqs[a.User]; !ok {
+			errs[i] = ErrNotFound
+			continue
+		}
+		batch.Set(snap.Ref.Collection(DeliveriesCollection).Doc(a.User), deliveryDoc{DeliveredAt: now})
+		writes++
+	}
+	if writes == 0 {
+		return errs
+	}
+	if _, err := batch.Commit(ctx); err != nil {
+		return fail(fmt.Errorf("record %d acks: %w", writes, err))
+	}
+	return errs
+}
+
+// DeliveryState says who acknowledged message id: how many recipients, and
+// which (sorted) when listUsers is set — callers ask only for sends whose
+// recipient list is shown (MaxListedRecipients), so the list stays small.
+// legacy holds acks kept the old way (Stored.Delivered) and is merged in.
+func (s *Store) DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) (users []string, count int, err error) {
+	col := s.fs.Collection(MessagesCollection).Doc(id).Collection(DeliveriesCollection)
+	if !listUsers {
+		res, err := col.NewAggregationQuery().WithCount("n").Get(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("count acks of message %s: %w", id, err)
+		}
+		n, err := aggregateInt(res["n"])
+		if err != nil {
+			return nil, 0, fmt.Errorf("count acks of message %s: %w", id, err)
+		}
+		// A message's acks are kept one way or the other, never both.
+		return nil, int(n) + len(legacy), nil
+	}
+	docs, err := col.Limit(MaxListedRecipients + 1).Documents(ctx).GetAll()
+	if err != nil && status.Code(err) != codes.NotFound {
+		return nil, 0, fmt.Errorf("list acks of message %s: %w", id, err)
+	}
+	seen := maps.Clone(legacy)
+	if seen == nil {
+		seen = map[string]time.Time{}
+	}
+	for _, d := range docs {
+		seen[d.Ref.ID] = time.Time{}
+	}
+	users = slices.Sorted(maps.Keys(seen))
+	return users, len(users), nil
+}
+
+func aggregateInt(v any) (int64, error) {
+	switch n := v.(type) {
+	case int64:
+		return n, nil
+	case interface{ GetIntegerValue() int64 }:
+		return n.GetIntegerValue(), nil
+	}
+	return 0, fmt.Errorf("unexpected count %T", v)
+}

@@ -1,0 +1,129 @@
+// Package acks records clients' delivery acknowledgements for the whole
+// pod, in batches: a session's reader hands an ack over without waiting,
+// and one writer stores everything that accumulated in one Firestore round
+// trip pair (inbox.Store.MarkDeliveredBatch). The queue is bounded; when it
+// is full the ack is refused at once and the client is told to send it
+// again, rather than a reader stalling behind Firestore.
+package acks
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/courierhq/courier/pkg/inbox"
+)
+
+// Store records acks (inbox.Store).
+type Store interface {
+	MarkDeliveredBatch(ctx context.Context, acks []inbox.Ack) []error
+}
+
+// Config bounds the writer.
+type Config struct {
+	// Queue is how many acks may wait (default 10,000).
+	Queue int
+	// Batch is the most acks written at once (default 200; Firestore takes
+	// up to 500 writes per commit).
+	Batch int
+	// Timeout bounds one batch's round trips (default 10s).
+	Timeout time.Duration
+}
+
+type pending struct {
+	ack   inbox.Ack
+	reply func(error)
+}
+
+// Writer batches acks. Add may be called from any goroutine; Run writes.
+type Writer struct {
+	cfg   Config
+	store Store
+	log   *slog.Logger
+	queue chan pending
+}
+
+// New returns a Writer; start Run.
+func New(cfg Config, store Store, log *slog.Logger) *Writer {
+	if cfg.Queue <= 0 {
+		cfg.Queue = 10000
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 200
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	return &Writer{cfg: cfg, store: store, log: log, queue: make(chan pending, cfg.Queue)}
+}
+
+// Add queues user's ack of messageID; reply gets the result later, on the
+// writer's goroutine. It reports false, without calling reply, when the
+// queue is full.
+func (w *Writer) Add(user, messageID string, reply func(error)) bool {
+	select {
+	case w.queue <- pending{inbox.Ack{MessageID: messageID, User: user}, reply}:
+		return true
+	default:
+		return false
+	}
+}
+
+// Run writes batches until ctx ends, then writes what is still queued (a
+// graceful stop keeps the acks of the sessions it just closed).
+func (w *Writer) Run(ctx context.Context) error {
+	batch := make([]pending, 0, w.cfg.Batch)
+	for {
+		select {
+		case p := <-w.queue:
+			batch = append(batch[:0], p)
+		case <-ctx.Done():
+			w.flushQueued()
+			return nil
+		}
+		// Whatever accumulated while the previous batch was written goes
+		// together: no timer, so a lone ack is written at once.
+	fill:
+		for len(batch) < w.cfg.Batch {
+			select {
+			case p := <-w.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		w.write(batch)
+	}
+}
+
+func (w *Writer) flushQueued() {
+	for {
+		var batch []pending
+	fill:
+		for len(batch) < w.cfg.Batch {
+			select {
+			case p := <-w.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		w.write(batch)
+	}
+}
+
+func (w *Writer) write(batch []pending) {
+	acks := make([]inbox.Ack, len(batch))
+	for i, p := range batch {
+		acks[i] = p.ack
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
+	errs := w.store.MarkDeliveredBatch(ctx, acks)
+	cancel()
+	for i, p := range batch {
+		p.reply(errs[i])
+	}
+}

@@ -1,0 +1,146 @@
+// Package frame encodes the frames ws-edge writes to WebSocket clients.
+//
+// A delivery's message part is the same for every recipient: only the
+// cursor differs. So a Message is encoded once per delivery on a pod and
+// shared by every session that writes it; each session appends the frame
+// for its own position (Item.Append), which costs a copy, not an encoding.
+//
+// With `batch=1` on the WebSocket URL a client accepts several frames in one
+// WebSocket message, separated by '\n' (Separator); encoding/json never
+// writes a raw newline (payloads are re-compacted), so splitting is safe.
+package frame
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/courierhq/courier/pkg/inbox"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+)
+
+// Separator separates frames batched into one WebSocket message.
+const Separator = '\n'
+
+// Message is one delivered message, encoded once and shared by the sessions
+// of every recipient on this pod.
+type Message struct {
+	ID     string
+	SentAt time.Time // zero when unknown
+	// Ctx carries the delivery's trace: spans about writing this message
+	// are its children.
+	Ctx context.Context
+	// FromInbox marks a message read from the inbox (a replay, a catch-up
+	// or a gap fill) rather than delivered live.
+	FromInbox bool
+	// prefix is `{"type":"message","message":{…},"cursor":"`.
+	prefix []byte
+
+	// The write span covers the message's time on this pod: from fan-out
+	// to its last socket write. refs counts the holders that have still to
+	// write or drop it; the last Release ends the span.
+	span trace.Span
+	refs atomic.Int32
+}
+
+// NewMessage encodes m as clients see it (inbox.ToWire: the recipient-list
+// rule applies). ctx is the delivery's trace context.
+func NewMessage(ctx context.Context, m *courierv1.Message) (*Message, error) {
+	body, err := json.Marshal(inbox.ToWire(m))
+	if err != nil {
+		return nil, fmt.Errorf("encode message %s: %w", m.GetId(), err)
+	}
+	prefix := make([]byte, 0, len(`{"type":"message","message":,"cursor":"`)+len(body))
+	prefix = append(prefix, `{"type":"message","message":`...)
+	prefix = append(prefix, body...)
+	prefix = append(prefix, `,"cursor":"`...)
+	msg := &Message{ID: m.GetId(), Ctx: ctx, prefix: prefix}
+	if m.GetSentAt() != nil {
+		msg.SentAt = m.GetSentAt().AsTime()
+	}
+	return msg, nil
+}
+
+// Size is the length of a frame of m (give or take the cursor).
+func (m *Message) Size() int { return len(m.prefix) + 32 }
+
+// Track makes span end once every reference taken with Ref is released
+// (Release). The caller holds one reference until its fan-out is done.
+func (m *Message) Track(span trace.Span) {
+	m.span = span
+	m.refs.Store(1)
+}
+
+// Ref takes n more references (n sessions will write or drop m).
+func (m *Message) Ref(n int) {
+	if m.span != nil {
+		m.refs.Add(int32(n))
+	}
+}
+
+// Release gives one reference back; the last one ends the write span.
+func (m *Message) Release() {
+	if m.span != nil && m.refs.Add(-1) == 0 {
+		m.span.End()
+	}
+}
+
+// Item is m at one recipient's inbox position.
+type Item struct {
+	M   *Message
+	Seq int64
+}
+
+// Append appends the frame of it to dst.
+func (it Item) Append(dst []byte) []byte {
+	dst = append(dst, it.M.prefix...)
+	dst = AppendCursor(dst, it.Seq)
+	return append(dst, `"}`...)
+}
+
+// AppendCursor appends inbox.EncodeCursor(seq) to dst without allocating.
+func AppendCursor(dst []byte, seq int64) []byte {
+	var raw [24]byte
+	b := append(raw[:0], "c1."...)
+	b = strconv.AppendInt(b, seq, 10)
+	return base64.RawURLEncoding.AppendEncode(dst, b)
+}
+
+// Hello is the first frame of every session.
+func Hello(sessionID, pod, user string, resumed bool) []byte {
+	b, _ := json.Marshal(struct {
+		Type      string `json:"type"`
+		SessionID string `json:"session_id"`
+		Pod       string `json:"pod"`
+		User      string `json:"user"`
+		Resumed   bool   `json:"resumed"`
+	}{"hello", sessionID, pod, user, resumed})
+	return b
+}
+
+// Synced tells where the session stands once a resume replay is done (or,
+// for a live-only session, where it starts): everything up to pos was sent.
+func Synced(pos int64) []byte {
+	b := append([]byte(nil), `{"type":"synced","cursor":"`...)
+	b = AppendCursor(b, pos)
+	return append(b, `"}`...)
+}
+
+// Error answers a client frame that could not be handled.
+func Error(code, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}{"error", code, msg})
+	return b
+}
+
+// Pong answers a client's ping frame.
+var Pong = []byte(`{"type":"pong"}`)

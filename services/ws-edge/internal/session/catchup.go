@@ -1,0 +1,151 @@
+package session
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/courierhq/courier/services/ws-edge/internal/frame"
+	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
+)
+
+const tracerName = "github.com/courierhq/courier/services/ws-edge/internal/session"
+
+// start finds where the session begins — after replaying the inbox past
+// the client's cursor (resume), or at the inbox head (live-only) — writes
+// the synced frame and tells the hub, which releases the user's
+// deliveries from there. Deliveries that arrived meanwhile are merged at
+// the seam: none lost, none twice.
+func (w *writer) start() error {
+	s := w.s
+	if s.p.Resume {
+		_, span := otel.Tracer(tracerName).Start(context.Background(), "inbox replay",
+			trace.WithAttributes(attribute.String("courier.session.id", s.p.ID), attribute.Int64("courier.inbox.after", s.last)))
+		from := s.last
+		err := w.catchUpAs(inboxreader.Resume)
+		span.SetAttributes(attribute.Int64("courier.replay.count", s.last-from))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "replay failed")
+		}
+		span.End()
+		if err != nil {
+			return err
+		}
+	} else {
+		// Registered in the hub before this read, so every delivery above
+		// the head reaches the session; those at or below it were
+		// committed before the session existed.
+		ctx, cancel := context.WithTimeout(context.Background(), s.deps.Options.StoreTimeout)
+		head, err := s.deps.Reader.Head(ctx, s.p.User)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read the inbox head of %s: %w", s.p.User, err)
+		}
+		s.last = head
+		s.mu.Lock()
+		w.goLiveLocked()
+		s.mu.Unlock()
+	}
+	// A live-only session learns its starting cursor too, so a client that
+	// loses the connection before its first message resumes without a gap.
+	if err := w.write(frame.Synced(s.last)); err != nil {
+		return fmt.Errorf("write synced frame: %w", err)
+	}
+	s.deps.Starter.Start(s.p.User, s.last)
+	return nil
+}
+
+// catchUp reads what the session missed when it fell behind.
+func (w *writer) catchUp() error { return w.catchUpAs(inboxreader.CatchUp) }
+
+// catchUpAs writes the inbox after the last written position page by page
+// until it reaches the head, then merges what arrived meanwhile and goes
+// live. Deliveries arriving during the reads wait in the bounded pending
+// list; if it overflows, the reads simply go on.
+func (w *writer) catchUpAs(p inboxreader.Purpose) error {
+	s := w.s
+	o := s.deps.Options
+	hole := int64(-1)
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return errClosing
+		}
+		s.pendingLost = false
+		s.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), o.StoreTimeout)
+		page, err := s.deps.Reader.Read(ctx, p, s.p.User, s.last, o.ReplayLimit)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read the inbox of %s after %d: %w", s.p.User, s.last, err)
+		}
+		if err := w.writeItems(page); err != nil {
+			return err
+		}
+		if len(page) == o.ReplayLimit {
+			continue
+		}
+		s.mu.Lock()
+		if s.pendingLost {
+			s.mu.Unlock()
+			continue
+		}
+		if next := firstAfter(s.pending, s.last); next > s.last+1 && hole != s.last {
+			// What arrived starts past what the read found: those positions
+			// were stored after the read began. Read once more; a position
+			// still missing then is a hole the inbox does not have, and the
+			// seam steps over it.
+			hole = s.last
+			s.mu.Unlock()
+			continue
+		}
+		w.goLiveLocked()
+		s.mu.Unlock()
+		return nil
+	}
+}
+
+// firstAfter returns the smallest position above last in items (sorted),
+// or last+1 when there is none.
+func firstAfter(items []frame.Item, last int64) int64 {
+	for _, it := range items {
+		if it.Seq > last {
+			return it.Seq
+		}
+	}
+	return last + 1
+}
+
+// goLiveLocked makes the pending deliveries above the last written
+// position the live queue and switches to live. Called with s.mu held.
+func (w *writer) goLiveLocked() {
+	s := w.s
+	s.queuedLast = s.last
+	queue := make([]frame.Item, 0, len(s.pending))
+	for _, it := range s.pending {
+		if it.Seq <= s.queuedLast {
+			s.deps.Metrics.DroppedDuplicate.Inc()
+			it.M.Release()
+			continue
+		}
+		if it.Seq != s.queuedLast+1 {
+			s.deps.Log.Warn("stepping over positions missing from the inbox", "session_id", s.p.ID, "user", s.p.User,
+				"after", s.queuedLast, "next", it.Seq)
+		}
+		queue = append(queue, it)
+		s.queuedLast = it.Seq
+	}
+	s.pending, s.pendingLost = nil, false
+	s.queue = queue
+	s.mode = live
+	if len(queue) > 0 {
+		s.signal()
+	}
+}
