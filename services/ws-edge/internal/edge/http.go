@@ -1,10 +1,14 @@
 package edge
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -99,6 +103,7 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	leave := func() {}
 	if e.userRoutes != nil {
 		// Targeted routing: the record that this pod holds the user is
 		// committed before the session reads its inbox (package routing
@@ -114,29 +119,72 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 			e.reject(w, http.StatusServiceUnavailable, "presence", "this pod cannot record the session right now; retry")
 			return
 		}
-		defer func() {
+		leave = func() {
 			ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 			defer cancel()
 			if err := e.userRoutes.Close(ctx, p.UserID); err != nil {
 				e.log.Warn("removing presence failed (deliveries may still be routed here, which costs but loses nothing)", "user", p.UserID, "err", err)
 			}
-		}()
+		}
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: e.cfg.AllowedOrigins})
+	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: e.cfg.AllowedOrigins})
 	if err != nil {
 		// Accept has answered the client.
 		e.hub.Remove(s)
 		s.Abort()
+		leave()
 		return
 	}
 	e.m.Connects.Inc()
 	e.m.Sessions.Inc()
+	// The handler returns now and the session runs on a goroutine of its
+	// own: neither the request (its headers, its context) nor the HTTP
+	// server's deep stack stay alive for the hours a session may last.
+	go e.runSession(s, conn, leave)
+}
+
+// runSession serves s until it closes, then forgets it.
+func (e *Edge) runSession(s *session.Session, conn *websocket.Conn, leave func()) {
 	s.Serve(conn)
 	e.hub.Remove(s)
+	leave()
 	e.m.Sessions.Dec()
 	code, reason := s.CloseStatus()
 	e.m.Disconnect(int(code))
 	e.log.Debug("session ended", "session_id", s.ID(), "user", s.UserID(), "code", int(code), "reason", reason)
+}
+
+// Buffer sizes of a session's connection. net/http hands a hijacked
+// connection over with 4 KiB read and write buffers, kept for the life of
+// the WebSocket; clients send a few small frames (acks), and a write
+// larger than the buffer bypasses it, so small buffers cost nothing but
+// save 6 KiB per idle session.
+const (
+	readBufferSize  = 512
+	writeBufferSize = 2048
+)
+
+// smallBuffers swaps the hijacked connection's buffers for small ones.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Bytes the client sent right after its handshake may sit in the old
+	// reader already.
+	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	var r io.Reader = conn
+	if len(buffered) > 0 {
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn)
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		return nil, nil, err
+	}
+	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, readBufferSize), bufio.NewWriterSize(conn, writeBufferSize)), nil
 }
 
 func (e *Edge) reject(w http.ResponseWriter, status int, reason, msg string) {
