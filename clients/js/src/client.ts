@@ -302,9 +302,9 @@ export class Courier {
   private async open(gen: number): Promise<void> {
     let token: string;
     try {
-      const force = this.forceToken;
+      token = await this.tokens.get(this.forceToken);
+      // Cleared only once a token came: a failed fetch is forced again next time.
       this.forceToken = false;
-      token = await this.tokens.get(force);
       if (gen !== this.generation) return;
       if (!this.tokens.refreshable && this.tokens.expired()) {
         this.stop(new CourierError("token_expired", "the token has expired and no token function was given to get another"));

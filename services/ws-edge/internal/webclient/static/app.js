@@ -708,9 +708,8 @@
     async open(gen) {
       let token;
       try {
-        const force = this.forceToken;
+        token = await this.tokens.get(this.forceToken);
         this.forceToken = false;
-        token = await this.tokens.get(force);
         if (gen !== this.generation) return;
         if (!this.tokens.refreshable && this.tokens.expired()) {
           this.stop(new CourierError("token_expired", "the token has expired and no token function was given to get another"));
