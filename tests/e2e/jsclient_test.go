@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,8 +50,9 @@ func TestJSClient(t *testing.T) {
 		"COURIER_CONTROL_URL="+ctl.srv.URL,
 		"COURIER_RESULT_FILE="+result,
 	)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// Node's output goes to a file (os/exec writes it without a copying goroutine).
+	out := nodeOutput(t)
+	cmd.Stdout, cmd.Stderr = out.f, out.f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start node: %v", err)
@@ -333,22 +333,21 @@ func buildJSClient(t *testing.T, node, dir string) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's stdout and stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+type nodeLog struct{ f *os.File }
+
+func nodeOutput(t *testing.T) nodeLog {
+	f, err := os.Create(filepath.Join(t.TempDir(), "node.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return nodeLog{f}
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// String is what node wrote so far.
+func (l nodeLog) String() string {
+	b, _ := os.ReadFile(l.f.Name())
+	return string(b)
 }
 
 func tail(s string, n int) string {
