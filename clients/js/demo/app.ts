@@ -81,8 +81,8 @@ function touchPeer(peer: string, at: string, unread: boolean): void {
   if (!app.current) app.current = peer;
 }
 
-/** Adds a message received from the inbox (live, replayed or synced). */
-function addReceived(m: Message): void {
+/** Adds a message of the inbox: live or replayed (unread), or from history. */
+function addReceived(m: Message, unread: boolean): void {
   const existing = app.entries.get(m.id);
   if (existing) {
     // A message to oneself arrives too: it proves delivery.
@@ -91,7 +91,7 @@ function addReceived(m: Message): void {
   }
   const peer = m.from === app.user ? (m.to.find((u) => u !== app.user) ?? app.user) : m.from;
   app.entries.set(m.id, { id: m.id, peer, from: m.from, text: textOf(m), mine: m.from === app.user, at: m.sent_at });
-  touchPeer(peer, m.sent_at, m.from !== app.user);
+  touchPeer(peer, m.sent_at, unread && m.from !== app.user);
 }
 
 function render(): void {
@@ -250,7 +250,7 @@ function start(user: string, token: string | (() => Promise<string>)): void {
     log(`synced at ${s.cursor || "(inbox start)"}; ${s.replayed} replayed`);
   });
   client.on("message", (m, meta) => {
-    addReceived(m);
+    addReceived(m, true);
     $("cursor").textContent = meta.cursor;
     render();
   });
@@ -267,11 +267,10 @@ async function loadHistory(client: Courier): Promise<void> {
   try {
     for (let page = 0; page < 5; page++) {
       const p = await client.sync({ cursor, limit: 200 });
-      for (const m of p.messages) addReceived(m);
+      for (const m of p.messages) addReceived(m, false);
       if (p.messages.length === 0) break;
       cursor = p.nextCursor;
     }
-    for (const p of app.peers.values()) p.unread = 0; // history is read
     render();
   } catch (err) {
     log("history: " + describe(err));

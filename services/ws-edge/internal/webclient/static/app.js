@@ -1005,7 +1005,7 @@
     app.peers.set(peer, p);
     if (!app.current) app.current = peer;
   }
-  function addReceived(m) {
+  function addReceived(m, unread) {
     const existing = app.entries.get(m.id);
     if (existing) {
       if (existing.mine && existing.tick !== "delivered") existing.tick = "accepted";
@@ -1013,7 +1013,7 @@
     }
     const peer = m.from === app.user ? m.to.find((u) => u !== app.user) ?? app.user : m.from;
     app.entries.set(m.id, { id: m.id, peer, from: m.from, text: textOf(m), mine: m.from === app.user, at: m.sent_at });
-    touchPeer(peer, m.sent_at, m.from !== app.user);
+    touchPeer(peer, m.sent_at, unread && m.from !== app.user);
   }
   function render() {
     const list = $("peer-list");
@@ -1157,7 +1157,7 @@
       log(`synced at ${s.cursor || "(inbox start)"}; ${s.replayed} replayed`);
     });
     client.on("message", (m, meta) => {
-      addReceived(m);
+      addReceived(m, true);
       $("cursor").textContent = meta.cursor;
       render();
     });
@@ -1172,11 +1172,10 @@
     try {
       for (let page = 0; page < 5; page++) {
         const p = await client.sync({ cursor, limit: 200 });
-        for (const m of p.messages) addReceived(m);
+        for (const m of p.messages) addReceived(m, false);
         if (p.messages.length === 0) break;
         cursor = p.nextCursor;
       }
-      for (const p of app.peers.values()) p.unread = 0;
       render();
     } catch (err) {
       log("history: " + describe(err));
