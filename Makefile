@@ -7,7 +7,7 @@ BIN := $(CURDIR)/.run/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help run stop test test-unit test-e2e build vet fmt-check proto proto-check bench helm-lint check-deploy traces traces-build emulators emulators-stop ci
+.PHONY: help run stop test test-unit test-e2e build vet fmt-check proto proto-check bench helm-lint check-deploy traces traces-build emulators emulators-stop ci js-deps js-test webclient webclient-check
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ run: build ## the whole system locally on the emulators (Ctrl-C stops it)
 stop: ## stop what `make run` left running
 	scripts/run.sh stop
 
-test: proto-check fmt-check vet build helm-lint ## every test: unit, emulator-backed, e2e, chart checks
+test: proto-check fmt-check vet build helm-lint js-test webclient-check ## every test: unit, emulator-backed, e2e, chart checks, the JavaScript client
 	scripts/test.sh
 
 test-unit: ## tests without the emulators (integration tests skip)
@@ -42,6 +42,18 @@ proto-check: ## fail when the committed generated code is stale
 	scripts/proto.sh
 	@if ! git diff --quiet -- proto/ || [ -n "$$(git ls-files --others --exclude-standard proto/)" ]; then \
 	echo "generated code in proto/ is stale: run 'make proto' and commit"; git diff --stat -- proto/; exit 1; fi
+
+js-deps: ## the JavaScript client's pinned dependencies (npm ci from clients/js/package-lock.json) when absent
+	scripts/js.sh deps
+
+js-test: ## the JavaScript client: type checks and unit tests (its integration tests run in tests/e2e TestJSClient)
+	scripts/js.sh test
+
+webclient: ## rebuild the demo client bundle (ws-edge's internal/webclient/static/app.js) from clients/js
+	scripts/js.sh bundle
+
+webclient-check: ## fail when the committed demo client bundle is stale
+	scripts/js.sh bundle-check
 
 emulators: ## start the Pub/Sub and Firestore emulators (ports 8085, 8086)
 	scripts/emulators.sh start

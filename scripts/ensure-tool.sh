@@ -34,6 +34,22 @@ case "${1:-}" in
       apt_install chromium
     fi
     command -v chromium ;;
+  node)
+    # Node.js 20+ with npm: the JavaScript client's build and tests.
+    node_ok() { command -v node >/dev/null && command -v npm >/dev/null && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; }
+    if ! command -v node >/dev/null; then
+      need_root node "apt-get install nodejs npm (Node.js 20 or later)"
+      apt_install nodejs
+    fi
+    if ! command -v npm >/dev/null; then
+      need_root npm "apt-get install npm"
+      apt_install npm
+    fi
+    if ! node_ok; then
+      echo "ensure-tool: Node.js 20 or later with npm is required (found node $(node --version 2>/dev/null || echo none)); install it from https://nodejs.org or your distribution" >&2
+      exit 1
+    fi
+    command -v node ;;
   java)
     if ! command -v java >/dev/null; then
       need_root java "apt-get install openjdk-17-jre-headless"
@@ -57,5 +73,5 @@ case "${1:-}" in
     done
     command -v gcloud ;;
   *)
-    echo "usage: ensure-tool.sh protoc|chromium|java|gcloud" >&2; exit 2 ;;
+    echo "usage: ensure-tool.sh protoc|chromium|node|java|gcloud" >&2; exit 2 ;;
 esac

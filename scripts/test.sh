@@ -14,6 +14,9 @@ export COURIER_REQUIRE_EMULATORS=1
 # make its absence a failure rather than a skip.
 scripts/ensure-tool.sh chromium >/dev/null
 export COURIER_REQUIRE_CHROMIUM=1
+# tests/e2e TestJSClient runs the JavaScript client's integration tests with
+# node: install Node.js and the client's pinned packages when absent.
+scripts/js.sh deps
 # Tests make their own projects; this one only keeps stray clients off prod.
 export GOOGLE_CLOUD_PROJECT=courier-test
 

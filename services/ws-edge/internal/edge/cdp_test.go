@@ -207,6 +207,32 @@ func (b *browser) eval(t *testing.T, expr string, out any) error {
 	return json.Unmarshal(res.Result.Value, out)
 }
 
+// screenshot saves a PNG of the page to the file named by the environment
+// variable DEMO_SCREENSHOT_DIR (+ name), when it is set: a way to look at
+// the demo client as a person would.
+func (b *browser) screenshot(t *testing.T, name string) {
+	t.Helper()
+	dir := os.Getenv("DEMO_SCREENSHOT_DIR")
+	if dir == "" {
+		return
+	}
+	var shot struct {
+		Data []byte `json:"data"`
+	}
+	b.call(t, b.session, "Page.captureScreenshot", map[string]any{"format": "png"}, &shot)
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), shot.Data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run executes JavaScript statements in the page.
+func (b *browser) run(t *testing.T, js string) {
+	t.Helper()
+	if err := b.eval(t, "(() => { "+js+" ; return true; })()", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitFor polls a boolean expression until it holds; on timeout it shows
 // the page's text.
 func (b *browser) waitFor(t *testing.T, d time.Duration, what, expr string) {

@@ -1,8 +1,11 @@
-// Package webclient embeds the demo web client: plain HTML and JavaScript,
-// no build step. It logs in with a development token, keeps a WebSocket to
-// this edge (resuming from its last cursor after every reconnect, with
-// jittered exponential backoff), acks what it shows, and sends through the
-// gateway.
+// Package webclient embeds the demo web client: index.html, style.css, and
+// app.js, a bundle of the JavaScript client library (clients/js) with the
+// demo's own code (clients/js/demo/app.ts). The bundle is committed so that
+// `go build` needs no Node; `make webclient` rebuilds it and `make test`
+// fails when it is stale. The client logs in with a development token,
+// keeps a session that resumes from its cursor (kept in localStorage)
+// after every reconnect, shows one conversation per peer with delivered
+// ticks, and sends through the gateway.
 package webclient
 
 import (

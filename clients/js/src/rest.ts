@@ -1,0 +1,288 @@
+// The gateway's REST API: send with an idempotency key and retries, inbox
+// sync, one message's state.
+
+import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { sleep, type Clock } from "./clock.js";
+import { CourierError, HttpError, codeForStatus, type Problem } from "./errors.js";
+import { parseMessage, type InboxMessage, type Message } from "./frames.js";
+import { errorText, type TokenManager } from "./token.js";
+
+/** How REST calls retry. */
+export interface RetryOptions {
+  /** Attempts in all, the first included. */
+  maxAttempts: number;
+  /** Backoff between attempts. */
+  initialMs: number;
+  maxMs: number;
+  /** Each attempt's own deadline. */
+  timeoutMs: number;
+  /** A Retry-After longer than this is not waited for: the error is returned. */
+  maxRetryAfterMs: number;
+}
+
+export interface SendOptions {
+  /**
+   * The key that makes retries safe: the same key from the same sender
+   * gives the same message id and one delivery. Generated when absent;
+   * pass your own to retry across page loads or app restarts.
+   */
+  idempotencyKey?: string;
+  /** Media type of the payload (application/json when absent). */
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export interface SendResult {
+  id: string;
+  /** RFC 3339: when the gateway accepted it. */
+  acceptedAt: string;
+  /** The key used (generated or given): keep it to retry later. */
+  idempotencyKey: string;
+  /** How many requests it took. */
+  attempts: number;
+}
+
+export interface SyncOptions {
+  /** Start after this cursor; the inbox's start when absent. */
+  cursor?: string;
+  /** Page size, 1 to 200 (the server's default 50 when absent). */
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+export interface SyncPage {
+  /** Oldest first, each with its cursor. */
+  messages: InboxMessage[];
+  /** Resume here (the given cursor when the page is empty). */
+  nextCursor: string;
+}
+
+export interface MessageView {
+  message: Message;
+  /** `delivered` once a recipient received it on a WebSocket (and acked it). */
+  state: "stored" | "delivered" | string;
+  deliveredTo: string[];
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+  headers: Headers;
+}
+
+type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+
+export class RestClient {
+  constructor(
+    private readonly baseUrl: string | undefined,
+    private readonly fetchFn: FetchLike | undefined,
+    private readonly tokens: TokenManager,
+    private readonly clock: Clock,
+    private readonly retry: RetryOptions,
+  ) {}
+
+  async send(to: string | string[], payload: unknown, opts: SendOptions = {}): Promise<SendResult> {
+    const recipients = typeof to === "string" ? [to] : to;
+    if (!Array.isArray(recipients) || recipients.length === 0 || !recipients.every((r) => typeof r === "string" && r !== "")) {
+      throw new CourierError("invalid_argument", "send: `to` must be a user id or a non-empty array of user ids");
+    }
+    if (payload === undefined || payload === null) {
+      throw new CourierError("invalid_argument", "send: the payload must be a JSON value other than null");
+    }
+    const key = opts.idempotencyKey ?? newIdempotencyKey();
+    if (!/^[\x20-\x7e]{1,128}$/.test(key)) {
+      throw new CourierError("invalid_argument", "send: the idempotency key must be 1 to 128 printable ASCII characters");
+    }
+    const body: Record<string, unknown> = { to: recipients, payload };
+    if (opts.contentType !== undefined) body.content_type = opts.contentType;
+    const { answer, attempts } = await this.request("POST", "/v1/messages", {
+      body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", "Idempotency-Key": key },
+      signal: opts.signal,
+    });
+    const b = answer.body as { id?: unknown; accepted_at?: unknown } | null;
+    if (!b || typeof b.id !== "string") throw new CourierError("bad_response", "send: the gateway's answer has no id");
+    return { id: b.id, acceptedAt: typeof b.accepted_at === "string" ? b.accepted_at : "", idempotencyKey: key, attempts };
+  }
+
+  async sync(opts: SyncOptions = {}): Promise<SyncPage> {
+    const q = new URLSearchParams();
+    if (opts.cursor) q.set("cursor", opts.cursor);
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    const qs = q.toString();
+    const { answer } = await this.request("GET", "/v1/messages" + (qs ? "?" + qs : ""), { signal: opts.signal });
+    const b = answer.body as { messages?: unknown; next_cursor?: unknown } | null;
+    if (!b || !Array.isArray(b.messages) || typeof b.next_cursor !== "string") {
+      throw new CourierError("bad_response", "sync: the gateway's answer is not an inbox page");
+    }
+    const messages: InboxMessage[] = [];
+    for (const raw of b.messages) {
+      const m = parseMessage(raw);
+      const cursor = (raw as { cursor?: unknown }).cursor;
+      if (typeof m === "string" || typeof cursor !== "string") {
+        throw new CourierError("bad_response", `sync: unusable message in the page (${typeof m === "string" ? m : "no cursor"})`);
+      }
+      messages.push({ ...m, cursor });
+    }
+    return { messages, nextCursor: b.next_cursor };
+  }
+
+  async get(id: string, opts: { signal?: AbortSignal } = {}): Promise<MessageView> {
+    if (typeof id !== "string" || id === "") throw new CourierError("invalid_argument", "get: an id is required");
+    const { answer } = await this.request("GET", "/v1/messages/" + encodeURIComponent(id), { signal: opts.signal });
+    const b = answer.body as { message?: unknown; state?: unknown; delivered_to?: unknown } | null;
+    const m = parseMessage(b?.message);
+    if (!b || typeof m === "string" || typeof b.state !== "string") {
+      throw new CourierError("bad_response", "get: the gateway's answer is not a message view");
+    }
+    const deliveredTo = Array.isArray(b.delivered_to) ? b.delivered_to.filter((u): u is string => typeof u === "string") : [];
+    return { message: m, state: b.state, deliveredTo };
+  }
+
+  /**
+   * One call with retries: network failures, per-attempt timeouts, 502,
+   * 503, 504 and 429 (after its Retry-After) are retried; a 401 is retried
+   * once with a fresh token when the token source can give one. Every
+   * retried call is safe: GETs read, and sends carry their idempotency key.
+   */
+  private async request(
+    method: string,
+    path: string,
+    init: { body?: string; headers?: Record<string, string>; signal?: AbortSignal | undefined },
+  ): Promise<{ answer: Answer; attempts: number }> {
+    if (!this.baseUrl) throw new CourierError("not_configured", "gatewayUrl is not set");
+    const fetchFn = this.fetchFn;
+    if (!fetchFn) throw new CourierError("not_configured", "no fetch: pass options.fetch");
+    const url = this.baseUrl.replace(/\/+$/, "") + path;
+    const backoff: BackoffOptions = { initialMs: this.retry.initialMs, maxMs: this.retry.maxMs, factor: 2, jitter: 0.5 };
+    let refreshed = false;
+    let forceToken = false;
+    let last: unknown;
+    for (let attempt = 1; ; attempt++) {
+      throwIfAborted(init.signal);
+      const token = await this.tokens.get(forceToken);
+      forceToken = false;
+      let wait: number;
+      try {
+        const answer = await this.once(fetchFn, url, method, token, init);
+        if (answer.status >= 200 && answer.status < 300) return { answer, attempts: attempt };
+        const err = httpError(answer);
+        if (answer.status === 401 && this.tokens.refreshable && !refreshed) {
+          refreshed = true;
+          forceToken = true;
+          last = err;
+          attempt--; // a refused token is not a failed attempt
+          continue;
+        }
+        if (![429, 502, 503, 504].includes(answer.status)) throw err;
+        if (err.retryAfterMs !== undefined && err.retryAfterMs > this.retry.maxRetryAfterMs) throw err;
+        last = err;
+        wait = Math.max(err.retryAfterMs ?? 0, backoffDelay(attempt - 1, backoff, () => this.clock.random()));
+      } catch (err) {
+        if (err instanceof HttpError || (err instanceof CourierError && err.code !== "network_error" && err.code !== "timeout")) {
+          throw err;
+        }
+        last = err;
+        wait = backoffDelay(attempt - 1, backoff, () => this.clock.random());
+      }
+      if (attempt >= this.retry.maxAttempts) throw last;
+      try {
+        await sleep(this.clock, wait, init.signal);
+      } catch (reason) {
+        throw abortedError(reason);
+      }
+    }
+  }
+
+  private async once(
+    fetchFn: FetchLike,
+    url: string,
+    method: string,
+    token: string,
+    init: { body?: string; headers?: Record<string, string>; signal?: AbortSignal | undefined },
+  ): Promise<Answer> {
+    const ctl = new AbortController();
+    let timedOut = false;
+    const timer = this.clock.setTimeout(() => {
+      timedOut = true;
+      ctl.abort();
+    }, this.retry.timeoutMs);
+    const onAbort = () => ctl.abort(init.signal?.reason);
+    init.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const headers: Record<string, string> = { Accept: "application/json", Authorization: "Bearer " + token, ...init.headers };
+      const req: RequestInit = { method, headers, signal: ctl.signal };
+      if (init.body !== undefined) req.body = init.body;
+      let res: Response;
+      try {
+        res = await fetchFn(url, req);
+      } catch (err) {
+        if (init.signal?.aborted) throw abortedError(init.signal.reason);
+        if (timedOut) throw new CourierError("timeout", `${method} ${url}: no answer within ${this.retry.timeoutMs} ms`, { cause: err });
+        throw new CourierError("network_error", `${method} ${url}: ${errorText(err)}`, { cause: err });
+      }
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (err) {
+        if (init.signal?.aborted) throw abortedError(init.signal.reason);
+        if (timedOut) throw new CourierError("timeout", `${method} ${url}: the answer did not finish within ${this.retry.timeoutMs} ms`, { cause: err });
+        throw new CourierError("network_error", `${method} ${url}: reading the answer: ${errorText(err)}`, { cause: err });
+      }
+      let body: unknown = undefined;
+      if (text !== "") {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = undefined; // an HTML error page from a proxy, say: judged by the status
+        }
+      }
+      if (res.ok && body === undefined) {
+        throw new CourierError("bad_response", `${method} ${url}: answer ${res.status} is not JSON`);
+      }
+      return { status: res.status, body, headers: res.headers };
+    } finally {
+      this.clock.clearTimeout(timer);
+      init.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+function httpError(a: Answer): HttpError {
+  const problem = typeof a.body === "object" && a.body !== null && !Array.isArray(a.body) ? (a.body as Problem) : undefined;
+  const code = codeForStatus(a.status, problem);
+  const detail = typeof problem?.detail === "string" && problem.detail !== "" ? problem.detail : typeof problem?.message === "string" ? problem.message : "";
+  const requestId = typeof problem?.request_id === "string" ? problem.request_id : (a.headers.get("X-Request-ID") ?? undefined);
+  const extra: { problem?: Problem; requestId?: string; retryAfterMs?: number } = {};
+  if (problem) extra.problem = problem;
+  if (requestId) extra.requestId = requestId;
+  const ra = parseRetryAfter(a.headers.get("Retry-After"));
+  if (ra !== undefined) extra.retryAfterMs = ra;
+  return new HttpError(a.status, code, `${a.status} ${code}${detail ? ": " + detail : ""}`, extra);
+}
+
+/** Retry-After in ms: delta-seconds or an HTTP date. */
+export function parseRetryAfter(v: string | null, now = Date.now()): number | undefined {
+  if (v === null || v.trim() === "") return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortedError(signal.reason);
+}
+
+function abortedError(reason: unknown): CourierError {
+  if (reason instanceof CourierError) return reason;
+  return new CourierError("aborted", "aborted by the caller", { cause: reason });
+}
+
+/** 128 random bits: a UUID where the platform makes them, hex otherwise. */
+export function newIdempotencyKey(): string {
+  const c = globalThis.crypto;
+  if (typeof c?.randomUUID === "function") return c.randomUUID();
+  const b = new Uint8Array(16);
+  c.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
