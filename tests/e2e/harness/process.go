@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -33,14 +34,29 @@ type Process struct {
 }
 
 // FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
+// It is picked below the kernel's ephemeral range (32768–60999 on Linux):
+// a port from that range, free when we look, can be taken by any outgoing
+// connection (a client to an emulator) before the service binds it, which
+// made a gateway fail to start now and then on a busy machine.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
+}
+
+func freePort() (int, error) {
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port in 20000-31999")
 }
 
 // Start runs the process; its output goes to a log file that is printed
