@@ -76,43 +76,29 @@ func (w *Writer) Run(ctx context.Context) error {
 	for {
 		select {
 		case p := <-w.queue:
-			batch = append(batch[:0], p)
+			// Whatever accumulated while the previous batch was written
+			// goes with it: no timer, so a lone ack is written at once.
+			w.write(w.fill(append(batch[:0], p)))
 		case <-ctx.Done():
-			w.flushQueued()
+			for b := w.fill(batch[:0]); len(b) > 0; b = w.fill(batch[:0]) {
+				w.write(b)
+			}
 			return nil
 		}
-		// Whatever accumulated while the previous batch was written goes
-		// together: no timer, so a lone ack is written at once.
-	fill:
-		for len(batch) < w.cfg.Batch {
-			select {
-			case p := <-w.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		w.write(batch)
 	}
 }
 
-func (w *Writer) flushQueued() {
-	for {
-		var batch []pending
-	fill:
-		for len(batch) < w.cfg.Batch {
-			select {
-			case p := <-w.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
+// fill adds what is queued to batch, up to the batch size, without waiting.
+func (w *Writer) fill(batch []pending) []pending {
+	for len(batch) < w.cfg.Batch {
+		select {
+		case p := <-w.queue:
+			batch = append(batch, p)
+		default:
+			return batch
 		}
-		if len(batch) == 0 {
-			return
-		}
-		w.write(batch)
 	}
+	return batch
 }
 
 func (w *Writer) write(batch []pending) {
