@@ -343,3 +343,29 @@ func (c *Committer) count(op string) {
 
 // HeadsCached returns how many users' heads are cached; for tests.
 func (c *Committer) HeadsCached() int { return c.heads.len() }
+
+// docOverhead is a generous allowance, per document in a commit request,
+// for its name (projects/…/documents/users/{uid}/inbox/{seq}), field names,
+// timestamps, numbers and the precondition.
+const docOverhead = 320
+
+// WriteSize estimates what committing env adds to a commit: writes (one
+// inbox entry per recipient plus the message) and request bytes. Callers
+// bound batches by both: Firestore refuses requests over 10 MiB (the
+// emulator over 4 MiB, see docs/emulators.md).
+func WriteSize(env *courierv1.Envelope) (writes, bytes int) {
+	common := len(env.Payload) + len(env.ContentType) + len(env.Sender) + len(env.MessageId) + docOverhead
+	list := 0
+	for _, u := range env.Recipients {
+		list += len(u) + 16 // in `to`, and as a key of `seqs` with its number
+	}
+	listed := 0
+	if len(env.Recipients) <= MaxListedRecipients {
+		listed = list
+	}
+	entry := 0
+	for _, u := range env.Recipients {
+		entry += common + len(u) + listed
+	}
+	return len(env.Recipients) + 1, entry + common + 2*list + len(env.IdempotencyKey)
+}

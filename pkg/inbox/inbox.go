@@ -137,7 +137,9 @@ func (s *Store) Commit(ctx context.Context, env *courierv1.Envelope) (st Stored,
 func newMessageDoc(env *courierv1.Envelope, now time.Time) messageDoc {
 	return messageDoc{
 		From: env.Sender, To: env.Recipients, Payload: env.Payload, ContentType: env.ContentType,
-		SentAt: env.SentAt.AsTime(), StoredAt: now, IdempotencyKey: env.IdempotencyKey,
+		// Firestore keeps microseconds: the Stored returned by a commit
+		// says exactly what a later read returns.
+		SentAt: env.SentAt.AsTime().Truncate(time.Microsecond), StoredAt: now, IdempotencyKey: env.IdempotencyKey,
 		Seqs: make(map[string]int64, len(env.Recipients)),
 	}
 }
