@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/courierhq/courier/pkg/pubsubx"
@@ -41,10 +42,11 @@ func benchPipeline(b *testing.B, routed bool) {
 				}
 			}
 		}
-		w.start(s, nil)
+		wk := w.start(s, nil)
 		// Warm up Firestore (the emulator's first writes are slow).
 		w.publish(env("warm", "warm", "warm"))
 		w.deliveries.waitFor(b, time.Minute, "warm")
+		rpcs0 := roundTrips(wk)
 
 		const n, senders, users = 1000, 20, 50
 		sentAt := make(map[string]time.Time, n)
@@ -92,6 +94,16 @@ func benchPipeline(b *testing.B, routed bool) {
 		b.ReportMetric(float64(n)/total.Seconds(), "msgs/s")
 		b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
+		b.ReportMetric((roundTrips(wk)-rpcs0)/n, "firestore-rpcs/msg")
 		b.Logf("published %d in %s (asynchronously, ordered per sender), all delivered after %s", n, published, total)
 	}
+}
+
+// roundTrips is the worker's count of Firestore requests so far.
+func roundTrips(wk *worker) float64 {
+	total := 0.0
+	for _, op := range []string{"commit", "get_messages", "read_head", "read_presence"} {
+		total += testutil.ToFloat64(wk.m.FirestoreRoundTrips.WithLabelValues(op))
+	}
+	return total
 }

@@ -58,6 +58,7 @@ type world struct {
 	ingress    *pubsub.Publisher
 	deliveries *collector
 	dead       *collector
+	pending    []*pubsub.PublishResult
 }
 
 func newWorld(t testing.TB, mutate func(*topology.Config)) *world {
@@ -181,6 +182,29 @@ func (w *world) publishRaw(data []byte, id, sender string) string {
 		w.t.Fatal(err)
 	}
 	return span.SpanContext().TraceID().String()
+}
+
+// publishAsync publishes like publishRaw without waiting for the
+// confirmation, so that many messages reach the worker together; flush
+// waits for every confirmation.
+func (w *world) publishAsync(data []byte, id, sender string) {
+	w.t.Helper()
+	msg := &pubsub.Message{Data: data, OrderingKey: sender, Attributes: map[string]string{
+		pubsubx.AttrMessageID: id, pubsubx.AttrSender: sender,
+		pubsubx.AttrSchema: envelope.Schema, pubsubx.AttrContentType: "application/protobuf",
+	}}
+	w.pending = append(w.pending, w.ingress.Publish(context.Background(), msg))
+}
+
+func (w *world) flush() {
+	w.t.Helper()
+	ctx := testenv.Context(w.t, time.Minute)
+	for _, r := range w.pending {
+		if _, err := r.Get(ctx); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	w.pending = nil
 }
 
 // inboxIDs lists user's inbox as message ids, oldest first, checking that

@@ -56,8 +56,11 @@ type Settings struct {
 // draining gets most of it, the rest is for flushing publishers and spans.
 func SettingsFromEnv(e *config.Env, shutdownTimeout time.Duration) Settings {
 	s := Settings{
-		Topology:               topology.FromEnv(e),
-		MaxOutstandingMessages: e.Int("WORKER_MAX_OUTSTANDING_MESSAGES", 100, 1, 100000),
+		Topology: topology.FromEnv(e),
+		// Enough in hand for batches to fill while the previous ones
+		// commit and publish (a sender's next messages arrive only after
+		// its previous ones are acked).
+		MaxOutstandingMessages: e.Int("WORKER_MAX_OUTSTANDING_MESSAGES", 1000, 1, 100000),
 		MaxOutstandingBytes:    e.Int("WORKER_MAX_OUTSTANDING_BYTES", 64<<20, 1<<10, 1<<34),
 		PullConcurrency:        e.Int("WORKER_PULL_CONCURRENCY", 4, 1, 64),
 		PullTimeout:            e.Duration("WORKER_PULL_TIMEOUT", 5*time.Second, 2*time.Second),
