@@ -7,16 +7,17 @@
 //	messages/{messageID}                 the message, its recipients' inbox positions, delivery marks
 //	users/{userID}/inbox/{seq:020d}      a copy of the message at inbox position seq
 //
-// A commit writes the message and one inbox entry per recipient in one
-// atomic write, and it takes no locks: it reads each recipient's highest
-// position k (a plain query) and creates entry k+1 with a precondition that
-// fails if it exists. We avoid read-write transactions on purpose: their
-// locks outlive a writer killed mid-commit (the Firestore emulator held
-// them for minutes in our worker-kill test), stalling every later commit
-// to the same users.
+// A commit (Committer) writes a batch of messages and one inbox entry per
+// recipient in one atomic write, and it takes no locks: for each recipient
+// it knows a position k that exists (its highest position, from a plain
+// query or from its own last commit) and creates entries k+1, k+2, … with a
+// precondition that fails if they exist. We avoid read-write transactions
+// on purpose: their locks outlive a writer killed mid-commit (the Firestore
+// emulator held them for minutes in our worker-kill test), stalling every
+// later commit to the same users.
 //
 // Positions are gap-free and appear in order per user: entry k+1 is only
-// ever created by a writer that saw entry k exist, so a user's entries
+// ever created by a writer that knew entry k to exist, so a user's entries
 // always form the prefix 1..n, and a reader holding position k never misses
 // an entry later committed below k.
 package inbox

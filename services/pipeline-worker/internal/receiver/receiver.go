@@ -1,7 +1,8 @@
 // Package receiver pulls the ingress subscription with unary Pull requests,
 // holds the lease of every message in hand, hands messages to a handler
-// (one sender's messages one after another, in order) and acks or nacks
-// each as the handler says.
+// (one sender's messages in runs: all of them in hand at once, in order, the
+// next run after the previous one is settled) and acks or nacks each as the
+// handler says.
 //
 // Why unary Pull and not the client library's StreamingPull (Receive): the
 // worker owns each lease explicitly, and a lease nobody extends expires.
