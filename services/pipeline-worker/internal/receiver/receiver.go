@@ -283,28 +283,36 @@ func sizeOf(ms []*message) int {
 // only after the previous one is settled, so their inbox positions follow
 // the send order and a run can share one commit.
 func (r *Receiver) dispatch(ms []*message) {
+	// Queue every keyed message of this Pull before starting any key, so a
+	// key's messages from one Pull form one run.
+	var start []string
+	r.mu.Lock()
 	for _, m := range ms {
 		if r.shuttingDown() {
+			r.mu.Unlock()
 			r.settle(m, processor.Nack)
+			r.mu.Lock()
 			continue
 		}
 		key := m.m.OrderingKey
-		r.inFlight.Add(1)
 		if key == "" {
+			r.inFlight.Add(1)
 			go func() {
 				defer r.inFlight.Done()
 				r.settle(m, r.h.Handle(r.work, r.stopRetrying, []*pubsub.Message{m.m})[0])
 			}()
 			continue
 		}
-		r.mu.Lock()
 		waiting, running := r.keys[key]
 		r.keys[key] = append(waiting, m)
-		r.mu.Unlock()
-		if running {
-			r.inFlight.Done() // the key's goroutine carries it
-			continue
+		if !running {
+			start = append(start, key)
 		}
+	}
+	// Counted before the lock is released: Run's drain waits for them.
+	r.inFlight.Add(len(start))
+	r.mu.Unlock()
+	for _, key := range start {
 		go func() {
 			defer r.inFlight.Done()
 			r.runKey(key)
