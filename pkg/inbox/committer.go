@@ -341,9 +341,6 @@ func (c *Committer) count(op string) {
 	}
 }
 
-// HeadsCached returns how many users' heads are cached; for tests.
-func (c *Committer) HeadsCached() int { return c.heads.len() }
-
 // docOverhead is a generous allowance, per document in a commit request,
 // for its name (projects/…/documents/users/{uid}/inbox/{seq}), field names,
 // timestamps, numbers and the precondition.
