@@ -180,25 +180,13 @@ func TestPerSenderOrderAcrossSmallBatches(t *testing.T) {
 	if batchesOf["alice"] < 2 || !mixed {
 		t.Fatalf("batches %v: want runs split over batches and batches mixing senders", rec.seen())
 	}
-	delivered := w.deliveries.ids()
+	inSenderOrder(t, "the deliveries", w.deliveries.ids(), n, "alice", "carol", "erin")
 	for _, u := range []string{"bob", "dave"} {
-		inboxIDs := w.inboxIDs(u)
-		if len(inboxIDs) != len(all) {
-			t.Fatalf("%s holds %d messages", u, len(inboxIDs))
+		ids := w.inboxIDs(u)
+		if len(ids) != len(all) {
+			t.Fatalf("%s holds %d messages", u, len(ids))
 		}
-		for _, from := range []string{"alice", "carol", "erin"} {
-			var want []string
-			for i := range n {
-				want = append(want, fmt.Sprintf("%s-%02d", from, i))
-			}
-			keep := func(id string) bool { return strings.HasPrefix(id, from+"-") }
-			if got := subsequence(inboxIDs, keep); !slices.Equal(got, want) {
-				t.Errorf("%s's inbox, %s's messages: %v", u, from, got)
-			}
-			if got := subsequence(delivered, keep); !slices.Equal(got, want) {
-				t.Errorf("deliveries of %s: %v", from, got)
-			}
-		}
+		inSenderOrder(t, u+"'s inbox", ids, n, "alice", "carol", "erin")
 	}
 }
 

@@ -159,20 +159,8 @@ func TestPerSenderOrderIsKept(t *testing.T) {
 	if len(bob) != len(all) {
 		t.Fatalf("bob has %d messages, want %d", len(bob), len(all))
 	}
-	delivered := w.deliveries.ids()
-	for _, s := range []string{"alice", "carol", "erin"} {
-		var want []string
-		for i := range n {
-			want = append(want, fmt.Sprintf("%s-%02d", s, i))
-		}
-		from := func(id string) bool { return strings.HasPrefix(id, s+"-") }
-		if got := subsequence(bob, from); !slices.Equal(got, want) {
-			t.Errorf("bob's inbox, messages of %s out of order: %v", s, got)
-		}
-		if got := subsequence(delivered, from); !slices.Equal(got, want) {
-			t.Errorf("deliveries of %s out of order: %v", s, got)
-		}
-	}
+	inSenderOrder(t, "bob's inbox", bob, n, "alice", "carol", "erin")
+	inSenderOrder(t, "the deliveries", w.deliveries.ids(), n, "alice", "carol", "erin")
 	if got := w.inboxIDs("dave"); len(got) != n || !slices.IsSorted(got) {
 		t.Errorf("dave's inbox %v", got)
 	}
@@ -223,6 +211,21 @@ func TestSpansContinueThePublishersTrace(t *testing.T) {
 	tp := w.deliveries.with("traced-1")[0].Attributes["traceparent"]
 	if !strings.Contains(tp, traceID) || !strings.Contains(tp, publish.SpanContext.SpanID().String()) {
 		t.Errorf("delivery traceparent %q does not point at the fan-out publish span", tp)
+	}
+}
+
+// inSenderOrder checks that ids (an inbox, the deliveries) hold each
+// sender's messages "<sender>-00" … in order.
+func inSenderOrder(t *testing.T, what string, ids []string, n int, senders ...string) {
+	t.Helper()
+	for _, s := range senders {
+		var want []string
+		for i := range n {
+			want = append(want, fmt.Sprintf("%s-%02d", s, i))
+		}
+		if got := subsequence(ids, func(id string) bool { return strings.HasPrefix(id, s+"-") }); !slices.Equal(got, want) {
+			t.Errorf("%s, messages of %s out of order: %v", what, s, got)
+		}
 	}
 }
 

@@ -471,20 +471,7 @@ func TestShutdownDrainsInProgressAndNacksTheRest(t *testing.T) {
 	for _, id := range []string{"k2", "k3"} {
 		api.put(id, "k")
 	}
-	// Wait until both are in hand, queued behind k1.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r.mu.Lock()
-		queued := len(r.keys["k"])
-		r.mu.Unlock()
-		if queued == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages queued behind k1", queued)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, r, "k", 2) // in hand, behind k1
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -495,6 +482,24 @@ func TestShutdownDrainsInProgressAndNacksTheRest(t *testing.T) {
 	defer api.mu.Unlock()
 	if handled.Load() != 1 || !slices.Equal(api.acked, []string{"ack-k1"}) || !slices.Equal(api.nacked, []string{"ack-k2", "ack-k3"}) {
 		t.Fatalf("handled %d, acked %v, nacked %v", handled.Load(), api.acked, api.nacked)
+	}
+}
+
+// waitQueued waits until n messages of key wait behind its running run.
+func waitQueued(t *testing.T, r *Receiver, key string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		queued := len(r.keys[key])
+		r.mu.Unlock()
+		if queued == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages of %s queued, want %d", queued, key, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -533,19 +538,7 @@ func TestKeyMessagesAreHandedOverInRuns(t *testing.T) {
 	for _, id := range []string{"a4", "a5"} {
 		api.put(id, "a")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r.mu.Lock()
-		queued := len(r.keys["a"])
-		r.mu.Unlock()
-		if queued == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages queued behind the first run", queued)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, r, "a", 2)
 	close(release)
 	api.waitUntil(t, "all acked", func() bool { return len(api.acked) == 5 })
 	if err := stop(); err != nil {
