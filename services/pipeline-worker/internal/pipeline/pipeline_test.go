@@ -401,6 +401,7 @@ func TestSettingsFromEnv(t *testing.T) {
 	e := config.FromMap(map[string]string{
 		"WORKER_MAX_OUTSTANDING_MESSAGES": "7", "WORKER_PULL_CONCURRENCY": "2", "WORKER_RETRY_BUDGET": "3s",
 		"WORKER_MAX_RECIPIENTS": "20", "INGRESS_MAX_DELIVERY_ATTEMPTS": "9",
+		"WORKER_BATCH_MAX_MESSAGES": "50", "WORKER_BATCH_LINGER": "5ms", "WORKER_HEAD_CACHE_SIZE": "10",
 	})
 	s := pipeline.SettingsFromEnv(e, 25*time.Second)
 	if err := e.Err(); err != nil {
@@ -411,6 +412,10 @@ func TestSettingsFromEnv(t *testing.T) {
 		s.Retry.Budget != 3*time.Second || s.Limits.MaxRecipients != 20 || s.Topology.MaxDeliveryAttempts != 9 {
 		t.Errorf("settings %+v", s)
 	}
+	if s.BatchMaxMessages != 50 || s.BatchLinger != 5*time.Millisecond || s.HeadCacheSize != 10 ||
+		s.BatchMaxWrites != 500 || s.BatchMaxBytes != 3<<20 || s.MaxOutstandingMessages != 7 {
+		t.Errorf("batch settings %+v", s)
+	}
 	if s.DrainTimeout != 22*time.Second || rc.DrainTimeout != s.DrainTimeout || rc.MaxExtension < s.Retry.Budget ||
 		rc.ExtensionStep != 15*time.Second || rc.AckDeadline != s.Topology.IngressAckDeadline ||
 		rc.Subscription != "projects/"+s.Topology.Project+"/subscriptions/"+s.Topology.IngressSubscription {
@@ -418,10 +423,11 @@ func TestSettingsFromEnv(t *testing.T) {
 	}
 
 	bad := config.FromMap(map[string]string{"WORKER_RETRY_INITIAL": "10s", "WORKER_MAX_RECIPIENTS": "1001", "WORKER_PULL_CONCURRENCY": "x",
-		"WORKER_ACK_EXTENSION_STEP": "11m", "WORKER_PULL_TIMEOUT": "1s"})
+		"WORKER_ACK_EXTENSION_STEP": "11m", "WORKER_PULL_TIMEOUT": "1s", "WORKER_BATCH_MAX_BYTES": "10485760", "WORKER_BATCH_MAX_MESSAGES": "0"})
 	pipeline.SettingsFromEnv(bad, time.Second)
 	err := bad.Err()
-	for _, name := range []string{"WORKER_RETRY_INITIAL", "WORKER_MAX_RECIPIENTS", "WORKER_PULL_CONCURRENCY", "WORKER_ACK_EXTENSION_STEP", "WORKER_PULL_TIMEOUT"} {
+	for _, name := range []string{"WORKER_RETRY_INITIAL", "WORKER_MAX_RECIPIENTS", "WORKER_PULL_CONCURRENCY", "WORKER_ACK_EXTENSION_STEP", "WORKER_PULL_TIMEOUT",
+		"WORKER_BATCH_MAX_BYTES", "WORKER_BATCH_MAX_MESSAGES"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}
