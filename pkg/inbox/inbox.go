@@ -7,16 +7,17 @@
 //	messages/{messageID}                 the message, its recipients' inbox positions, delivery marks
 //	users/{userID}/inbox/{seq:020d}      a copy of the message at inbox position seq
 //
-// A commit writes the message and one inbox entry per recipient in one
-// atomic write, and it takes no locks: it reads each recipient's highest
-// position k (a plain query) and creates entry k+1 with a precondition that
-// fails if it exists. We avoid read-write transactions on purpose: their
-// locks outlive a writer killed mid-commit (the Firestore emulator held
-// them for minutes in our worker-kill test), stalling every later commit
-// to the same users.
+// A commit (Committer) writes a batch of messages and one inbox entry per
+// recipient in one atomic write, and it takes no locks: for each recipient
+// it knows a position k that exists (its highest position, from a plain
+// query or from its own last commit) and creates entries k+1, k+2, … with a
+// precondition that fails if they exist. We avoid read-write transactions
+// on purpose: their locks outlive a writer killed mid-commit (the Firestore
+// emulator held them for minutes in our worker-kill test), stalling every
+// later commit to the same users.
 //
 // Positions are gap-free and appear in order per user: entry k+1 is only
-// ever created by a writer that saw entry k exist, so a user's entries
+// ever created by a writer that knew entry k to exist, so a user's entries
 // always form the prefix 1..n, and a reader holding position k never misses
 // an entry later committed below k.
 package inbox
@@ -117,56 +118,35 @@ func (e Entry) Cursor() string { return EncodeCursor(e.Seq) }
 func inboxID(seq int64) string { return fmt.Sprintf("%020d", seq) }
 
 // Commit stores env's message and one inbox entry per recipient in one
-// atomic write. It is idempotent on the message id: when the message
-// already exists nothing is written and the stored version is returned with
-// created=false, so a redelivered envelope yields the same delivery.
+// atomic write (a batch of one, with no cached heads; the pipeline-worker
+// commits batches through a Committer). It is idempotent on the message id:
+// when the message already exists nothing is written and the stored version
+// is returned with created=false, so a redelivered envelope yields the same
+// delivery.
 func (s *Store) Commit(ctx context.Context, env *courierv1.Envelope) (st Stored, created bool, err error) {
-	msgRef := s.fs.Collection(MessagesCollection).Doc(env.MessageId)
-	for attempt := 0; ; attempt++ {
-		if existing, err := s.Get(ctx, env.MessageId); err == nil {
-			return existing, false, nil
-		} else if !errors.Is(err, ErrNotFound) {
-			return Stored{}, false, err
-		}
-		now := s.now().UTC().Truncate(time.Microsecond)
-		doc := messageDoc{
-			From: env.Sender, To: env.Recipients, Payload: env.Payload, ContentType: env.ContentType,
-			SentAt: env.SentAt.AsTime(), StoredAt: now, IdempotencyKey: env.IdempotencyKey,
-			Seqs: make(map[string]int64, len(env.Recipients)),
-		}
-		for _, uid := range env.Recipients {
-			head, err := s.Head(ctx, uid)
-			if err != nil {
-				return Stored{}, false, fmt.Errorf("commit message %s: %w", env.MessageId, err)
-			}
-			doc.Seqs[uid] = head + 1
-		}
-		err := s.fs.RunTransaction(ctx, func(_ context.Context, tx *firestore.Transaction) error {
-			for _, uid := range env.Recipients {
-				seq := doc.Seqs[uid]
-				entry := entryDoc{
-					MessageID: env.MessageId, Seq: seq, From: doc.From, To: listedRecipients(doc.To), ToCount: len(doc.To), Payload: doc.Payload,
-					ContentType: doc.ContentType, SentAt: doc.SentAt, StoredAt: now,
-				}
-				ref := s.fs.Collection(UsersCollection).Doc(uid).Collection(InboxCollection).Doc(inboxID(seq))
-				if err := tx.Create(ref, entry); err != nil {
-					return err
-				}
-			}
-			return tx.Create(msgRef, doc)
-		}, firestore.MaxAttempts(1))
-		if err == nil {
-			return storedFrom(env.MessageId, doc), true, nil
-		}
-		if status.Code(err) != codes.AlreadyExists {
-			return Stored{}, false, fmt.Errorf("commit message %s: %w", env.MessageId, err)
-		}
-		// A concurrent commit took one of the positions (or stored this very
-		// message): look again.
-		if attempt >= s.maxAttempts {
-			return Stored{}, false, fmt.Errorf("commit message %s: inbox positions taken concurrently %d times", env.MessageId, attempt+1)
-		}
+	r := s.NewCommitter(CommitterOptions{}).Commit(ctx, []*courierv1.Envelope{env})[0]
+	return r.Stored, r.Created, r.Err
+}
+
+func newMessageDoc(env *courierv1.Envelope, now time.Time) messageDoc {
+	return messageDoc{
+		From: env.Sender, To: env.Recipients, Payload: env.Payload, ContentType: env.ContentType,
+		// Firestore keeps microseconds: the Stored returned by a commit
+		// says exactly what a later read returns.
+		SentAt: env.SentAt.AsTime().Truncate(time.Microsecond), StoredAt: now, IdempotencyKey: env.IdempotencyKey,
+		Seqs: make(map[string]int64, len(env.Recipients)),
 	}
+}
+
+func newEntryDoc(id string, seq int64, doc messageDoc) entryDoc {
+	return entryDoc{
+		MessageID: id, Seq: seq, From: doc.From, To: listedRecipients(doc.To), ToCount: len(doc.To), Payload: doc.Payload,
+		ContentType: doc.ContentType, SentAt: doc.SentAt, StoredAt: doc.StoredAt,
+	}
+}
+
+func (s *Store) entryRef(user string, seq int64) *firestore.DocumentRef {
+	return s.fs.Collection(UsersCollection).Doc(user).Collection(InboxCollection).Doc(inboxID(seq))
 }
 
 // Get returns one stored message.

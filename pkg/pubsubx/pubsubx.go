@@ -80,6 +80,38 @@ func Extract(ctx context.Context, attrs map[string]string) context.Context {
 // context in the attributes, and waits for the server's confirmation. It
 // returns the Pub/Sub server message id.
 func Publish(ctx context.Context, p *pubsub.Publisher, msg *pubsub.Message, courierID string) (string, error) {
+	span, res := startPublish(ctx, p, msg, courierID)
+	return finishPublish(ctx, p, msg, span, res)
+}
+
+// Outgoing is one message for PublishAll.
+type Outgoing struct {
+	// Ctx is the parent of the message's producer span and bounds the wait
+	// for its confirmation.
+	Ctx       context.Context
+	Msg       *pubsub.Message
+	CourierID string
+}
+
+// PublishAll publishes every message, each in its producer span as Publish
+// does, and waits for all confirmations. The messages are handed to the
+// client in the order of out before any wait, so messages sharing an
+// ordering key keep that order and the client batches them together. The
+// errors are in the order of out (nil for a confirmed message).
+func PublishAll(p *pubsub.Publisher, out []Outgoing) []error {
+	spans := make([]trace.Span, len(out))
+	results := make([]*pubsub.PublishResult, len(out))
+	for i, o := range out {
+		spans[i], results[i] = startPublish(o.Ctx, p, o.Msg, o.CourierID)
+	}
+	errs := make([]error, len(out))
+	for i, o := range out {
+		_, errs[i] = finishPublish(o.Ctx, p, o.Msg, spans[i], results[i])
+	}
+	return errs
+}
+
+func startPublish(ctx context.Context, p *pubsub.Publisher, msg *pubsub.Message, courierID string) (trace.Span, *pubsub.PublishResult) {
 	if msg.Attributes == nil {
 		msg.Attributes = map[string]string{}
 	}
@@ -93,12 +125,16 @@ func Publish(ctx context.Context, p *pubsub.Publisher, msg *pubsub.Message, cour
 			attribute.Int("messaging.message.body.size", len(msg.Data)),
 			KeyCourierMessageID.String(courierID),
 		))
-	defer span.End()
 	if msg.OrderingKey != "" {
 		span.SetAttributes(attribute.String("messaging.gcp_pubsub.message.ordering_key", msg.OrderingKey))
 	}
 	Inject(ctx, msg.Attributes)
-	id, err := p.Publish(ctx, msg).Get(ctx)
+	return span, p.Publish(ctx, msg)
+}
+
+func finishPublish(ctx context.Context, p *pubsub.Publisher, msg *pubsub.Message, span trace.Span, res *pubsub.PublishResult) (string, error) {
+	defer span.End()
+	id, err := res.Get(ctx)
 	if err != nil {
 		if msg.OrderingKey != "" {
 			// A failed publish pauses its ordering key; resume so the next

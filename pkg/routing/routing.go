@@ -8,8 +8,8 @@
 //   - an edge records, in Firestore, that it holds a user before that
 //     session's first inbox read (Join), and removes the record when the
 //     user's last session on the pod ends (Leave);
-//   - the worker, after committing a message, reads its recipients' records
-//     (Pods) and marks the delivery with AttrRouted plus one
+//   - the worker, after committing a batch of messages, reads their
+//     recipients' records in one request (PodsOf) and marks each delivery with AttrRouted plus one
 //     RouteAttribute(pod) per pod;
 //   - each pod's subscription filter (Filter) lets through the deliveries
 //     routed to it and the unrouted ones.
@@ -117,6 +117,17 @@ func (t *Table) Leave(ctx context.Context, user, pod string) error {
 // Pods returns the pods holding sessions of any of users, sorted, in one
 // read.
 func (t *Table) Pods(ctx context.Context, users []string) ([]string, error) {
+	byUser, err := t.PodsOf(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	return PodsFor(byUser, users), nil
+}
+
+// PodsOf returns, in one read, the pods holding sessions of each of users
+// (sorted; users connected nowhere are absent), so that a batch of
+// deliveries is routed with one request.
+func (t *Table) PodsOf(ctx context.Context, users []string) (map[string][]string, error) {
 	refs := make([]*firestore.DocumentRef, len(users))
 	for i, u := range users {
 		refs[i] = t.fs.Collection(Collection).Doc(u)
@@ -125,18 +136,33 @@ func (t *Table) Pods(ctx context.Context, users []string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read presence of %d users: %w", len(users), err)
 	}
-	var pods []string
+	byUser := make(map[string][]string, len(snaps))
 	for _, s := range snaps {
 		if !s.Exists() {
 			continue
 		}
 		m, _ := s.Data()["pods"].(map[string]any)
+		var pods []string
 		for p := range m {
 			pods = append(pods, p)
 		}
+		if len(pods) > 0 {
+			slices.Sort(pods)
+			byUser[s.Ref.ID] = pods
+		}
+	}
+	return byUser, nil
+}
+
+// PodsFor returns the pods holding any of users according to byUser
+// (PodsOf), sorted and without repeats.
+func PodsFor(byUser map[string][]string, users []string) []string {
+	var pods []string
+	for _, u := range users {
+		pods = append(pods, byUser[u]...)
 	}
 	slices.Sort(pods)
-	return slices.Compact(pods), nil
+	return slices.Compact(pods)
 }
 
 // LeaveAll removes every record of pod (a pod that stopped or died) and

@@ -80,7 +80,8 @@ func run() (err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	worker := pipeline.New(settings, ps, inbox.New(fs), routing.NewTable(fs), metrics.New(reg), log)
+	m := metrics.New(reg)
+	worker := pipeline.New(settings, ps, pipeline.Committer(settings, inbox.New(fs), m), routing.NewTable(fs), m, log)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", health.Live)
@@ -98,7 +99,8 @@ func run() (err error) {
 
 	log.Info("pipeline-worker starting", "version", version, "project", project, "http_addr", ln.Addr().String(),
 		"subscription", settings.Topology.IngressSubscription,
-		"max_outstanding_messages", settings.MaxOutstandingMessages, "pull_concurrency", settings.PullConcurrency, "targeted_routing", settings.TargetedRouting)
+		"max_outstanding_messages", settings.MaxOutstandingMessages, "pull_concurrency", settings.PullConcurrency, "targeted_routing", settings.TargetedRouting,
+		"batch_max_messages", settings.BatchMaxMessages, "batch_max_writes", settings.BatchMaxWrites, "batch_linger", settings.BatchLinger.String())
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

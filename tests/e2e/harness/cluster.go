@@ -44,6 +44,7 @@ type Cluster struct {
 	Gateway  *Process
 	GRPCAddr string
 	Worker   *Process
+	Workers  []*Process // more workers, from AddWorker
 	Edges    []*Process
 	logDir   string
 }
@@ -110,7 +111,20 @@ func (c *Cluster) newProcess(name, bin string, extra []string) *Process {
 // All returns every service process.
 func (c *Cluster) All() []*Process {
 	ps := []*Process{c.Gateway, c.Worker}
+	ps = append(ps, c.Workers...)
 	return append(ps, c.Edges...)
+}
+
+// AddWorker starts one more pipeline-worker (with extra env "K=V") on the
+// cluster's ingress subscription and waits until it is ready. It is
+// stopped with the rest of the cluster.
+func (c *Cluster) AddWorker(t testing.TB, extra ...string) *Process {
+	t.Helper()
+	p := c.newProcess(fmt.Sprintf("pipeline-worker-%d", len(c.Workers)+2), "pipeline-worker", extra)
+	c.Workers = append(c.Workers, p)
+	p.Start(t)
+	p.WaitReady(t, 60*time.Second)
+	return p
 }
 
 // Courierctl runs courierctl with the cluster's environment.

@@ -38,8 +38,11 @@ const maxCommitBytes = 9 << 20
 type Limits struct {
 	MaxEnvelopeBytes int // the encoded envelope (Pub/Sub message data)
 	MaxPayloadBytes  int
-	// MaxRecipients is at most 249: one commit writes two documents per
-	// recipient plus the message, and a Firestore transaction allows 500.
+	// MaxRecipients is at most 1,000 (the gateway's own bound). A message
+	// is written in one commit with its batch: one inbox entry per recipient
+	// plus the message document. Firestore limits a commit's size (10 MiB,
+	// see maxCommitBytes), no longer its number of writes; a message with
+	// more writes than WORKER_BATCH_MAX_WRITES is committed alone.
 	MaxRecipients int
 }
 

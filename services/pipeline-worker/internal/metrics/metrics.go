@@ -12,8 +12,8 @@ const namespace = "courier_pipeline_worker"
 // use New with their own registry.
 type Metrics struct {
 	// Processed counts messages acked after success, by result: "stored"
-	// (new), "duplicate" (already stored and fanned out: nothing written),
-	// "refanned" (already stored, delivery published now).
+	// (new), "duplicate" (already stored: nothing written, its delivery
+	// published again).
 	Processed *prometheus.CounterVec
 	// Failures counts failed attempts by class (transient, permanent).
 	Failures *prometheus.CounterVec
@@ -47,6 +47,13 @@ type Metrics struct {
 	// the pods holding recipients), "nowhere" (no recipient connected),
 	// "unrouted" (presence unreadable: sent to every pod).
 	Routing *prometheus.CounterVec
+	// FirestoreRoundTrips counts the Firestore requests of the commit path,
+	// by op: "commit" (one per batch), "get_messages" (one batched read of a
+	// batch's message documents), "read_head" (one user's inbox head),
+	// "read_presence" (one batched read of a batch's presence records).
+	FirestoreRoundTrips *prometheus.CounterVec
+	// BatchMessages is the number of messages per committed batch.
+	BatchMessages prometheus.Histogram
 }
 
 // New creates the collectors and registers them on reg.
@@ -54,7 +61,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "messages_processed_total",
-			Help: "Ingress messages acked after success, by result (stored, duplicate, refanned).",
+			Help: "Ingress messages acked after success, by result (stored, duplicate).",
 		}, []string{"result"}),
 		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "failures_total",
@@ -106,12 +113,24 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "deliveries_routing_total",
 			Help: "Deliveries by targeted-routing result (routed, nowhere, unrouted); only with WORKER_TARGETED_ROUTING.",
 		}, []string{"result"}),
+		FirestoreRoundTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "firestore_round_trips_total",
+			Help: "Firestore requests of the commit path, by op (commit, get_messages, read_head, read_presence).",
+		}, []string{"op"}),
+		BatchMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "batch_messages",
+			Help:    "Messages per committed batch.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}),
 	}
 	reg.MustRegister(m.Processed, m.Failures, m.Retries, m.Nacked, m.DeadLettered, m.Duration, m.Age, m.InFlight,
-		m.PullErrors, m.LeaseExtensions, m.LeaseErrors, m.AckErrors, m.Routing)
+		m.PullErrors, m.LeaseExtensions, m.LeaseErrors, m.AckErrors, m.Routing, m.FirestoreRoundTrips, m.BatchMessages)
 	// Pre-create the usual series so dashboards see zeros, not gaps.
-	for _, r := range []string{"stored", "duplicate", "refanned"} {
+	for _, r := range []string{"stored", "duplicate"} {
 		m.Processed.WithLabelValues(r)
+	}
+	for _, op := range []string{"commit", "get_messages", "read_head", "read_presence"} {
+		m.FirestoreRoundTrips.WithLabelValues(op)
 	}
 	for _, c := range []string{"transient", "permanent"} {
 		m.Failures.WithLabelValues(c)
@@ -121,3 +140,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// RoundTrip counts one Firestore request of kind op
+// (inbox.CommitterOptions.RoundTrip).
+func (m *Metrics) RoundTrip(op string) { m.FirestoreRoundTrips.WithLabelValues(op).Inc() }

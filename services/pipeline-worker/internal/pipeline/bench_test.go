@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/courierhq/courier/pkg/pubsubx"
@@ -18,17 +19,30 @@ import (
 
 // BenchmarkPipeline measures the worker on the emulators: 1000 messages from
 // 20 senders to 1–3 of 50 recipients, published at once (ordered per sender); it
-// reports throughput and publish→delivery latency, without and with targeted
-// routing (one presence read per message; half the recipients have a record).
+// reports throughput, publish→delivery latency and Firestore requests per
+// message, without and with targeted routing (one presence read per batch;
+// half the recipients have a record); and "hot": 1000 messages from 200
+// senders to one recipient.
 //
 //	go test -run '^$' -bench Pipeline -benchtime 1x ./internal/pipeline
 func BenchmarkPipeline(b *testing.B) {
 	for _, routed := range []bool{false, true} {
-		b.Run(fmt.Sprintf("routing=%v", routed), func(b *testing.B) { benchPipeline(b, routed) })
+		b.Run(fmt.Sprintf("routing=%v", routed), func(b *testing.B) {
+			benchPipeline(b, routed, 20, func() []string {
+				var to []string
+				for len(to) < 1+rand.IntN(3) {
+					if u := fmt.Sprintf("u%02d", rand.IntN(50)); !slices.Contains(to, u) {
+						to = append(to, u)
+					}
+				}
+				return to
+			})
+		})
 	}
+	b.Run("hot", func(b *testing.B) { benchPipeline(b, false, 200, func() []string { return []string{"star"} }) })
 }
 
-func benchPipeline(b *testing.B, routed bool) {
+func benchPipeline(b *testing.B, routed bool, senders int, recipients func() []string) {
 	for b.Loop() {
 		w := newWorld(b, nil)
 		s := w.settings()
@@ -41,12 +55,13 @@ func benchPipeline(b *testing.B, routed bool) {
 				}
 			}
 		}
-		w.start(s, nil)
+		wk := w.start(s, nil)
 		// Warm up Firestore (the emulator's first writes are slow).
 		w.publish(env("warm", "warm", "warm"))
 		w.deliveries.waitFor(b, time.Minute, "warm")
+		rpcs0 := roundTrips(wk)
 
-		const n, senders, users = 1000, 20, 50
+		const n = 1000
 		sentAt := make(map[string]time.Time, n)
 		ids := make([]string, 0, n)
 		var results []*pubsub.PublishResult
@@ -54,14 +69,8 @@ func benchPipeline(b *testing.B, routed bool) {
 		start := time.Now()
 		for i := range n {
 			id := fmt.Sprintf("b%04d", i)
-			from := fmt.Sprintf("s%02d", i%senders)
-			to := []string{}
-			for len(to) < 1+rand.IntN(3) {
-				if u := fmt.Sprintf("u%02d", rand.IntN(users)); !slices.Contains(to, u) {
-					to = append(to, u)
-				}
-			}
-			data, err := proto.Marshal(env(id, from, to...))
+			from := fmt.Sprintf("s%03d", i%senders)
+			data, err := proto.Marshal(env(id, from, recipients()...))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -92,6 +101,16 @@ func benchPipeline(b *testing.B, routed bool) {
 		b.ReportMetric(float64(n)/total.Seconds(), "msgs/s")
 		b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
+		b.ReportMetric((roundTrips(wk)-rpcs0)/n, "firestore-rpcs/msg")
 		b.Logf("published %d in %s (asynchronously, ordered per sender), all delivered after %s", n, published, total)
 	}
+}
+
+// roundTrips is the worker's count of Firestore requests so far.
+func roundTrips(wk *worker) float64 {
+	total := 0.0
+	for _, op := range []string{"commit", "get_messages", "read_head", "read_presence"} {
+		total += testutil.ToFloat64(wk.m.FirestoreRoundTrips.WithLabelValues(op))
+	}
+	return total
 }

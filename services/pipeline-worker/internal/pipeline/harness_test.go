@@ -30,10 +30,10 @@ import (
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
 )
 
 // spans records every span the tests create (the global provider, as in
@@ -58,6 +58,7 @@ type world struct {
 	ingress    *pubsub.Publisher
 	deliveries *collector
 	dead       *collector
+	pending    []*pubsub.PublishResult
 }
 
 func newWorld(t testing.TB, mutate func(*topology.Config)) *world {
@@ -108,12 +109,15 @@ type worker struct {
 	done chan struct{}
 }
 
-func (w *world) start(s pipeline.Settings, store processor.Store) *worker {
+// start runs a pipeline with settings s; wrap, when set, wraps its inbox
+// committer (to inject failures).
+func (w *world) start(s pipeline.Settings, wrap func(batch.Committer) batch.Committer) *worker {
 	w.t.Helper()
-	if store == nil {
-		store = w.store
-	}
 	m := metrics.New(prometheus.NewRegistry())
+	var committer batch.Committer = pipeline.Committer(s, w.store, m)
+	if wrap != nil {
+		committer = wrap(committer)
+	}
 	// The worker's log is shown only when the test fails.
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -122,7 +126,7 @@ func (w *world) start(s pipeline.Settings, store processor.Store) *worker {
 			w.t.Logf("worker log:\n%s", logs.String())
 		}
 	})
-	p := pipeline.New(s, w.ps, store, routing.NewTable(w.fs), m, log)
+	p := pipeline.New(s, w.ps, committer, routing.NewTable(w.fs), m, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	wk := &worker{m: m, done: make(chan struct{})}
 	var err error
@@ -178,6 +182,29 @@ func (w *world) publishRaw(data []byte, id, sender string) string {
 		w.t.Fatal(err)
 	}
 	return span.SpanContext().TraceID().String()
+}
+
+// publishAsync publishes like publishRaw without waiting for the
+// confirmation, so that many messages reach the worker together; flush
+// waits for every confirmation.
+func (w *world) publishAsync(data []byte, id, sender string) {
+	w.t.Helper()
+	msg := &pubsub.Message{Data: data, OrderingKey: sender, Attributes: map[string]string{
+		pubsubx.AttrMessageID: id, pubsubx.AttrSender: sender,
+		pubsubx.AttrSchema: envelope.Schema, pubsubx.AttrContentType: "application/protobuf",
+	}}
+	w.pending = append(w.pending, w.ingress.Publish(context.Background(), msg))
+}
+
+func (w *world) flush() {
+	w.t.Helper()
+	ctx := testenv.Context(w.t, time.Minute)
+	for _, r := range w.pending {
+		if _, err := r.Get(ctx); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	w.pending = nil
 }
 
 // inboxIDs lists user's inbox as message ids, oldest first, checking that

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -24,12 +25,14 @@ import (
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
 )
 
 // The same envelope published twice (a client retry with its idempotency
-// key, or a redelivery) is stored once and delivered once.
-func TestStoredAndDeliveredOnceWhenRepeated(t *testing.T) {
+// key, or a redelivery) is stored once; its delivery is published again,
+// with the same positions, so an edge drops it as a duplicate.
+func TestStoredOnceWhenRepeated(t *testing.T) {
 	w := newWorld(t, nil)
 	wk := w.start(w.settings(), nil)
 
@@ -46,8 +49,8 @@ func TestStoredAndDeliveredOnceWhenRepeated(t *testing.T) {
 	w.deliveries.waitFor(t, 30*time.Second, "once-2")
 
 	got := w.deliveries.with("once-1")
-	if len(got) != 1 {
-		t.Fatalf("once-1 delivered %d times", len(got))
+	if len(got) != 2 || !bytes.Equal(got[0].Data, got[1].Data) { // same message, same cursors
+		t.Fatalf("once-1 delivered %d times (want the delivery and its identical repeat)", len(got))
 	}
 	d := got[0]
 	if d.Attributes[pubsubx.AttrRecipients] != "bob,carol" || d.Attributes[pubsubx.AttrSchema] != "courier.v1.Delivery" ||
@@ -156,20 +159,8 @@ func TestPerSenderOrderIsKept(t *testing.T) {
 	if len(bob) != len(all) {
 		t.Fatalf("bob has %d messages, want %d", len(bob), len(all))
 	}
-	delivered := w.deliveries.ids()
-	for _, s := range []string{"alice", "carol", "erin"} {
-		var want []string
-		for i := range n {
-			want = append(want, fmt.Sprintf("%s-%02d", s, i))
-		}
-		from := func(id string) bool { return strings.HasPrefix(id, s+"-") }
-		if got := subsequence(bob, from); !slices.Equal(got, want) {
-			t.Errorf("bob's inbox, messages of %s out of order: %v", s, got)
-		}
-		if got := subsequence(delivered, from); !slices.Equal(got, want) {
-			t.Errorf("deliveries of %s out of order: %v", s, got)
-		}
-	}
+	inSenderOrder(t, "bob's inbox", bob, n, "alice", "carol", "erin")
+	inSenderOrder(t, "the deliveries", w.deliveries.ids(), n, "alice", "carol", "erin")
 	if got := w.inboxIDs("dave"); len(got) != n || !slices.IsSorted(got) {
 		t.Errorf("dave's inbox %v", got)
 	}
@@ -223,23 +214,51 @@ func TestSpansContinueThePublishersTrace(t *testing.T) {
 	}
 }
 
+// inSenderOrder checks that ids (an inbox, the deliveries) hold each
+// sender's messages "<sender>-00" … in order.
+func inSenderOrder(t *testing.T, what string, ids []string, n int, senders ...string) {
+	t.Helper()
+	for _, s := range senders {
+		var want []string
+		for i := range n {
+			want = append(want, fmt.Sprintf("%s-%02d", s, i))
+		}
+		if got := subsequence(ids, func(id string) bool { return strings.HasPrefix(id, s+"-") }); !slices.Equal(got, want) {
+			t.Errorf("%s, messages of %s out of order: %v", what, s, got)
+		}
+	}
+}
+
 func hasAttr(attrs []attribute.KeyValue, want attribute.KeyValue) bool {
 	return slices.ContainsFunc(attrs, func(a attribute.KeyValue) bool { return a == want })
 }
 
-// failingStore fails commits of chosen messages with a transient error.
-type failingStore struct {
-	*inbox.Store
+// failing fails the commits of chosen messages with a transient error and
+// commits the rest of their batch.
+type failing struct {
+	batch.Committer
 	fail     func(id string) bool
 	failures atomic.Int32
 }
 
-func (f *failingStore) Commit(ctx context.Context, e *courierv1.Envelope) (inbox.Stored, bool, error) {
-	if f.fail(e.MessageId) {
-		f.failures.Add(1)
-		return inbox.Stored{}, false, status.Error(codes.Unavailable, "injected outage")
+func (f *failing) Commit(ctx context.Context, envs []*courierv1.Envelope) []inbox.Result {
+	res := make([]inbox.Result, len(envs))
+	var rest []*courierv1.Envelope
+	var at []int
+	for i, e := range envs {
+		if f.fail(e.MessageId) {
+			f.failures.Add(1)
+			res[i].Err = status.Error(codes.Unavailable, "injected outage")
+			continue
+		}
+		rest, at = append(rest, e), append(at, i)
 	}
-	return f.Store.Commit(ctx, e)
+	if len(rest) > 0 {
+		for k, r := range f.Committer.Commit(ctx, rest) {
+			res[at[k]] = r
+		}
+	}
+	return res
 }
 
 // A transient failure that lasts through the last delivery attempt is
@@ -250,8 +269,9 @@ func TestPersistentTransientFailureIsDeadLetteredOnTheLastAttempt(t *testing.T) 
 	w := newWorld(t, nil)
 	s := w.settings()
 	s.Retry.Budget = 50 * time.Millisecond
-	store := &failingStore{Store: w.store, fail: func(id string) bool { return id == "stuck" }}
-	wk := w.start(s, store)
+	wk := w.start(s, func(c batch.Committer) batch.Committer {
+		return &failing{Committer: c, fail: func(id string) bool { return id == "stuck" }}
+	})
 
 	w.publish(env("stuck", "alice", "bob"))
 	w.publish(env("fine", "carol", "bob"))
@@ -271,33 +291,42 @@ func TestPersistentTransientFailureIsDeadLetteredOnTheLastAttempt(t *testing.T) 
 	}
 }
 
-// gatedStore blocks the commit of one message until released.
-type gatedStore struct {
-	*inbox.Store
+// gated blocks the commit of the batch holding one message until released.
+type gated struct {
+	batch.Committer
 	id      string
 	entered chan struct{}
 	release chan struct{}
 	once    sync.Once
 }
 
-func (g *gatedStore) Commit(ctx context.Context, e *courierv1.Envelope) (inbox.Stored, bool, error) {
-	if e.MessageId == g.id {
+func (g *gated) Commit(ctx context.Context, envs []*courierv1.Envelope) []inbox.Result {
+	if slices.ContainsFunc(envs, func(e *courierv1.Envelope) bool { return e.MessageId == g.id }) {
 		g.once.Do(func() { close(g.entered) })
 		select {
 		case <-g.release:
 		case <-ctx.Done():
-			return inbox.Stored{}, false, ctx.Err()
+			res := make([]inbox.Result, len(envs))
+			for i := range res {
+				res[i].Err = ctx.Err()
+			}
+			return res
 		}
 	}
-	return g.Store.Commit(ctx, e)
+	return g.Committer.Commit(ctx, envs)
+}
+
+func gate(id string) (*gated, func(batch.Committer) batch.Committer) {
+	g := &gated{id: id, entered: make(chan struct{}), release: make(chan struct{})}
+	return g, func(c batch.Committer) batch.Committer { g.Committer = c; return g }
 }
 
 // Shutdown stops pulling but finishes the message in flight: it is stored,
 // delivered and acked (a new worker does not see it again).
 func TestShutdownFinishesInFlightMessages(t *testing.T) {
 	w := newWorld(t, nil)
-	gate := &gatedStore{Store: w.store, id: "inflight", entered: make(chan struct{}), release: make(chan struct{})}
-	wk := w.start(w.settings(), gate)
+	gate, wrap := gate("inflight")
+	wk := w.start(w.settings(), wrap)
 	w.publish(env("inflight", "alice", "bob"))
 	<-gate.entered
 
@@ -339,10 +368,10 @@ func TestShutdownFinishesInFlightMessages(t *testing.T) {
 // worker's last Pulls, which nack it again; they end within PullTimeout.
 func TestShutdownDeadlineNacksStuckMessages(t *testing.T) {
 	w := newWorld(t, nil)
-	gate := &gatedStore{Store: w.store, id: "stuck", entered: make(chan struct{}), release: make(chan struct{})}
+	gate, wrap := gate("stuck")
 	s := w.settings()
 	s.DrainTimeout = time.Second
-	wk := w.start(s, gate)
+	wk := w.start(s, wrap)
 	w.publish(env("stuck", "alice", "bob"))
 	<-gate.entered
 	began := time.Now()
@@ -372,6 +401,7 @@ func TestSettingsFromEnv(t *testing.T) {
 	e := config.FromMap(map[string]string{
 		"WORKER_MAX_OUTSTANDING_MESSAGES": "7", "WORKER_PULL_CONCURRENCY": "2", "WORKER_RETRY_BUDGET": "3s",
 		"WORKER_MAX_RECIPIENTS": "20", "INGRESS_MAX_DELIVERY_ATTEMPTS": "9",
+		"WORKER_BATCH_MAX_MESSAGES": "50", "WORKER_BATCH_LINGER": "5ms", "WORKER_HEAD_CACHE_SIZE": "10",
 	})
 	s := pipeline.SettingsFromEnv(e, 25*time.Second)
 	if err := e.Err(); err != nil {
@@ -382,17 +412,22 @@ func TestSettingsFromEnv(t *testing.T) {
 		s.Retry.Budget != 3*time.Second || s.Limits.MaxRecipients != 20 || s.Topology.MaxDeliveryAttempts != 9 {
 		t.Errorf("settings %+v", s)
 	}
+	if s.BatchMaxMessages != 50 || s.BatchLinger != 5*time.Millisecond || s.HeadCacheSize != 10 ||
+		s.BatchMaxWrites != 500 || s.BatchMaxBytes != 3<<20 || s.MaxOutstandingMessages != 7 {
+		t.Errorf("batch settings %+v", s)
+	}
 	if s.DrainTimeout != 22*time.Second || rc.DrainTimeout != s.DrainTimeout || rc.MaxExtension < s.Retry.Budget ||
 		rc.ExtensionStep != 15*time.Second || rc.AckDeadline != s.Topology.IngressAckDeadline ||
 		rc.Subscription != "projects/"+s.Topology.Project+"/subscriptions/"+s.Topology.IngressSubscription {
 		t.Errorf("receiver config %+v", rc)
 	}
 
-	bad := config.FromMap(map[string]string{"WORKER_RETRY_INITIAL": "10s", "WORKER_MAX_RECIPIENTS": "1000", "WORKER_PULL_CONCURRENCY": "x",
-		"WORKER_ACK_EXTENSION_STEP": "11m", "WORKER_PULL_TIMEOUT": "1s"})
+	bad := config.FromMap(map[string]string{"WORKER_RETRY_INITIAL": "10s", "WORKER_MAX_RECIPIENTS": "1001", "WORKER_PULL_CONCURRENCY": "x",
+		"WORKER_ACK_EXTENSION_STEP": "11m", "WORKER_PULL_TIMEOUT": "1s", "WORKER_BATCH_MAX_BYTES": "10485760", "WORKER_BATCH_MAX_MESSAGES": "0"})
 	pipeline.SettingsFromEnv(bad, time.Second)
 	err := bad.Err()
-	for _, name := range []string{"WORKER_RETRY_INITIAL", "WORKER_MAX_RECIPIENTS", "WORKER_PULL_CONCURRENCY", "WORKER_ACK_EXTENSION_STEP", "WORKER_PULL_TIMEOUT"} {
+	for _, name := range []string{"WORKER_RETRY_INITIAL", "WORKER_MAX_RECIPIENTS", "WORKER_PULL_CONCURRENCY", "WORKER_ACK_EXTENSION_STEP", "WORKER_PULL_TIMEOUT",
+		"WORKER_BATCH_MAX_BYTES", "WORKER_BATCH_MAX_MESSAGES"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}

@@ -1,8 +1,18 @@
-// Package processor takes one ingress message to its end: decode and
-// validate the envelope, commit it to Firestore, publish its delivery to the
-// fan-out topic, and say whether to ack it (done, or dead-lettered) or nack
-// it (hand it back to Pub/Sub). Transient failures are retried in process
-// with backoff; permanent ones are dead-lettered at once.
+// Package processor is the worker's policy: it takes runs of one sender's
+// ingress messages to their end and says, for each, whether to ack it
+// (done, or dead-lettered) or nack it (hand it back to Pub/Sub). Decoding
+// and validation come first: what can never be valid is dead-lettered at
+// once. The valid messages go through attempts (package attempt: commit,
+// then fan-out); around them this package alone decides what happens on
+// failure — retry in process with backoff (the worker's one retry layer),
+// recover a panic as a transient failure, dead-letter a permanent failure,
+// or nack once the retry budget is spent.
+//
+// Order: a run is one sender's messages in delivery order. A message that
+// is retried holds back every later message of its run (an attempt never
+// commits a message ahead of an earlier one that is not stored yet), and a
+// nacked message takes every later message of its run that is not done
+// with it, so Pub/Sub redelivers them in order.
 package processor
 
 import (
@@ -11,49 +21,28 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
-	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/attempt"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/classify"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/deadletter"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/keylock"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
-const tracerName = "github.com/courierhq/courier/services/pipeline-worker/internal/processor"
-
-// DeliverySchema is the courier_schema attribute of a fan-out delivery.
-var DeliverySchema = string((&courierv1.Delivery{}).ProtoReflect().Descriptor().FullName())
-
-// Store is the part of inbox.Store the processor uses.
-type Store interface {
-	Commit(ctx context.Context, env *courierv1.Envelope) (inbox.Stored, bool, error)
-	FannedOut(ctx context.Context, id string) (bool, error)
-	MarkFannedOut(ctx context.Context, id string) error
+// Attempter makes one attempt at a run of valid messages (attempt.Runner):
+// one error per message, nil for a message that is done.
+type Attempter interface {
+	Run(ctx context.Context, msgs []*attempt.Message) []error
 }
-
-// Router finds the ws-edge pods holding sessions of users (routing.Table),
-// for targeted routing.
-type Router interface {
-	Pods(ctx context.Context, users []string) ([]string, error)
-}
-
-// PublishFunc publishes msg and waits for the server's confirmation.
-type PublishFunc func(ctx context.Context, msg *pubsub.Message, courierID string) error
 
 // DeadLetterer sends a message to the dead-letter topic and returns once it
 // is confirmed.
@@ -92,112 +81,210 @@ type Config struct {
 	MaxDeliveryAttempts int
 	Limits              envelope.Limits
 	Retry               backoff.Policy
-	// AttemptTimeout bounds one attempt (commit + publish), so a frozen
-	// dependency turns into a transient failure instead of a hung message.
+	// AttemptTimeout bounds one attempt (the wait for the commit, the
+	// commit, the fan-out publish), so a frozen dependency turns into a
+	// transient failure instead of a hung message.
 	AttemptTimeout time.Duration
-	// Router, when set, routes each delivery to the pods holding its
-	// recipients (pkg/routing); nil publishes every delivery to all pods.
-	Router Router
 }
 
-// Processor handles ingress messages. It is safe for concurrent use.
+// Processor handles runs of ingress messages. It is safe for concurrent
+// use.
 type Processor struct {
 	cfg      Config
-	store    Store
-	publish  PublishFunc
+	attempts Attempter
 	dl       DeadLetterer
-	locks    *keylock.Locker
 	metrics  *metrics.Metrics
 	log      *slog.Logger
-	tracer   trace.Tracer
 	failures *firstFailures
 	now      func() time.Time
 }
 
-// New returns a Processor. publish publishes to the deliveries topic.
-func New(cfg Config, store Store, publish PublishFunc, dl DeadLetterer, m *metrics.Metrics, log *slog.Logger) *Processor {
+// New returns a Processor.
+func New(cfg Config, attempts Attempter, dl DeadLetterer, m *metrics.Metrics, log *slog.Logger) *Processor {
 	return &Processor{
-		cfg: cfg, store: store, publish: publish, dl: dl, metrics: m, log: log,
-		locks:    keylock.New(),
-		tracer:   otel.Tracer(tracerName),
+		cfg: cfg, attempts: attempts, dl: dl, metrics: m, log: log,
 		failures: newFirstFailures(10000),
 		now:      time.Now,
 	}
 }
 
-// Handle processes m and returns what to do with it; it never acks or nacks
-// itself. Attempts run under ctx, which the caller cancels only when it must
-// abandon work (the shutdown deadline). Once stopRetrying is closed (a
-// graceful shutdown began) an attempt in progress finishes but no retry
-// starts: the message is nacked for another worker.
-func (p *Processor) Handle(ctx context.Context, stopRetrying <-chan struct{}, m *pubsub.Message) Outcome {
-	start := p.now()
-	p.metrics.InFlight.Inc()
-	defer p.metrics.InFlight.Dec()
-	if !m.PublishTime.IsZero() {
-		p.metrics.Age.Observe(max(0, start.Sub(m.PublishTime).Seconds()))
-	}
-	ctx, span := pubsubx.StartProcess(ctx, p.cfg.Subscription, m)
-	defer span.End()
-	log := p.log.With("courier_message_id", m.Attributes[pubsubx.AttrMessageID], "pubsub_message_id", m.ID,
-		"delivery_attempt", pubsubx.DeliveryAttempt(m))
-
-	out := p.handle(ctx, stopRetrying, m, start, span, log)
-	span.SetAttributes(attribute.String("courier.outcome", out.String()))
-	p.metrics.Duration.WithLabelValues(out.String()).Observe(p.now().Sub(start).Seconds())
-	return out
+// state is one message being handled.
+type state struct {
+	m       *pubsub.Message
+	ctx     context.Context // carries its processing span
+	span    trace.Span
+	log     *slog.Logger
+	msg     *attempt.Message // nil when it never became valid
+	lastErr error
+	out     Outcome
 }
 
-func (p *Processor) handle(ctx context.Context, stopRetrying <-chan struct{}, m *pubsub.Message, start time.Time, span trace.Span, log *slog.Logger) Outcome {
-	for retry := 0; ; retry++ {
-		result, err := p.attempt(ctx, m)
-		if err == nil {
-			p.failures.forget(m.ID)
-			p.metrics.Processed.WithLabelValues(result).Inc()
-			log.DebugContext(ctx, "message processed", "result", result, "retries", retry)
-			return Ack
+// Handle processes ms, one sender's messages in delivery order (or a single
+// message), and returns what to do with each; it never acks or nacks
+// itself. Attempts run under ctx, which the caller cancels only when it
+// must abandon work (the shutdown deadline). Once stopRetrying is closed (a
+// graceful shutdown began) an attempt in progress finishes but no retry
+// starts: the messages are nacked for another worker.
+func (p *Processor) Handle(ctx context.Context, stopRetrying <-chan struct{}, ms []*pubsub.Message) []Outcome {
+	start := p.now()
+	states := make([]*state, len(ms))
+	for i, m := range ms {
+		p.metrics.InFlight.Inc()
+		if !m.PublishTime.IsZero() {
+			p.metrics.Age.Observe(max(0, start.Sub(m.PublishTime).Seconds()))
 		}
-		class, reason := classify.Classify(err)
-		p.metrics.Failures.WithLabelValues(class.String()).Inc()
-		span.RecordError(err, trace.WithAttributes(attribute.String("courier.failure.class", class.String())))
-		first := p.failures.first(m.ID, p.now())
-		if class == classify.Permanent {
-			log.WarnContext(ctx, "permanent failure: dead-lettering", "reason", reason, "err", err)
-			return p.deadLetter(ctx, m, reason, err, first, span, log)
+		sctx, span := pubsubx.StartProcess(ctx, p.cfg.Subscription, m)
+		states[i] = &state{m: m, ctx: sctx, span: span, out: Nack,
+			log: p.log.With("courier_message_id", m.Attributes[pubsubx.AttrMessageID], "pubsub_message_id", m.ID,
+				"delivery_attempt", pubsubx.DeliveryAttempt(m))}
+	}
+	p.handle(ctx, stopRetrying, states, start)
+	outs := make([]Outcome, len(ms))
+	end := p.now()
+	for i, st := range states {
+		outs[i] = st.out
+		st.span.SetAttributes(attribute.String("courier.outcome", st.out.String()))
+		st.span.End()
+		p.metrics.Duration.WithLabelValues(st.out.String()).Observe(end.Sub(start).Seconds())
+		p.metrics.InFlight.Dec()
+	}
+	return outs
+}
+
+func (p *Processor) handle(ctx context.Context, stopRetrying <-chan struct{}, states []*state, start time.Time) {
+	// What can never be valid is dead-lettered at once and holds nothing
+	// up. If its dead letter cannot be published it is nacked, and so is
+	// everything behind it (left at Nack).
+	var pending []*state
+	for _, st := range states {
+		env, err := envelope.Decode(st.m.Data, st.m.Attributes, p.cfg.Limits)
+		if err != nil {
+			if !p.fail(st, err) && st.out == Nack {
+				break
+			}
+			continue
 		}
-		var pe *classify.PanicError
-		if errors.As(err, &pe) {
-			log.ErrorContext(ctx, "panic while processing", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		st.msg = &attempt.Message{Ctx: st.ctx, Env: env}
+		pending = append(pending, st)
+	}
+	for retry := 0; len(pending) > 0; retry++ {
+		errs := p.attempt(ctx, pending)
+		var failed []*state
+		stopped := false // a message was nacked: nothing behind it may go on
+		for k, st := range pending {
+			switch err := errs[k]; {
+			case err == nil:
+				st.out = Ack
+				p.failures.forget(st.m.ID)
+				p.metrics.Processed.WithLabelValues(st.msg.Result()).Inc()
+				st.log.DebugContext(st.ctx, "message processed", "result", st.msg.Result(), "retries", retry)
+			case stopped:
+				// Left at Nack, with the message ahead of it.
+			case len(failed) > 0:
+				// Behind a message that will be retried: retried with it,
+				// whatever its own failure (its turn comes after).
+				st.lastErr = err
+				failed = append(failed, st)
+			case p.fail(st, err):
+				failed = append(failed, st)
+			default:
+				stopped = st.out == Nack
+			}
+		}
+		pending = failed
+		if len(pending) == 0 {
+			return
 		}
 		wait, ok := p.cfg.Retry.Next(retry, start, p.now(), nil)
 		if !ok {
-			if p.cfg.MaxDeliveryAttempts > 0 && pubsubx.DeliveryAttempt(m) >= p.cfg.MaxDeliveryAttempts {
-				log.WarnContext(ctx, "transient failure on the last delivery attempt: dead-lettering", "err", err)
-				return p.deadLetter(ctx, m, classify.ReasonExhausted, err, first, span, log)
-			}
-			log.WarnContext(ctx, "transient failure outlived the retry budget: nacking", "err", err, "retries", retry)
-			p.metrics.Nacked.WithLabelValues("retry_budget").Inc()
-			span.SetStatus(codes.Error, "nacked after retry budget")
-			return Nack
+			p.giveUp(pending)
+			return
 		}
-		log.InfoContext(ctx, "transient failure: retrying", "err", err, "retry_in", wait.String(), "retry", retry+1)
-		select {
-		case <-stopRetrying:
-			p.metrics.Nacked.WithLabelValues("shutdown").Inc()
-			span.SetStatus(codes.Error, "nacked on shutdown")
-			return Nack
-		default:
-		}
+		pending[0].log.InfoContext(pending[0].ctx, "transient failure: retrying", "err", pending[0].lastErr,
+			"retry_in", wait.String(), "retry", retry+1, "messages", len(pending))
 		if !sleep(ctx, stopRetrying, wait) {
-			p.metrics.Nacked.WithLabelValues("shutdown").Inc()
-			span.SetStatus(codes.Error, "nacked on shutdown")
-			return Nack
+			for _, st := range pending {
+				p.metrics.Nacked.WithLabelValues("shutdown").Inc()
+				st.span.SetStatus(codes.Error, "nacked on shutdown")
+			}
+			return
 		}
-		p.metrics.Retries.Inc()
+		p.metrics.Retries.Add(float64(len(pending)))
 	}
 }
 
+// fail records a failed attempt at st and reports whether to retry it
+// (a transient failure). A permanent failure is dead-lettered at once:
+// st.out becomes DeadLettered, or stays Nack when the dead letter could not
+// be published.
+func (p *Processor) fail(st *state, err error) bool {
+	st.lastErr = err
+	class, reason := classify.Classify(err)
+	p.metrics.Failures.WithLabelValues(class.String()).Inc()
+	st.span.RecordError(err, trace.WithAttributes(attribute.String("courier.failure.class", class.String())))
+	p.failures.first(st.m.ID, p.now())
+	if class == classify.Permanent {
+		st.log.WarnContext(st.ctx, "permanent failure: dead-lettering", "reason", reason, "err", err)
+		st.out = p.deadLetter(st, reason, err)
+		return false
+	}
+	var pe *classify.PanicError
+	if errors.As(err, &pe) {
+		st.log.ErrorContext(st.ctx, "panic while processing", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+	}
+	return true
+}
+
+// giveUp ends messages whose transient failures outlived the retry budget:
+// on their last delivery attempt they are dead-lettered ("exhausted"); the
+// first one that is not, and everything behind it, is nacked.
+func (p *Processor) giveUp(pending []*state) {
+	for k, st := range pending {
+		if p.cfg.MaxDeliveryAttempts > 0 && pubsubx.DeliveryAttempt(st.m) >= p.cfg.MaxDeliveryAttempts {
+			st.log.WarnContext(st.ctx, "transient failure on the last delivery attempt: dead-lettering", "err", st.lastErr)
+			if st.out = p.deadLetter(st, classify.ReasonExhausted, st.lastErr); st.out == Nack {
+				return
+			}
+			continue
+		}
+		for _, rest := range pending[k:] {
+			rest.log.WarnContext(rest.ctx, "transient failure outlived the retry budget: nacking", "err", rest.lastErr)
+			p.metrics.Nacked.WithLabelValues("retry_budget").Inc()
+			rest.span.SetStatus(codes.Error, "nacked after retry budget")
+		}
+		return
+	}
+}
+
+// attempt runs one attempt at pending within AttemptTimeout; a panic
+// becomes a transient *classify.PanicError for every message not done.
+func (p *Processor) attempt(ctx context.Context, pending []*state) (errs []error) {
+	msgs := make([]*attempt.Message, len(pending))
+	for i, st := range pending {
+		msgs[i] = st.msg
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			perr := &classify.PanicError{Value: r, Stack: debug.Stack()}
+			errs = make([]error, len(msgs))
+			for i, m := range msgs {
+				if !m.Done() {
+					errs[i] = perr
+				}
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
+	defer cancel()
+	return p.attempts.Run(ctx, msgs)
+}
+
 func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-stop:
+		return false
+	default:
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -210,185 +297,27 @@ func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
 	return backoff.Sleep(ctx, d)
 }
 
-func (p *Processor) deadLetter(ctx context.Context, m *pubsub.Message, reason string, cause error, first time.Time, span trace.Span, log *slog.Logger) Outcome {
+func (p *Processor) deadLetter(st *state, reason string, cause error) Outcome {
 	// A fresh budget for the dead-letter publish: the attempt that failed
 	// may have used the whole of its own.
-	dctx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
+	dctx, cancel := context.WithTimeout(st.ctx, p.cfg.AttemptTimeout)
 	defer cancel()
-	err := p.dl.Send(dctx, m, deadletter.Letter{
-		Reason: reason, Err: cause, Attempt: pubsubx.DeliveryAttempt(m), FirstFailure: first,
+	err := p.dl.Send(dctx, st.m, deadletter.Letter{
+		Reason: reason, Err: cause, Attempt: pubsubx.DeliveryAttempt(st.m), FirstFailure: p.failures.first(st.m.ID, p.now()),
 	})
 	if err != nil {
 		// Pub/Sub redelivers it; a permanent failure is dead-lettered again
 		// then, and the subscription's own policy is the last resort.
-		log.ErrorContext(ctx, "dead-letter publish failed: nacking", "reason", reason, "err", err)
+		st.log.ErrorContext(st.ctx, "dead-letter publish failed: nacking", "reason", reason, "err", err)
 		p.metrics.Nacked.WithLabelValues("dead_letter_failed").Inc()
-		span.SetStatus(codes.Error, "dead-letter publish failed")
+		st.span.SetStatus(codes.Error, "dead-letter publish failed")
 		return Nack
 	}
-	p.failures.forget(m.ID)
+	p.failures.forget(st.m.ID)
 	p.metrics.DeadLettered.WithLabelValues(reason).Inc()
-	span.SetStatus(codes.Error, "dead-lettered: "+reason)
-	log.InfoContext(ctx, "message dead-lettered", "reason", reason)
+	st.span.SetStatus(codes.Error, "dead-lettered: "+reason)
+	st.log.InfoContext(st.ctx, "message dead-lettered", "reason", reason)
 	return DeadLettered
-}
-
-// attempt runs one try; a panic becomes a transient *classify.PanicError.
-func (p *Processor) attempt(ctx context.Context, m *pubsub.Message) (result string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &classify.PanicError{Value: r, Stack: debug.Stack()}
-		}
-	}()
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
-	defer cancel()
-
-	env, err := envelope.Decode(m.Data, m.Attributes, p.cfg.Limits)
-	if err != nil {
-		return "", err
-	}
-	stored, created, err := p.commit(ctx, env)
-	if err != nil {
-		return "", err
-	}
-	result = "stored"
-	if !created {
-		// Stored before: by an earlier delivery of this message (a
-		// redelivery, a replay) or of the same id (a client retry). Publish
-		// its delivery only if that earlier run did not get that far.
-		done, err := p.fannedOut(ctx, env.MessageId)
-		if err != nil {
-			return "", err
-		}
-		if done {
-			return "duplicate", nil
-		}
-		result = "refanned"
-	}
-	if err := p.publishDelivery(ctx, env, stored); err != nil {
-		return "", err
-	}
-	// The delivery is out; failing to record that only risks publishing it
-	// again on a redelivery, so it does not fail the message.
-	if err := p.markFannedOut(ctx, env.MessageId); err != nil {
-		p.log.WarnContext(ctx, "could not record the fan-out", "courier_message_id", env.MessageId, "err", err)
-	}
-	return result, nil
-}
-
-func (p *Processor) commit(ctx context.Context, env *courierv1.Envelope) (inbox.Stored, bool, error) {
-	ctx, span := p.startFirestoreSpan(ctx, "firestore commit", env.MessageId,
-		attribute.Int("courier.recipients.count", len(env.Recipients)))
-	defer span.End()
-	// Serialize this process's commits per recipient (see package keylock);
-	// the wait is inside the span because it is part of the commit's cost.
-	unlock, err := p.locks.Lock(ctx, env.Recipients...)
-	if err != nil {
-		return p.fail(span, fmt.Errorf("wait for recipients' lock: %w", err))
-	}
-	defer unlock()
-	stored, created, err := p.store.Commit(ctx, env)
-	if err != nil {
-		return p.fail(span, err)
-	}
-	span.SetAttributes(attribute.Bool("courier.created", created))
-	return stored, created, nil
-}
-
-func (p *Processor) fail(span trace.Span, err error) (inbox.Stored, bool, error) {
-	span.RecordError(err)
-	span.SetStatus(codes.Error, "commit failed")
-	return inbox.Stored{}, false, err
-}
-
-func (p *Processor) fannedOut(ctx context.Context, id string) (bool, error) {
-	ctx, span := p.startFirestoreSpan(ctx, "firestore get fan-out mark", id)
-	defer span.End()
-	done, err := p.store.FannedOut(ctx, id)
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, "read failed")
-	}
-	return done, err
-}
-
-func (p *Processor) markFannedOut(ctx context.Context, id string) error {
-	ctx, span := p.startFirestoreSpan(ctx, "firestore mark fanned out", id)
-	defer span.End()
-	err := p.store.MarkFannedOut(ctx, id)
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, "write failed")
-	}
-	return err
-}
-
-func (p *Processor) startFirestoreSpan(ctx context.Context, name, id string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
-	attrs := append([]attribute.KeyValue{
-		attribute.String("db.system.name", "gcp.firestore"),
-		pubsubx.KeyCourierMessageID.String(id),
-	}, extra...)
-	return p.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-}
-
-// DeliveryMessage builds the fan-out message of a stored envelope. Its
-// ordering key is the sender, like the ingress message's, so an edge
-// subscription with ordering enabled sees one sender's messages in order.
-func DeliveryMessage(env *courierv1.Envelope, stored inbox.Stored) (*pubsub.Message, error) {
-	data, err := proto.Marshal(stored.Delivery())
-	if err != nil {
-		return nil, fmt.Errorf("encode delivery %s: %w", env.MessageId, err)
-	}
-	return &pubsub.Message{
-		Data:        data,
-		OrderingKey: env.Sender,
-		Attributes: map[string]string{
-			pubsubx.AttrMessageID:   env.MessageId,
-			pubsubx.AttrSender:      env.Sender,
-			pubsubx.AttrRecipients:  strings.Join(stored.Message.GetTo(), ","),
-			pubsubx.AttrSchema:      DeliverySchema,
-			pubsubx.AttrContentType: "application/protobuf",
-		},
-	}, nil
-}
-
-func (p *Processor) publishDelivery(ctx context.Context, env *courierv1.Envelope, stored inbox.Stored) error {
-	msg, err := DeliveryMessage(env, stored)
-	if err != nil {
-		return err
-	}
-	if p.cfg.Router != nil {
-		// After the commit, never before: package routing explains why
-		// this order loses nothing to a session that is just opening.
-		p.route(ctx, env, msg)
-	}
-	if err := p.publish(ctx, msg, env.MessageId); err != nil {
-		return fmt.Errorf("publish delivery %s: %w", env.MessageId, err)
-	}
-	return nil
-}
-
-// route marks msg with the pods holding env's recipients. When presence
-// cannot be read the delivery goes out unrouted, to every pod: slower, never
-// lost.
-func (p *Processor) route(ctx context.Context, env *courierv1.Envelope, msg *pubsub.Message) {
-	ctx, span := p.startFirestoreSpan(ctx, "firestore read presence", env.MessageId)
-	defer span.End()
-	pods, err := p.cfg.Router.Pods(ctx, env.Recipients)
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, "presence unknown")
-		p.metrics.Routing.WithLabelValues("unrouted").Inc()
-		p.log.WarnContext(ctx, "presence unknown; delivery goes to every edge pod", "courier_message_id", env.MessageId, "err", err)
-		return
-	}
-	routing.Mark(msg.Attributes, pods)
-	span.SetAttributes(attribute.Int("courier.route.pods", len(pods)))
-	if len(pods) == 0 {
-		p.metrics.Routing.WithLabelValues("nowhere").Inc()
-		return
-	}
-	p.metrics.Routing.WithLabelValues("routed").Inc()
 }
 
 // firstFailures remembers, per Pub/Sub message id, when this process first

@@ -1,7 +1,8 @@
 // Package receiver pulls the ingress subscription with unary Pull requests,
 // holds the lease of every message in hand, hands messages to a handler
-// (one sender's messages one after another, in order) and acks or nacks
-// each as the handler says.
+// (one sender's messages in runs: all of them in hand at once, in order, the
+// next run after the previous one is settled) and acks or nacks each as the
+// handler says.
 //
 // Why unary Pull and not the client library's StreamingPull (Receive): the
 // worker owns each lease explicitly, and a lease nobody extends expires.
@@ -24,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,9 +40,12 @@ import (
 	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
 )
 
-// Handler processes one message (processor.Processor).
+// Handler processes a run of messages: one ordering key's messages in
+// delivery order, or one message without a key (processor.Processor). It
+// returns one outcome per message; after a Nack, every later message of the
+// run that is not done must be nacked too.
 type Handler interface {
-	Handle(ctx context.Context, stopRetrying <-chan struct{}, m *pubsub.Message) processor.Outcome
+	Handle(ctx context.Context, stopRetrying <-chan struct{}, ms []*pubsub.Message) []processor.Outcome
 }
 
 // API is the part of the Pub/Sub subscriber API the receiver calls; the
@@ -273,31 +278,41 @@ func sizeOf(ms []*message) int {
 
 // dispatch starts work on pulled messages. Messages without an ordering
 // key run at once, each in its own goroutine; a sender's messages (the
-// ordering key is the sender) run one after another in the order Pub/Sub
-// delivered them, so their inbox positions follow the send order.
+// ordering key is the sender) are handed over in runs, in the order Pub/Sub
+// delivered them: all of the key's messages in hand at once, the next run
+// only after the previous one is settled, so their inbox positions follow
+// the send order and a run can share one commit.
 func (r *Receiver) dispatch(ms []*message) {
+	// Queue every keyed message of this Pull before starting any key, so a
+	// key's messages from one Pull form one run.
+	var start []string
+	r.mu.Lock()
 	for _, m := range ms {
 		if r.shuttingDown() {
+			r.mu.Unlock()
 			r.settle(m, processor.Nack)
+			r.mu.Lock()
 			continue
 		}
 		key := m.m.OrderingKey
-		r.inFlight.Add(1)
 		if key == "" {
+			r.inFlight.Add(1)
 			go func() {
 				defer r.inFlight.Done()
-				r.settle(m, r.h.Handle(r.work, r.stopRetrying, m.m))
+				r.settle(m, r.h.Handle(r.work, r.stopRetrying, []*pubsub.Message{m.m})[0])
 			}()
 			continue
 		}
-		r.mu.Lock()
 		waiting, running := r.keys[key]
 		r.keys[key] = append(waiting, m)
-		r.mu.Unlock()
-		if running {
-			r.inFlight.Done() // the key's goroutine carries it
-			continue
+		if !running {
+			start = append(start, key)
 		}
+	}
+	// Counted before the lock is released: Run's drain waits for them.
+	r.inFlight.Add(len(start))
+	r.mu.Unlock()
+	for _, key := range start {
 		go func() {
 			defer r.inFlight.Done()
 			r.runKey(key)
@@ -305,41 +320,51 @@ func (r *Receiver) dispatch(ms []*message) {
 	}
 }
 
-// runKey handles the messages of one ordering key in order until none is
-// left. When one is nacked, the ones behind it are nacked too without being
-// handled: Pub/Sub redelivers the key from the nacked message on, in order,
-// so handling them now would put them ahead of it.
+// runKey hands the messages of one ordering key to the handler in runs
+// until none is left: each run is every message of the key waiting at that
+// moment, in order. When one is nacked, the ones queued behind the run are
+// nacked too without being handled: Pub/Sub redelivers the key from the
+// nacked message on, in order, so handling them now would put them ahead of
+// it.
 func (r *Receiver) runKey(key string) {
 	for {
 		r.mu.Lock()
-		q := r.keys[key]
-		if len(q) == 0 {
+		run := r.keys[key]
+		if len(run) == 0 {
 			delete(r.keys, key)
 			r.mu.Unlock()
 			return
 		}
-		m := q[0]
+		r.keys[key] = nil // present: the key is running
 		r.mu.Unlock()
 
-		out := processor.Nack
-		if !r.shuttingDown() {
-			out = r.h.Handle(r.work, r.stopRetrying, m.m)
+		outs := make([]processor.Outcome, len(run)) // zero values are replaced below
+		if r.shuttingDown() {
+			for i := range outs {
+				outs[i] = processor.Nack
+			}
+		} else {
+			ms := make([]*pubsub.Message, len(run))
+			for i, m := range run {
+				ms[i] = m.m
+			}
+			outs = r.h.Handle(r.work, r.stopRetrying, ms)
 		}
-
-		r.mu.Lock()
-		q = r.keys[key][1:]
-		r.keys[key] = q
+		nacked := slices.Contains(outs, processor.Nack)
 		var rest []*message
-		if out == processor.Nack {
-			rest = q
+		if nacked {
+			r.mu.Lock()
+			rest = r.keys[key]
 			delete(r.keys, key)
+			r.mu.Unlock()
 		}
-		r.mu.Unlock()
-		r.settle(m, out)
+		for i, m := range run {
+			r.settle(m, outs[i])
+		}
 		for _, later := range rest {
 			r.settle(later, processor.Nack)
 		}
-		if rest != nil || out == processor.Nack {
+		if nacked {
 			return
 		}
 	}

@@ -124,10 +124,29 @@ func (f *fakeAPI) waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// handlerFunc handles a run one message at a time, in order; after a Nack
+// the rest of the run is nacked unhandled (what the processor promises).
 type handlerFunc func(ctx context.Context, stop <-chan struct{}, m *pubsub.Message) processor.Outcome
 
-func (h handlerFunc) Handle(ctx context.Context, stop <-chan struct{}, m *pubsub.Message) processor.Outcome {
-	return h(ctx, stop, m)
+func (h handlerFunc) Handle(ctx context.Context, stop <-chan struct{}, ms []*pubsub.Message) []processor.Outcome {
+	outs := make([]processor.Outcome, len(ms))
+	nacked := false
+	for i, m := range ms {
+		if nacked {
+			outs[i] = processor.Nack
+			continue
+		}
+		outs[i] = h(ctx, stop, m)
+		nacked = outs[i] == processor.Nack
+	}
+	return outs
+}
+
+// runsFunc sees whole runs.
+type runsFunc func(ms []*pubsub.Message) []processor.Outcome
+
+func (f runsFunc) Handle(_ context.Context, _ <-chan struct{}, ms []*pubsub.Message) []processor.Outcome {
+	return f(ms)
 }
 
 func config() Config {
@@ -424,8 +443,9 @@ func TestEmptyPullIsNotAFailure(t *testing.T) {
 }
 
 // At shutdown the message in progress keeps its work context (alive until
-// the drain deadline) and sees the stop signal; the ones queued behind it
-// are nacked unhandled; its ack is sent before Run returns.
+// the drain deadline) and sees the stop signal; the ones of its key that
+// arrived behind it are nacked unhandled; its ack is sent before Run
+// returns.
 func TestShutdownDrainsInProgressAndNacksTheRest(t *testing.T) {
 	api := newFakeAPI()
 	cfg := config()
@@ -444,12 +464,14 @@ func TestShutdownDrainsInProgressAndNacksTheRest(t *testing.T) {
 		}
 		return processor.Ack
 	})
-	for _, id := range []string{"k1", "k2", "k3"} {
-		api.put(id, "k")
-	}
 	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
+	api.put("k1", "k")
 	<-inProgress
+	for _, id := range []string{"k2", "k3"} {
+		api.put(id, "k")
+	}
+	waitQueued(t, r, "k", 2) // in hand, behind k1
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -460,6 +482,72 @@ func TestShutdownDrainsInProgressAndNacksTheRest(t *testing.T) {
 	defer api.mu.Unlock()
 	if handled.Load() != 1 || !slices.Equal(api.acked, []string{"ack-k1"}) || !slices.Equal(api.nacked, []string{"ack-k2", "ack-k3"}) {
 		t.Fatalf("handled %d, acked %v, nacked %v", handled.Load(), api.acked, api.nacked)
+	}
+}
+
+// waitQueued waits until n messages of key wait behind its running run.
+func waitQueued(t *testing.T, r *Receiver, key string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		queued := len(r.keys[key])
+		r.mu.Unlock()
+		if queued == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages of %s queued, want %d", queued, key, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A key's messages in hand are handed over together as one run, in order,
+// and the next run only after the previous one is settled: the messages
+// that arrive while a run is handled form the next run.
+func TestKeyMessagesAreHandedOverInRuns(t *testing.T) {
+	api := newFakeAPI()
+	cfg := config()
+	cfg.Pullers = 1
+	var mu sync.Mutex
+	var runs [][]string
+	first := make(chan struct{})
+	release := make(chan struct{})
+	h := runsFunc(func(ms []*pubsub.Message) []processor.Outcome {
+		var ids []string
+		for _, m := range ms {
+			ids = append(ids, m.ID)
+		}
+		mu.Lock()
+		runs = append(runs, ids)
+		n := len(runs)
+		mu.Unlock()
+		if n == 1 {
+			close(first)
+			<-release
+		}
+		return make([]processor.Outcome, len(ms)) // Ack
+	})
+	for _, id := range []string{"a1", "a2", "a3"} {
+		api.put(id, "a")
+	}
+	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	stop := start(r)
+	<-first
+	for _, id := range []string{"a4", "a5"} {
+		api.put(id, "a")
+	}
+	waitQueued(t, r, "a", 2)
+	close(release)
+	api.waitUntil(t, "all acked", func() bool { return len(api.acked) == 5 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(runs) != "[[a1 a2 a3] [a4 a5]]" {
+		t.Fatalf("runs %v", runs)
 	}
 }
 

@@ -1,0 +1,221 @@
+package attempt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/pubsubx"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
+)
+
+// fakeBatches commits every item (positions 1..n per recipient in the
+// order seen) unless result says otherwise.
+type fakeBatches struct {
+	commits [][]string
+	result  func(id string, r *batch.Result)
+}
+
+func (f *fakeBatches) Commit(_ context.Context, items []batch.Item) []batch.Result {
+	var ids []string
+	res := make([]batch.Result, len(items))
+	for i, it := range items {
+		ids = append(ids, it.Env.MessageId)
+		seqs := map[string]int64{}
+		for _, u := range it.Env.Recipients {
+			seqs[u] = int64(len(f.commits) + 1)
+		}
+		res[i] = batch.Result{Result: inbox.Result{Created: true, Stored: inbox.Stored{Seqs: seqs, Message: &courierv1.Message{
+			Id: it.Env.MessageId, From: it.Env.Sender, To: it.Env.Recipients, Payload: it.Env.Payload}}}, BatchSize: len(items)}
+		if f.result != nil {
+			f.result(it.Env.MessageId, &res[i])
+		}
+	}
+	f.commits = append(f.commits, ids)
+	return res
+}
+
+type published struct {
+	out  []pubsubx.Outgoing
+	fail func(id string) error
+}
+
+func (p *published) publish(out []pubsubx.Outgoing) []error {
+	errs := make([]error, len(out))
+	for i, o := range out {
+		if p.fail != nil {
+			if errs[i] = p.fail(o.CourierID); errs[i] != nil {
+				continue
+			}
+		}
+		p.out = append(p.out, o)
+	}
+	return errs
+}
+
+func msg(id string, to ...string) *Message {
+	return &Message{Ctx: context.Background(), Env: &courierv1.Envelope{
+		MessageId: id, Sender: "alice", Recipients: to, Payload: []byte(`{"n":1}`), ContentType: "application/json", SentAt: timestamppb.Now(),
+	}}
+}
+
+func newRunner(routed bool, f *fakeBatches, p *published) (*Runner, *metrics.Metrics) {
+	m := metrics.New(prometheus.NewRegistry())
+	return New(f, p.publish, routed, m, slog.New(slog.NewTextHandler(io.Discard, nil))), m
+}
+
+func TestStoredMessagesArePublishedInOrder(t *testing.T) {
+	f, p := &fakeBatches{}, &published{}
+	r, _ := newRunner(false, f, p)
+	msgs := []*Message{msg("m1", "bob", "carol"), msg("m2", "bob")}
+	for _, err := range r.Run(context.Background(), msgs) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(f.commits) != 1 || len(p.out) != 2 || p.out[0].CourierID != "m1" || p.out[1].CourierID != "m2" {
+		t.Fatalf("commits %v, published %d", f.commits, len(p.out))
+	}
+	d := p.out[0].Msg
+	want := map[string]string{
+		pubsubx.AttrMessageID: "m1", pubsubx.AttrSender: "alice", pubsubx.AttrRecipients: "bob,carol",
+		pubsubx.AttrSchema: "courier.v1.Delivery", pubsubx.AttrContentType: "application/protobuf",
+	}
+	for k, v := range want {
+		if d.Attributes[k] != v {
+			t.Errorf("delivery attribute %s = %q, want %q", k, d.Attributes[k], v)
+		}
+	}
+	if d.OrderingKey != "alice" {
+		t.Errorf("ordering key %q", d.OrderingKey)
+	}
+	var del courierv1.Delivery
+	if err := proto.Unmarshal(d.Data, &del); err != nil || del.Message.Id != "m1" || len(del.Recipients) != 2 ||
+		del.Recipients[1].Cursor != inbox.EncodeCursor(1) {
+		t.Fatalf("delivery body %v %v", &del, err)
+	}
+	if !msgs[0].Done() || msgs[0].Result() != "stored" {
+		t.Fatalf("done %v result %s", msgs[0].Done(), msgs[0].Result())
+	}
+}
+
+// A message stored before (a redelivery) has its delivery published again.
+func TestStoredBeforeIsPublishedAgain(t *testing.T) {
+	f := &fakeBatches{result: func(_ string, r *batch.Result) { r.Created = false }}
+	p := &published{}
+	r, _ := newRunner(false, f, p)
+	m := msg("m1", "bob")
+	if errs := r.Run(context.Background(), []*Message{m}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if len(p.out) != 1 || m.Result() != "duplicate" {
+		t.Fatalf("published %d, result %s", len(p.out), m.Result())
+	}
+}
+
+// A failed publish is retried without committing again; a failed commit
+// leaves the message for the next attempt.
+func TestTheNextAttemptDoesOnlyWhatIsLeft(t *testing.T) {
+	down := errors.New("pubsub down")
+	f := &fakeBatches{result: func(id string, r *batch.Result) {
+		if id == "m3" {
+			r.Err = errors.New("firestore down")
+		}
+	}}
+	p := &published{fail: func(id string) error {
+		if id == "m1" {
+			return down
+		}
+		return nil
+	}}
+	r, _ := newRunner(false, f, p)
+	msgs := []*Message{msg("m1", "bob"), msg("m2", "bob"), msg("m3", "bob")}
+	errs := r.Run(context.Background(), msgs)
+	if !errors.Is(errs[0], down) || errs[1] != nil || errs[2] == nil {
+		t.Fatalf("first attempt %v", errs)
+	}
+	f.result, p.fail = nil, nil
+	if errs := r.Run(context.Background(), msgs); errs[0] != nil || errs[1] != nil || errs[2] != nil {
+		t.Fatalf("second attempt %v", errs)
+	}
+	if fmt.Sprint(f.commits) != "[[m1 m2 m3] [m3]]" {
+		t.Fatalf("commits %v", f.commits)
+	}
+	var ids []string
+	for _, o := range p.out {
+		ids = append(ids, o.CourierID)
+	}
+	if fmt.Sprint(ids) != "[m2 m1 m3]" {
+		t.Fatalf("published %v", ids)
+	}
+}
+
+// With targeted routing each delivery names its recipients' pods, read
+// after the commit; no pod: routed nowhere; presence unknown: unrouted.
+func TestDeliveriesAreMarkedWithTheirRoute(t *testing.T) {
+	f := &fakeBatches{result: func(id string, r *batch.Result) {
+		switch id {
+		case "routed":
+			r.Routed, r.Pods = true, []string{"edge-a", "edge-b"}
+		case "nowhere":
+			r.Routed = true
+		case "unrouted":
+			r.RouteErr = errors.New("firestore unavailable")
+		}
+	}}
+	p := &published{}
+	r, m := newRunner(true, f, p)
+	for _, err := range r.Run(context.Background(), []*Message{msg("routed", "bob"), msg("nowhere", "bob"), msg("unrouted", "bob")}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := p.out[0].Msg.Attributes
+	if a["courier_routed"] != "1" || a["courier_route_edge_a"] != "1" || a["courier_route_edge_b"] != "1" {
+		t.Fatalf("routed delivery %v", a)
+	}
+	if n := p.out[1].Msg.Attributes; n["courier_routed"] != "1" || len(n) != 6 {
+		t.Fatalf("delivery to nobody connected %v", n)
+	}
+	if _, ok := p.out[2].Msg.Attributes["courier_routed"]; ok {
+		t.Fatalf("delivery with unknown presence is routed: %v", p.out[2].Msg.Attributes)
+	}
+	for _, l := range []string{"routed", "nowhere", "unrouted"} {
+		if got := testutil.ToFloat64(m.Routing.WithLabelValues(l)); got != 1 {
+			t.Errorf("routing{%s} = %v", l, got)
+		}
+	}
+}
+
+// Pub/Sub refuses attribute values over 1 KiB: a long recipient list is
+// left out of the attributes (the edge decodes the delivery instead).
+func TestLongRecipientListStaysOutOfTheAttributes(t *testing.T) {
+	to := make([]string, 100)
+	for i := range to {
+		to[i] = fmt.Sprintf("user-with-a-long-id-%03d", i)
+	}
+	m, err := DeliveryMessage(msg("wide", to...).Env, inbox.Stored{Message: &courierv1.Message{Id: "wide", To: to}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Attributes[pubsubx.AttrRecipients]; ok {
+		t.Fatalf("recipients attribute of %d bytes", len(m.Attributes[pubsubx.AttrRecipients]))
+	}
+	for k, v := range m.Attributes {
+		if len(v) > 1024 || strings.TrimSpace(k) == "" {
+			t.Fatalf("attribute %s: %d bytes", k, len(v))
+		}
+	}
+}
