@@ -15,6 +15,8 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/courierhq/courier/pkg/clip"
 )
 
 // Errors returned by Verify; callers map both to 401.
@@ -153,18 +155,11 @@ func ValidateUserID(id string) error {
 	case id == "":
 		return errors.New("empty user id")
 	case !userIDPattern.MatchString(id):
-		return fmt.Errorf("user id %q: want 1-128 characters of [A-Za-z0-9._:@+-]", truncate(id, 40))
+		return fmt.Errorf("user id %q: want 1-128 characters of [A-Za-z0-9._:@+-]", clip.Text(id, 40))
 	case id == "." || id == "..":
 		return fmt.Errorf("user id %q is reserved", id)
 	case strings.HasPrefix(id, "__") && strings.HasSuffix(id, "__"):
 		return fmt.Errorf("user id %q is reserved", id)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

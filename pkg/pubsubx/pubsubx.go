@@ -1,7 +1,8 @@
-// Package pubsubx holds what the services share around the Pub/Sub v2
-// client: the client constructor, W3C trace context carried in message
-// attributes, and producer/consumer spans named by the OpenTelemetry
-// messaging conventions for gcp_pubsub.
+// Package pubsubx holds the transport the services share around the Pub/Sub
+// v2 client: the client constructor, publishing with confirmation, W3C trace
+// context carried in message attributes, and producer/consumer spans named
+// by the OpenTelemetry messaging conventions for gcp_pubsub. The formats of
+// the messages themselves are pkg/wire's.
 //
 // We create these spans ourselves instead of enabling the client's built-in
 // tracing: the built-in one injects only "googclient_traceparent" and ignores
@@ -20,16 +21,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-)
 
-// Attribute names Courier sets on its Pub/Sub messages besides the trace
-// context (traceparent, tracestate, baggage).
-const (
-	AttrMessageID   = "courier_message_id"
-	AttrSender      = "courier_sender"
-	AttrRecipients  = "courier_recipients" // comma-separated; used by edge subscription filters
-	AttrSchema      = "courier_schema"     // fully qualified proto message name
-	AttrContentType = "content_type"
+	"github.com/courierhq/courier/pkg/wire"
 )
 
 // Span attribute keys shared by every service, so an SRE can search traces
@@ -161,7 +154,7 @@ func StartProcess(ctx context.Context, subscription string, m *pubsub.Message) (
 		attribute.String("messaging.message.id", m.ID),
 		attribute.Int("messaging.message.body.size", len(m.Data)),
 	}
-	if id := m.Attributes[AttrMessageID]; id != "" {
+	if id := m.Attributes[wire.AttrMessageID]; id != "" {
 		attrs = append(attrs, KeyCourierMessageID.String(id))
 	}
 	if m.DeliveryAttempt != nil {

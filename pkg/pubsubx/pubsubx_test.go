@@ -15,6 +15,7 @@ import (
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/pkg/wire"
 )
 
 // TestTraceContextSurvivesRoundTrip publishes through the emulator inside a
@@ -37,7 +38,7 @@ func TestTraceContextSurvivesRoundTrip(t *testing.T) {
 	rootCtx, root := tp.Tracer("test").Start(ctx, "http request")
 	pub := client.Publisher(c.IngressTopic)
 	defer pub.Stop()
-	serverID, err := pubsubx.Publish(rootCtx, pub, &pubsub.Message{Data: []byte("hi"), Attributes: map[string]string{pubsubx.AttrMessageID: "m1"}}, "m1")
+	serverID, err := pubsubx.Publish(rootCtx, pub, &pubsub.Message{Data: []byte("hi"), Attributes: map[string]string{wire.AttrMessageID: "m1"}}, "m1")
 	root.End()
 	if err != nil {
 		t.Fatal(err)

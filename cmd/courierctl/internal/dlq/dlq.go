@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -25,10 +24,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
 
@@ -58,6 +57,7 @@ type DeadLetter struct {
 
 	raw   *pubsubpb.PubsubMessage
 	ackID string
+	wire  wire.DeadLetter
 }
 
 // EnvelopeView is a decoded courier.v1.Envelope.
@@ -74,7 +74,7 @@ type EnvelopeView struct {
 }
 
 // ReasonPubSub is the reason shown for letters Pub/Sub forwarded by itself.
-const ReasonPubSub = "max_delivery_attempts"
+const ReasonPubSub = wire.ReasonPubSub
 
 // Options tune the Inspector.
 type Options struct {
@@ -346,22 +346,9 @@ func (i *Inspector) replayOne(ctx context.Context, d *DeadLetter) (string, error
 	return id, nil
 }
 
-// ReplayMessage is the ingress message that replays d: its data, its
-// original attributes without dead-letter and trace-context ones (Publish
-// adds the new trace's), courier_replay_of, and its ordering key.
+// ReplayMessage is the ingress message that replays d (wire.EncodeReplay).
 func ReplayMessage(d *DeadLetter) *pubsub.Message {
-	attrs := make(map[string]string, len(d.Attributes)+1)
-	for k, v := range d.Attributes {
-		if !pubsubx.IsTraceAttribute(k) {
-			attrs[k] = v
-		}
-	}
-	attrs[pubsubx.AttrReplayOf] = d.ID
-	key := d.OrderingKey
-	if key == "" {
-		key = attrs[pubsubx.AttrSender]
-	}
-	return &pubsub.Message{Data: d.raw.GetData(), Attributes: attrs, OrderingKey: key}
+	return wire.EncodeReplay(d.ID, d.raw.GetData(), d.wire)
 }
 
 // Purge acks every dead letter (up to the limit) and returns how many.
@@ -376,41 +363,18 @@ func (i *Inspector) Purge(ctx context.Context) (int, error) {
 	return len(letters), nil
 }
 
-// FromMessage reads a pulled dead letter.
+// FromMessage reads a pulled dead letter (wire.DecodeDeadLetter).
 func FromMessage(m *pubsubpb.PubsubMessage, ackID string) *DeadLetter {
-	a := m.GetAttributes()
+	w := wire.DecodeDeadLetter(m.GetData(), m.GetAttributes())
 	d := &DeadLetter{
-		ID: m.GetMessageId(), MessageID: a[pubsubx.AttrMessageID], DeadAt: m.GetPublishTime().AsTime(),
-		Reason: a[pubsubx.AttrDeadLetterReason], Error: a[pubsubx.AttrDeadLetterError],
-		Source: a[pubsubx.AttrSourceSubscription], OrderingKey: a[pubsubx.AttrOrderingKey],
-		Attributes: map[string]string{}, raw: m, ackID: ackID,
+		ID: m.GetMessageId(), MessageID: w.MessageID, DeadAt: m.GetPublishTime().AsTime(),
+		Reason: w.Reason, Error: w.Error, Attempts: w.Attempts, Source: w.Source, FirstFailure: w.FirstFailure,
+		OrderingKey: w.OrderingKey, Attributes: w.Attributes, DecodeError: w.DecodeError,
+		raw: m, ackID: ackID, wire: w,
 	}
-	d.Attempts, _ = strconv.Atoi(a[pubsubx.AttrDeliveryAttempt])
-	if d.Reason == "" {
-		// Forwarded by the subscription's dead-letter policy: no reason, but
-		// Pub/Sub's own attributes say how many attempts and from where.
-		d.Reason = ReasonPubSub
-		d.Attempts, _ = strconv.Atoi(a[pubsubx.AttrPubSubDeliveryCount])
-		d.Source = a[pubsubx.AttrPubSubSourceSubscription]
-	}
-	if t, err := time.Parse(time.RFC3339Nano, a[pubsubx.AttrFirstFailureTime]); err == nil {
-		d.FirstFailure = &t
-	}
-	for k, v := range a {
-		if !pubsubx.IsDeadLetterAttribute(k) {
-			d.Attributes[k] = v
-		}
-	}
-	env := &courierv1.Envelope{}
-	switch err := proto.Unmarshal(m.GetData(), env); {
-	case err != nil:
-		d.DecodeError = err.Error()
-	case env.GetMessageId() == "" && env.GetSender() == "":
-		d.DecodeError = "not a courier.v1.Envelope (no message id, no sender)"
-	default:
-		d.Envelope = viewOf(env)
-	}
-	if d.Envelope == nil {
+	if w.Envelope != nil {
+		d.Envelope = viewOf(w.Envelope)
+	} else {
 		d.Data = m.GetData()
 	}
 	return d

@@ -22,9 +22,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/cmd/courierctl/internal/dlq"
-	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
 
@@ -80,11 +80,11 @@ func envelopeData(t *testing.T, id, from string, to ...string) []byte {
 func (p *project) deadLetter(id, reason string, data []byte) string {
 	p.t.Helper()
 	attrs := map[string]string{
-		pubsubx.AttrMessageID: id, pubsubx.AttrSender: "alice", pubsubx.AttrSchema: "courier.v1.Envelope",
-		pubsubx.AttrContentType: "application/protobuf", "traceparent": origTraceparent,
-		pubsubx.AttrDeadLetterReason: reason, pubsubx.AttrDeadLetterError: reason + ": details",
-		pubsubx.AttrSourceSubscription: p.cfg.IngressSubscription, pubsubx.AttrDeliveryAttempt: "3",
-		pubsubx.AttrFirstFailureTime: "2026-05-01T12:00:01Z", pubsubx.AttrOrderingKey: "alice",
+		wire.AttrMessageID: id, wire.AttrSender: "alice", wire.AttrSchema: "courier.v1.Envelope",
+		wire.AttrContentType: "application/protobuf", "traceparent": origTraceparent,
+		wire.AttrDeadLetterReason: reason, wire.AttrDeadLetterError: reason + ": details",
+		wire.AttrSourceSubscription: p.cfg.IngressSubscription, wire.AttrDeliveryAttempt: "3",
+		wire.AttrFirstFailureTime: "2026-05-01T12:00:01Z", wire.AttrOrderingKey: "alice",
 	}
 	return p.publishDL(&pubsub.Message{Data: data, Attributes: attrs})
 }
@@ -104,8 +104,8 @@ func TestListAndShowLeaveLettersInPlace(t *testing.T) {
 	workerLetter := p.deadLetter("m-invalid", "invalid", envelopeData(t, "m-invalid", "alice"))
 	// One forwarded by Pub/Sub's own dead-letter policy, undecodable.
 	pubsubLetter := p.publishDL(&pubsub.Message{Data: []byte{0xff, 0x00, 0x01}, Attributes: map[string]string{
-		pubsubx.AttrMessageID: "m-poison", pubsubx.AttrPubSubDeliveryCount: "5",
-		pubsubx.AttrPubSubSourceSubscription:             p.cfg.IngressSubscription,
+		wire.AttrMessageID: "m-poison", wire.AttrPubSubDeliveryCount: "5",
+		wire.AttrPubSubSourceSubscription:                p.cfg.IngressSubscription,
 		"CloudPubSubDeadLetterSourceSubscriptionProject": p.cfg.Project,
 	}})
 	insp := p.inspector()
@@ -129,7 +129,7 @@ func TestListAndShowLeaveLettersInPlace(t *testing.T) {
 		w.OrderingKey != "alice" || w.FirstFailure == nil || w.Error != "invalid: details" {
 		t.Fatalf("worker letter %+v", w)
 	}
-	if _, ok := w.Attributes[pubsubx.AttrDeadLetterReason]; ok || w.Attributes["traceparent"] != origTraceparent || w.Attributes[pubsubx.AttrSender] != "alice" {
+	if _, ok := w.Attributes[wire.AttrDeadLetterReason]; ok || w.Attributes["traceparent"] != origTraceparent || w.Attributes[wire.AttrSender] != "alice" {
 		t.Errorf("original attributes %v", w.Attributes)
 	}
 	if w.Envelope == nil || w.Envelope.Sender != "alice" || string(w.Envelope.Payload) != `{"text":"hello"}` {
@@ -238,15 +238,16 @@ func TestReplayRepublishesWithOriginalAttributesAndALinkedTrace(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, "replayed message on the ingress subscription", func() bool { return len(ingress()) == 1 })
 	m := ingress()[0]
 	for k, v := range map[string]string{
-		pubsubx.AttrMessageID: "m-fixed", pubsubx.AttrSender: "alice", pubsubx.AttrSchema: "courier.v1.Envelope",
-		pubsubx.AttrContentType: "application/protobuf", pubsubx.AttrReplayOf: fixed,
+		wire.AttrMessageID: "m-fixed", wire.AttrSender: "alice", wire.AttrSchema: "courier.v1.Envelope",
+		wire.AttrContentType: "application/protobuf", wire.AttrReplayOf: fixed,
 	} {
 		if m.Attributes[k] != v {
 			t.Errorf("attribute %s = %q, want %q", k, m.Attributes[k], v)
 		}
 	}
 	for k := range m.Attributes {
-		if pubsubx.IsDeadLetterAttribute(k) && k != pubsubx.AttrReplayOf {
+		if (strings.HasPrefix(k, "courier_dead_letter") || strings.HasPrefix(k, "CloudPubSubDeadLetter") ||
+			k == wire.AttrSourceSubscription || k == wire.AttrDeliveryAttempt || k == wire.AttrFirstFailureTime || k == wire.AttrOrderingKey) && k != wire.AttrReplayOf {
 			t.Errorf("dead-letter attribute %s republished", k)
 		}
 	}
@@ -328,12 +329,12 @@ func TestReplayMessageStripsTraceAndDeadLetterAttributes(t *testing.T) {
 	d := dlq.FromMessage(&pubsubpb.PubsubMessage{
 		MessageId: "77", Data: []byte("x"),
 		Attributes: map[string]string{
-			pubsubx.AttrMessageID: "m", pubsubx.AttrSender: "carol", "traceparent": origTraceparent, "tracestate": "a=b",
-			pubsubx.AttrDeadLetterReason: "invalid", pubsubx.AttrReplayOf: "12", "custom": "kept",
+			wire.AttrMessageID: "m", wire.AttrSender: "carol", "traceparent": origTraceparent, "tracestate": "a=b",
+			wire.AttrDeadLetterReason: "invalid", wire.AttrReplayOf: "12", "custom": "kept",
 		},
 	}, "ack")
 	m := dlq.ReplayMessage(d)
-	want := map[string]string{pubsubx.AttrMessageID: "m", pubsubx.AttrSender: "carol", "custom": "kept", pubsubx.AttrReplayOf: "77"}
+	want := map[string]string{wire.AttrMessageID: "m", wire.AttrSender: "carol", "custom": "kept", wire.AttrReplayOf: "77"}
 	if len(m.Attributes) != len(want) {
 		t.Fatalf("attributes %v", m.Attributes)
 	}

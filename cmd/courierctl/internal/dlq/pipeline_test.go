@@ -22,6 +22,7 @@ import (
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
 
@@ -56,8 +57,8 @@ func TestReplayBringsAFixedMessageThroughTheWorker(t *testing.T) {
 	ingress.EnableMessageOrdering = true
 	defer ingress.Stop()
 	if _, err := pubsubx.Publish(ctx, ingress, &pubsub.Message{Data: data, OrderingKey: "alice", Attributes: map[string]string{
-		pubsubx.AttrMessageID: env.MessageId, pubsubx.AttrSender: "alice",
-		pubsubx.AttrSchema: "courier.v1.Envelope", pubsubx.AttrContentType: "application/protobuf",
+		wire.AttrMessageID: env.MessageId, wire.AttrSender: "alice",
+		wire.AttrSchema: "courier.v1.Envelope", wire.AttrContentType: "application/protobuf",
 	}}, env.MessageId); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestReplayBringsAFixedMessageThroughTheWorker(t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	_ = p.ps.Subscriber(deliveries).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
 		m.Ack()
-		if m.Attributes[pubsubx.AttrMessageID] == env.MessageId {
+		if m.Attributes[wire.AttrMessageID] == env.MessageId {
 			delivered = m
 			cancel()
 		}

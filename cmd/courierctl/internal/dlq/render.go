@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
+
+	"github.com/courierhq/courier/pkg/clip"
 )
 
 // WriteList writes letters as a table, one per line.
@@ -22,7 +24,7 @@ func WriteList(w io.Writer, letters []*DeadLetter) error {
 	fmt.Fprintln(tw, "ID\tCOURIER ID\tREASON\tATTEMPTS\tDEAD-LETTERED\tSENDER\tERROR")
 	for _, d := range letters {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, dash(d.MessageID), d.Reason, d.Attempts,
-			d.DeadAt.UTC().Format(time.RFC3339), dash(d.sender()), clip(oneLine(d.Error), 60))
+			d.DeadAt.UTC().Format(time.RFC3339), dash(d.sender()), clip.Text(oneLine(d.Error), 60))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -77,7 +79,7 @@ func WriteShow(w io.Writer, d *DeadLetter) error {
 				fmt.Fprintf(&b, "    payload:\n      %s\n", pretty.String())
 			}
 		} else {
-			fmt.Fprintf(&b, "    payload (not JSON): %q\n", clip(e.PayloadText, 2000))
+			fmt.Fprintf(&b, "    payload (not JSON): %q\n", clip.Text(e.PayloadText, 2000))
 		}
 	} else {
 		fmt.Fprintf(&b, "  payload does not decode as an envelope: %s\n", d.DecodeError)
@@ -128,14 +130,6 @@ func dash(s string) string {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}
 
 // printable shows data as text when it is, else as hex, at most n bytes.
 func printable(data []byte, n int) string {

@@ -33,6 +33,7 @@ import (
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
@@ -265,8 +266,8 @@ func TestGRPCOverEmulators(t *testing.T) {
 	if got == nil {
 		t.Fatal("nothing on the ingress topic")
 	}
-	if got.OrderingKey != "alice" || got.Attributes[pubsubx.AttrMessageID] != resp.Id ||
-		got.Attributes[pubsubx.AttrSchema] != "courier.v1.Envelope" || got.Attributes[pubsubx.AttrSender] != "alice" {
+	if got.OrderingKey != "alice" || got.Attributes[wire.AttrMessageID] != resp.Id ||
+		got.Attributes[wire.AttrSchema] != "courier.v1.Envelope" || got.Attributes[wire.AttrSender] != "alice" {
 		t.Errorf("message: key %q attrs %v", got.OrderingKey, got.Attributes)
 	}
 	sc := trace.SpanContextFromContext(pubsubx.Extract(context.Background(), got.Attributes))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/courierhq/courier/pkg/clip"
 	"github.com/courierhq/courier/services/api-gateway/internal/apierr"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 )
@@ -37,7 +38,7 @@ func DecodeSendBody(body []byte) (messages.SendRequest, error) {
 		}
 		name, _ := tok.(string) // object keys are always strings
 		if seen[name] {
-			return req, apierr.New(apierr.InvalidRequest, "body: member %q appears twice", truncate(name, 40))
+			return req, apierr.New(apierr.InvalidRequest, "body: member %q appears twice", clip.Text(name, 40))
 		}
 		seen[name] = true
 		switch name {
@@ -60,7 +61,7 @@ func DecodeSendBody(body []byte) (messages.SendRequest, error) {
 			}
 			req.ContentType = ct
 		default:
-			return req, apierr.New(apierr.InvalidRequest, "body: unknown member %q (want to, payload, content_type)", truncate(name, 40))
+			return req, apierr.New(apierr.InvalidRequest, "body: unknown member %q (want to, payload, content_type)", clip.Text(name, 40))
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
@@ -101,7 +102,7 @@ func CheckJSONContentType(v string) error {
 	}
 	mt, params, err := mime.ParseMediaType(v)
 	if err != nil || mt != "application/json" {
-		return apierr.New(apierr.UnsupportedMediaType, "Content-Type: want application/json, got %q", truncate(v, 64))
+		return apierr.New(apierr.UnsupportedMediaType, "Content-Type: want application/json, got %q", clip.Text(v, 64))
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return apierr.New(apierr.UnsupportedMediaType, "Content-Type: only the utf-8 charset is accepted")
@@ -121,11 +122,4 @@ func IdempotencyKey(h http.Header) (string, error) {
 		return "", apierr.New(apierr.InvalidRequest, "Idempotency-Key: give it once")
 	}
 	return messages.ParseIdempotencyKey(vs[0])
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

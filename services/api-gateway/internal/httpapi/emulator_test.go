@@ -21,6 +21,7 @@ import (
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/ingress"
@@ -93,10 +94,10 @@ func TestSendLandsOnIngressTopic(t *testing.T) {
 
 	m := st.receive(t, 1)[0]
 	want := map[string]string{
-		pubsubx.AttrMessageID:   id,
-		pubsubx.AttrSender:      "alice",
-		pubsubx.AttrSchema:      "courier.v1.Envelope",
-		pubsubx.AttrContentType: "application/protobuf",
+		wire.AttrMessageID:   id,
+		wire.AttrSender:      "alice",
+		wire.AttrSchema:      "courier.v1.Envelope",
+		wire.AttrContentType: "application/protobuf",
 	}
 	for k, v := range want {
 		if m.Attributes[k] != v {

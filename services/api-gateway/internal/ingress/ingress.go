@@ -1,6 +1,6 @@
-// Package ingress publishes validated envelopes to the ingress topic: proto
-// binary data, Courier's attributes, the W3C trace context (through
-// pubsubx.Publish) and the sender as ordering key.
+// Package ingress publishes validated envelopes to the ingress topic, in
+// the format of wire.EncodeEnvelope, with the W3C trace context (through
+// pubsubx.Publish), and bounds how long and how many publishes may wait.
 package ingress
 
 import (
@@ -10,14 +10,11 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
-
-// SchemaEnvelope is the courier_schema attribute of an ingress message.
-const SchemaEnvelope = "courier.v1.Envelope"
 
 // Options tune the publisher.
 type Options struct {
@@ -67,29 +64,10 @@ func New(client *pubsub.Client, topic string, o Options) *Publisher {
 	return &Publisher{p: p, timeout: o.Timeout, latency: o.Latency}
 }
 
-// Message builds the Pub/Sub message of env (without trace context, which
-// Publish adds).
-func Message(env *courierv1.Envelope) (*pubsub.Message, error) {
-	data, err := proto.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("marshal envelope %s: %w", env.GetMessageId(), err)
-	}
-	return &pubsub.Message{
-		Data: data,
-		Attributes: map[string]string{
-			pubsubx.AttrMessageID:   env.GetMessageId(),
-			pubsubx.AttrSender:      env.GetSender(),
-			pubsubx.AttrSchema:      SchemaEnvelope,
-			pubsubx.AttrContentType: "application/protobuf",
-		},
-		OrderingKey: env.GetSender(),
-	}, nil
-}
-
 // Publish publishes env and waits for Pub/Sub's confirmation, at most the
 // configured timeout.
 func (p *Publisher) Publish(ctx context.Context, env *courierv1.Envelope) error {
-	msg, err := Message(env)
+	msg, err := wire.EncodeEnvelope(env)
 	if err != nil {
 		return err
 	}

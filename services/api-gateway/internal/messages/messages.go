@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/clip"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
@@ -258,7 +259,7 @@ type View struct {
 // including a message that exists but is someone else's, is NotFound: the
 // answer never reveals that an id exists.
 func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
-	notFound := apierr.New(apierr.NotFound, "no message %q for this user", truncate(id, 64))
+	notFound := apierr.New(apierr.NotFound, "no message %q for this user", clip.Text(id, 64))
 	if !messageIDPattern.MatchString(id) {
 		return View{}, notFound
 	}
@@ -294,11 +295,4 @@ func storeError(err error) error {
 		return apierr.Wrap(apierr.Internal, err, "could not read messages")
 	}
 	return apierr.Wrap(apierr.Unavailable, err, "messages are unavailable right now; retry later")
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

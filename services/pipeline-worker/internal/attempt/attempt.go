@@ -10,27 +10,22 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"cloud.google.com/go/pubsub/v2"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/routing"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
 const tracerName = "github.com/courierhq/courier/services/pipeline-worker/internal/attempt"
-
-// DeliverySchema is the courier_schema attribute of a fan-out delivery.
-var DeliverySchema = string((&courierv1.Delivery{}).ProtoReflect().Descriptor().FullName())
 
 // Committer commits runs of messages (batch.Batcher).
 type Committer interface {
@@ -132,7 +127,7 @@ func (r *Runner) fanOut(ctx context.Context, msgs []*Message, errs []error) {
 		if m.stored == nil || m.published {
 			continue
 		}
-		msg, err := DeliveryMessage(m.Env, m.stored.Stored)
+		msg, err := wire.EncodeDelivery(m.stored.Stored.Delivery())
 		if err != nil {
 			errs[i] = err
 			continue
@@ -173,30 +168,4 @@ func (r *Runner) route(m *Message, msg *pubsub.Message) {
 		routing.Mark(msg.Attributes, res.Pods)
 		r.m.Routing.WithLabelValues("routed").Inc()
 	}
-}
-
-// maxAttrValue is Pub/Sub's limit on an attribute value, in bytes.
-const maxAttrValue = 1024
-
-// DeliveryMessage builds the fan-out message of a stored envelope. Its
-// ordering key is the sender, like the ingress message's, so an edge
-// subscription with ordering enabled sees one sender's messages in order.
-func DeliveryMessage(env *courierv1.Envelope, stored inbox.Stored) (*pubsub.Message, error) {
-	data, err := proto.Marshal(stored.Delivery())
-	if err != nil {
-		return nil, fmt.Errorf("encode delivery %s: %w", env.MessageId, err)
-	}
-	attrs := map[string]string{
-		pubsubx.AttrMessageID:   env.MessageId,
-		pubsubx.AttrSender:      env.Sender,
-		pubsubx.AttrSchema:      DeliverySchema,
-		pubsubx.AttrContentType: "application/protobuf",
-	}
-	// The recipients attribute only lets an edge skip decoding a delivery
-	// for users it does not hold; Pub/Sub refuses attribute values over
-	// 1 KiB, so a long list is left out (the edge decodes then).
-	if rc := strings.Join(stored.Message.GetTo(), ","); len(rc) <= maxAttrValue {
-		attrs[pubsubx.AttrRecipients] = rc
-	}
-	return &pubsub.Message{Data: data, OrderingKey: env.Sender, Attributes: attrs}, nil
 }

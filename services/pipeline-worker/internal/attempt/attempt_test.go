@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
@@ -90,16 +90,16 @@ func TestStoredMessagesArePublishedInOrder(t *testing.T) {
 	}
 	d := p.out[0].Msg
 	want := map[string]string{
-		pubsubx.AttrMessageID: "m1", pubsubx.AttrSender: "alice", pubsubx.AttrRecipients: "bob,carol",
-		pubsubx.AttrSchema: "courier.v1.Delivery", pubsubx.AttrContentType: "application/protobuf",
+		wire.AttrMessageID: "m1", wire.AttrSender: "alice", wire.AttrRecipients: "bob,carol",
+		wire.AttrSchema: "courier.v1.Delivery", wire.AttrContentType: "application/protobuf",
 	}
 	for k, v := range want {
 		if d.Attributes[k] != v {
 			t.Errorf("delivery attribute %s = %q, want %q", k, d.Attributes[k], v)
 		}
 	}
-	if d.OrderingKey != "alice" {
-		t.Errorf("ordering key %q", d.OrderingKey)
+	if d.OrderingKey != "" {
+		t.Errorf("ordering key %q: deliveries carry none (pkg/wire)", d.OrderingKey)
 	}
 	var del courierv1.Delivery
 	if err := proto.Unmarshal(d.Data, &del); err != nil || del.Message.Id != "m1" || len(del.Recipients) != 2 ||
@@ -195,27 +195,6 @@ func TestDeliveriesAreMarkedWithTheirRoute(t *testing.T) {
 	for _, l := range []string{"routed", "nowhere", "unrouted"} {
 		if got := testutil.ToFloat64(m.Routing.WithLabelValues(l)); got != 1 {
 			t.Errorf("routing{%s} = %v", l, got)
-		}
-	}
-}
-
-// Pub/Sub refuses attribute values over 1 KiB: a long recipient list is
-// left out of the attributes (the edge decodes the delivery instead).
-func TestLongRecipientListStaysOutOfTheAttributes(t *testing.T) {
-	to := make([]string, 100)
-	for i := range to {
-		to[i] = fmt.Sprintf("user-with-a-long-id-%03d", i)
-	}
-	m, err := DeliveryMessage(msg("wide", to...).Env, inbox.Stored{Message: &courierv1.Message{Id: "wide", To: to}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := m.Attributes[pubsubx.AttrRecipients]; ok {
-		t.Fatalf("recipients attribute of %d bytes", len(m.Attributes[pubsubx.AttrRecipients]))
-	}
-	for k, v := range m.Attributes {
-		if len(v) > 1024 || strings.TrimSpace(k) == "" {
-			t.Fatalf("attribute %s: %d bytes", k, len(v))
 		}
 	}
 }

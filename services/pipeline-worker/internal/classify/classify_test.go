@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
+	"github.com/courierhq/courier/pkg/wire"
 )
 
 func TestClassify(t *testing.T) {
@@ -22,9 +22,9 @@ func TestClassify(t *testing.T) {
 		reason string
 	}{
 		{"nil", nil, Transient, ""},
-		{"undecodable envelope", &envelope.Error{Reason: envelope.ReasonUndecodable, Err: errors.New("x")}, Permanent, "undecodable"},
-		{"invalid envelope, wrapped", wrap(&envelope.Error{Reason: envelope.ReasonInvalid, Err: errors.New("x")}), Permanent, "invalid"},
-		{"too large envelope", &envelope.Error{Reason: envelope.ReasonTooLarge, Err: errors.New("x")}, Permanent, "too_large"},
+		{"undecodable envelope", &wire.EnvelopeError{Reason: wire.ReasonUndecodable, Err: errors.New("x")}, Permanent, "undecodable"},
+		{"invalid envelope, wrapped", wrap(&wire.EnvelopeError{Reason: wire.ReasonInvalid, Err: errors.New("x")}), Permanent, "invalid"},
+		{"too large envelope", &wire.EnvelopeError{Reason: wire.ReasonTooLarge, Err: errors.New("x")}, Permanent, "too_large"},
 		{"firestore unavailable", wrap(status.Error(codes.Unavailable, "connection refused")), Transient, ""},
 		{"deadline", wrap(status.Error(codes.DeadlineExceeded, "slow")), Transient, ""},
 		{"contention", wrap(status.Error(codes.Aborted, "too much contention")), Transient, ""},
@@ -40,7 +40,7 @@ func TestClassify(t *testing.T) {
 		{"context canceled", wrap(context.Canceled), Transient, ""},
 		{"panic", wrap(&PanicError{Value: "boom"}), Transient, ""},
 		{"unknown error", errors.New("mystery"), Transient, ""},
-		{"joined: a permanent cause wins", errors.Join(status.Error(codes.Unavailable, "x"), &envelope.Error{Reason: "invalid", Err: errors.New("y")}), Permanent, "invalid"},
+		{"joined: a permanent cause wins", errors.Join(status.Error(codes.Unavailable, "x"), &wire.EnvelopeError{Reason: "invalid", Err: errors.New("y")}), Permanent, "invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			class, reason := Classify(tc.err)

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/courierhq/courier/pkg/inbox"
-	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
 )
@@ -220,8 +220,8 @@ func TestPoisonInsideABatch(t *testing.T) {
 	w.dead.waitFor(t, time.Minute, "poison", "huge")
 	for id, reason := range map[string]string{"poison": "undecodable", "huge": "rejected"} {
 		letters := w.dead.with(id)
-		if len(letters) != 1 || letters[0].Attributes[pubsubx.AttrDeadLetterReason] != reason {
-			t.Fatalf("%s: %d letters, reason %q", id, len(letters), letters[0].Attributes[pubsubx.AttrDeadLetterReason])
+		if len(letters) != 1 || letters[0].Attributes[wire.AttrDeadLetterReason] != reason {
+			t.Fatalf("%s: %d letters, reason %q", id, len(letters), letters[0].Attributes[wire.AttrDeadLetterReason])
 		}
 	}
 	if got := subsequence(w.inboxIDs("bob"), func(id string) bool { return strings.HasPrefix(id, "a") }); !slices.Equal(got, []string{"a1", "a2", "a3"}) {

@@ -11,10 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
+	"github.com/courierhq/courier/pkg/wire"
 )
 
 // BenchmarkPipeline measures the worker on the emulators: 1000 messages from
@@ -76,7 +75,7 @@ func benchPipeline(b *testing.B, routed bool, senders int, recipients func() []s
 			}
 			sentAt[id] = time.Now()
 			results = append(results, w.ingress.Publish(ctx, &pubsub.Message{Data: data, OrderingKey: from, Attributes: map[string]string{
-				pubsubx.AttrMessageID: id, pubsubx.AttrSender: from, pubsubx.AttrSchema: envelope.Schema,
+				wire.AttrMessageID: id, wire.AttrSender: from, wire.AttrSchema: wire.SchemaEnvelope,
 			}}))
 			ids = append(ids, id)
 		}
@@ -92,7 +91,7 @@ func benchPipeline(b *testing.B, routed bool, senders int, recipients func() []s
 		w.deliveries.mu.Lock()
 		var lat []time.Duration
 		for i, m := range w.deliveries.msgs {
-			if t0, ok := sentAt[m.Attributes[pubsubx.AttrMessageID]]; ok {
+			if t0, ok := sentAt[m.Attributes[wire.AttrMessageID]]; ok {
 				lat = append(lat, w.deliveries.at[i].Sub(t0))
 			}
 		}

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -29,9 +30,9 @@ import (
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
 )
@@ -76,12 +77,12 @@ func newWorld(t testing.TB, mutate func(*topology.Config)) *world {
 	if _, err := topology.Apply(ctx, w.ps, w.topo); err != nil {
 		t.Fatal(err)
 	}
-	// An ordered subscription on the deliveries topic, standing in for an
-	// edge pod.
+	// A subscription on the deliveries topic standing in for an edge pod
+	// (not ordered, like an edge's: edges order by inbox position).
 	subID := "test-deliveries"
 	if _, err := w.ps.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
 		Name: w.topo.SubscriptionPath(subID), Topic: w.topo.TopicPath(w.topo.DeliveriesTopic),
-		EnableMessageOrdering: true, AckDeadlineSeconds: 10,
+		AckDeadlineSeconds: 10,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -175,8 +176,8 @@ func (w *world) publishRaw(data []byte, id, sender string) string {
 	ctx, span := otel.Tracer("test").Start(testenv.Context(w.t, 20*time.Second), "test send")
 	defer span.End()
 	msg := &pubsub.Message{Data: data, OrderingKey: sender, Attributes: map[string]string{
-		pubsubx.AttrMessageID: id, pubsubx.AttrSender: sender,
-		pubsubx.AttrSchema: envelope.Schema, pubsubx.AttrContentType: "application/protobuf",
+		wire.AttrMessageID: id, wire.AttrSender: sender,
+		wire.AttrSchema: wire.SchemaEnvelope, wire.AttrContentType: "application/protobuf",
 	}}
 	if _, err := pubsubx.Publish(ctx, w.ingress, msg, id); err != nil {
 		w.t.Fatal(err)
@@ -190,8 +191,8 @@ func (w *world) publishRaw(data []byte, id, sender string) string {
 func (w *world) publishAsync(data []byte, id, sender string) {
 	w.t.Helper()
 	msg := &pubsub.Message{Data: data, OrderingKey: sender, Attributes: map[string]string{
-		pubsubx.AttrMessageID: id, pubsubx.AttrSender: sender,
-		pubsubx.AttrSchema: envelope.Schema, pubsubx.AttrContentType: "application/protobuf",
+		wire.AttrMessageID: id, wire.AttrSender: sender,
+		wire.AttrSchema: wire.SchemaEnvelope, wire.AttrContentType: "application/protobuf",
 	}}
 	w.pending = append(w.pending, w.ingress.Publish(context.Background(), msg))
 }
@@ -256,7 +257,7 @@ func (c *collector) with(id string) []*pubsub.Message {
 	defer c.mu.Unlock()
 	var out []*pubsub.Message
 	for _, m := range c.msgs {
-		if m.Attributes[pubsubx.AttrMessageID] == id {
+		if m.Attributes[wire.AttrMessageID] == id {
 			out = append(out, m)
 		}
 	}
@@ -269,9 +270,43 @@ func (c *collector) ids() []string {
 	defer c.mu.Unlock()
 	out := make([]string, len(c.msgs))
 	for i, m := range c.msgs {
-		out[i] = m.Attributes[pubsubx.AttrMessageID]
+		out[i] = m.Attributes[wire.AttrMessageID]
 	}
 	return out
+}
+
+// byPosition returns the ids of the deliveries to user, in the order of
+// user's inbox positions they carry (what an edge writes them in).
+func (c *collector) byPosition(t testing.TB, user string) []string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	type at struct {
+		id  string
+		pos int64
+	}
+	var got []at
+	for _, m := range c.msgs {
+		d, err := wire.DecodeDelivery(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range d.GetRecipients() {
+			if r.GetUserId() == user {
+				pos, err := inbox.DecodeCursor(r.GetCursor())
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, at{d.GetMessage().GetId(), pos})
+			}
+		}
+	}
+	slices.SortStableFunc(got, func(a, b at) int { return cmp.Compare(a.pos, b.pos) })
+	ids := make([]string, len(got))
+	for i, g := range got {
+		ids[i] = g.id
+	}
+	return ids
 }
 
 func (c *collector) len() int {

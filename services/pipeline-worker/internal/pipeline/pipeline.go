@@ -18,11 +18,11 @@ import (
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/attempt"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/deadletter"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/receiver"
@@ -38,7 +38,7 @@ type Settings struct {
 	PullTimeout            time.Duration  // WORKER_PULL_TIMEOUT: how long one Pull waits for messages
 	Retry                  backoff.Policy // WORKER_RETRY_INITIAL, _MAX, _BUDGET
 	AttemptTimeout         time.Duration  // WORKER_ATTEMPT_TIMEOUT
-	Limits                 envelope.Limits
+	Limits                 wire.Limits
 	PublishDelay           time.Duration // WORKER_PUBLISH_DELAY: fan-out batching delay
 	AckExtensionStep       time.Duration // WORKER_ACK_EXTENSION_STEP: bound of one lease extension
 	TargetedRouting        bool          // WORKER_TARGETED_ROUTING: route deliveries by presence
@@ -70,7 +70,7 @@ func SettingsFromEnv(e *config.Env, shutdownTimeout time.Duration) Settings {
 			Budget:  e.Duration("WORKER_RETRY_BUDGET", 30*time.Second, 0),
 		},
 		AttemptTimeout: e.Duration("WORKER_ATTEMPT_TIMEOUT", 10*time.Second, 100*time.Millisecond),
-		Limits: envelope.Limits{
+		Limits: wire.Limits{
 			MaxEnvelopeBytes: e.Int("WORKER_MAX_ENVELOPE_BYTES", 1<<20, 1<<10, 10<<20),
 			MaxPayloadBytes:  e.Int("WORKER_MAX_PAYLOAD_BYTES", 256<<10, 1, 1<<20),
 			MaxRecipients:    e.Int("WORKER_MAX_RECIPIENTS", 100, 1, 1000),
@@ -145,9 +145,7 @@ func New(s Settings, ps *pubsub.Client, committer batch.Committer, router Router
 		router = nil
 	}
 	deliveries := ps.Publisher(s.Topology.DeliveriesTopic)
-	// Deliveries carry the sender as ordering key (see
-	// attempt.DeliveryMessage); the client needs ordering enabled for it.
-	deliveries.EnableMessageOrdering = true
+	// Deliveries carry no ordering key (wire/delivery.go says why).
 	deliveries.PublishSettings.DelayThreshold = s.PublishDelay
 	dlTopic := ps.Publisher(s.Topology.DeadLetterTopic)
 

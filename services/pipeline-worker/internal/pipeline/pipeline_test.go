@@ -24,6 +24,7 @@ import (
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
@@ -53,8 +54,8 @@ func TestStoredOnceWhenRepeated(t *testing.T) {
 		t.Fatalf("once-1 delivered %d times (want the delivery and its identical repeat)", len(got))
 	}
 	d := got[0]
-	if d.Attributes[pubsubx.AttrRecipients] != "bob,carol" || d.Attributes[pubsubx.AttrSchema] != "courier.v1.Delivery" ||
-		d.Attributes[pubsubx.AttrSender] != "alice" || d.Attributes["traceparent"] == "" {
+	if d.Attributes[wire.AttrRecipients] != "bob,carol" || d.Attributes[wire.AttrSchema] != "courier.v1.Delivery" ||
+		d.Attributes[wire.AttrSender] != "alice" || d.Attributes["traceparent"] == "" {
 		t.Errorf("delivery attributes %v", d.Attributes)
 	}
 	var del courierv1.Delivery
@@ -107,15 +108,15 @@ func TestPoisonIsDeadLetteredWhileOthersFlow(t *testing.T) {
 			t.Fatalf("%s dead-lettered %d times", id, len(letters))
 		}
 		a := letters[0].Attributes
-		if a[pubsubx.AttrDeadLetterReason] != reason {
-			t.Errorf("%s: reason %q, want %q", id, a[pubsubx.AttrDeadLetterReason], reason)
+		if a[wire.AttrDeadLetterReason] != reason {
+			t.Errorf("%s: reason %q, want %q", id, a[wire.AttrDeadLetterReason], reason)
 		}
-		if a[pubsubx.AttrDeadLetterError] == "" || a[pubsubx.AttrSourceSubscription] != w.topo.IngressSubscription ||
-			a[pubsubx.AttrDeliveryAttempt] != "1" || a[pubsubx.AttrOrderingKey] != "alice" || a[pubsubx.AttrSender] != "alice" {
+		if a[wire.AttrDeadLetterError] == "" || a[wire.AttrSourceSubscription] != w.topo.IngressSubscription ||
+			a[wire.AttrDeliveryAttempt] != "1" || a[wire.AttrOrderingKey] != "alice" || a[wire.AttrSender] != "alice" {
 			t.Errorf("%s: attributes %v", id, a)
 		}
-		if _, err := time.Parse(time.RFC3339Nano, a[pubsubx.AttrFirstFailureTime]); err != nil {
-			t.Errorf("%s: first failure time %q", id, a[pubsubx.AttrFirstFailureTime])
+		if _, err := time.Parse(time.RFC3339Nano, a[wire.AttrFirstFailureTime]); err != nil {
+			t.Errorf("%s: first failure time %q", id, a[wire.AttrFirstFailureTime])
 		}
 	}
 	// The dead letter keeps the original data and the original trace.
@@ -134,8 +135,9 @@ func TestPoisonIsDeadLetteredWhileOthersFlow(t *testing.T) {
 	}
 }
 
-// One sender's messages are stored and delivered in publish order, while
-// other senders' messages interleave freely.
+// One sender's messages are stored, and delivered with positions, in
+// publish order, while other senders' messages interleave freely.
+// Deliveries carry no ordering key (pkg/wire): the positions are the order.
 func TestPerSenderOrderIsKept(t *testing.T) {
 	w := newWorld(t, nil)
 	w.start(w.settings(), nil)
@@ -160,7 +162,7 @@ func TestPerSenderOrderIsKept(t *testing.T) {
 		t.Fatalf("bob has %d messages, want %d", len(bob), len(all))
 	}
 	inSenderOrder(t, "bob's inbox", bob, n, "alice", "carol", "erin")
-	inSenderOrder(t, "the deliveries", w.deliveries.ids(), n, "alice", "carol", "erin")
+	inSenderOrder(t, "bob's deliveries by position", w.deliveries.byPosition(t, "bob"), n, "alice", "carol", "erin")
 	if got := w.inboxIDs("dave"); len(got) != n || !slices.IsSorted(got) {
 		t.Errorf("dave's inbox %v", got)
 	}
@@ -279,8 +281,8 @@ func TestPersistentTransientFailureIsDeadLetteredOnTheLastAttempt(t *testing.T) 
 	w.deliveries.waitFor(t, 30*time.Second, "fine")
 
 	a := w.dead.with("stuck")[0].Attributes
-	if a[pubsubx.AttrDeadLetterReason] != "exhausted" || a[pubsubx.AttrDeliveryAttempt] != fmt.Sprint(w.topo.MaxDeliveryAttempts) ||
-		!strings.Contains(a[pubsubx.AttrDeadLetterError], "injected outage") {
+	if a[wire.AttrDeadLetterReason] != "exhausted" || a[wire.AttrDeliveryAttempt] != fmt.Sprint(w.topo.MaxDeliveryAttempts) ||
+		!strings.Contains(a[wire.AttrDeadLetterError], "injected outage") {
 		t.Errorf("dead letter attributes %v", a)
 	}
 	if got := testutil.ToFloat64(wk.m.Nacked.WithLabelValues("retry_budget")); got != float64(w.topo.MaxDeliveryAttempts-1) {

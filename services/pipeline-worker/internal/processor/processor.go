@@ -30,11 +30,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/attempt"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/classify"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/deadletter"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
@@ -79,7 +79,7 @@ type Config struct {
 	// emulator never dead-letters on ordered subscriptions, and our letter
 	// carries the reason. 0 disables it.
 	MaxDeliveryAttempts int
-	Limits              envelope.Limits
+	Limits              wire.Limits
 	Retry               backoff.Policy
 	// AttemptTimeout bounds one attempt (the wait for the commit, the
 	// commit, the fan-out publish), so a frozen dependency turns into a
@@ -135,7 +135,7 @@ func (p *Processor) Handle(ctx context.Context, stopRetrying <-chan struct{}, ms
 		}
 		sctx, span := pubsubx.StartProcess(ctx, p.cfg.Subscription, m)
 		states[i] = &state{m: m, ctx: sctx, span: span, out: Nack,
-			log: p.log.With("courier_message_id", m.Attributes[pubsubx.AttrMessageID], "pubsub_message_id", m.ID,
+			log: p.log.With("courier_message_id", m.Attributes[wire.AttrMessageID], "pubsub_message_id", m.ID,
 				"delivery_attempt", pubsubx.DeliveryAttempt(m))}
 	}
 	p.handle(ctx, stopRetrying, states, start)
@@ -157,7 +157,7 @@ func (p *Processor) handle(ctx context.Context, stopRetrying <-chan struct{}, st
 	// everything behind it (left at Nack).
 	var pending []*state
 	for _, st := range states {
-		env, err := envelope.Decode(st.m.Data, st.m.Attributes, p.cfg.Limits)
+		env, err := wire.DecodeEnvelope(st.m.Data, st.m.Attributes, p.cfg.Limits)
 		if err != nil {
 			if !p.fail(st, err) && st.out == Nack {
 				break

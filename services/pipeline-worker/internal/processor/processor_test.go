@@ -19,12 +19,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/attempt"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/deadletter"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/envelope"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
@@ -86,7 +85,7 @@ func envelopeMsg(t testing.TB, id string, to ...string) *pubsub.Message {
 	}
 	attempt := 1
 	return &pubsub.Message{ID: "ps-" + id, Data: b, OrderingKey: "alice", DeliveryAttempt: &attempt,
-		PublishTime: time.Now(), Attributes: map[string]string{pubsubx.AttrMessageID: id}}
+		PublishTime: time.Now(), Attributes: map[string]string{wire.AttrMessageID: id}}
 }
 
 type harness struct {
@@ -100,7 +99,7 @@ func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	h := &harness{at: &fakeAttempts{}, dl: &fakeDL{}, m: metrics.New(prometheus.NewRegistry())}
 	cfg := Config{
 		Subscription: "courier-ingress-worker", MaxDeliveryAttempts: 5,
-		Limits:         envelope.Limits{MaxEnvelopeBytes: 1 << 20, MaxPayloadBytes: 1 << 16, MaxRecipients: 10},
+		Limits:         wire.Limits{MaxEnvelopeBytes: 1 << 20, MaxPayloadBytes: 1 << 16, MaxRecipients: 10},
 		Retry:          backoff.Policy{Initial: time.Millisecond, Max: 5 * time.Millisecond, Budget: time.Second},
 		AttemptTimeout: time.Second,
 	}

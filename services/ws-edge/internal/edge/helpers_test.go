@@ -29,6 +29,7 @@ import (
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/ws-edge/internal/edge"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
@@ -89,11 +90,11 @@ func (w *world) publish(t *testing.T, st inbox.Stored) {
 		t.Fatal(err)
 	}
 	msg := &pubsub.Message{Data: data, Attributes: map[string]string{
-		pubsubx.AttrMessageID:   st.Message.Id,
-		pubsubx.AttrSender:      st.Message.From,
-		pubsubx.AttrSchema:      "courier.v1.Delivery",
-		pubsubx.AttrContentType: "application/protobuf",
-		pubsubx.AttrRecipients:  strings.Join(st.Message.To, ","),
+		wire.AttrMessageID:   st.Message.Id,
+		wire.AttrSender:      st.Message.From,
+		wire.AttrSchema:      "courier.v1.Delivery",
+		wire.AttrContentType: "application/protobuf",
+		wire.AttrRecipients:  strings.Join(st.Message.To, ","),
 	}}
 	if _, err := pubsubx.Publish(testenv.Context(t, 30*time.Second), w.pub, msg, st.Message.Id); err != nil {
 		t.Fatalf("publish %s: %v", st.Message.Id, err)

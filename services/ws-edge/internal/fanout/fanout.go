@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,13 +20,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
-	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
 )
@@ -215,15 +213,15 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 		}
 	}
 	// Cheap check first: most deliveries concern users on other pods.
-	if rc, ok := msg.Attributes[pubsubx.AttrRecipients]; ok && !anyLocal(rc, f.hub.HasUser) {
+	if !wire.MayConcern(msg.Attributes, f.hub.HasUser) {
 		f.m.Dropped.WithLabelValues("no_local_session").Inc()
 		msg.Ack()
 		return
 	}
 	ctx, span := pubsubx.StartProcess(ctx, f.subID, msg)
 	defer span.End()
-	var d courierv1.Delivery
-	if err := decode(msg.Data, &d); err != nil {
+	d, err := wire.DecodeDelivery(msg.Data)
+	if err != nil {
 		f.m.Dropped.WithLabelValues("bad_data").Inc()
 		span.RecordError(err)
 		span.SetStatus(otelcodes.Error, "bad delivery")
@@ -270,27 +268,4 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 	write.SetAttributes(attribute.Int("courier.edge.local_recipients", users))
 	m.Release() // ours; the write span ends with the sessions' last write
 	msg.Ack()
-}
-
-// anyLocal reports whether any user of the comma-separated list is held
-// here, without splitting the list into a slice.
-func anyLocal(list string, has func(string) bool) bool {
-	for list != "" {
-		var u string
-		u, list, _ = strings.Cut(list, ",")
-		if has(u) {
-			return true
-		}
-	}
-	return false
-}
-
-func decode(data []byte, d *courierv1.Delivery) error {
-	if err := proto.Unmarshal(data, d); err != nil {
-		return fmt.Errorf("decode delivery: %w", err)
-	}
-	if d.GetMessage().GetId() == "" {
-		return errors.New("delivery without a message id")
-	}
-	return nil
 }

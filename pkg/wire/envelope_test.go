@@ -1,4 +1,4 @@
-package envelope
+package wire
 
 import (
 	"errors"
@@ -8,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/courierhq/courier/pkg/pubsubx"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
 
@@ -41,13 +40,13 @@ func TestDecode(t *testing.T) {
 	}{
 		{name: "valid", mutate: func(*courierv1.Envelope) {}},
 		{name: "valid with matching attributes", mutate: func(*courierv1.Envelope) {},
-			attrs: map[string]string{pubsubx.AttrSchema: Schema, pubsubx.AttrMessageID: "m-1"}},
+			attrs: map[string]string{AttrSchema: SchemaEnvelope, AttrMessageID: "m-1"}},
 		{name: "not protobuf", data: []byte{0xff, 0xff, 0xff}, reason: ReasonUndecodable},
 		{name: "wrong schema", mutate: func(*courierv1.Envelope) {},
-			attrs: map[string]string{pubsubx.AttrSchema: "courier.v1.Delivery"}, reason: ReasonUndecodable},
+			attrs: map[string]string{AttrSchema: "courier.v1.Delivery"}, reason: ReasonUndecodable},
 		{name: "empty data", data: []byte{}, reason: ReasonInvalid, errHas: "message id missing"},
 		{name: "id attribute mismatch", mutate: func(*courierv1.Envelope) {},
-			attrs: map[string]string{pubsubx.AttrMessageID: "other"}, reason: ReasonInvalid, errHas: "differs"},
+			attrs: map[string]string{AttrMessageID: "other"}, reason: ReasonInvalid, errHas: "differs"},
 		{name: "bad id", mutate: func(e *courierv1.Envelope) { e.MessageId = "a/b" }, reason: ReasonInvalid, errHas: "not a valid id"},
 		{name: "reserved id", mutate: func(e *courierv1.Envelope) { e.MessageId = "__x__" }, reason: ReasonInvalid},
 		{name: "bad sender", mutate: func(e *courierv1.Envelope) { e.Sender = "" }, reason: ReasonInvalid, errHas: "sender"},
@@ -77,16 +76,16 @@ func TestDecode(t *testing.T) {
 				tc.mutate(env)
 				data = encode(t, env)
 			}
-			env, err := Decode(data, tc.attrs, limits)
+			env, err := DecodeEnvelope(data, tc.attrs, limits)
 			if tc.reason == "" {
 				if err != nil || env.MessageId != "m-1" {
 					t.Fatalf("rejected a valid envelope: %v", err)
 				}
 				return
 			}
-			var e *Error
+			var e *EnvelopeError
 			if !errors.As(err, &e) {
-				t.Fatalf("err = %v, want *Error", err)
+				t.Fatalf("err = %v, want *EnvelopeError", err)
 			}
 			if e.DeadLetterReason() != tc.reason {
 				t.Errorf("reason = %q, want %q (%v)", e.Reason, tc.reason, err)
@@ -102,15 +101,15 @@ func TestCommitSizeBound(t *testing.T) {
 	env := valid()
 	env.Payload = []byte(`"` + strings.Repeat("x", 1<<20) + `"`)
 	env.Recipients = []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"}
-	err := Validate(env, Limits{})
-	var e *Error
+	err := ValidateEnvelope(env, Limits{})
+	var e *EnvelopeError
 	if !errors.As(err, &e) || e.Reason != ReasonTooLarge {
 		t.Fatalf("1 MiB to 9 recipients: %v", err)
 	}
 }
 
 func TestSchemaName(t *testing.T) {
-	if Schema != "courier.v1.Envelope" {
-		t.Fatalf("Schema = %q", Schema)
+	if SchemaEnvelope != "courier.v1.Envelope" {
+		t.Fatalf("SchemaEnvelope = %q", SchemaEnvelope)
 	}
 }

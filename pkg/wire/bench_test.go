@@ -1,4 +1,4 @@
-package envelope
+package wire
 
 import (
 	"testing"
@@ -24,7 +24,7 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := Decode(data, nil, l); err != nil {
+		if _, err := DecodeEnvelope(data, nil, l); err != nil {
 			b.Fatal(err)
 		}
 	}
