@@ -305,15 +305,7 @@ func TestContractCatchesDrift(t *testing.T) {
 			} else if got.body, err = json.Marshal(tc.body); err != nil {
 				t.Fatal(err)
 			}
-			err = c.response(t.Context(), in, got)
-			switch {
-			case tc.drift && err == nil:
-				t.Fatal("drift not reported")
-			case !tc.drift && err != nil:
-				t.Fatalf("a response the document describes is refused: %v", err)
-			case err != nil:
-				t.Logf("caught: %v", err)
-			}
+			wantDrift(t, tc.drift, c.response(t.Context(), in, got))
 		})
 	}
 
@@ -338,17 +330,24 @@ func TestContractCatchesDrift(t *testing.T) {
 				r.Header.Set("Idempotency-Key", tc.key)
 			}
 			in, err := c.request(t.Context(), r)
-			switch {
-			case in == nil:
+			if in == nil {
 				t.Fatal(err)
-			case tc.drift && err == nil:
-				t.Fatal("drift not reported")
-			case !tc.drift && err != nil:
-				t.Fatalf("a request the document describes is refused: %v", err)
-			case err != nil:
-				t.Logf("caught: %v", err)
 			}
+			wantDrift(t, tc.drift, err)
 		})
+	}
+}
+
+// wantDrift: validation refused the exchange (err) exactly when it drifts.
+func wantDrift(t *testing.T, drift bool, err error) {
+	t.Helper()
+	switch {
+	case drift && err == nil:
+		t.Fatal("drift not reported")
+	case !drift && err != nil:
+		t.Fatalf("an exchange the document describes is refused: %v", err)
+	case err != nil:
+		t.Logf("caught: %v", err)
 	}
 }
 
