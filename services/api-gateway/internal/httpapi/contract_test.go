@@ -4,19 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"mime"
+	"maps"
+	"net/http"
 	"regexp"
-	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
-	"gopkg.in/yaml.v3"
 
+	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
@@ -26,26 +29,90 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
 )
 
-// TestOpenAPIMatchesHandlers walks every documented path, method and
-// response of docs/openapi.yaml against the real echo handlers: each one
-// has a scenario that produces it, answers with a documented media type
-// and headers, and a body valid against the documented schema. It also
-// fails when a route exists that the document does not describe, or a
-// scenario is left over for a response the document dropped.
-func TestOpenAPIMatchesHandlers(t *testing.T) {
-	var spec map[string]any
-	if err := yaml.Unmarshal(openapi.Spec, &spec); err != nil {
+// contract is docs/openapi.yaml (the embedded copy) as kin-openapi reads it,
+// with a router from requests to its operations and the options every
+// validation uses.
+type contract struct {
+	doc    *openapi3.T
+	router routers.Router
+	opts   *openapi3filter.Options
+}
+
+func loadContract(t *testing.T) *contract {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(openapi.Spec)
+	if err != nil {
 		t.Fatalf("openapi.yaml: %v", err)
 	}
-	v := &validator{spec: spec}
+	if err := doc.Validate(loader.Context); err != nil {
+		t.Fatalf("openapi.yaml is not a valid OpenAPI document: %v", err)
+	}
+	// The document's server is localhost:8080 and the test servers listen
+	// elsewhere: route on method and path alone.
+	routed := *doc
+	routed.Servers = nil
+	router, err := gorillamux.NewRouter(&routed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The bearer scheme is checked as the server checks it: a token this
+	// verifier accepts, so "no token" and "a bogus token" both break it.
+	verifier, err := auth.NewHS256(secret, auth.Options{Issuer: testIssuer, Audience: testAudience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &contract{doc: doc, router: router, opts: &openapi3filter.Options{
+		IncludeResponseStatus: true, // an undocumented status is drift, not "anything goes"
+		MultiError:            true,
+		AuthenticationFunc: func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+			tok, err := auth.BearerToken(in.RequestValidationInput.Request.Header.Get("Authorization"))
+			if err != nil {
+				return fmt.Errorf("bearer: %w", err)
+			}
+			if _, err := verifier.Verify(tok); err != nil {
+				return fmt.Errorf("bearer: %w", err)
+			}
+			return nil
+		},
+	}}
+}
 
+// request finds r's documented operation and validates r against it: the
+// returned input (nil when r has no operation) is what responses to r are
+// validated with, err says where r breaks the document.
+func (c *contract) request(ctx context.Context, r *http.Request) (*openapi3filter.RequestValidationInput, error) {
+	route, params, err := c.router.FindRoute(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: no documented operation: %w", r.Method, r.URL.Path, err)
+	}
+	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: c.opts}
+	return in, openapi3filter.ValidateRequest(ctx, in)
+}
+
+// response validates one response to the request in: status, headers,
+// media type and body.
+func (c *contract) response(ctx context.Context, in *openapi3filter.RequestValidationInput, got resp) error {
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: got.status, Header: got.header, Options: c.opts,
+	}
+	out.SetBodyBytes(got.body)
+	return openapi3filter.ValidateResponse(ctx, out)
+}
+
+// TestOpenAPIMatchesHandlers walks every documented path, method and
+// response of docs/openapi.yaml against the real echo handlers: each one has
+// a scenario whose request the document accepts (or refuses, when the server
+// must refuse it too) and whose response, status included, the document
+// describes. It also fails when a route exists that the document does not
+// describe, or a scenario is left over for a response the document dropped.
+func TestOpenAPIMatchesHandlers(t *testing.T) {
+	c := loadContract(t)
 	scenarios := contractScenarios(t)
 	documented := map[string]bool{}
-	paths := spec["paths"].(map[string]any)
-	for path, item := range paths {
-		for method, op := range item.(map[string]any) {
-			method = strings.ToUpper(method)
-			for code, r := range op.(map[string]any)["responses"].(map[string]any) {
+	for path, item := range c.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for code := range op.Responses.Map() {
 				key := fmt.Sprintf("%s %s %s", method, path, code)
 				documented[key] = true
 				sc, ok := scenarios[key]
@@ -58,11 +125,22 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 					for range sc.warmup {
 						s.do(t, sc.req)
 					}
+					in, err := c.request(t.Context(), s.request(t, sc.req))
+					switch {
+					case in == nil:
+						t.Fatal(err)
+					case sc.refused && err == nil:
+						t.Errorf("the document accepts the request the server answers %s to", code)
+					case !sc.refused && err != nil:
+						t.Errorf("the document refuses the request: %v", err)
+					}
 					got := s.do(t, sc.req)
 					if fmt.Sprint(got.status) != code {
 						t.Fatalf("status %d, want %s: %s", got.status, code, got.body)
 					}
-					v.checkResponse(t, v.resolve(r), got)
+					if err := c.response(t.Context(), in, got); err != nil {
+						t.Errorf("the response breaks the document: %v", err)
+					}
 				})
 			}
 		}
@@ -80,8 +158,7 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		if r.Path == httpapi.PathMetrics {
 			continue // registered only with a Gatherer; documented anyway
 		}
-		item, ok := paths[p].(map[string]any)
-		if !ok || item[strings.ToLower(r.Method)] == nil {
+		if item := c.doc.Paths.Value(p); item == nil || item.GetOperation(r.Method) == nil {
 			t.Errorf("route %s %s is not documented", r.Method, r.Path)
 		}
 	}
@@ -92,6 +169,9 @@ type scenario struct {
 	req  req
 	// warmup requests (identical) are made first, e.g. to spend a burst.
 	warmup int
+	// refused: the document itself rules the request out (bad body, no or
+	// a bogus token, wrong media type), so the server must refuse it too.
+	refused bool
 }
 
 func contractScenarios(t *testing.T) map[string]scenario {
@@ -129,21 +209,22 @@ func contractScenarios(t *testing.T) map[string]scenario {
 
 	sc := map[string]scenario{
 		"POST /v1/messages 202": {opts: ok, req: post(okBody)},
-		"POST /v1/messages 400": {opts: ok, req: post(`{"to":[]}`)},
-		"POST /v1/messages 401": {opts: ok, req: req{method: "POST", path: "/v1/messages", body: okBody}},
+		"POST /v1/messages 400": {opts: ok, req: post(`{"to":[]}`), refused: true},
+		"POST /v1/messages 401": {opts: ok, req: req{method: "POST", path: "/v1/messages", body: okBody}, refused: true},
 		"POST /v1/messages 413": {opts: options{maxBody: 1024}, req: post(`{"to":["bob"],"payload":"` + strings.Repeat("x", 2048) + `"}`)},
-		"POST /v1/messages 415": {opts: ok, req: req{method: "POST", path: "/v1/messages", token: alice, body: okBody, ctype: "text/plain"}},
+		"POST /v1/messages 415": {opts: ok, req: req{method: "POST", path: "/v1/messages", token: alice, body: okBody, ctype: "text/plain"}, refused: true},
 		"POST /v1/messages 429": spend(limited, post(okBody)),
 		"POST /v1/messages 503": {opts: options{pub: brokenPub}, req: post(okBody)},
 
 		"GET /v1/messages 200": {opts: ok, req: req{path: "/v1/messages?limit=2", token: alice}},
+		// An opaque cursor the document cannot judge; the server can.
 		"GET /v1/messages 400": {opts: ok, req: req{path: "/v1/messages?cursor=bogus", token: alice}},
-		"GET /v1/messages 401": {opts: ok, req: req{path: "/v1/messages"}},
+		"GET /v1/messages 401": {opts: ok, req: req{path: "/v1/messages"}, refused: true},
 		"GET /v1/messages 429": spend(limited, req{path: "/v1/messages", token: alice}),
 		"GET /v1/messages 503": {opts: options{store: brokenStore}, req: req{path: "/v1/messages", token: alice}},
 
 		"GET /v1/messages/{id} 200": {opts: ok, req: req{path: "/v1/messages/m1", token: alice}},
-		"GET /v1/messages/{id} 401": {opts: ok, req: req{path: "/v1/messages/m1", token: "expired.or.bogus"}},
+		"GET /v1/messages/{id} 401": {opts: ok, req: req{path: "/v1/messages/m1", token: "expired.or.bogus"}, refused: true},
 		"GET /v1/messages/{id} 404": {opts: ok, req: req{path: "/v1/messages/m2", token: alice}},
 		"GET /v1/messages/{id} 429": spend(limited, req{path: "/v1/messages/m1", token: alice}),
 		"GET /v1/messages/{id} 503": {opts: options{store: brokenStore}, req: req{path: "/v1/messages/m1", token: alice}},
@@ -157,208 +238,128 @@ func contractScenarios(t *testing.T) map[string]scenario {
 	return sc
 }
 
-// validator checks responses against the document's schemas.
-type validator struct{ spec map[string]any }
+// TestContractCatchesDrift proves the contract test has teeth: responses and
+// requests that drift from the document in each way it checks are refused,
+// while the same exchanges without the drift pass.
+func TestContractCatchesDrift(t *testing.T) {
+	c := loadContract(t)
+	alice := token(t, "alice")
+	msg := map[string]any{"id": "m1", "from": "a", "to": []any{"b"}, "to_count": 1, "payload": 1,
+		"content_type": "x", "sent_at": "2026-01-01T00:00:00Z"}
+	view := map[string]any{"message": msg, "state": "stored", "delivered_to": []any{}, "delivered_count": 0}
+	entry := with(msg, "cursor", "c")
+	page := func(e map[string]any) map[string]any { return map[string]any{"messages": []any{e}, "next_cursor": "c"} }
+	problem := map[string]any{"type": "urn:courier:problem:rate_limited", "title": "Too Many Requests", "status": 429,
+		"code": "rate_limited", "detail": "slow down", "request_id": "r1"}
+	retry := map[string]string{"Retry-After": "1"}
 
-// resolve follows a local "$ref".
-func (v *validator) resolve(n any) map[string]any {
-	m, _ := n.(map[string]any)
-	for m != nil && m["$ref"] != nil {
-		var cur any = v.spec
-		for _, part := range strings.Split(strings.TrimPrefix(m["$ref"].(string), "#/"), "/") {
-			cur = cur.(map[string]any)[part]
-		}
-		m, _ = cur.(map[string]any)
-	}
-	return m
-}
+	for _, tc := range []struct {
+		name   string
+		path   string // of a GET by alice
+		status int
+		ctype  string
+		header map[string]string
+		body   any // JSON-encoded unless a string
+		drift  bool
+	}{
+		{"message view", "/v1/messages/m1", 200, "application/json", nil, view, false},
+		{"missing required property", "/v1/messages/m1", 200, "application/json", nil, without(view, "delivered_count"), true},
+		{"undocumented property", "/v1/messages/m1", 200, "application/json", nil, with(view, "extra", 1), true},
+		{"undocumented property of the message", "/v1/messages/m1", 200, "application/json", nil, with(view, "message", with(msg, "extra", 1)), true},
+		{"enum violated", "/v1/messages/m1", 200, "application/json", nil, with(view, "state", "accepted"), true},
+		{"wrong type", "/v1/messages/m1", 200, "application/json", nil, with(view, "delivered_to", "bob"), true},
+		{"bad date-time", "/v1/messages/m1", 200, "application/json", nil, with(view, "message", with(msg, "sent_at", "yesterday")), true},
+		{"bad user id", "/v1/messages/m1", 200, "application/json", nil, with(view, "delivered_to", []any{"a/b"}), true},
+		{"undocumented status", "/v1/messages/m1", 500, "application/problem+json", nil, with(problem, "code", "internal"), true},
+		{"undocumented media type", "/v1/messages/m1", 200, "text/html", nil, "<p>m1</p>", true},
 
-func (v *validator) checkResponse(t *testing.T, doc map[string]any, got resp) {
-	t.Helper()
-	for name := range asMap(doc["headers"]) {
-		if got.header.Get(name) == "" {
-			t.Errorf("documented header %s missing", name)
-		}
-	}
-	content := asMap(doc["content"])
-	if len(content) == 0 {
-		return
-	}
-	mt, _, err := mime.ParseMediaType(got.header.Get("Content-Type"))
-	if err != nil {
-		t.Fatalf("Content-Type %q: %v", got.header.Get("Content-Type"), err)
-	}
-	media, ok := content[mt]
-	if !ok {
-		t.Fatalf("Content-Type %s not documented (documented: %v)", mt, keys(content))
-	}
-	schema := v.resolve(asMap(media)["schema"])
-	if !strings.HasSuffix(mt, "json") {
-		if len(got.body) == 0 {
-			t.Error("empty body")
-		}
-		return
-	}
-	var body any
-	if err := json.Unmarshal(got.body, &body); err != nil {
-		t.Fatalf("body is not JSON: %v", err)
-	}
-	for _, problem := range v.validate(schema, body, "$") {
-		t.Error(problem)
-	}
-}
+		{"inbox page", "/v1/messages", 200, "application/json", nil, page(entry), false},
+		{"entry without cursor", "/v1/messages", 200, "application/json", nil, page(msg), true},
+		{"undocumented property of an entry", "/v1/messages", 200, "application/json", nil, page(with(entry, "extra", 1)), true},
 
-// validate returns where value breaks schema (the subset of JSON Schema
-// the document uses).
-func (v *validator) validate(schema map[string]any, value any, at string) []string {
-	schema = v.resolve(schema)
-	if len(schema) == 0 {
-		return nil // any value
-	}
-	var errs []string
-	fail := func(format string, args ...any) { errs = append(errs, at+": "+fmt.Sprintf(format, args...)) }
-	schema = v.flatten(schema)
-	if enum := asSlice(schema["enum"]); enum != nil && !slices.ContainsFunc(enum, func(e any) bool { return fmt.Sprint(e) == fmt.Sprint(value) }) {
-		fail("%v not in %v", value, enum)
-	}
-	switch schema["type"] {
-	case "object":
-		obj, ok := value.(map[string]any)
-		if !ok {
-			fail("want object, got %T", value)
-			return errs
-		}
-		props := asMap(schema["properties"])
-		for _, r := range asSlice(schema["required"]) {
-			if _, ok := obj[r.(string)]; !ok {
-				fail("required property %q missing", r)
-			}
-		}
-		for k, val := range obj {
-			if ps, ok := props[k]; ok {
-				errs = append(errs, v.validate(asMap(ps), val, at+"."+k)...)
-			} else if ap, ok := schema["additionalProperties"]; ok {
-				if b, isBool := ap.(bool); isBool && !b {
-					fail("undocumented property %q", k)
-				} else if !isBool {
-					errs = append(errs, v.validate(asMap(ap), val, at+"."+k)...)
-				}
-			} else {
-				// Responses are documented exactly: an extra field is drift.
-				fail("undocumented property %q", k)
-			}
-		}
-	case "array":
-		arr, ok := value.([]any)
-		if !ok {
-			fail("want array, got %T", value)
-			return errs
-		}
-		for i, item := range arr {
-			errs = append(errs, v.validate(asMap(schema["items"]), item, fmt.Sprintf("%s[%d]", at, i))...)
-		}
-	case "string":
-		s, ok := value.(string)
-		if !ok {
-			fail("want string, got %T", value)
-			return errs
-		}
-		if schema["format"] == "date-time" {
-			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
-				fail("not a date-time: %q", s)
-			}
-		}
-		if p, ok := schema["pattern"].(string); ok && !regexp.MustCompile(p).MatchString(s) {
-			fail("%q does not match %s", s, p)
-		}
-	case "integer":
-		if f, ok := value.(float64); !ok || f != float64(int64(f)) {
-			fail("want integer, got %v", value)
-		}
-	case "number":
-		if _, ok := value.(float64); !ok {
-			fail("want number, got %T", value)
-		}
-	case "boolean":
-		if _, ok := value.(bool); !ok {
-			fail("want boolean, got %T", value)
-		}
-	}
-	return errs
-}
+		{"rate limited", "/v1/messages", 429, "application/problem+json", retry, problem, false},
+		{"rate limited without Retry-After", "/v1/messages", 429, "application/problem+json", nil, problem, true},
+		{"unknown problem code", "/v1/messages", 429, "application/problem+json", retry, with(problem, "code", "slow_down"), true},
 
-// flatten merges allOf members into one schema (properties, required,
-// type), which is how the document composes objects.
-func (v *validator) flatten(schema map[string]any) map[string]any {
-	all := asSlice(schema["allOf"])
-	if all == nil {
-		return schema
-	}
-	out := map[string]any{"type": "object"}
-	props := map[string]any{}
-	required := asSlice(schema["required"])
-	for k, p := range asMap(schema["properties"]) {
-		props[k] = p
-	}
-	for _, part := range all {
-		m := v.flatten(v.resolve(asMap(part)))
-		for k, p := range asMap(m["properties"]) {
-			props[k] = p
-		}
-		required = append(required, asSlice(m["required"])...)
-	}
-	out["properties"], out["required"] = props, required
-	return out
-}
-
-func asMap(n any) map[string]any { m, _ := n.(map[string]any); return m }
-func asSlice(n any) []any        { s, _ := n.([]any); return s }
-func keys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// TestValidatorCatchesDrift proves the contract test has teeth: bodies that
-// drift from the document in each way it checks are reported.
-func TestValidatorCatchesDrift(t *testing.T) {
-	var spec map[string]any
-	if err := yaml.Unmarshal(openapi.Spec, &spec); err != nil {
-		t.Fatal(err)
-	}
-	v := &validator{spec: spec}
-	view := v.resolve(map[string]any{"$ref": "#/components/schemas/MessageView"})
-	page := v.resolve(map[string]any{"$ref": "#/components/schemas/InboxPage"})
-	msg := map[string]any{"id": "m1", "from": "a", "to": []any{"b"}, "to_count": 1.0, "payload": 1, "content_type": "x", "sent_at": "2026-01-01T00:00:00Z"}
-	good := map[string]any{"message": msg, "state": "stored", "delivered_to": []any{}, "delivered_count": 0.0}
-	if errs := v.validate(view, good, "$"); len(errs) != 0 {
-		t.Fatalf("valid body refused: %v", errs)
-	}
-	entry := map[string]any{"cursor": "c"}
-	for k, val := range msg {
-		entry[k] = val
-	}
-	if errs := v.validate(page, map[string]any{"messages": []any{entry}, "next_cursor": "c"}, "$"); len(errs) != 0 {
-		t.Fatalf("valid page refused: %v", errs)
-	}
-	for name, body := range map[string]any{
-		"missing required":     map[string]any{"message": msg, "state": "stored"},
-		"undocumented field":   map[string]any{"message": msg, "state": "stored", "delivered_to": []any{}, "extra": 1},
-		"enum violated":        map[string]any{"message": msg, "state": "accepted", "delivered_to": []any{}},
-		"wrong type":           map[string]any{"message": msg, "state": "stored", "delivered_to": "bob"},
-		"bad date-time":        map[string]any{"message": map[string]any{"id": "m1", "from": "a", "to": []any{"b"}, "payload": 1, "content_type": "x", "sent_at": "yesterday"}, "state": "stored", "delivered_to": []any{}},
-		"bad user id":          map[string]any{"message": msg, "state": "stored", "delivered_to": []any{"a/b"}},
-		"entry without cursor": nil,
+		{"metrics", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8", nil, "up 1\n", false},
+		{"empty metrics", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8", nil, "", true},
+		{"the document", "/v1/openapi.yaml", 200, "application/yaml", nil, string(openapi.Spec), false},
+		{"YAML that is no OpenAPI document", "/v1/openapi.yaml", 200, "application/yaml", nil, "hello: world\n", true},
 	} {
-		schema := view
-		if body == nil {
-			schema, body = page, map[string]any{"messages": []any{msg}, "next_cursor": "c"}
-		}
-		if errs := v.validate(schema, body, "$"); len(errs) == 0 {
-			t.Errorf("%s: not reported", name)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := http.NewRequest(http.MethodGet, "http://gateway.test"+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("Authorization", "Bearer "+alice)
+			in, err := c.request(t.Context(), r)
+			if err != nil {
+				t.Fatalf("the request itself is refused: %v", err)
+			}
+			got := resp{status: tc.status, header: http.Header{"Content-Type": {tc.ctype}}}
+			for k, v := range tc.header {
+				got.header.Set(k, v)
+			}
+			if s, ok := tc.body.(string); ok {
+				got.body = []byte(s)
+			} else if got.body, err = json.Marshal(tc.body); err != nil {
+				t.Fatal(err)
+			}
+			wantDrift(t, tc.drift, c.response(t.Context(), in, got))
+		})
 	}
+
+	for _, tc := range []struct {
+		name, body, key string
+		drift           bool
+	}{
+		{"send", okBody, "k1", false},
+		{"undocumented property", `{"to":["bob"],"payload":1,"priority":"high"}`, "", true},
+		{"no recipients", `{"to":[],"payload":1}`, "", true},
+		{"recipient that is no user id", `{"to":["a/b"],"payload":1}`, "", true},
+		{"Idempotency-Key too long", okBody, strings.Repeat("k", 129), true},
+	} {
+		t.Run("request/"+tc.name, func(t *testing.T) {
+			r, err := http.NewRequest(http.MethodPost, "http://gateway.test/v1/messages", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header.Set("Authorization", "Bearer "+alice)
+			r.Header.Set("Content-Type", "application/json")
+			if tc.key != "" {
+				r.Header.Set("Idempotency-Key", tc.key)
+			}
+			in, err := c.request(t.Context(), r)
+			if in == nil {
+				t.Fatal(err)
+			}
+			wantDrift(t, tc.drift, err)
+		})
+	}
+}
+
+// wantDrift: validation refused the exchange (err) exactly when it drifts.
+func wantDrift(t *testing.T, drift bool, err error) {
+	t.Helper()
+	switch {
+	case drift && err == nil:
+		t.Fatal("drift not reported")
+	case !drift && err != nil:
+		t.Fatalf("an exchange the document describes is refused: %v", err)
+	case err != nil:
+		t.Logf("caught: %v", err)
+	}
+}
+
+// with returns a copy of m with k set to v; without, a copy without k.
+func with(m map[string]any, k string, v any) map[string]any {
+	out := maps.Clone(m)
+	out[k] = v
+	return out
+}
+
+func without(m map[string]any, k string) map[string]any {
+	out := maps.Clone(m)
+	delete(out, k)
+	return out
 }

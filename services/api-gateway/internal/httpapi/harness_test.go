@@ -211,6 +211,21 @@ func (r resp) json(t testing.TB) map[string]any {
 
 func (s *testServer) do(t testing.TB, r req) resp {
 	t.Helper()
+	res, err := http.DefaultClient.Do(s.request(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// request builds the HTTP request r describes, addressed to s.
+func (s *testServer) request(t testing.TB, r req) *http.Request {
+	t.Helper()
 	if r.method == "" {
 		r.method = http.MethodGet
 	}
@@ -237,16 +252,7 @@ func (s *testServer) do(t testing.TB, r req) resp {
 	for k, v := range r.headers {
 		hr.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp{status: res.StatusCode, header: res.Header, body: b}
+	return hr
 }
 
 // wantProblem checks a problem+json answer's status, code and shape.
