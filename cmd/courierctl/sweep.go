@@ -11,7 +11,7 @@ import (
 
 	"github.com/courierhq/courier/cmd/courierctl/internal/sweep"
 	"github.com/courierhq/courier/pkg/config"
-	"github.com/courierhq/courier/pkg/presence"
+	"github.com/courierhq/courier/pkg/edges"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/topology"
 )
@@ -47,7 +47,7 @@ func sweepCmd(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("firestore client for project %s: %w", cfg.Project, err)
 	}
 	defer fsc.Close()
-	decisions, err := sweep.Run(ctx, client, presence.New(fsc), cfg, sweep.Options{Stale: *stale, Keep: keepList, DryRun: *dryRun})
+	decisions, err := sweep.Run(ctx, client, edges.New(fsc), cfg, sweep.Options{Stale: *stale, Keep: keepList, DryRun: *dryRun})
 	for _, d := range decisions {
 		fmt.Fprintln(out, d)
 	}

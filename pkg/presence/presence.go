@@ -1,94 +1,121 @@
-// Package presence records, in Firestore, which ws-edge pods are alive, so
-// that `courierctl sweep` can tell an orphaned edge subscription (its pod
-// died without deleting it) from a live one.
-//
-// Pub/Sub cannot carry this signal itself: the expiration policy deletes an
-// idle subscription only after a day on GCP and never on the emulator, and
-// the emulator refuses to update subscription labels, so a heartbeat label
-// would work in production only.
-//
-// Layout: edges/{pod} {subscription, heartbeat (server time), started_at}.
-//
-// Ordering contract: an edge records its first heartbeat before it creates
-// its subscription, and sweep lists subscriptions before it reads the
-// heartbeats, so a subscription sweep sees always has a heartbeat sweep can
-// see.
+// Package presence records which ws-edge pods hold sessions of which users:
+// presence/{user} {pods: {<pod>: joined_at}}. Edges write it (targeted
+// routing: an edge joins before a session's first inbox read, leaves after
+// the user's last session on the pod), the worker reads it after each
+// batch's commit to route the deliveries (pkg/routing has the argument for
+// why that order loses nothing), and `courierctl sweep` removes the records
+// of a pod that died.
 package presence
 
 import (
 	"context"
 	"fmt"
-	"time"
+	"slices"
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/courierhq/courier/pkg/routing"
 )
 
-// Collection holds one document per edge pod.
-const Collection = "edges"
+// Collection holds one document per user with sessions somewhere.
+const Collection = "presence"
 
-// Pod is one edge pod's record.
-type Pod struct {
-	Name         string    `firestore:"-"`
-	Subscription string    `firestore:"subscription"`
-	Heartbeat    time.Time `firestore:"heartbeat"`
-	StartedAt    time.Time `firestore:"started_at"`
-}
-
-// Store reads and writes edge pod records.
-type Store struct {
+// Table reads and writes presence records.
+type Table struct {
 	fs *firestore.Client
 }
 
-// New returns a Store on fs.
-func New(fs *firestore.Client) *Store { return &Store{fs: fs} }
+// NewTable returns a Table on fs.
+func NewTable(fs *firestore.Client) *Table { return &Table{fs: fs} }
 
-// Beat records that pod is alive now (Firestore's clock), owning
-// subscription.
-func (s *Store) Beat(ctx context.Context, pod, subscription string, startedAt time.Time) error {
-	_, err := s.fs.Collection(Collection).Doc(pod).Set(ctx, map[string]any{
-		"subscription": subscription,
-		"heartbeat":    firestore.ServerTimestamp,
-		"started_at":   startedAt.UTC(),
-	})
+func podField(pod string) firestore.FieldPath { return firestore.FieldPath{"pods", pod} }
+
+// Join records that pod holds sessions of user. It returns once the record
+// is committed: the caller reads the user's inbox only after that.
+func (t *Table) Join(ctx context.Context, user, pod string) error {
+	_, err := t.fs.Collection(Collection).Doc(user).Set(ctx,
+		map[string]any{"pods": map[string]any{pod: firestore.ServerTimestamp}},
+		firestore.Merge(podField(pod)))
 	if err != nil {
-		return fmt.Errorf("record heartbeat of edge %s: %w", pod, err)
+		return fmt.Errorf("record presence of %s on %s: %w", user, pod, err)
 	}
 	return nil
 }
 
-// Remove deletes pod's record (graceful stop, or sweep of an orphan), and
-// first the pod's targeted-routing records of the users it held
-// (pkg/routing), so a failure leaves the heartbeat for the next sweep.
-func (s *Store) Remove(ctx context.Context, pod string) error {
-	if _, err := routing.NewTable(s.fs).LeaveAll(ctx, pod); err != nil {
-		return fmt.Errorf("remove edge %s: %w", pod, err)
-	}
-	_, err := s.fs.Collection(Collection).Doc(pod).Delete(ctx)
+// Leave removes the record that pod holds sessions of user.
+func (t *Table) Leave(ctx context.Context, user, pod string) error {
+	_, err := t.fs.Collection(Collection).Doc(user).Update(ctx, []firestore.Update{{FieldPath: podField(pod), Value: firestore.Delete}})
 	if err != nil && status.Code(err) != codes.NotFound {
-		return fmt.Errorf("remove edge %s: %w", pod, err)
+		return fmt.Errorf("remove presence of %s on %s: %w", user, pod, err)
 	}
 	return nil
 }
 
-// Pods returns every recorded pod by name.
-func (s *Store) Pods(ctx context.Context) (map[string]Pod, error) {
-	// One document per pod: small enough to read at once.
-	snaps, err := s.fs.Collection(Collection).Documents(ctx).GetAll()
+// Pods returns the pods holding sessions of any of users, sorted, in one
+// read.
+func (t *Table) Pods(ctx context.Context, users []string) ([]string, error) {
+	byUser, err := t.PodsOf(ctx, users)
 	if err != nil {
-		return nil, fmt.Errorf("list edges: %w", err)
+		return nil, err
 	}
-	out := make(map[string]Pod, len(snaps))
-	for _, snap := range snaps {
-		var p Pod
-		if err := snap.DataTo(&p); err != nil {
-			return nil, fmt.Errorf("decode edge %s: %w", snap.Ref.ID, err)
+	return PodsFor(byUser, users), nil
+}
+
+// PodsOf returns, in one read, the pods holding sessions of each of users
+// (sorted; users connected nowhere are absent), so that a batch of
+// deliveries is routed with one request.
+func (t *Table) PodsOf(ctx context.Context, users []string) (map[string][]string, error) {
+	refs := make([]*firestore.DocumentRef, len(users))
+	for i, u := range users {
+		refs[i] = t.fs.Collection(Collection).Doc(u)
+	}
+	snaps, err := t.fs.GetAll(ctx, refs)
+	if err != nil {
+		return nil, fmt.Errorf("read presence of %d users: %w", len(users), err)
+	}
+	byUser := make(map[string][]string, len(snaps))
+	for _, s := range snaps {
+		if !s.Exists() {
+			continue
 		}
-		p.Name = snap.Ref.ID
-		out[p.Name] = p
+		m, _ := s.Data()["pods"].(map[string]any)
+		var pods []string
+		for p := range m {
+			pods = append(pods, p)
+		}
+		if len(pods) > 0 {
+			slices.Sort(pods)
+			byUser[s.Ref.ID] = pods
+		}
 	}
-	return out, nil
+	return byUser, nil
+}
+
+// PodsFor returns the pods holding any of users according to byUser
+// (PodsOf), sorted and without repeats.
+func PodsFor(byUser map[string][]string, users []string) []string {
+	var pods []string
+	for _, u := range users {
+		pods = append(pods, byUser[u]...)
+	}
+	slices.Sort(pods)
+	return slices.Compact(pods)
+}
+
+// LeaveAll removes every record of pod (a pod that stopped or died) and
+// returns how many it removed.
+func (t *Table) LeaveAll(ctx context.Context, pod string) (int, error) {
+	// Ordering by the field selects exactly the documents that have it.
+	snaps, err := t.fs.Collection(Collection).OrderByPath(podField(pod), firestore.Asc).Documents(ctx).GetAll()
+	if err != nil {
+		return 0, fmt.Errorf("find presence records of %s: %w", pod, err)
+	}
+	n := 0
+	for _, s := range snaps {
+		if _, err := s.Ref.Update(ctx, []firestore.Update{{FieldPath: podField(pod), Value: firestore.Delete}}); err != nil && status.Code(err) != codes.NotFound {
+			return n, fmt.Errorf("remove presence record of %s on %s: %w", s.Ref.ID, pod, err)
+		}
+		n++
+	}
+	return n, nil
 }

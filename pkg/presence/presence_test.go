@@ -6,68 +6,55 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/pkg/presence"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
 )
 
-func TestBeatListRemove(t *testing.T) {
+func TestTable(t *testing.T) {
 	project := testenv.Project(t)
-	s := presence.New(testenv.Firestore(t, project))
-	ctx := testenv.Context(t, time.Minute)
-	started := time.Now().Add(-time.Minute)
-	before := time.Now().Add(-5 * time.Second) // tolerate clock skew with the emulator
-	if err := s.Beat(ctx, "edge-a", "projects/p/subscriptions/courier-edge-edge-a", started); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Beat(ctx, "edge-b", "projects/p/subscriptions/courier-edge-edge-b", started); err != nil {
-		t.Fatal(err)
-	}
-	pods, err := s.Pods(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, ok := pods["edge-a"]
-	if len(pods) != 2 || !ok || a.Name != "edge-a" || a.Subscription != "projects/p/subscriptions/courier-edge-edge-a" {
-		t.Fatalf("pods = %+v", pods)
-	}
-	if a.Heartbeat.Before(before) || a.Heartbeat.After(time.Now().Add(5*time.Second)) {
-		t.Errorf("heartbeat %s is not the server's now", a.Heartbeat)
-	}
-	if !a.StartedAt.Equal(started.UTC().Truncate(time.Microsecond)) {
-		t.Errorf("started_at = %s, want %s", a.StartedAt, started)
-	}
-	if err := s.Remove(ctx, "edge-a"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Remove(ctx, "edge-a"); err != nil {
-		t.Fatalf("removing twice: %v", err)
-	}
-	pods, err = s.Pods(ctx)
-	if err != nil || len(pods) != 1 {
-		t.Fatalf("after remove: %v %v", pods, err)
-	}
-}
+	tab := presence.NewTable(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, 30*time.Second)
 
-// Removing a pod also removes its targeted-routing records, so a swept pod
-// no longer attracts deliveries; other pods' records stay.
-func TestRemoveForgetsThePodsRoutes(t *testing.T) {
-	project := testenv.Project(t)
-	fs := testenv.Firestore(t, project)
-	s, routes := presence.New(fs), routing.NewTable(fs)
-	ctx := testenv.Context(t, time.Minute)
-	for _, j := range [][2]string{{"alice", "edge-a"}, {"bob", "edge-a"}, {"bob", "edge-b"}} {
-		if err := routes.Join(ctx, j[0], j[1]); err != nil {
+	pods := func(users ...string) []string {
+		t.Helper()
+		got, err := tab.Pods(ctx, users)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := pods("alice", "bob"); len(got) != 0 {
+		t.Fatalf("pods of nobody: %v", got)
+	}
+	for _, j := range [][2]string{{"alice", "edge-a"}, {"alice", "edge-b"}, {"bob", "edge-b"}, {"carol", "edge-c"}, {"alice", "edge-a"}} {
+		if err := tab.Join(ctx, j[0], j[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Beat(ctx, "edge-a", "sub", time.Now()); err != nil {
+	if got := pods("alice", "bob"); !slices.Equal(got, []string{"edge-a", "edge-b"}) {
+		t.Fatalf("pods of alice and bob: %v", got)
+	}
+	if got := pods("carol", "dave"); !slices.Equal(got, []string{"edge-c"}) {
+		t.Fatalf("pods of carol and dave: %v", got)
+	}
+
+	if err := tab.Leave(ctx, "alice", "edge-a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Remove(ctx, "edge-a"); err != nil {
+	if err := tab.Leave(ctx, "dave", "edge-a"); err != nil { // never joined
+		t.Fatalf("leaving without a record: %v", err)
+	}
+	if got := pods("alice"); !slices.Equal(got, []string{"edge-b"}) {
+		t.Fatalf("pods of alice after leaving edge-a: %v", got)
+	}
+
+	n, err := tab.LeaveAll(ctx, "edge-b")
+	if err != nil {
 		t.Fatal(err)
 	}
-	pods, err := routes.Pods(ctx, []string{"alice", "bob"})
-	if err != nil || !slices.Equal(pods, []string{"edge-b"}) {
-		t.Fatalf("pods after removing edge-a: %v %v", pods, err)
+	if n != 2 {
+		t.Fatalf("LeaveAll removed %d records, want 2 (alice, bob)", n)
+	}
+	if got := pods("alice", "bob", "carol"); !slices.Equal(got, []string{"edge-c"}) {
+		t.Fatalf("pods after edge-b left: %v", got)
 	}
 }

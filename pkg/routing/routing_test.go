@@ -1,12 +1,9 @@
 package routing_test
 
 import (
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/courierhq/courier/pkg/routing"
-	"github.com/courierhq/courier/pkg/testenv"
 )
 
 func TestAttributesAndFilter(t *testing.T) {
@@ -32,52 +29,3 @@ func TestAttributesAndFilter(t *testing.T) {
 }
 
 // Join, Leave, Pods and LeaveAll on the Firestore emulator.
-func TestTable(t *testing.T) {
-	project := testenv.Project(t)
-	tab := routing.NewTable(testenv.Firestore(t, project))
-	ctx := testenv.Context(t, 30*time.Second)
-
-	pods := func(users ...string) []string {
-		t.Helper()
-		got, err := tab.Pods(ctx, users)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
-	if got := pods("alice", "bob"); len(got) != 0 {
-		t.Fatalf("pods of nobody: %v", got)
-	}
-	for _, j := range [][2]string{{"alice", "edge-a"}, {"alice", "edge-b"}, {"bob", "edge-b"}, {"carol", "edge-c"}, {"alice", "edge-a"}} {
-		if err := tab.Join(ctx, j[0], j[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := pods("alice", "bob"); !slices.Equal(got, []string{"edge-a", "edge-b"}) {
-		t.Fatalf("pods of alice and bob: %v", got)
-	}
-	if got := pods("carol", "dave"); !slices.Equal(got, []string{"edge-c"}) {
-		t.Fatalf("pods of carol and dave: %v", got)
-	}
-
-	if err := tab.Leave(ctx, "alice", "edge-a"); err != nil {
-		t.Fatal(err)
-	}
-	if err := tab.Leave(ctx, "dave", "edge-a"); err != nil { // never joined
-		t.Fatalf("leaving without a record: %v", err)
-	}
-	if got := pods("alice"); !slices.Equal(got, []string{"edge-b"}) {
-		t.Fatalf("pods of alice after leaving edge-a: %v", got)
-	}
-
-	n, err := tab.LeaveAll(ctx, "edge-b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != 2 {
-		t.Fatalf("LeaveAll removed %d records, want 2 (alice, bob)", n)
-	}
-	if got := pods("alice", "bob", "carol"); !slices.Equal(got, []string{"edge-c"}) {
-		t.Fatalf("pods after edge-b left: %v", got)
-	}
-}

@@ -25,8 +25,8 @@ import (
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
@@ -81,7 +81,7 @@ func run() (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
-	worker := pipeline.New(settings, ps, pipeline.Committer(settings, inbox.New(fs), m), routing.NewTable(fs), m, log)
+	worker := pipeline.New(settings, ps, pipeline.Committer(settings, inbox.New(fs), m), presence.NewTable(fs), m, log)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", health.Live)

@@ -23,11 +23,11 @@ import (
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/edges"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/edge"
@@ -138,7 +138,7 @@ func run() (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	e, err := edge.New(s.edge, edge.Deps{
-		PubSub: ps, Store: inbox.New(fs), Presence: presence.New(fs), Routes: routing.NewTable(fs),
+		PubSub: ps, Store: inbox.New(fs), Heartbeats: edges.New(fs), Presence: presence.NewTable(fs),
 		Verifier: verifier, Registry: reg, Logger: logger,
 		ReadyChecks: map[string]health.Check{
 			"pubsub":    health.PubSubTopic(ps, s.edge.Topology.TopicPath(s.edge.Topology.DeliveriesTopic)),

@@ -19,13 +19,13 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/api/iterator"
 
-	"github.com/courierhq/courier/pkg/presence"
+	"github.com/courierhq/courier/pkg/edges"
 	"github.com/courierhq/courier/pkg/topology"
 )
 
 // Heartbeats are the edge pods' liveness records.
 type Heartbeats interface {
-	Pods(ctx context.Context) (map[string]presence.Pod, error)
+	Pods(ctx context.Context) (map[string]edges.Pod, error)
 	Remove(ctx context.Context, pod string) error
 }
 

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/courierhq/courier/cmd/courierctl/internal/sweep"
-	"github.com/courierhq/courier/pkg/presence"
+	"github.com/courierhq/courier/pkg/edges"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
 )
@@ -23,7 +23,7 @@ func TestSweepDeletesOrphansAndKeepsLivePods(t *testing.T) {
 	project := testenv.Project(t)
 	ps := testenv.PubSub(t, project)
 	fs := testenv.Firestore(t, project)
-	hb := presence.New(fs)
+	hb := edges.New(fs)
 	ctx := testenv.Context(t, time.Minute)
 	cfg := topology.Default(project)
 	if _, err := topology.Apply(ctx, ps, cfg); err != nil {
@@ -44,7 +44,7 @@ func TestSweepDeletesOrphansAndKeepsLivePods(t *testing.T) {
 	}
 	// Old heartbeats, written as a pod that stopped beating an hour ago left them.
 	for _, pod := range []string{"dead", "kept", "zombie"} {
-		if _, err := fs.Collection(presence.Collection).Doc(pod).Set(ctx, map[string]any{
+		if _, err := fs.Collection(edges.Collection).Doc(pod).Set(ctx, map[string]any{
 			"subscription": cfg.SubscriptionPath(cfg.EdgeSubscriptionID(pod)),
 			"heartbeat":    time.Now().Add(-time.Hour), "started_at": time.Now().Add(-2 * time.Hour),
 		}); err != nil {

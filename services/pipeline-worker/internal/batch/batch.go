@@ -38,8 +38,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/classify"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
@@ -52,7 +52,7 @@ type Committer interface {
 	Commit(ctx context.Context, envs []*courierv1.Envelope) []inbox.Result
 }
 
-// Router reads which ws-edge pods hold sessions of users (routing.Table).
+// Router reads which ws-edge pods hold sessions of users (presence.Table).
 type Router interface {
 	PodsOf(ctx context.Context, users []string) (map[string][]string, error)
 }
@@ -408,7 +408,7 @@ func (b *Batcher) route(ctx context.Context, batch []*entry, results []Result) {
 		if err != nil {
 			res.RouteErr = err
 		} else {
-			res.Routed, res.Pods = true, routing.PodsFor(byUser, e.item.Env.Recipients)
+			res.Routed, res.Pods = true, presence.PodsFor(byUser, e.item.Env.Recipients)
 		}
 		b.settle(e, res)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/courierhq/courier/pkg/routing"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/wire"
 )
@@ -47,7 +47,7 @@ func benchPipeline(b *testing.B, routed bool, senders int, recipients func() []s
 		s := w.settings()
 		s.TargetedRouting = routed
 		if routed {
-			tab := routing.NewTable(w.fs)
+			tab := presence.NewTable(w.fs)
 			for u := range 25 {
 				if err := tab.Join(testenv.Context(b, 10*time.Second), fmt.Sprintf("u%02d", 2*u), fmt.Sprintf("edge-%d", u%4)); err != nil {
 					b.Fatal(err)

@@ -26,8 +26,8 @@ import (
 
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/pkg/wire"
@@ -127,7 +127,7 @@ func (w *world) start(s pipeline.Settings, wrap func(batch.Committer) batch.Comm
 			w.t.Logf("worker log:\n%s", logs.String())
 		}
 	})
-	p := pipeline.New(s, w.ps, committer, routing.NewTable(w.fs), m, log)
+	p := pipeline.New(s, w.ps, committer, presence.NewTable(w.fs), m, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	wk := &worker{m: m, done: make(chan struct{})}
 	var err error

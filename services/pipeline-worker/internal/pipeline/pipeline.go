@@ -134,7 +134,7 @@ func Committer(s Settings, store *inbox.Store, m *metrics.Metrics) *inbox.Commit
 	return store.NewCommitter(inbox.CommitterOptions{HeadCacheSize: s.HeadCacheSize, RoundTrip: m.RoundTrip})
 }
 
-// Router reads presence for targeted routing (routing.Table).
+// Router reads presence for targeted routing (presence.Table).
 type Router = batch.Router
 
 // New assembles the worker on ps, committing through committer (Committer

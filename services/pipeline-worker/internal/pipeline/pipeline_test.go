@@ -21,6 +21,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
@@ -442,7 +443,7 @@ func TestSettingsFromEnv(t *testing.T) {
 func TestDeliveriesAreRoutedByPresence(t *testing.T) {
 	w := newWorld(t, nil)
 	ctx := testenv.Context(t, 30*time.Second)
-	tab := routing.NewTable(w.fs)
+	tab := presence.NewTable(w.fs)
 	for _, j := range [][2]string{{"bob", "edge-a"}, {"bob", "edge-b"}, {"carol", "edge-b"}} {
 		if err := tab.Join(ctx, j[0], j[1]); err != nil {
 			t.Fatal(err)

@@ -61,7 +61,7 @@ type Config struct {
 	GatewayURL string
 	// TargetedRouting gives the subscription the per-pod routing filter
 	// (routing.Filter) and records which users this pod holds
-	// (Deps.Routes), so the worker routes their deliveries here.
+	// (Deps.Presence), so the worker routes their deliveries here.
 	TargetedRouting   bool
 	HeartbeatInterval time.Duration
 	// DevSecret, when set, enables POST /dev/token (HS256 development
@@ -87,11 +87,11 @@ type Store interface {
 type Deps struct {
 	PubSub *pubsub.Client
 	Store  Store
-	// Presence records this pod's heartbeat (pkg/presence).
-	Presence fanout.Presence
-	// Routes records which users this pod holds (routing.Table); required
+	// Heartbeats records that this pod is alive (pkg/edges).
+	Heartbeats fanout.Heartbeats
+	// Presence records which users this pod holds (presence.Table); required
 	// with Config.TargetedRouting.
-	Routes   routes.Table
+	Presence routes.Table
 	Verifier Verifier
 	// Registry receives the edge's metrics and is served on /metrics.
 	Registry *prometheus.Registry
@@ -155,16 +155,16 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.hub, Acks: e.acks, Metrics: m, Log: log}
 	filter := ""
 	if cfg.TargetedRouting {
-		if deps.Routes == nil {
+		if deps.Presence == nil {
 			return nil, errors.New("edge: targeted routing needs Deps.Routes")
 		}
 		filter = routing.Filter(cfg.Pod)
-		e.userRoutes = routes.New(deps.Routes, cfg.Pod)
+		e.userRoutes = routes.New(deps.Presence, cfg.Pod)
 	}
-	if deps.Presence == nil {
-		return nil, errors.New("edge: Deps.Presence is required")
+	if deps.Heartbeats == nil {
+		return nil, errors.New("edge: Deps.Heartbeats is required")
 	}
-	e.fanout = fanout.New(deps.PubSub, deps.Presence, fanout.Config{
+	e.fanout = fanout.New(deps.PubSub, deps.Heartbeats, fanout.Config{
 		Topology: cfg.Topology, Pod: cfg.Pod, Filter: filter, HeartbeatInterval: cfg.HeartbeatInterval,
 	}, e.hub, m, log)
 	e.stopCtx, e.stopRecv = context.WithCancel(context.Background())

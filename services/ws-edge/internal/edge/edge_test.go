@@ -551,13 +551,13 @@ func TestHeartbeatAndRecreatedSubscription(t *testing.T) {
 	w := newWorld(t)
 	a := startEdge(t, w, "edge-a", func(c *edge.Config, _ *edge.Deps) { c.HeartbeatInterval = 200 * time.Millisecond })
 	beat := func() time.Time {
-		pods, err := w.presence.Pods(context.Background())
+		pods, err := w.beats.Pods(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		p := pods["edge-a"]
 		if p.Subscription != a.SubscriptionName() {
-			t.Fatalf("presence record = %+v", p)
+			t.Fatalf("heartbeat record = %+v", p)
 		}
 		return p.Heartbeat
 	}
@@ -584,7 +584,7 @@ func TestHeartbeatAndRecreatedSubscription(t *testing.T) {
 	if err := a.Shutdown(testenv.Context(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	pods, err := w.presence.Pods(context.Background())
+	pods, err := w.beats.Pods(context.Background())
 	if err != nil || len(pods) != 0 {
 		t.Fatalf("presence after shutdown: %v %v", pods, err)
 	}

@@ -22,10 +22,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/edges"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
@@ -42,8 +42,8 @@ type world struct {
 	project  string
 	ps       *pubsub.Client
 	store    *inbox.Store
-	presence *presence.Store
-	routes   *routing.Table
+	beats    *edges.Store
+	presence *presence.Table
 	topo     topology.Config
 	pub      *pubsub.Publisher
 }
@@ -57,7 +57,7 @@ func newWorld(t *testing.T) *world {
 		topo:    topology.Default(project),
 	}
 	fs := testenv.Firestore(t, project)
-	w.store, w.presence, w.routes = inbox.New(fs), presence.New(fs), routing.NewTable(fs)
+	w.store, w.beats, w.presence = inbox.New(fs), edges.New(fs), presence.NewTable(fs)
 	if _, err := topology.Apply(testenv.Context(t, time.Minute), w.ps, w.topo); err != nil {
 		t.Fatalf("apply topology: %v", err)
 	}
@@ -137,7 +137,7 @@ func startEdgeOn(t *testing.T, w *world, pod string, l net.Listener, opts ...edg
 		DevSecret:          testSecret,
 	}
 	reg := prometheus.NewRegistry()
-	deps := edge.Deps{PubSub: w.ps, Store: w.store, Presence: w.presence, Verifier: verifier, Registry: reg, Logger: testLogger(t)}
+	deps := edge.Deps{PubSub: w.ps, Store: w.store, Heartbeats: w.beats, Verifier: verifier, Registry: reg, Logger: testLogger(t)}
 	for _, o := range opts {
 		o(&cfg, &deps)
 	}

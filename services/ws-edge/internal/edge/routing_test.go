@@ -18,7 +18,7 @@ import (
 )
 
 func withRouting(t routes.Table) edgeOption {
-	return func(c *edge.Config, d *edge.Deps) { c.TargetedRouting, d.Routes = true, t }
+	return func(c *edge.Config, d *edge.Deps) { c.TargetedRouting, d.Presence = true, t }
 }
 
 // gatedTable holds Join until released.
@@ -55,7 +55,7 @@ func (s *readCountingStore) List(ctx context.Context, user string, after int64, 
 // stays while the user has a session here, and goes with the last one.
 func TestPresenceIsRecordedBeforeTheInboxRead(t *testing.T) {
 	w := newWorld(t)
-	gate := &gatedTable{Table: w.routes, entered: make(chan struct{}), release: make(chan struct{})}
+	gate := &gatedTable{Table: w.presence, entered: make(chan struct{}), release: make(chan struct{})}
 	store := &readCountingStore{Store: w.store}
 	a := startEdge(t, w, "edge-a", withRouting(gate), withStore(store))
 	ctx := testenv.Context(t, time.Minute)
@@ -73,7 +73,7 @@ func TestPresenceIsRecordedBeforeTheInboxRead(t *testing.T) {
 		t.Fatal("no inbox read after the presence record")
 	}
 	pods := func() []string {
-		got, err := w.routes.Pods(ctx, []string{"bob"})
+		got, err := w.presence.Pods(ctx, []string{"bob"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +106,7 @@ func (failingTable) Join(context.Context, string, string) error {
 // 503 instead of being served without deliveries.
 func TestSessionRefusedWhenPresenceCannotBeRecorded(t *testing.T) {
 	w := newWorld(t)
-	a := startEdge(t, w, "edge-a", withRouting(failingTable{w.routes}))
+	a := startEdge(t, w, "edge-a", withRouting(failingTable{w.presence}))
 	_, resp, err := tryDial(t, a, "bob", dialOpts{})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("dial: %v, want 503", err)

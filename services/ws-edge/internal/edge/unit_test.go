@@ -66,10 +66,10 @@ func TestCheckOrigin(t *testing.T) {
 	}
 }
 
-type nopPresence struct{}
+type nopHeartbeats struct{}
 
-func (nopPresence) Beat(context.Context, string, string, time.Time) error { return nil }
-func (nopPresence) Remove(context.Context, string) error                  { return nil }
+func (nopHeartbeats) Beat(context.Context, string, string, time.Time) error { return nil }
+func (nopHeartbeats) Remove(context.Context, string) error                  { return nil }
 
 func newTestEdge(t *testing.T, devSecret []byte) *Edge {
 	t.Helper()
@@ -78,7 +78,7 @@ func newTestEdge(t *testing.T, devSecret []byte) *Edge {
 		t.Fatal(err)
 	}
 	e, err := New(Config{Pod: "edge-u", Topology: topology.Default("p"), GatewayURL: "http://gw.test", DevSecret: devSecret},
-		Deps{Verifier: v, Presence: nopPresence{}})
+		Deps{Verifier: v, Heartbeats: nopHeartbeats{}})
 	if err != nil {
 		t.Fatal(err)
 	}

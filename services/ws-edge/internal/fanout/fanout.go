@@ -30,8 +30,8 @@ import (
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
 )
 
-// Presence records that this pod is alive (see pkg/presence).
-type Presence interface {
+// Heartbeats records that this pod is alive (pkg/edges).
+type Heartbeats interface {
 	Beat(ctx context.Context, pod, subscription string, startedAt time.Time) error
 	Remove(ctx context.Context, pod string) error
 }
@@ -60,21 +60,21 @@ type Config struct {
 
 // Fanout receives this pod's deliveries.
 type Fanout struct {
-	client   *pubsub.Client
-	presence Presence
-	started  time.Time
-	cfg      Config
-	hub      Hub
-	m        *metrics.Metrics
-	log      *slog.Logger
-	subID    string
-	subName  string
-	ready    atomic.Bool
-	tracer   trace.Tracer
+	client  *pubsub.Client
+	beats   Heartbeats
+	started time.Time
+	cfg     Config
+	hub     Hub
+	m       *metrics.Metrics
+	log     *slog.Logger
+	subID   string
+	subName string
+	ready   atomic.Bool
+	tracer  trace.Tracer
 }
 
 // New returns a Fanout; call Ensure before Run.
-func New(client *pubsub.Client, presence Presence, cfg Config, hub Hub, m *metrics.Metrics, log *slog.Logger) *Fanout {
+func New(client *pubsub.Client, beats Heartbeats, cfg Config, hub Hub, m *metrics.Metrics, log *slog.Logger) *Fanout {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = time.Minute
 	}
@@ -86,7 +86,7 @@ func New(client *pubsub.Client, presence Presence, cfg Config, hub Hub, m *metri
 	}
 	id := cfg.Topology.EdgeSubscriptionID(cfg.Pod)
 	return &Fanout{
-		client: client, presence: presence, started: time.Now(), cfg: cfg, hub: hub, m: m, log: log,
+		client: client, beats: beats, started: time.Now(), cfg: cfg, hub: hub, m: m, log: log,
 		subID: id, subName: cfg.Topology.SubscriptionPath(id),
 		tracer: otel.Tracer("github.com/courierhq/courier/services/ws-edge/internal/fanout"),
 	}
@@ -105,7 +105,7 @@ func (f *Fanout) Ready() bool { return f.ready.Load() }
 // copy of what clients resume from Firestore anyway.
 func (f *Fanout) Ensure(ctx context.Context) error {
 	// Heartbeat first: sweep must never see this subscription without it.
-	if err := f.presence.Beat(ctx, f.cfg.Pod, f.subName, f.started); err != nil {
+	if err := f.beats.Beat(ctx, f.cfg.Pod, f.subName, f.started); err != nil {
 		return err
 	}
 	want := f.cfg.Topology.EdgeSubscription(f.cfg.Pod, f.cfg.Filter)
@@ -133,7 +133,7 @@ func (f *Fanout) Delete(ctx context.Context) error {
 		return err
 	}
 	f.log.Info("edge subscription deleted", "subscription", f.subName)
-	return f.presence.Remove(ctx, f.cfg.Pod)
+	return f.beats.Remove(ctx, f.cfg.Pod)
 }
 
 // Run receives deliveries until ctx ends, calling Receive again after a
@@ -187,7 +187,7 @@ func (f *Fanout) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := f.presence.Beat(ctx, f.cfg.Pod, f.subName, f.started); err != nil && ctx.Err() == nil {
+		if err := f.beats.Beat(ctx, f.cfg.Pod, f.subName, f.started); err != nil && ctx.Err() == nil {
 			f.log.Warn("edge heartbeat", "err", err)
 		}
 	}

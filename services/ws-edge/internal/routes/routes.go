@@ -14,7 +14,7 @@ import (
 	"sync"
 )
 
-// Table is where records are kept (routing.Table).
+// Table is where records are kept (presence.Table).
 type Table interface {
 	Join(ctx context.Context, user, pod string) error
 	Leave(ctx context.Context, user, pod string) error
