@@ -1,13 +1,22 @@
-// Package health serves /healthz (the process is alive) and /readyz (its
-// dependencies answer), the same way in every service.
+// Package health serves /healthz (the process is alive) and /readyz (this
+// pod can take work), the same way in every service, and watches the
+// service's dependencies in the background (Probe).
+//
+// Readiness is the pod's own state only — started, its own resources in
+// place (an edge's subscription), not draining — never a call to Pub/Sub or
+// Firestore: a dependency blip would make every pod unready at once and
+// leave the load balancer nowhere to send traffic, while no pod could do
+// better than another. Dependencies are watched by the Probe, which exports
+// courier_dependency_up for alerts (docs/deploy.md).
 package health
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
-
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -17,7 +26,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Check reports whether one dependency is usable.
+// Check reports whether one thing is usable: a readiness check (the pod's
+// own state; cheap, no I/O) or a dependency check (a call, for the Probe).
 type Check func(ctx context.Context) error
 
 // Live answers 200 while the process serves HTTP.
@@ -27,7 +37,8 @@ func Live(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Ready runs every check concurrently, each within timeout, and answers 200
-// when all pass, 503 otherwise, with each check's result in the body.
+// when all pass, 503 otherwise, with each check's result in the body. Give
+// it the pod's own state, not dependencies (see the package comment).
 func Ready(checks map[string]Check, timeout time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
@@ -59,6 +70,30 @@ func Ready(checks map[string]Check, timeout time.Duration) http.HandlerFunc {
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(map[string]any{"status": st, "checks": results})
 	}
+}
+
+// State is a readiness check on flags the service sets as it starts and
+// stops: ready once Started, no longer once Draining.
+type State struct {
+	started, draining atomic.Bool
+}
+
+// Started marks the pod able to take work.
+func (s *State) Started() { s.started.Store(true) }
+
+// Draining marks the pod as stopping: readiness fails from now on, so the
+// load balancer stops sending new work while in-flight work finishes.
+func (s *State) Draining() { s.draining.Store(true) }
+
+// Check is the readiness check of s.
+func (s *State) Check(context.Context) error {
+	switch {
+	case s.draining.Load():
+		return errors.New("draining")
+	case !s.started.Load():
+		return errors.New("starting")
+	}
+	return nil
 }
 
 // PubSubTopic checks that the topic exists and the service answers.

@@ -4,10 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestReady(t *testing.T) {
@@ -36,5 +42,62 @@ func TestReady(t *testing.T) {
 				t.Fatalf("body %s: %v", rec.Body, err)
 			}
 		})
+	}
+}
+
+// Readiness is the pod's own state: starting, ready, draining.
+func TestState(t *testing.T) {
+	var s State
+	status := func() int {
+		rec := httptest.NewRecorder()
+		Ready(map[string]Check{"pod": s.Check}, time.Second)(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code
+	}
+	if got := status(); got != 503 {
+		t.Fatalf("before Started: %d", got)
+	}
+	s.Started()
+	if got := status(); got != 200 {
+		t.Fatalf("started: %d", got)
+	}
+	s.Draining()
+	if got := status(); got != 503 {
+		t.Fatalf("draining: %d", got)
+	}
+}
+
+// The probe exports each dependency's state, and follows it down and up.
+func TestProbe(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var down atomic.Bool
+	p, err := NewProbe(reg, map[string]Check{
+		"firestore": func(context.Context) error {
+			if down.Load() {
+				return errors.New("unavailable")
+			}
+			return nil
+		},
+		"pubsub": func(context.Context) error { return nil },
+	}, time.Hour, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := func(dep string) float64 { return testutil.ToFloat64(p.up.WithLabelValues(dep)) }
+	p.CheckAll(context.Background())
+	if up("firestore") != 1 || up("pubsub") != 1 {
+		t.Fatalf("all up: firestore %v pubsub %v", up("firestore"), up("pubsub"))
+	}
+	down.Store(true)
+	p.CheckAll(context.Background())
+	if up("firestore") != 0 || up("pubsub") != 1 {
+		t.Fatalf("firestore down: firestore %v pubsub %v", up("firestore"), up("pubsub"))
+	}
+	down.Store(false)
+	p.CheckAll(context.Background())
+	if up("firestore") != 1 {
+		t.Fatal("firestore back up not seen")
+	}
+	if _, err := NewProbe(reg, nil, time.Hour, time.Second, slog.Default()); err == nil {
+		t.Fatal("registering the probe twice on one registry did not fail")
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"cloud.google.com/go/firestore"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/courierhq/courier/pkg/config"
@@ -101,12 +103,17 @@ func run(ctx context.Context, env *config.Env, ready listening) (err error) {
 	})
 	svc := messages.New(pub, inbox.New(fsClient), cfg.Limits)
 
+	probe, err := health.NewProbe(reg, map[string]health.Check{
+		"pubsub":    health.PubSubTopic(psClient, cfg.Topology.TopicPath(cfg.Topology.IngressTopic)),
+		"firestore": health.Firestore(fsClient),
+	}, 10*time.Second, cfg.ReadyTimeout, logger)
+	if err != nil {
+		return err
+	}
+	var state health.State
 	e := httpapi.New(httpapi.Config{
 		Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Gatherer: reg, Logger: logger,
-		Ready: map[string]health.Check{
-			"pubsub":    health.PubSubTopic(psClient, cfg.Topology.TopicPath(cfg.Topology.IngressTopic)),
-			"firestore": health.Firestore(fsClient),
-		},
+		Ready:        map[string]health.Check{"gateway": state.Check},
 		ReadyTimeout: cfg.ReadyTimeout, MaxBodyBytes: int64(cfg.MaxBodyBytes),
 		RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, OpenAPI: openapi.Spec,
 	})
@@ -136,6 +143,8 @@ func run(ctx context.Context, env *config.Env, ready listening) (err error) {
 		ready(httpLn.Addr(), grpcLn.Addr())
 	}
 
+	state.Started()
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
@@ -149,31 +158,40 @@ func run(ctx context.Context, env *config.Env, ready listening) (err error) {
 		}
 		return nil
 	})
+	g.Go(func() error { return probe.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.Info("api-gateway shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-		var errs []error
-		// REST and gRPC drain concurrently, both within the one deadline.
-		grpcDone := make(chan struct{})
-		go func() { grpcSrv.GracefulStop(); close(grpcDone) }()
-		if err := httpSrv.Shutdown(sctx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-		}
-		select {
-		case <-grpcDone:
-		case <-sctx.Done():
-			grpcSrv.Stop()
-			<-grpcDone
-			errs = append(errs, errors.New("grpc shutdown: deadline exceeded, connections closed"))
-		}
-		// Only now no handler can publish any more: flush what is in flight.
-		pub.Stop()
-		return errors.Join(errs...)
+		return drain(&state, httpSrv, grpcSrv, grpcHealth, pub, cfg.ShutdownTimeout)
 	})
 	err = g.Wait()
 	logger.Info("api-gateway stopped", "err", err)
 	return err
+}
+
+// drain is the gateway's shutdown, within one fresh deadline (ctx is
+// already cancelled): readiness and the gRPC health service turn
+// unavailable, REST and gRPC stop accepting and finish their requests
+// concurrently, then — no handler can publish any more — the publisher
+// flushes what is in flight. Clients and telemetry are closed after, by run.
+func drain(state *health.State, httpSrv *http.Server, grpcSrv *grpc.Server, grpcHealth *grpchealth.Server, pub *ingress.Publisher, timeout time.Duration) error {
+	state.Draining()
+	grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []error
+	grpcDone := make(chan struct{})
+	go func() { grpcSrv.GracefulStop(); close(grpcDone) }()
+	if err := httpSrv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	select {
+	case <-grpcDone:
+	case <-ctx.Done():
+		grpcSrv.Stop()
+		<-grpcDone
+		errs = append(errs, errors.New("grpc shutdown: deadline exceeded, connections closed"))
+	}
+	pub.Stop()
+	return errors.Join(errs...)
 }

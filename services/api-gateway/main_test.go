@@ -94,6 +94,8 @@ func TestRunShutsDownGracefully(t *testing.T) {
 	if r, err := http.Get(base + "/readyz"); err != nil || r.StatusCode != 200 {
 		t.Fatalf("readyz: %v %v", r, err)
 	}
+	waitMetric(t, base, `courier_dependency_up{dependency="pubsub"} 1`)
+	waitMetric(t, base, `courier_dependency_up{dependency="firestore"} 1`)
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -173,4 +175,49 @@ func inFlight(t *testing.T, base string) int {
 		}
 	}
 	return -1
+}
+
+// Readiness is the pod's own state: a gateway whose ingress topic is
+// missing (a dependency) stays ready, and says so in its metrics instead,
+// where the alerts look (docs/deploy.md). Made unready, every gateway of
+// the fleet would be dropped from the load balancer at once.
+func TestReadinessIgnoresDependencies(t *testing.T) {
+	project := testenv.Project(t) // no topology applied: no ingress topic
+	env := config.FromMap(map[string]string{
+		"GOOGLE_CLOUD_PROJECT": project, "AUTH_HS256_SECRET": "run-test-secret-0123456789",
+		"HTTP_ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "5s",
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan [2]net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, env, func(h, g net.Addr) { addrs <- [2]net.Addr{h, g} }) }()
+	var base string
+	select {
+	case a := <-addrs:
+		base = "http://" + a[0].String()
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	waitMetric(t, base, `courier_dependency_up{dependency="pubsub"} 0`)
+	if r, err := http.Get(base + "/readyz"); err != nil || r.StatusCode != 200 {
+		t.Fatalf("readyz with the ingress topic missing: %v %v", r, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// waitMetric waits until base's /metrics holds line.
+func waitMetric(t *testing.T, base, line string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "metric "+line, func() bool {
+		r, err := http.Get(base + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return strings.Contains(string(b), line)
+	})
 }

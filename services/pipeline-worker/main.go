@@ -83,20 +83,23 @@ func run() (err error) {
 	m := metrics.New(reg)
 	worker := pipeline.New(settings, ps, pipeline.Committer(settings, inbox.New(fs), m), presence.NewTable(fs), m, log)
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", health.Live)
-	mux.Handle("GET /readyz", health.Ready(map[string]health.Check{
+	probe, err := health.NewProbe(reg, map[string]health.Check{
 		"pubsub":    health.PubSubTopic(ps, settings.Topology.TopicPath(settings.Topology.DeliveriesTopic)),
 		"firestore": health.Firestore(fs),
-		"receive":   worker.Check,
-	}, 2*time.Second))
+	}, 10*time.Second, 2*time.Second, log)
+	if err != nil {
+		return err
+	}
+	var state health.State
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", health.Live)
+	mux.Handle("GET /readyz", health.Ready(map[string]health.Check{"worker": state.Check}, time.Second))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	srv := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", httpAddr, err)
 	}
-
 	log.Info("pipeline-worker starting", "version", version, "project", project, "http_addr", ln.Addr().String(),
 		"subscription", settings.Topology.IngressSubscription,
 		"max_outstanding_messages", settings.MaxOutstandingMessages, "pull_concurrency", settings.PullConcurrency, "targeted_routing", settings.TargetedRouting,
@@ -109,16 +112,23 @@ func run() (err error) {
 		}
 		return nil
 	})
-	g.Go(func() error {
-		// The worker stops pulling when gctx is done (a signal, or the HTTP
-		// server failing) and drains within its own deadline; the HTTP
-		// server keeps answering /metrics until then.
-		runErr := worker.Run(gctx)
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		return errors.Join(runErr, srv.Shutdown(sctx))
-	})
+	g.Go(func() error { return probe.Run(gctx) })
+	g.Go(func() error { return work(gctx, worker, &state, srv) })
 	err = g.Wait()
 	log.Info("pipeline-worker stopped", "err", err)
 	return err
+}
+
+// work runs the pipeline until ctx ends (a signal, or the HTTP server
+// failing), then drains: readiness fails, pulling stops, the messages in
+// hand finish or are nacked within the drain deadline and the last acks go
+// out (pipeline.Run), and only then does the HTTP server — which kept
+// serving /metrics meanwhile — stop. Telemetry is flushed after, by run.
+func work(ctx context.Context, worker *pipeline.Pipeline, state *health.State, srv *http.Server) error {
+	state.Started()
+	context.AfterFunc(ctx, state.Draining)
+	runErr := worker.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return errors.Join(runErr, srv.Shutdown(sctx))
 }

@@ -38,7 +38,7 @@ var version = "dev"
 
 func main() {
 	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "ws-edge:", err)
+		slog.Error("ws-edge failed", "err", err)
 		os.Exit(1)
 	}
 }
@@ -94,15 +94,15 @@ func readSettings(env *config.Env) settings {
 	return s
 }
 
+// run wires the pod and runs its components until SIGTERM, then drains.
 func run() (err error) {
 	env := config.FromOS()
 	logger := telemetry.LoggerFromEnv(env)
+	slog.SetDefault(logger)
 	s := readSettings(env)
 	if err := env.Err(); err != nil {
 		return err
 	}
-	slog.SetDefault(logger)
-
 	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -116,13 +116,11 @@ func run() (err error) {
 		defer cancel()
 		err = errors.Join(err, shutdownTelemetry(ctx))
 	}()
-
 	verifier, err := auth.NewFromConfig(sigCtx, s.auth)
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
 	defer verifier.Close()
-
 	project := s.edge.Topology.Project
 	ps, err := pubsubx.NewClient(sigCtx, project)
 	if err != nil {
@@ -140,49 +138,58 @@ func run() (err error) {
 	e, err := edge.New(s.edge, edge.Deps{
 		PubSub: ps, Store: inbox.New(fs), Heartbeats: edges.New(fs), Presence: presence.NewTable(fs),
 		Verifier: verifier, Registry: reg, Logger: logger,
-		ReadyChecks: map[string]health.Check{
-			"pubsub":    health.PubSubTopic(ps, s.edge.Topology.TopicPath(s.edge.Topology.DeliveriesTopic)),
-			"firestore": health.Firestore(fs),
-		},
 	})
+	if err != nil {
+		return err
+	}
+	probe, err := health.NewProbe(reg, map[string]health.Check{
+		"pubsub":    health.PubSubTopic(ps, s.edge.Topology.TopicPath(s.edge.Topology.DeliveriesTopic)),
+		"firestore": health.Firestore(fs),
+	}, 10*time.Second, 2*time.Second, logger)
 	if err != nil {
 		return err
 	}
 	if err := e.Start(sigCtx); err != nil {
 		return err
 	}
+	srv := &http.Server{Addr: s.httpAddr, Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
-	srv := &http.Server{
-		Addr:              s.httpAddr,
-		Handler:           e.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
 	g, gctx := errgroup.WithContext(sigCtx)
 	g.Go(func() error {
-		logger.Info("ws-edge listening", "addr", s.httpAddr, "pod", s.edge.Pod, "subscription", e.SubscriptionName(), "version", version)
-		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http server: %w", err)
-		}
-		return nil
+		return serve(srv, logger, "pod", s.edge.Pod, "subscription", e.SubscriptionName(), "version", version)
 	})
-	// Not gctx: receiving continues while the sessions are closed, and
-	// Shutdown stops it before deleting the subscription.
+	// Not gctx: receiving goes on while the sessions are closed; drain
+	// stops it before deleting the subscription.
 	g.Go(func() error { return e.Run(context.Background()) })
+	g.Go(func() error { return probe.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
-		logger.Info("draining")
-		// A fresh deadline: gctx is already cancelled.
-		ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
-		defer cancel()
-		drainErr := e.Shutdown(ctx)
-		// Hijacked WebSocket connections are not the server's any more;
-		// Shutdown waits for the remaining plain requests.
-		return errors.Join(drainErr, srv.Shutdown(ctx))
+		return drain(e, srv, s.shutdownTimeout, logger)
 	})
-	if err := g.Wait(); err != nil {
-		return err
+	err = g.Wait()
+	logger.Info("ws-edge stopped", "err", err)
+	return err
+}
+
+// serve runs the HTTP server until drain shuts it down.
+func serve(srv *http.Server, logger *slog.Logger, attrs ...any) error {
+	logger.Info("ws-edge listening", append([]any{"addr", srv.Addr}, attrs...)...)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
 	}
-	logger.Info("ws-edge stopped")
 	return nil
+}
+
+// drain is the pod's shutdown, within one fresh deadline (the signal's
+// context is already cancelled): readiness fails and every session is
+// closed with 1001 (clients resume on another pod), then receiving stops and
+// the subscription is deleted (edge.Shutdown), then the HTTP server stops
+// (hijacked WebSockets are not its own any more; it waits for plain
+// requests). Telemetry is flushed after, by run.
+func drain(e *edge.Edge, srv *http.Server, timeout time.Duration, logger *slog.Logger) error {
+	logger.Info("draining")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return errors.Join(e.Shutdown(ctx), srv.Shutdown(ctx))
 }

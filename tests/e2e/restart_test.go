@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,13 +55,21 @@ func TestPubSubRestarted(t *testing.T) {
 			t.Fatalf("send with the ingress topic gone: %d %s, want 503 unavailable", res.Status, res.Code)
 		}
 	}
-	// The worker reports it cannot pull.
-	waitStatus(t, "http://"+c.Worker.Addr+"/readyz", http.StatusServiceUnavailable)
+	// Every service says Pub/Sub is down in its metrics (what the alerts
+	// watch), and the worker that it cannot pull; none turns unready, which
+	// would only take the whole fleet out of its load balancer.
+	for _, p := range c.All() {
+		waitGauge(t, p.Addr, `courier_dependency_up{dependency="pubsub"}`, 0)
+	}
+	waitGauge(t, c.Worker.Addr, "courier_pipeline_worker_receiving", 0)
+	for _, p := range c.All() {
+		waitStatus(t, "http://"+p.Addr+"/readyz", http.StatusOK)
+	}
 
 	if err := c.Courierctl("provision"); err != nil {
 		t.Fatal(err)
 	}
-	c.Worker.WaitReady(t, time.Minute)
+	waitGauge(t, c.Worker.Addr, "courier_pipeline_worker_receiving", 1)
 	// The edge recreates its subscription when its pull finds it gone; a
 	// delivery published before that would reach no subscription of the
 	// edge (its session would get it only from its inbox on a resume).
@@ -121,4 +131,37 @@ func waitEdgeSubscription(t *testing.T, c *harness.Cluster, id string) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// waitGauge waits until the metric (name with labels, as exposed) of the
+// service at addr has value want.
+func waitGauge(t *testing.T, addr, metric string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if v, ok := gauge(addr, metric); ok && v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			v, ok := gauge(addr, metric)
+			t.Fatalf("%s on %s = %v (found %v), want %v", metric, addr, v, ok, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func gauge(addr, metric string) (float64, bool) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, metric+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }

@@ -362,19 +362,3 @@ func TestLargeSendHidesRecipients(t *testing.T) {
 		}
 	}
 }
-
-func TestReadyzAgainstEmulator(t *testing.T) {
-	st := newIngressStack(t, options{})
-	if r := st.do(t, req{path: "/readyz"}); r.status != 200 {
-		t.Fatalf("readyz with the topic present: %d %s", r.status, r.body)
-	}
-	// A project without the topology is not ready.
-	bare := testenv.Project(t)
-	client := testenv.PubSub(t, bare)
-	s := newServer(t, options{ready: map[string]health.Check{
-		"pubsub": health.PubSubTopic(client, topology.Default(bare).TopicPath("courier-ingress")),
-	}})
-	if r := s.do(t, req{path: "/readyz"}); r.status != 503 {
-		t.Fatalf("readyz without the topic: %d %s", r.status, r.body)
-	}
-}

@@ -36,6 +36,9 @@ type Metrics struct {
 	// PullErrors counts Pull requests that failed (each is retried after a
 	// backoff).
 	PullErrors prometheus.Counter
+	// Receiving is 1 while Pulls succeed, 0 from a failed Pull until the
+	// next one succeeds (an alert, not readiness: see pkg/health).
+	Receiving prometheus.Gauge
 	// LeaseExtensions counts ack-deadline extensions of messages in hand;
 	// LeaseErrors the extension requests that failed.
 	LeaseExtensions prometheus.Counter
@@ -97,6 +100,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "pull_errors_total",
 			Help: "Pull requests on the ingress subscription that failed (retried after a backoff).",
 		}),
+		Receiving: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "receiving",
+			Help: "1 while Pulls on the ingress subscription succeed, 0 from a failed Pull until the next one succeeds.",
+		}),
 		LeaseExtensions: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "lease_extensions_total",
 			Help: "Ack-deadline extensions of messages in hand.",
@@ -124,7 +131,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.Processed, m.Failures, m.Retries, m.Nacked, m.DeadLettered, m.Duration, m.Age, m.InFlight,
-		m.PullErrors, m.LeaseExtensions, m.LeaseErrors, m.AckErrors, m.Routing, m.FirestoreRoundTrips, m.BatchMessages)
+		m.PullErrors, m.Receiving, m.LeaseExtensions, m.LeaseErrors, m.AckErrors, m.Routing, m.FirestoreRoundTrips, m.BatchMessages)
 	// Pre-create the usual series so dashboards see zeros, not gaps.
 	for _, r := range []string{"stored", "duplicate"} {
 		m.Processed.WithLabelValues(r)

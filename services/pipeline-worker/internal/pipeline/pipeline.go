@@ -183,6 +183,3 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer stopBatches()
 	return p.recv.Run(ctx)
 }
-
-// Check is the readiness check of the receive loop.
-func (p *Pipeline) Check(ctx context.Context) error { return p.recv.Check(ctx) }

@@ -103,9 +103,8 @@ type Receiver struct {
 	stopRetrying <-chan struct{} // closed when shutdown begins
 	inFlight     sync.WaitGroup  // one per message handed to a goroutine
 
-	mu      sync.Mutex
-	keys    map[string][]*message // ordering key → messages waiting behind the one in progress
-	lastErr error                 // the last Pull error, until a Pull succeeds
+	mu   sync.Mutex
+	keys map[string][]*message // ordering key → messages waiting behind the one in progress
 }
 
 // message is one pulled message.
@@ -391,18 +390,11 @@ func (r *Receiver) shuttingDown() bool {
 	}
 }
 
+// setErr records the last Pull's outcome in the receiving gauge.
 func (r *Receiver) setErr(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lastErr = err
-}
-
-// Check reports the last Pull error until a Pull succeeds; for /readyz.
-func (r *Receiver) Check(context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.lastErr != nil {
-		return fmt.Errorf("receive failing: %w", r.lastErr)
+	if err != nil {
+		r.metrics.Receiving.Set(0)
+	} else {
+		r.metrics.Receiving.Set(1)
 	}
-	return nil
 }

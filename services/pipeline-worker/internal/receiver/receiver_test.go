@@ -401,7 +401,7 @@ func TestPullErrorsAreRetriedAndReported(t *testing.T) {
 		config(), metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	deadline := time.Now().Add(10 * time.Second)
-	for r.Check(context.Background()) == nil || testutil.ToFloat64(r.metrics.PullErrors) < 3 {
+	for testutil.ToFloat64(r.metrics.Receiving) != 0 || testutil.ToFloat64(r.metrics.PullErrors) < 3 {
 		if time.Now().After(deadline) {
 			t.Fatal("failing Pulls not reported or not retried")
 		}
@@ -413,9 +413,9 @@ func TestPullErrorsAreRetriedAndReported(t *testing.T) {
 	api.waitUntil(t, "the message after recovery", func() bool { return len(api.acked) == 1 })
 	// With two pullers, one may still report a Pull that failed just before
 	// the recovery; the next good Pull (after its backoff) clears it.
-	for deadline := time.Now().Add(10 * time.Second); r.Check(context.Background()) != nil; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(r.metrics.Receiving) != 1; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("still unready after good Pulls: %v", r.Check(context.Background()))
+			t.Fatal("still reported failing after good Pulls")
 		}
 	}
 	if err := stop(); err != nil {
@@ -431,8 +431,8 @@ func TestEmptyPullIsNotAFailure(t *testing.T) {
 	r := New(api, nil, cfg, metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	api.waitUntil(t, "several Pulls", func() bool { return len(api.pullsAsked) >= 6 })
-	if err := r.Check(context.Background()); err != nil {
-		t.Fatal(err)
+	if got := testutil.ToFloat64(r.metrics.Receiving); got != 1 {
+		t.Fatalf("receiving = %v after empty Pulls", got)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)

@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/auth"
-	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
@@ -96,9 +95,6 @@ type Deps struct {
 	// Registry receives the edge's metrics and is served on /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
-	// ReadyChecks are dependency checks for /readyz, besides the edge's own
-	// (subscription made, not draining).
-	ReadyChecks map[string]health.Check
 }
 
 // Edge is one ws-edge pod.

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -42,9 +41,8 @@ func (e *Edge) routes() http.Handler {
 	mux.HandleFunc("GET /config.json", e.clientConfig)
 	mux.Handle("GET /", webclient.Handler())
 	mux.HandleFunc("GET /healthz", health.Live)
-	checks := map[string]health.Check{"edge": e.readiness}
-	maps.Copy(checks, e.deps.ReadyChecks)
-	mux.Handle("GET /readyz", health.Ready(checks, 2*time.Second))
+	// The pod's own state only (package health says why).
+	mux.Handle("GET /readyz", health.Ready(map[string]health.Check{"edge": e.readiness}, time.Second))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(e.deps.Registry, promhttp.HandlerOpts{}))
 	return mux
 }
