@@ -14,13 +14,13 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/attempt"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/deadletter"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"

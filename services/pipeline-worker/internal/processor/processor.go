@@ -29,10 +29,10 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/attempt"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/classify"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/deadletter"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"

@@ -72,10 +72,6 @@ func (a *acker) run(ctx context.Context, final time.Duration) {
 // requestTimeout bounds one ack or nack request.
 const requestTimeout = 10 * time.Second
 
-// ackAttempts bounds the tries of one request. A lost ack costs a duplicate
-// delivery (absorbed by the store), never a lost message.
-const ackAttempts = 3
-
 func (a *acker) send(ctx context.Context) {
 	for {
 		a.mu.Lock()
@@ -102,23 +98,13 @@ func (a *acker) send(ctx context.Context) {
 	}
 }
 
+// do sends one ack or nack request. It is not retried here: the client
+// library already retries Unavailable within the call's timeout, and a
+// message whose ack is lost is only redelivered (the worker is idempotent).
 func (a *acker) do(ctx context.Context, kind string, n int, call func(context.Context) error) {
-	var err error
-	for attempt := range ackAttempts {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
-			}
-		}
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		err = call(rctx)
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if err := call(rctx); err != nil {
 		a.metrics.AckErrors.WithLabelValues(kind).Inc()
 		a.log.Warn("sending acks failed; Pub/Sub will redeliver these messages after their ack deadline", "kind", kind, "messages", n, "err", err)
 	}

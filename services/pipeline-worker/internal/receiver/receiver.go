@@ -35,7 +35,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
+	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
 )

@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/courierhq/courier/services/pipeline-worker/internal/backoff"
+	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
 )
@@ -602,8 +602,10 @@ func TestAckFailuresAreCounted(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if got := api.calls.Load(); got != ackAttempts {
-		t.Fatalf("%d ack attempts, want %d", got, ackAttempts)
+	// Sent once: the client library retries Unavailable inside the call,
+	// and nothing here retries on top of it.
+	if got := api.calls.Load(); got != 1 {
+		t.Fatalf("%d ack requests, want 1", got)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/routing"
@@ -148,8 +148,8 @@ func (f *Fanout) Run(ctx context.Context) error {
 	}()
 	defer func() { <-hbDone }()
 
-	const minBackoff, maxBackoff = 200 * time.Millisecond, 15 * time.Second
-	backoff := minBackoff
+	restart := backoff.Policy{Initial: 200 * time.Millisecond, Max: 15 * time.Second}
+	failures := 0
 	for {
 		sub := f.client.Subscriber(f.subID)
 		sub.ReceiveSettings.NumGoroutines = f.cfg.NumGoroutines
@@ -160,21 +160,20 @@ func (f *Fanout) Run(ctx context.Context) error {
 			return nil
 		}
 		if time.Since(started) > time.Minute {
-			backoff = minBackoff
+			failures = 0 // it had been working: start the schedule over
 		}
+		wait := restart.Delay(failures, nil)
+		failures++
 		f.m.ReceiveErrors.Inc()
-		f.log.Warn("receive ended; retrying", "subscription", f.subName, "err", err, "backoff", backoff)
+		f.log.Warn("receive ended; retrying", "subscription", f.subName, "err", err, "backoff", wait.String())
 		if status.Code(err) == codes.NotFound {
 			if err := f.Ensure(ctx); err != nil {
 				f.log.Warn("recreate edge subscription", "err", err)
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
@@ -391,10 +392,11 @@ func (h *Hub[C]) fillGap(name string, u *user[C], after, upTo int64, since time.
 }
 
 func (h *Hub[C]) readGap(name string, after int64, limit int) ([]frame.Item, error) {
+	retry := backoff.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second}
 	var err error
 	for attempt := range h.cfg.ReadAttempts {
 		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+			time.Sleep(retry.Delay(attempt-1, nil))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ReadTimeout)
 		var items []frame.Item

@@ -1,8 +1,12 @@
-// Package backoff spaces the worker's in-process retries: capped exponential
-// waits with jitter, within a total time budget. The worker retries in
-// process because Pub/Sub's own redelivery after a nack is immediate on the
-// emulator (and the first one on GCP can be too); backing off here is what
-// lets a short outage dead-letter nothing.
+// Package backoff is Courier's one retry schedule: capped exponential waits
+// with jitter, optionally within a total time budget. Every loop that tries
+// again uses it — the worker's in-process retries of a message (Pub/Sub's
+// own redelivery after a nack is immediate on the emulator, and the first
+// one on GCP can be too, so backing off here is what lets a short outage
+// dead-letter nothing), the worker's and the edges' receive loops, and an
+// edge's gap reads — and nothing retries what the client library already
+// retries (acks and lease extensions go out once; the library retries
+// Unavailable within the call).
 package backoff
 
 import (
@@ -15,7 +19,7 @@ import (
 type Policy struct {
 	Initial time.Duration // first wait
 	Max     time.Duration // cap on one wait
-	Budget  time.Duration // total time spent on one message before giving up
+	Budget  time.Duration // total time before giving up (Next); zero with Delay alone
 }
 
 // Delay returns the wait before retry n (0 for the first retry): Initial
