@@ -4,7 +4,8 @@
 //
 // Layout (docs/firestore.md has the why):
 //
-//	messages/{messageID}                 the message, its recipients' inbox positions, delivery marks
+//	messages/{messageID}                 the message and its recipients' inbox positions
+//	messages/{messageID}/deliveries/{u}  u acknowledged it on a WebSocket (delivered.go)
 //	users/{userID}/inbox/{seq:020d}      a copy of the message at inbox position seq
 //
 // A commit (Committer) writes a batch of messages and one inbox entry per

@@ -3,7 +3,7 @@
 // gracefully; a pod killed with SIGKILL (OOM, node loss) leaves it behind,
 // and Pub/Sub keeps filling it with every delivery until the expiration
 // policy fires a day later (never, on the emulator). A pod is alive while
-// its heartbeat in Firestore (pkg/presence) is fresh, or when the operator
+// its heartbeat in Firestore (pkg/edges) is fresh, or when the operator
 // names it in Keep (e.g. from `kubectl get pods`).
 package sweep
 

@@ -1,7 +1,8 @@
 // Package fanout owns this pod's subscription to the deliveries topic: it
 // creates the subscription at start, records the pod's heartbeat (for
-// `courierctl sweep`), receives deliveries and queues each on the local
-// sessions of its recipients, and deletes the subscription at stop.
+// `courierctl sweep`), receives deliveries, encodes each one's frame once and
+// hands it to the hub for the recipients this pod holds, and deletes the
+// subscription at stop.
 package fanout
 
 import (

@@ -1,5 +1,5 @@
 // Package routes keeps this pod's presence records for targeted routing
-// (pkg/routing): the record that the pod holds a user is written when the
+// (pkg/presence, pkg/routing): the record that the pod holds a user is written when the
 // user's first session here opens, before that session reads its inbox,
 // and removed when the user's last session here ends.
 //
