@@ -6,6 +6,7 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
@@ -114,4 +117,22 @@ func (h *rateLimitedHandler) Handle(err error) {
 		return
 	}
 	h.dropped++
+}
+
+// FlushLast runs shutdown (what Setup returned) with a fresh deadline — the
+// service's own context is cancelled by then — and joins its error into
+// *err. Defer it right after Setup, so it runs after everything else and
+// the shutdown's own spans are exported.
+func FlushLast(shutdown func(context.Context) error, err *error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	*err = errors.Join(*err, shutdown(ctx))
+}
+
+// NewRegistry returns a Prometheus registry with the Go runtime and
+// process collectors, for a service's /metrics.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }

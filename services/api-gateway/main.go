@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -23,9 +22,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/gcp"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
-	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/telemetry"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
@@ -67,12 +66,7 @@ func run(ctx context.Context, env *config.Env, ready listening) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// Last, with a fresh context: ctx is already cancelled by now.
-		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, shutdownTelemetry(tctx))
-	}()
+	defer telemetry.FlushLast(shutdownTelemetry, &err)
 
 	verifier, err := authn.NewVerifier(ctx, cfg.Auth)
 	if err != nil {
@@ -80,16 +74,12 @@ func run(ctx context.Context, env *config.Env, ready listening) (err error) {
 	}
 	defer verifier.Close()
 
-	psClient, err := pubsubx.NewClient(ctx, cfg.Topology.Project)
+	gc, err := gcp.Connect(ctx, cfg.Topology.Project)
 	if err != nil {
 		return err
 	}
-	defer psClient.Close()
-	fsClient, err := firestore.NewClient(ctx, cfg.Topology.Project)
-	if err != nil {
-		return fmt.Errorf("firestore client for project %s: %w", cfg.Topology.Project, err)
-	}
-	defer fsClient.Close()
+	defer gc.Close()
+	psClient, fsClient := gc.PubSub, gc.Firestore
 
 	limiter := ratelimit.New(ratelimit.Options{
 		PerSecond: float64(cfg.RatePerSecond), Burst: cfg.RateBurst, MaxKeys: cfg.RateMaxUsers,

@@ -16,17 +16,14 @@ import (
 	"syscall"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/gcp"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/presence"
-	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
@@ -60,26 +57,16 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
-	// Flushed last, with a fresh context: ctx is cancelled by then.
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		err = errors.Join(err, shutdownTelemetry(sctx))
-	}()
+	defer telemetry.FlushLast(shutdownTelemetry, &err)
 
-	ps, err := pubsubx.NewClient(ctx, project)
+	gc, err := gcp.Connect(ctx, project)
 	if err != nil {
 		return err
 	}
-	defer ps.Close()
-	fs, err := firestore.NewClient(ctx, project)
-	if err != nil {
-		return fmt.Errorf("firestore client for project %s: %w", project, err)
-	}
-	defer fs.Close()
+	defer gc.Close()
+	ps, fs := gc.PubSub, gc.Firestore
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := telemetry.NewRegistry()
 	m := metrics.New(reg)
 	worker := pipeline.New(settings, ps, pipeline.Committer(settings, inbox.New(fs), m), presence.NewTable(fs), m, log)
 

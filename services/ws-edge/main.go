@@ -16,18 +16,15 @@ import (
 	"syscall"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/edges"
+	"github.com/courierhq/courier/pkg/gcp"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/presence"
-	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/edge"
@@ -110,31 +107,20 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// Last, with its own deadline, so the shutdown's spans are exported.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, shutdownTelemetry(ctx))
-	}()
+	defer telemetry.FlushLast(shutdownTelemetry, &err)
 	verifier, err := auth.NewFromConfig(sigCtx, s.auth)
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
 	defer verifier.Close()
-	project := s.edge.Topology.Project
-	ps, err := pubsubx.NewClient(sigCtx, project)
+	gc, err := gcp.Connect(sigCtx, s.edge.Topology.Project)
 	if err != nil {
 		return err
 	}
-	defer ps.Close()
-	fs, err := firestore.NewClient(sigCtx, project)
-	if err != nil {
-		return fmt.Errorf("firestore client for project %s: %w", project, err)
-	}
-	defer fs.Close()
+	defer gc.Close()
+	ps, fs := gc.PubSub, gc.Firestore
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := telemetry.NewRegistry()
 	e, err := edge.New(s.edge, edge.Deps{
 		PubSub: ps, Store: inbox.New(fs), Heartbeats: edges.New(fs), Presence: presence.NewTable(fs),
 		Verifier: verifier, Registry: reg, Logger: logger,

@@ -20,18 +20,14 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
+	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
 )
-
-// RateLimiter grants or refuses one request of a user.
-type RateLimiter interface {
-	Allow(key string) (ok bool, retryAfter time.Duration)
-}
 
 // Config is everything the REST server needs.
 type Config struct {
 	Service  *messages.Service
 	Verifier authn.Verifier
-	Limiter  RateLimiter
+	Limiter  ratelimit.Allower
 	Metrics  *metrics.Metrics
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer

@@ -30,6 +30,12 @@ type bucket struct {
 	last time.Time
 }
 
+// Allower grants or refuses one request of a user: what the REST and gRPC
+// servers need of a Limiter (tests give them fakes).
+type Allower interface {
+	Allow(key string) (ok bool, retryAfter time.Duration)
+}
+
 // Limiter is safe for concurrent use.
 type Limiter struct {
 	mu        sync.Mutex
