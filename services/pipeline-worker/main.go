@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/debugserver"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
@@ -52,6 +53,11 @@ func run() (err error) {
 		return err
 	}
 	project := settings.Topology.Project
+	dbg, err := debugserver.Start(env.String("DEBUG_ADDR", ""), log)
+	if err != nil {
+		return err
+	}
+	defer dbg.Close()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/debugserver"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/presence"
@@ -97,6 +98,11 @@ func run() (err error) {
 		return err
 	}
 	slog.SetDefault(logger)
+	dbg, err := debugserver.Start(env.String("DEBUG_ADDR", ""), logger)
+	if err != nil {
+		return err
+	}
+	defer dbg.Close()
 
 	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
