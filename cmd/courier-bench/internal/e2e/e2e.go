@@ -144,7 +144,7 @@ type Result struct {
 // drawn for every message before any session starts; the rest is atomic.
 type tracker struct {
 	max   int
-	to    [][2]int     // recipient indexes of seq (read-only once sessions run)
+	to    [][2]int       // recipient indexes of seq (read-only once sessions run)
 	due   []atomic.Int64 // UnixNano when seq's POST was due
 	state []atomic.Int32
 	got   []atomic.Int32 // 2 per seq: frames per recipient slot
