@@ -365,7 +365,11 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 			if err := st.Check(); err != nil {
 				return steps, err
 			}
-			if st.Broken != "" || ctx.Err() != nil {
+			// Loss alone does not end the ladder (at high group rates it is
+			// mostly deliveries overtaken past the reorder wait); an
+			// overloaded edge does: most frames missing, or p99 over 10×
+			// the bound.
+			if st.Lost*2 > st.Expected || st.Latency.P99 > 10*float64(bn.c.P99Bound.Milliseconds()) || ctx.Err() != nil {
 				break
 			}
 		}

@@ -316,7 +316,11 @@ func (r *Results) Markdown(w io.Writer, charts []string) {
 	if r.Quick {
 		mode = "quick (every phase small: a smoke run, not numbers to quote)"
 	}
-	fmt.Fprintf(w, ". Mode: %s. Took %.0f s.\n\n", mode, r.Seconds)
+	fmt.Fprintf(w, ". Mode: %s. Took %.0f s. Load average (1 min) %.1f at the start, %.1f at the end", mode, r.Seconds, m.LoadStart, m.LoadEnd)
+	if m.LoadStart > float64(m.CPUs) {
+		fmt.Fprint(w, " — **the machine was busy before the run began: other work shares these numbers**")
+	}
+	fmt.Fprint(w, ".\n\n")
 	if len(r.Errors) > 0 {
 		fmt.Fprintln(w, "**Phases that failed:**")
 		for _, e := range r.Errors {
@@ -369,7 +373,7 @@ func (r *Results) e2eMarkdown(w io.Writer) {
 		if e == nil {
 			continue
 		}
-		fmt.Fprintf(w, "**%s** (%s): %d recipient sessions; latency from each POST's scheduled time to the frame, per recipient; p99 bound %.0f ms.\n\n", b.Label, b.Rev, e.Sessions, e.P99Bound)
+		fmt.Fprintf(w, "**%s** (%s): %d recipient sessions on 2 edges; latency from each POST's scheduled time to the frame, per recipient; p99 bound %.0f ms; lost = not received within %.0f s after the rung's last POST (burst: %.0f s).\n\n", b.Label, b.Rev, e.Sessions, e.P99Bound, e.Drain, e.BurstDrain)
 		t := table{head: []string{"offered msg/s", "accepted", "refused", "delivered", "lost", "dup", "p50 ms", "p90", "p99", "p99.9", "delivered msg/s", "CPU cores", "verdict"}}
 		for _, s := range e.Steps {
 			label := num(s.Rate)

@@ -41,6 +41,10 @@ type Machine struct {
 	Go        string `json:"go"`
 	CPUModel  string `json:"cpu_model"`
 	Emulators string `json:"emulators"`
+	// Load averages (1 min) when the run started and ended: other work on
+	// the machine shows here.
+	LoadStart float64 `json:"load_start"`
+	LoadEnd   float64 `json:"load_end"`
 }
 
 // Raw is phase 1.

@@ -36,7 +36,7 @@ func Full(p99Bound time.Duration) Plan {
 			Senders: 200, Recipients: 40, PayloadSize: payload,
 			Warmup: e2e.Step{Rate: 50, For: 4 * time.Second},
 			Ladder: []float64{50, 100, 200, 300, 400, 600, 800, 1200, 1600}, StepFor: 8 * time.Second,
-			Drain: 15 * time.Second, P99Bound: p99Bound, Steady: 200,
+			Drain: 15 * time.Second, BurstDrain: 60 * time.Second, P99Bound: p99Bound, Steady: 200,
 			Burst: 2000, BurstSenders: 200, BurstClients: 32, MaxInFlight: 4000,
 		},
 		Worker: worker.Config{
@@ -68,7 +68,7 @@ func Quick(p99Bound time.Duration) Plan {
 			Senders: 20, Recipients: 10, PayloadSize: payload,
 			Warmup: e2e.Step{Rate: 20, For: time.Second},
 			Ladder: []float64{20, 50}, StepFor: 2 * time.Second,
-			Drain: 30 * time.Second, P99Bound: p99Bound, Steady: 50,
+			Drain: 30 * time.Second, BurstDrain: 30 * time.Second, P99Bound: p99Bound, Steady: 50,
 			Burst: 100, BurstSenders: 20, BurstClients: 8, MaxInFlight: 1000,
 		},
 		Worker: worker.Config{
@@ -94,7 +94,7 @@ func Quick(p99Bound time.Duration) Plan {
 func (p Plan) Estimate(builds int, goBench bool) time.Duration {
 	sec := func(d time.Duration) float64 { return d.Seconds() }
 	raw := 2*(sec(p.PubSub.SteadyFor)+float64(p.PubSub.Burst)/1500+4) + 3*sec(p.Firestore.For) + 8
-	e := 10 + sec(p.E2E.Warmup.For) + 2 + float64(len(p.E2E.Ladder))*(sec(p.E2E.StepFor)+2) + sec(p.E2E.Drain)/2 + float64(p.E2E.Burst)/300
+	e := 10 + sec(p.E2E.Warmup.For) + 2 + float64(len(p.E2E.Ladder))*(sec(p.E2E.StepFor)+2) + sec(p.E2E.Drain)/2 + float64(p.E2E.Burst)/150
 	w := 0.0
 	for range p.Worker.Scenarios {
 		w += sec(p.Worker.Cap)/2 + 4

@@ -67,6 +67,10 @@ func Run(ctx context.Context, o Options) (string, error) {
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
 	res := &report.Results{Started: started, Quick: o.Quick, Machine: machine(), Commit: gitHead(o.Repo)}
+	res.Machine.LoadStart = loadAvg()
+	if res.Machine.LoadStart > float64(res.Machine.CPUs) {
+		say("== warning: load average %.1f on %d CPUs before the run: other work will share these numbers", res.Machine.LoadStart, res.Machine.CPUs)
+	}
 
 	builds := []stack.Build{{Label: "new", Rev: res.Commit,
 		Gateway: filepath.Join(o.BinDir, "api-gateway"), Worker: filepath.Join(o.BinDir, "pipeline-worker"), Edge: filepath.Join(o.BinDir, "ws-edge")}}
@@ -179,6 +183,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 
 	res.Seconds = time.Since(started).Seconds()
 	res.Command = o.Command
+	res.Machine.LoadEnd = loadAvg()
 	if err := write(res, dir); err != nil {
 		fail("report", err)
 	}
@@ -417,6 +422,16 @@ func emulatorVersions() string {
 		return "emulator versions unknown"
 	}
 	return strings.Join(parts, ", ")
+}
+
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var v float64
+	fmt.Sscanf(string(b), "%f", &v)
+	return v
 }
 
 func shortPkg(p string) string {
