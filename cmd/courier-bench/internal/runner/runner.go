@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -130,7 +131,8 @@ func Run(ctx context.Context, o Options) (string, error) {
 	}
 	if o.want("e2e") {
 		phase("end to end: open-loop ladder and burst through gateway → worker → 2 edges")
-		for i, b := range builds {
+		for _, i := range order(len(builds), 0) {
+			b := builds[i]
 			say("   -- %s build (%s)", b.Label, b.Rev)
 			r, err := e2ePhase(ctx, b, emu, logs, plan.E2E, progress)
 			if r != nil {
@@ -143,7 +145,8 @@ func Run(ctx context.Context, o Options) (string, error) {
 	}
 	if o.want("worker") {
 		phase("worker alone: envelopes straight to the ingress topic, Firestore RPCs counted by a proxy")
-		for i, b := range builds {
+		for _, i := range order(len(builds), 1) {
+			b := builds[i]
 			say("   -- %s build (%s)", b.Label, b.Rev)
 			r, err := worker.Run(ctx, b, emu, secret, logs, plan.Worker, progress)
 			res.Builds[i].Worker = r
@@ -154,7 +157,8 @@ func Run(ctx context.Context, o Options) (string, error) {
 	}
 	if o.want("edge") {
 		phase("ws-edge alone: idle sessions, group fan-out, one-to-one")
-		for i, b := range builds {
+		for _, i := range order(len(builds), 2) {
+			b := builds[i]
 			say("   -- %s build (%s)", b.Label, b.Rev)
 			r, err := edge.Run(ctx, b, emu, secret, logs, plan.Edge, progress)
 			res.Builds[i].Edge = &r
@@ -193,6 +197,20 @@ func Run(ctx context.Context, o Options) (string, error) {
 		return dir, fmt.Errorf("%d phase(s) failed: %s", len(res.Errors), strings.Join(res.Errors, "; "))
 	}
 	return dir, nil
+}
+
+// order is the order builds take turns in phase k: alternated from phase
+// to phase, so neither build always runs on the emulators' warmer or
+// colder side.
+func order(n, k int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	if k%2 == 1 {
+		slices.Reverse(idx)
+	}
+	return idx
 }
 
 // write computes the ratios and writes results.json, the charts and
