@@ -458,11 +458,11 @@ func Run(ctx context.Context, tg Target, c Config, progress func(string)) (Resul
 			res.SteadyP99 = sr.Latency.P99
 		}
 		// One rung can break on a passing stall of the shared machine;
-		// two in a row end the ladder. Sustained is the highest rung that
-		// held.
+		// two in a row end the ladder, once the steady rate (the latency
+		// ratio's) has run. Sustained is the highest rung that held.
 		if sr.Broken != "" {
 			brokenRun++
-			if brokenRun == 2 {
+			if brokenRun >= 2 && st.Rate >= c.Steady {
 				break
 			}
 			continue

@@ -123,7 +123,10 @@ func runOne(ctx context.Context, b stack.Build, emu *procs.Emulators, proxy *fsp
 	if err != nil {
 		return ScenarioResult{}, err
 	}
-	defer w.Stop(15 * time.Second)
+	// Short grace: a worker still holding the scenario's leftovers would
+	// drain them for its whole shutdown timeout, and the project is thrown
+	// away anyway.
+	defer w.Stop(3 * time.Second)
 	proxy.Reset() // the readiness checks' reads are not the workload
 
 	// Observe deliveries.
