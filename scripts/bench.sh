@@ -12,7 +12,9 @@
 # Environment: BENCH_BASELINE=<git rev> also builds that revision and
 # measures it side by side (ratios new/old); BENCH_PHASES=raw,e2e,worker,
 # edge,go runs a subset; BENCH_GO=0 skips the Go benchmarks;
-# BENCH_PUBSUB_PORT / BENCH_FIRESTORE_PORT pin the emulators' ports.
+# BENCH_PUBSUB_PORT / BENCH_FIRESTORE_PORT pin the emulators' ports;
+# BENCH_PEER=1 also runs the group fan-out on a well-known peer, centrifugo
+# (built once from tools/centrifugo into .tools/bin, several minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 args=()
@@ -24,4 +26,11 @@ for a in "$@"; do
 done
 make -s build >/dev/null
 go build -o .run/bin/courier-bench ./cmd/courier-bench
+if [ "${BENCH_PEER:-0}" != 0 ]; then
+  if [ ! -x .tools/bin/centrifugo ]; then
+    echo "bench: building centrifugo (tools/centrifugo) once into .tools/bin" >&2
+    (cd tools/centrifugo && GOWORK=off go build -o ../../.tools/bin/centrifugo github.com/centrifugal/centrifugo/v6)
+  fi
+  args+=(-peer .tools/bin/centrifugo)
+fi
 exec .run/bin/courier-bench -repo . -bin .run/bin -out .run/bench "${args[@]}"

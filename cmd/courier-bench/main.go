@@ -45,6 +45,7 @@ func run() error {
 	goBench := fs.Bool("go", envOr("BENCH_GO", "1") != "0", "run the Go benchmarks (env BENCH_GO=0 skips them)")
 	phases := fs.String("phases", envOr("BENCH_PHASES", ""), "comma-separated subset of raw,e2e,worker,edge,go (env BENCH_PHASES; default all)")
 	render := fs.String("render", "", "only redraw report.md and the charts of the run directory given, from its results.json")
+	peer := fs.String("peer", envOr("BENCH_PEER_BIN", ""), "centrifugo binary: also run the group fan-out on it (scripts/bench.sh builds it with BENCH_PEER=1)")
 	bound := fs.Duration("p99-bound", time.Second, "end-to-end p99 a sustained rate must stay under")
 	psPort := fs.Int("pubsub-port", atoi(envOr("BENCH_PUBSUB_PORT", "0")), "Pub/Sub emulator port (0 = a free one; env BENCH_PUBSUB_PORT)")
 	fsPort := fs.Int("firestore-port", atoi(envOr("BENCH_FIRESTORE_PORT", "0")), "Firestore emulator port (0 = a free one; env BENCH_FIRESTORE_PORT)")
@@ -79,7 +80,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dir, err := runner.Run(ctx, runner.Options{
-		Repo: root, BinDir: abs(*bin), OutDir: abs(*out), Quick: *quick, Baseline: *base, GoBench: *goBench,
+		Repo: root, BinDir: abs(*bin), OutDir: abs(*out), Quick: *quick, Baseline: *base, GoBench: *goBench, Peer: *peer,
 		Phases: only, P99Bound: *bound, PubSubPort: *psPort, FirestorePort: *fsPort,
 		Command: "courier-bench " + strings.Join(os.Args[1:], " "), Out: os.Stdout,
 	})

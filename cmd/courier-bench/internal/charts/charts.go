@@ -251,6 +251,13 @@ func fanout(r *report.Results) (*plot.Plot, bool) {
 		addSeries(p, name, xys, i, b.Label == "old")
 		any = true
 	}
+	if peer := r.Peer; peer != nil && len(peer.Group) > 0 {
+		var xys plotter.XYs
+		for _, s := range peer.Group {
+			xys = append(xys, plotter.XY{X: s.Rate, Y: s.FramesPerS})
+		}
+		addSeries(p, "frames/s — peer: "+peer.Name, xys, len(r.Builds)+1, false)
+	}
 	p.Y.Min = 0
 	return p, any
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"github.com/coder/websocket"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -123,7 +124,14 @@ type arrival struct {
 }
 
 type bench struct {
-	c      Config
+	c Config
+	// dialer opens user u's session (resuming after cursor when not
+	// empty); parse reads its frames; build makes delivery b to users.
+	// Courier's edge by default; the peer phase plugs in its own.
+	dialer func(ctx context.Context, u int, cursor string) (*websocket.Conn, error)
+	parse  func([]byte) wsclient.Frame
+	build  func(b int, users []int) (*pubsub.Message, error)
+
 	edge   *stack.Service
 	tokens []string
 	names  []string
@@ -136,7 +144,7 @@ type bench struct {
 }
 
 func (bn *bench) dial(ctx context.Context, u int, cursor string, track bool) (*client, error) {
-	conn, err := wsclient.Dial(ctx, bn.edge.HTTP, bn.tokens[u], cursor)
+	conn, err := bn.dialer(ctx, u, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +157,7 @@ func (bn *bench) dial(ctx context.Context, u int, cursor string, track bool) (*c
 	go func() {
 		defer close(cl.done)
 		once := false
-		code := wsclient.Read(cctx, conn, func(now time.Time, f wsclient.Frame) {
+		code := wsclient.ReadWith(cctx, conn, bn.parse, func(now time.Time, f wsclient.Frame) {
 			switch f.Kind {
 			case wsclient.Synced:
 				if !once {
@@ -284,8 +292,11 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 	for _, r := range c.OneLadder {
 		total += int(r * c.StepFor.Seconds())
 	}
-	bn := &bench{c: c, edge: edge, due: make([]atomic.Int64, total), firsts: make([]atomic.Int32, total),
-		pos: make([]int64, maxIdle), cls: make([]*client, maxIdle), closes: map[string]int{}}
+	bn := newBench(c, edge, total, maxIdle)
+	bn.dialer = func(ctx context.Context, u int, cursor string) (*websocket.Conn, error) {
+		return wsclient.Dial(ctx, bn.edge.HTTP, bn.tokens[u], cursor)
+	}
+	bn.parse, bn.build = wsclient.Parse, bn.delivery
 	bn.names = make([]string, maxIdle)
 	bn.tokens = make([]string, maxIdle)
 	for u := range maxIdle {
@@ -401,6 +412,11 @@ func (bn *bench) closeAll() {
 	}
 }
 
+func newBench(c Config, svc *stack.Service, deliveries, users int) *bench {
+	return &bench{c: c, edge: svc, due: make([]atomic.Int64, deliveries), firsts: make([]atomic.Int32, deliveries),
+		pos: make([]int64, users), cls: make([]*client, users), closes: map[string]int{}}
+}
+
 // reopenClosed resumes every fan-out session that the edge closed, from the
 // last position published to its user (nothing after it is expected).
 func (bn *bench) reopenClosed(ctx context.Context) error {
@@ -447,7 +463,7 @@ func (bn *bench) step(ctx context.Context, pub *pubsub.Publisher, kind string, r
 			to = []int{b % users}
 			rcpt[i] = b % users
 		}
-		m, err := bn.delivery(b, to)
+		m, err := bn.build(b, to)
 		if err != nil {
 			return st, err
 		}

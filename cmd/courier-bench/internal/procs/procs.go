@@ -53,12 +53,12 @@ type Proc struct {
 
 // Start runs bin with env added to this process's environment, its output
 // going to logPath.
-func Start(name, bin string, env []string, logPath string) (*Proc, error) {
+func Start(name, bin string, env []string, logPath string, args ...string) (*Proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group: a Ctrl-C on the benchmark reaches us, and we

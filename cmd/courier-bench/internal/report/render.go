@@ -246,6 +246,13 @@ func (r *Results) Summary(w io.Writer) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
+	if p := r.Peer; p != nil && len(p.Group) > 0 {
+		best := 0.0
+		for _, s := range p.Group {
+			best = max(best, s.FramesPerCoreSecond)
+		}
+		fmt.Fprintf(w, "peer %s, group fan-out: highest rung held %s deliveries/s, best %s frames per core-second\n", p.Name, num(sustainedSteps(p.Group)), num(best))
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintln(w, "ERROR:", e)
 	}

@@ -41,6 +41,9 @@ type Options struct {
 	Quick    bool
 	Baseline string // git revision measured side by side ("" = none)
 	GoBench  bool
+	// Peer is a centrifugo binary: when set, the group fan-out ladder also
+	// runs on it (the well-known peer).
+	Peer     string
 	Phases   map[string]bool // nil = all; keys: raw, e2e, worker, edge, go
 	P99Bound time.Duration
 	// Emulator ports; 0 picks free ones.
@@ -114,6 +117,9 @@ func Run(ctx context.Context, o Options) (string, error) {
 			steps++
 		}
 	}
+	if o.Peer != "" && o.want("edge") {
+		steps++
+	}
 	phase := func(name string) {
 		step++
 		say("== [%d/%d] %s (%s elapsed)", step, steps, name, time.Since(started).Round(time.Second))
@@ -165,6 +171,16 @@ func Run(ctx context.Context, o Options) (string, error) {
 			if err != nil {
 				fail("edge alone ("+b.Label+")", err)
 			}
+		}
+	}
+	if o.Peer != "" && o.want("edge") {
+		phase("well-known peer: centrifugo, the same group fan-out ladder through its Google Pub/Sub consumer")
+		steps, err := edge.RunPeer(ctx, o.Peer, emu, logs, plan.Edge, progress)
+		res.Peer = &report.PeerResult{Name: "centrifugo " + peerVersion(o.Peer), Group: steps,
+			Status: fmt.Sprintf("%d WebSocket clients subscribed to one channel; each delivery is one Pub/Sub message whose data (the same 200-byte payload) centrifugo's Google Pub/Sub consumer publishes to that channel (publication data mode).", plan.Edge.Sessions)}
+		if err != nil {
+			res.Peer.Status += " Failed: " + err.Error()
+			fail("peer", err)
 		}
 	}
 	if o.want("go") && o.GoBench {
@@ -440,6 +456,14 @@ func emulatorVersions() string {
 		return "emulator versions unknown"
 	}
 	return strings.Join(parts, ", ")
+}
+
+func peerVersion(bin string) string {
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func loadAvg() float64 {

@@ -69,6 +69,12 @@ func Dial(ctx context.Context, edge, token, cursor string) (*websocket.Conn, err
 // the close code the server sent, StatusNoClose when there was none, or 0
 // when ctx ended the session.
 func Read(ctx context.Context, conn *websocket.Conn, onFrame func(now time.Time, f Frame)) int {
+	return ReadWith(ctx, conn, Parse, onFrame)
+}
+
+// ReadWith is Read with another server's frame parser (the benchmark's
+// peer speaks its own protocol).
+func ReadWith(ctx context.Context, conn *websocket.Conn, parse func([]byte) Frame, onFrame func(now time.Time, f Frame)) int {
 	for {
 		_, b, err := conn.Read(ctx)
 		if err != nil {
@@ -81,7 +87,7 @@ func Read(ctx context.Context, conn *websocket.Conn, onFrame func(now time.Time,
 			return StatusNoClose
 		}
 		now := time.Now()
-		Split(b, func(part []byte) { onFrame(now, Parse(part)) })
+		Split(b, func(part []byte) { onFrame(now, parse(part)) })
 	}
 }
 
