@@ -176,7 +176,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 	if o.Peer != "" && o.want("edge") {
 		phase("well-known peer: centrifugo, the same group fan-out ladder through its Google Pub/Sub consumer")
 		steps, err := edge.RunPeer(ctx, o.Peer, emu, logs, plan.Edge, progress)
-		res.Peer = &report.PeerResult{Name: "centrifugo " + peerVersion(o.Peer), Group: steps,
+		res.Peer = &report.PeerResult{Name: "centrifugo " + peerVersion(o.Repo), Group: steps,
 			Status: fmt.Sprintf("%d WebSocket clients subscribed to one channel; each delivery is one Pub/Sub message whose data (the same 200-byte payload) centrifugo's Google Pub/Sub consumer publishes to that channel (publication data mode).", plan.Edge.Sessions)}
 		if err != nil {
 			res.Peer.Status += " Failed: " + err.Error()
@@ -458,12 +458,19 @@ func emulatorVersions() string {
 	return strings.Join(parts, ", ")
 }
 
-func peerVersion(bin string) string {
-	out, err := exec.Command(bin, "version").Output()
+// peerVersion is the centrifugo version tools/centrifugo pins (the binary
+// built with go build does not know its own).
+func peerVersion(repo string) string {
+	b, err := os.ReadFile(filepath.Join(repo, "tools/centrifugo/go.mod"))
 	if err != nil {
-		return ""
+		return "(version unknown)"
 	}
-	return strings.TrimSpace(string(out))
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "github.com/centrifugal/centrifugo/v6" {
+			return f[1]
+		}
+	}
+	return "(version unknown)"
 }
 
 func loadAvg() float64 {
