@@ -93,20 +93,21 @@ func Quick(p99Bound time.Duration) Plan {
 // measured in phases 2–4 (each ladder assumed to run to its end).
 func (p Plan) Estimate(builds int, goBench bool) time.Duration {
 	sec := func(d time.Duration) float64 { return d.Seconds() }
-	raw := 2*(sec(p.PubSub.SteadyFor)+float64(p.PubSub.Burst)/1500+4) + 3*sec(p.Firestore.For) + 8
-	e := 10 + sec(p.E2E.Warmup.For) + 2 + float64(len(p.E2E.Ladder))*(sec(p.E2E.StepFor)+2) + sec(p.E2E.Drain)/2 + float64(p.E2E.Burst)/150
+	burst := float64(p.PubSub.Burst) / 1500
+	raw := 2*(sec(p.PubSub.SteadyFor)+burst+4) + 1 + burst + 3*sec(p.Firestore.For) + 8
+	e := 10 + sec(p.E2E.Warmup.For) + 2 + float64(len(p.E2E.Ladder))*(sec(p.E2E.StepFor)+2) + float64(p.E2E.Burst)/150 + 5
 	w := 0.0
-	for range p.Worker.Scenarios {
-		w += sec(p.Worker.Cap)/2 + 4
+	for _, s := range p.Worker.Scenarios {
+		w += min(sec(p.Worker.Cap), float64(s.Messages*s.Recipients)/200) + 4
 	}
 	maxIdle := 0
 	for _, n := range p.Edge.Idle {
 		maxIdle = max(maxIdle, n)
 	}
-	ed := 10 + float64(maxIdle)/600 + float64(len(p.Edge.GroupLadder)+len(p.Edge.OneLadder))*(sec(p.Edge.StepFor)+2)
+	ed := 15 + float64(maxIdle)/600 + float64(len(p.Edge.GroupLadder)+len(p.Edge.OneLadder))*(sec(p.Edge.StepFor)+2)
 	total := 15 + raw + float64(builds)*(e+w+ed)
 	if goBench {
-		total += 20 + 15*float64(p.Go.Count) + 25*float64(p.Go.EmulatorCount)
+		total += 10 + 8*float64(p.Go.Count) + 12*float64(p.Go.EmulatorCount)
 	}
 	return time.Duration(total) * time.Second
 }

@@ -198,7 +198,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 		}
 	}
 	if o.Quick {
-		smokeCheck(res, o, builds, fail)
+		smokeCheck(res, o, fail)
 	}
 
 	res.Seconds = time.Since(started).Seconds()
@@ -268,7 +268,7 @@ func Render(dir string, out io.Writer) error {
 }
 
 // smokeCheck fails the run when a phase that should have run left no data.
-func smokeCheck(res *report.Results, o Options, builds []stack.Build, fail func(string, error)) {
+func smokeCheck(res *report.Results, o Options, fail func(string, error)) {
 	if o.want("raw") && (len(res.Raw.PubSub) != 2 || res.Raw.Firestore == nil) {
 		fail("smoke", fmt.Errorf("raw limits incomplete"))
 	}
@@ -286,7 +286,6 @@ func smokeCheck(res *report.Results, o Options, builds []stack.Build, fail func(
 	if o.want("go") && o.GoBench && len(res.Go) == 0 {
 		fail("smoke", fmt.Errorf("no Go benchmark ran"))
 	}
-	_ = builds
 }
 
 func rawPhase(ctx context.Context, res *report.Results, plan Plan, progress func(string)) error {

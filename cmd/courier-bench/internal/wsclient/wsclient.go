@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -171,9 +170,6 @@ func kind(part []byte) Kind {
 	}
 	return Other
 }
-
-// ErrClosed is returned by helpers when the session closed early.
-var ErrClosed = errors.New("session closed")
 
 // Payload returns the JSON payload the benchmark sends with sequence seq,
 // padded with "x" to size bytes in total.
