@@ -234,7 +234,7 @@ func memory(r *report.Results) (*plot.Plot, bool) {
 }
 
 func fanout(r *report.Results) (*plot.Plot, bool) {
-	p := newPlot("ws-edge group fan-out (every delivery to all sessions)", "deliveries/s", "frames/s delivered")
+	p := newPlot("Group fan-out: 1 edge process, every delivery to all of its sessions", "deliveries/s", "frames/s delivered")
 	any := false
 	for i, b := range r.Builds {
 		if b.Edge == nil || len(b.Edge.Group) == 0 {
@@ -244,11 +244,7 @@ func fanout(r *report.Results) (*plot.Plot, bool) {
 		for _, s := range b.Edge.Group {
 			xys = append(xys, plotter.XY{X: s.Rate, Y: s.FramesPerS})
 		}
-		name := "frames/s"
-		if len(r.Builds) > 1 {
-			name += " — " + b.Label
-		}
-		addSeries(p, name, xys, i, b.Label == "old")
+		addSeries(p, "ws-edge"+suffix(b, len(r.Builds)), xys, i, b.Label == "old")
 		any = true
 	}
 	if peer := r.Peer; peer != nil && len(peer.Group) > 0 {
@@ -256,7 +252,7 @@ func fanout(r *report.Results) (*plot.Plot, bool) {
 		for _, s := range peer.Group {
 			xys = append(xys, plotter.XY{X: s.Rate, Y: s.FramesPerS})
 		}
-		addSeries(p, "frames/s — peer: "+peer.Name, xys, len(r.Builds)+1, false)
+		addSeries(p, "peer: "+peer.Name, xys, len(r.Builds)+1, false)
 	}
 	p.Y.Min = 0
 	return p, any
