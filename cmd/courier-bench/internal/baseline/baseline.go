@@ -43,8 +43,9 @@ func Build(ctx context.Context, repo, rev, cacheDir string, log io.Writer) (stac
 		}
 		return nil
 	}
+	// --force below also re-adds a path a killed run left registered;
+	// no prune: it would touch other worktrees' records.
 	_ = os.RemoveAll(src)
-	_ = run(repo, "git", "worktree", "prune")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return b, err
 	}
