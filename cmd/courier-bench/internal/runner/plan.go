@@ -34,7 +34,9 @@ func Full(p99Bound time.Duration) Plan {
 		},
 		E2E: e2e.Config{
 			Senders: 200, Recipients: 40, PayloadSize: payload,
-			Warmup: e2e.Step{Rate: 50, For: 4 * time.Second},
+			// Long enough for a fresh stack's first commits and the JVMs'
+			// collections after the previous phase.
+			Warmup: e2e.Step{Rate: 50, For: 8 * time.Second},
 			Ladder: []float64{25, 50, 100, 200, 300, 400, 600, 800, 1200, 1600}, StepFor: 8 * time.Second,
 			Drain: 15 * time.Second, BurstDrain: 60 * time.Second, P99Bound: p99Bound, Steady: 200,
 			Burst: 2000, BurstSenders: 200, BurstClients: 32, MaxInFlight: 4000,
