@@ -135,43 +135,41 @@ func Run(ctx context.Context, o Options) (string, error) {
 	for i, b := range builds {
 		res.Builds[i] = report.Build{Label: b.Label, Rev: b.Rev}
 	}
-	if o.want("e2e") {
-		phase("end to end: open-loop ladder and burst through gateway → worker → 2 edges")
-		for _, i := range order(len(builds), 0) {
+	// eachBuild runs one of phases 2–4 on every build, taking turns (k is
+	// the phase's index, see order); a failure is recorded and the run
+	// goes on.
+	eachBuild := func(k int, name string, run func(i int, b stack.Build) error) {
+		for _, i := range order(len(builds), k) {
 			b := builds[i]
 			say("   -- %s build (%s)", b.Label, b.Rev)
-			r, err := e2ePhase(ctx, b, emu, logs, plan.E2E, progress)
-			if r != nil {
-				res.Builds[i].E2E = r
-			}
-			if err != nil {
-				fail("end to end ("+b.Label+")", err)
+			if err := run(i, b); err != nil {
+				fail(name+" ("+b.Label+")", err)
 			}
 		}
+	}
+	if o.want("e2e") {
+		phase("end to end: open-loop ladder and burst through gateway → worker → 2 edges")
+		eachBuild(0, "end to end", func(i int, b stack.Build) error {
+			r, err := e2ePhase(ctx, b, emu, logs, plan.E2E, progress)
+			res.Builds[i].E2E = r
+			return err
+		})
 	}
 	if o.want("worker") {
 		phase("worker alone: envelopes straight to the ingress topic, Firestore RPCs counted by a proxy")
-		for _, i := range order(len(builds), 1) {
-			b := builds[i]
-			say("   -- %s build (%s)", b.Label, b.Rev)
+		eachBuild(1, "worker alone", func(i int, b stack.Build) error {
 			r, err := worker.Run(ctx, b, emu, secret, logs, plan.Worker, progress)
 			res.Builds[i].Worker = r
-			if err != nil {
-				fail("worker alone ("+b.Label+")", err)
-			}
-		}
+			return err
+		})
 	}
 	if o.want("edge") {
 		phase("ws-edge alone: idle sessions, group fan-out, one-to-one")
-		for _, i := range order(len(builds), 2) {
-			b := builds[i]
-			say("   -- %s build (%s)", b.Label, b.Rev)
+		eachBuild(2, "edge alone", func(i int, b stack.Build) error {
 			r, err := edge.Run(ctx, b, emu, secret, logs, plan.Edge, progress)
 			res.Builds[i].Edge = &r
-			if err != nil {
-				fail("edge alone ("+b.Label+")", err)
-			}
-		}
+			return err
+		})
 	}
 	if o.Peer != "" && o.want("edge") {
 		phase("well-known peer: centrifugo, the same group fan-out ladder through its Google Pub/Sub consumer")
