@@ -76,8 +76,8 @@ check-deploy: ## helm-lint plus skaffold diagnose/render offline (builds skaffol
 bench-worker: ## worker throughput on the emulators (needs `make emulators`)
 	cd services/pipeline-worker && eval "$$(../../scripts/emulators.sh env)" && COURIER_REQUIRE_EMULATORS=1 go test -run '^$$' -bench Pipeline -benchtime 1x ./internal/pipeline
 
-bench: ## Go benchmarks of the hot paths plus the load generator against `make run`-like stack; see docs/benchmarks.md
-	scripts/bench.sh
+bench: ## one benchmark report (raw limits, end to end, worker, edge, Go); BENCH_QUICK=1 small, BENCH_BASELINE=<rev> side by side; docs/benchmarks.md
+	scripts/bench.sh $(if $(filter-out 0,$(BENCH_QUICK)),--quick,)
 
 traces-build: ## build the local Jaeger all-in-one once (~10 min the first time, cached after)
 	cd tools/jaeger && GOWORK=off go build -o $(CURDIR)/.tools/bin/jaeger github.com/jaegertracing/jaeger/cmd/jaeger

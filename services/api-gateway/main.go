@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/debugserver"
 	"github.com/courierhq/courier/pkg/gcp"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
@@ -61,6 +62,11 @@ func run(ctx context.Context, env *config.Env, ready listening) (err error) {
 	if err != nil {
 		return err
 	}
+	dbg, err := debugserver.Start(env.String("DEBUG_ADDR", ""), logger)
+	if err != nil {
+		return err
+	}
+	defer dbg.Close()
 
 	shutdownTelemetry, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "api-gateway", Version: version, Logger: logger})
 	if err != nil {

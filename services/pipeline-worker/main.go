@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/debugserver"
 	"github.com/courierhq/courier/pkg/gcp"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
@@ -49,6 +50,11 @@ func run() (err error) {
 		return err
 	}
 	project := settings.Topology.Project
+	dbg, err := debugserver.Start(env.String("DEBUG_ADDR", ""), log)
+	if err != nil {
+		return err
+	}
+	defer dbg.Close()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/debugserver"
 	"github.com/courierhq/courier/pkg/edges"
 	"github.com/courierhq/courier/pkg/gcp"
 	"github.com/courierhq/courier/pkg/health"
@@ -100,6 +101,12 @@ func run() (err error) {
 	if err := env.Err(); err != nil {
 		return err
 	}
+	dbg, err := debugserver.Start(env.String("DEBUG_ADDR", ""), logger)
+	if err != nil {
+		return err
+	}
+	defer dbg.Close()
+
 	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

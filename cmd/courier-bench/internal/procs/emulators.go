@@ -1,0 +1,76 @@
+package procs
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Emulators is a private Pub/Sub + Firestore emulator pair started through
+// the repository's scripts/emulators.sh (which stops the JVMs too).
+type Emulators struct {
+	repo, dir     string
+	PubSubHost    string
+	FirestoreHost string
+}
+
+// StartEmulators starts the pair on the given ports (0 = a free port),
+// recording its processes in dir.
+func StartEmulators(repo, dir string, pubsubPort, firestorePort int) (*Emulators, error) {
+	var err error
+	if pubsubPort == 0 {
+		if pubsubPort, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	if firestorePort == 0 {
+		if firestorePort, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.Command(filepath.Join(repo, "scripts/emulators.sh"), "start", dir)
+	cmd.Env = append(os.Environ(), "PUBSUB_PORT="+strconv.Itoa(pubsubPort), "FIRESTORE_PORT="+strconv.Itoa(firestorePort))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("start emulators: %w\n%s", err, out)
+	}
+	return &Emulators{repo: repo, dir: dir,
+		PubSubHost:    "127.0.0.1:" + strconv.Itoa(pubsubPort),
+		FirestoreHost: "127.0.0.1:" + strconv.Itoa(firestorePort)}, nil
+}
+
+// Stop stops exactly what StartEmulators started.
+func (e *Emulators) Stop() error {
+	out, err := exec.Command(filepath.Join(e.repo, "scripts/emulators.sh"), "stop", e.dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("stop emulators: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// Env is the client environment for the pair.
+func (e *Emulators) Env() []string {
+	return []string{"PUBSUB_EMULATOR_HOST=" + e.PubSubHost, "FIRESTORE_EMULATOR_HOST=" + e.FirestoreHost}
+}
+
+// ResetFirestore deletes every document of project, so a finished run's
+// data does not slow the next one (the emulator keeps all in memory).
+func (e *Emulators) ResetFirestore(ctx context.Context, project string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	url := "http://" + e.FirestoreHost + "/emulator/v1/projects/" + project + "/databases/(default)/documents"
+	req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reset Firestore project %s: %w", project, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reset Firestore project %s: status %d", project, resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,290 @@
+// Package procs starts and watches the processes a benchmark measures: the
+// Courier binaries (with their logs in the run directory), and it reads what
+// the kernel and the processes themselves say about them: CPU time and RSS
+// from /proc, Go memory from the debug listener (pkg/debugserver) or, for
+// builds that predate it, from the Prometheus Go collector.
+package procs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// FreePort returns a TCP port the kernel just had free on loopback.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreeAddr is FreePort as "127.0.0.1:port".
+func FreeAddr() (string, error) {
+	p, err := FreePort()
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(p), nil
+}
+
+// Proc is one started process.
+type Proc struct {
+	Name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	log  *os.File
+}
+
+// Start runs bin with env added to this process's environment, its output
+// going to logPath.
+func Start(name, bin string, env []string, logPath string, args ...string) (*Proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	// Its own process group: a Ctrl-C on the benchmark reaches us, and we
+	// stop the services in order ourselves.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
+	}
+	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{}), log: f}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Exited reports whether the process has ended, and how.
+func (p *Proc) Exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// Stop sends SIGTERM and waits up to grace, then SIGKILL.
+func (p *Proc) Stop(grace time.Duration) {
+	if ok, _ := p.Exited(); ok {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// LogTail returns the last bytes of the process's log, for error messages.
+func (p *Proc) LogTail() string {
+	b, err := os.ReadFile(p.log.Name())
+	if err != nil {
+		return ""
+	}
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// WaitReady polls url until it answers 200, the process exits, or the
+// deadline passes.
+func (p *Proc) WaitReady(ctx context.Context, url string, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		if ok, err := p.Exited(); ok {
+			return fmt.Errorf("%s exited before it was ready (%v); log tail:\n%s", p.Name, err, p.LogTail())
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready at %s within %s; log tail:\n%s", p.Name, url, within, p.LogTail())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+var clockTicks = 100.0 // USER_HZ; 100 on every Linux this runs on
+
+// CPUSeconds is the user+system CPU time the process has used.
+func CPUSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read CPU time: %w", err)
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU reads utime and stime (fields 14 and 15) of /proc/<pid>/stat;
+// the command name (field 2) may hold spaces, so fields count from its ")".
+func parseStatCPU(b []byte) (float64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parse /proc stat: %w", err)
+	}
+	return (ut + st) / clockTicks, nil
+}
+
+// RSSBytes is the process's resident set size (VmRSS).
+func RSSBytes(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read RSS: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse VmRSS %q: %w", v, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// GoMem is what a Go process says about its memory.
+type GoMem struct {
+	HeapAlloc  float64 `json:"heap_alloc_bytes"`
+	StackInuse float64 `json:"stack_inuse_bytes"`
+	Goroutines float64 `json:"goroutines"`
+	// Source is "debug" (pkg/debugserver, after a forced GC) or "metrics"
+	// (the Prometheus Go collector: no forced GC, so the heap includes
+	// garbage not yet collected).
+	Source string `json:"source"`
+}
+
+// ReadGoMem asks the debug listener at debugAddr (forcing a GC); when that
+// fails (an older build without DEBUG_ADDR) it reads /metrics at metricsURL.
+func ReadGoMem(ctx context.Context, debugAddr, metricsURL string) (GoMem, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	if debugAddr != "" {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+debugAddr+"/debug/memstats", nil)
+		if resp, err := client.Do(req); err == nil {
+			defer resp.Body.Close()
+			var st struct {
+				Goroutines int `json:"goroutines"`
+				MemStats   struct {
+					HeapAlloc  uint64
+					StackInuse uint64
+				} `json:"memstats"`
+			}
+			if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&st) == nil {
+				return GoMem{HeapAlloc: float64(st.MemStats.HeapAlloc), StackInuse: float64(st.MemStats.StackInuse),
+					Goroutines: float64(st.Goroutines), Source: "debug"}, nil
+			}
+		}
+	}
+	m, err := ScrapeMetrics(ctx, metricsURL)
+	if err != nil {
+		return GoMem{}, err
+	}
+	g := GoMem{HeapAlloc: m["go_memstats_heap_alloc_bytes"], StackInuse: m["go_memstats_stack_inuse_bytes"],
+		Goroutines: m["go_goroutines"], Source: "metrics"}
+	if g.HeapAlloc == 0 || g.Goroutines == 0 {
+		return GoMem{}, fmt.Errorf("no Go memory at %s (debug listener absent, no Go collector)", metricsURL)
+	}
+	return g, nil
+}
+
+// ScrapeMetrics reads a Prometheus text endpoint and returns each metric's
+// sum over its label sets.
+func ScrapeMetrics(ctx context.Context, url string) (map[string]float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
+	}
+	return ParseMetrics(resp.Body)
+}
+
+// ParseMetrics sums each metric of a Prometheus text exposition over its
+// label sets.
+func ParseMetrics(r io.Reader) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name := line
+		if i := strings.IndexAny(line, "{ "); i >= 0 {
+			name = line[:i]
+		}
+		rest := line[len(name):]
+		if strings.HasPrefix(rest, "{") {
+			j := strings.LastIndexByte(rest, '}')
+			if j < 0 {
+				continue
+			}
+			rest = rest[j+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		out[name] += v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read metrics: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,61 @@
+package report
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/rawlimits"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/stats"
+)
+
+func sample() *Results {
+	r := &Results{Raw: Raw{
+		PubSub: []rawlimits.PubSubResult{
+			{Settings: "defaults", Throughput: 2000, Latency: stats.Percentiles{P99: 60}},
+			{Settings: "courier", Throughput: 3000, Latency: stats.Percentiles{P99: 50}},
+		},
+		Firestore: &rawlimits.FirestoreResult{Writers: 100, PerMessage: 1000, Batched: 1500, PerMessageLatency: stats.Percentiles{P99: 100}},
+	}}
+	r.Builds = []Build{
+		{Label: "new", E2E: &e2e.Result{Sustained: 400, SteadyRate: 200, SteadyP99: 600}},
+		{Label: "old", E2E: &e2e.Result{Sustained: 200, SteadyRate: 200, SteadyP99: 1200}},
+	}
+	return r
+}
+
+func TestRatios(t *testing.T) {
+	r := sample()
+	r.Compute()
+	if s := r.Raw.Slowest(); s.MsgS != 1000 || !strings.HasPrefix(s.Name, "Firestore 1 commit/msg") {
+		t.Fatalf("slowest raw limit %+v, want the per-message commit at 1000", s)
+	}
+	if h := r.Raw.HopsP99(); h != 200 { // 2 × 50 (Courier's Pub/Sub settings) + 100
+		t.Fatalf("hops p99 %v, want 200", h)
+	}
+	n := r.Build("new").Ratios
+	if n.SustainedOverSlowest != 0.4 || n.P99OverHops != 3 {
+		t.Fatalf("new ratios %+v, want 0.4 and 3", n)
+	}
+}
+
+func TestSummaryComparesBuilds(t *testing.T) {
+	r := sample()
+	r.Compute()
+	var b bytes.Buffer
+	r.Summary(&b)
+	out := b.String()
+	for _, want := range []string{"new/old", "sustained rate", "2.00×", "0.50×"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	var md bytes.Buffer
+	r.Markdown(&md, []string{"latency.png"})
+	for _, want := range []string{"## 1. Raw limits", "## 2. End to end", "![latency](latency.png)", "Sustained: **400 msg/s**"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+}

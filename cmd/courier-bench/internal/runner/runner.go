@@ -1,0 +1,491 @@
+// Package runner runs one benchmark: it starts private emulators, measures
+// the raw limits, then the end-to-end system, the worker alone and the edge
+// alone for each build (this tree's, and a baseline revision's when asked,
+// interleaved phase by phase so both see the same machine), then the Go
+// benchmarks, and writes results.json, report.md and the charts.
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/courierhq/courier/cmd/courier-bench/internal/baseline"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/charts"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/edge"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/gobench"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/procs"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/rawlimits"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/report"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/stack"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/worker"
+)
+
+// Options of one run.
+type Options struct {
+	Repo     string // repository root
+	BinDir   string // this tree's service binaries (make build)
+	OutDir   string // .run/bench
+	Quick    bool
+	Baseline string // git revision measured side by side ("" = none)
+	GoBench  bool
+	// Peer is a centrifugo binary: when set, the group fan-out ladder also
+	// runs on it (the well-known peer).
+	Peer     string
+	Phases   map[string]bool // nil = all; keys: raw, e2e, worker, edge, go
+	P99Bound time.Duration
+	// Emulator ports; 0 picks free ones.
+	PubSubPort, FirestorePort int
+	Command                   string // as typed, for the report
+	Out                       io.Writer
+}
+
+const secret = "bench-secret-0123456789abcdef"
+
+func (o Options) want(phase string) bool { return o.Phases == nil || o.Phases[phase] }
+
+// Run runs the benchmark and returns the run directory. The error is
+// non-nil when any phase failed (its data is still written).
+func Run(ctx context.Context, o Options) (string, error) {
+	started := time.Now()
+	dir := filepath.Join(o.OutDir, started.UTC().Format("20060102-150405"))
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return "", err
+	}
+	plan := Full(o.P99Bound)
+	if o.Quick {
+		plan = Quick(o.P99Bound)
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
+	res := &report.Results{Started: started, Quick: o.Quick, Machine: machine(), Commit: gitHead(o.Repo)}
+	res.Machine.LoadStart = loadAvg()
+	if res.Machine.LoadStart > float64(res.Machine.CPUs) {
+		say("== warning: load average %.1f on %d CPUs before the run: other work will share these numbers", res.Machine.LoadStart, res.Machine.CPUs)
+	}
+
+	builds := []stack.Build{{Label: "new", Rev: res.Commit,
+		Gateway: filepath.Join(o.BinDir, "api-gateway"), Worker: filepath.Join(o.BinDir, "pipeline-worker"), Edge: filepath.Join(o.BinDir, "ws-edge")}}
+	if o.Baseline != "" {
+		say("== building the baseline %s (git worktree under %s)", o.Baseline, filepath.Join(o.OutDir, "baseline"))
+		bl, err := baseline.Build(ctx, o.Repo, o.Baseline, filepath.Join(o.OutDir, "baseline"), logFile(logs, "baseline-build.log"))
+		if err != nil {
+			return dir, err
+		}
+		res.Baseline = o.Baseline + " (" + bl.Rev + ")"
+		builds = append(builds, bl)
+	}
+	say("== courier-bench: %s mode, builds: %s; estimated total ≤ %s; results in %s", mode(o.Quick), labels(builds),
+		plan.Estimate(len(builds), o.GoBench && o.want("go")).Round(time.Minute), dir)
+
+	say("== starting private emulators")
+	emu, err := procs.StartEmulators(o.Repo, filepath.Join(dir, "emulators"), o.PubSubPort, o.FirestorePort)
+	if err != nil {
+		return dir, err
+	}
+	defer func() {
+		if err := emu.Stop(); err != nil {
+			say("stopping the emulators: %v", err)
+		}
+	}()
+	// The client libraries of this process find the emulators here.
+	os.Setenv("PUBSUB_EMULATOR_HOST", emu.PubSubHost)
+	os.Setenv("FIRESTORE_EMULATOR_HOST", emu.FirestoreHost)
+	res.Machine.Emulators = emulatorVersions()
+
+	fail := func(phase string, err error) {
+		msg := fmt.Sprintf("%s: %v", phase, err)
+		res.Errors = append(res.Errors, msg)
+		say("   FAILED %s", msg)
+	}
+	progress := func(s string) { say("   %s", s) }
+	step, steps := 0, 0
+	for _, p := range []string{"raw", "e2e", "worker", "edge", "go"} {
+		if o.want(p) && (p != "go" || o.GoBench) {
+			steps++
+		}
+	}
+	if o.Peer != "" && o.want("edge") {
+		steps++
+	}
+	phase := func(name string) {
+		step++
+		say("== [%d/%d] %s (%s elapsed)", step, steps, name, time.Since(started).Round(time.Second))
+	}
+
+	if o.want("raw") {
+		phase("raw limits: Pub/Sub emulator publish → receive, Firestore emulator commits")
+		if err := rawPhase(ctx, emu, res, plan, progress); err != nil {
+			fail("raw limits", err)
+		}
+	}
+	res.Builds = make([]report.Build, len(builds))
+	for i, b := range builds {
+		res.Builds[i] = report.Build{Label: b.Label, Rev: b.Rev}
+	}
+	// eachBuild runs one of phases 2–4 on every build, taking turns (k is
+	// the phase's index, see order); a failure is recorded and the run
+	// goes on.
+	eachBuild := func(k int, name string, run func(i int, b stack.Build) error) {
+		for _, i := range order(len(builds), k) {
+			b := builds[i]
+			say("   -- %s build (%s)", b.Label, b.Rev)
+			if err := run(i, b); err != nil {
+				fail(name+" ("+b.Label+")", err)
+			}
+		}
+	}
+	if o.want("e2e") {
+		phase("end to end: open-loop ladder and burst through gateway → worker → 2 edges")
+		eachBuild(0, "end to end", func(i int, b stack.Build) error {
+			r, err := e2ePhase(ctx, b, emu, logs, plan.E2E, progress)
+			res.Builds[i].E2E = r
+			return err
+		})
+	}
+	if o.want("worker") {
+		phase("worker alone: envelopes straight to the ingress topic, Firestore RPCs counted by a proxy")
+		eachBuild(1, "worker alone", func(i int, b stack.Build) error {
+			r, err := worker.Run(ctx, b, emu, secret, logs, plan.Worker, progress)
+			res.Builds[i].Worker = r
+			return err
+		})
+	}
+	if o.want("edge") {
+		phase("ws-edge alone: idle sessions, group fan-out, one-to-one")
+		eachBuild(2, "edge alone", func(i int, b stack.Build) error {
+			r, err := edge.Run(ctx, b, emu, secret, logs, plan.Edge, progress)
+			res.Builds[i].Edge = &r
+			return err
+		})
+	}
+	if o.Peer != "" && o.want("edge") {
+		phase("well-known peer: centrifugo, the same group fan-out ladder through its Google Pub/Sub consumer")
+		steps, err := edge.RunPeer(ctx, o.Peer, emu, logs, plan.Edge, progress)
+		res.Peer = &report.PeerResult{Name: "centrifugo " + peerVersion(o.Repo), Group: steps,
+			Status: fmt.Sprintf("%d WebSocket clients subscribed to one channel; each delivery is one Pub/Sub message whose data (the same 200-byte payload) centrifugo's Google Pub/Sub consumer publishes to that channel (publication data mode).", plan.Edge.Sessions)}
+		if err != nil {
+			res.Peer.Status += " Failed: " + err.Error()
+			fail("peer", err)
+		}
+	}
+	if o.want("go") && o.GoBench {
+		phase("Go benchmarks of the hot paths (medians)")
+		goLog := logFile(dir, "go-bench.txt")
+		r, err := gobench.Run(ctx, o.Repo, modules(o.Repo), plan.Go,
+			append(emu.Env(), "COURIER_REQUIRE_EMULATORS=1", "GOOGLE_CLOUD_PROJECT=bench-go"), goLog)
+		res.Go = r
+		for _, g := range r {
+			progress(fmt.Sprintf("%s %s: %s ns/op, %s B/op, %s allocs/op", shortPkg(g.Package), g.Name,
+				fmtF(g.Medians["ns/op"]), fmtF(g.Medians["B/op"]), fmtF(g.Medians["allocs/op"])))
+		}
+		if err != nil {
+			fail("Go benchmarks", err)
+		}
+	}
+	if o.Quick {
+		smokeCheck(res, o, fail)
+	}
+
+	res.Seconds = time.Since(started).Seconds()
+	res.Command = o.Command
+	res.Machine.LoadEnd = loadAvg()
+	if err := write(res, dir); err != nil {
+		fail("report", err)
+	}
+	say("\n== summary (%s, %.0f s)", dir, res.Seconds)
+	res.Summary(o.Out)
+	if len(res.Errors) > 0 {
+		return dir, fmt.Errorf("%d phase(s) failed: %s", len(res.Errors), strings.Join(res.Errors, "; "))
+	}
+	return dir, nil
+}
+
+// order is the order builds take turns in phase k: alternated from phase
+// to phase, so neither build always runs on the emulators' warmer or
+// colder side.
+func order(n, k int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	if k%2 == 1 {
+		slices.Reverse(idx)
+	}
+	return idx
+}
+
+// write computes the ratios and writes results.json, the charts and
+// report.md into dir.
+func write(res *report.Results, dir string) error {
+	res.Compute()
+	names, err := charts.Write(res, dir)
+	if err != nil {
+		res.Errors = append(res.Errors, "charts: "+err.Error())
+	}
+	if err := res.WriteJSON(filepath.Join(dir, "results.json")); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "report.md"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	res.Markdown(f, names)
+	return nil
+}
+
+// Render redraws report.md and the charts of a finished run from its
+// results.json (after a change to the report's layout).
+func Render(dir string, out io.Writer) error {
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return err
+	}
+	var res report.Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("decode %s/results.json: %w", dir, err)
+	}
+	if err := write(&res, dir); err != nil {
+		return err
+	}
+	res.Summary(out)
+	return nil
+}
+
+// smokeCheck fails the run when a phase that should have run left no data.
+func smokeCheck(res *report.Results, o Options, fail func(string, error)) {
+	if o.want("raw") && (len(res.Raw.PubSub) != 2 || res.Raw.Firestore == nil) {
+		fail("smoke", fmt.Errorf("raw limits incomplete"))
+	}
+	for _, b := range res.Builds {
+		if o.want("e2e") && (b.E2E == nil || len(b.E2E.Steps) < 2) {
+			fail("smoke", fmt.Errorf("%s: end-to-end phase produced no ladder", b.Label))
+		}
+		if o.want("worker") && len(b.Worker) == 0 {
+			fail("smoke", fmt.Errorf("%s: worker phase produced no scenario", b.Label))
+		}
+		if o.want("edge") && (b.Edge == nil || len(b.Edge.Idle) == 0 || len(b.Edge.Group) == 0 || len(b.Edge.OneToOne) == 0) {
+			fail("smoke", fmt.Errorf("%s: edge phase incomplete", b.Label))
+		}
+	}
+	if o.want("go") && o.GoBench && len(res.Go) == 0 {
+		fail("smoke", fmt.Errorf("no Go benchmark ran"))
+	}
+}
+
+func rawPhase(ctx context.Context, emu *procs.Emulators, res *report.Results, plan Plan, progress func(string)) error {
+	project := fmt.Sprintf("bench-raw-%d", time.Now().UnixNano())
+	ps, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		return fmt.Errorf("pubsub client: %w", err)
+	}
+	defer ps.Close()
+	// Tens of thousands of documents left in the emulator slow down the
+	// phase that follows (and so the build that happens to run first).
+	defer emu.ResetFirestore(context.Background(), project)
+	// Warm-up, not reported: the emulator's JVM is slow at first.
+	warm := plan.PubSub
+	warm.Burst, warm.SteadyFor = min(warm.Burst, 1000), time.Second
+	if _, err := rawlimits.PubSub(ctx, ps, project, "warm-up", warm); err != nil {
+		return err
+	}
+	for _, v := range []string{"defaults", "courier"} {
+		r, err := rawlimits.PubSub(ctx, ps, project, v, plan.PubSub)
+		if err != nil {
+			return err
+		}
+		res.Raw.PubSub = append(res.Raw.PubSub, r)
+		// Lost messages are accounted for (and shown), not a failure: the
+		// emulator's own losses are part of its limits.
+		progress(fmt.Sprintf("Pub/Sub %s: %.0f msg/s burst; one hop at %.0f msg/s p50 %.1f ms, p99 %.1f ms; lost %d",
+			v, r.Throughput, r.SteadyRate, r.Latency.P50, r.Latency.P99, r.Lost))
+		if r.Sent != r.Received+r.Lost {
+			return fmt.Errorf("Pub/Sub %s: sent %d != received %d + lost %d", v, r.Sent, r.Received, r.Lost)
+		}
+	}
+	fs, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		return fmt.Errorf("firestore client: %w", err)
+	}
+	defer fs.Close()
+	f, err := rawlimits.Firestore(ctx, fs, plan.Firestore)
+	res.Raw.Firestore = &f
+	progress(fmt.Sprintf("Firestore: %.0f msg/s one commit each (%d writers), p99 %.1f ms at %.0f msg/s; %.0f msg/s batched (%d docs/commit)",
+		f.PerMessage, f.Writers, f.PerMessageLatency.P99, f.SteadyRate, f.Batched, f.BatchDocs))
+	return err // failed commits are counted in the report, not a failure
+}
+
+func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs string, c e2e.Config, progress func(string)) (*e2e.Result, error) {
+	project := fmt.Sprintf("bench-e2e-%s-%d", b.Label, time.Now().UnixNano())
+	ps, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub client: %w", err)
+	}
+	defer ps.Close()
+	if err := stack.Provision(ctx, ps, project); err != nil {
+		return nil, err
+	}
+	defer emu.ResetFirestore(context.Background(), project)
+	env := stack.Env{Emulators: emu, Project: project, Secret: secret, LogDir: logs}
+	var started []*stack.Service
+	defer func() {
+		for i := len(started) - 1; i >= 0; i-- {
+			started[i].Stop(20 * time.Second)
+		}
+	}()
+	gw, err := stack.StartGateway(ctx, b, env)
+	if err != nil {
+		return nil, err
+	}
+	started = append(started, gw)
+	wk, err := stack.StartWorker(ctx, b, env, "worker")
+	if err != nil {
+		return nil, err
+	}
+	started = append(started, wk)
+	tg := e2e.Target{Gateway: gw.HTTP, Secret: secret, Pids: map[string]int{"gateway": gw.Pid(), "worker": wk.Pid()}}
+	for i := range 2 {
+		pod := fmt.Sprintf("bench-%d", i+1)
+		ed, err := stack.StartEdge(ctx, b, env, pod, 1000)
+		if err != nil {
+			return nil, err
+		}
+		started = append(started, ed)
+		tg.Edges = append(tg.Edges, ed.HTTP)
+		tg.Pids["edge-"+fmt.Sprint(i+1)] = ed.Pid()
+	}
+	r, err := e2e.Run(ctx, tg, c, progress)
+	return &r, err
+}
+
+func logFile(dir, name string) io.Writer {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return io.Discard
+	}
+	return f
+}
+
+func mode(quick bool) string {
+	if quick {
+		return "quick"
+	}
+	return "full"
+}
+
+func labels(bs []stack.Build) string {
+	var s []string
+	for _, b := range bs {
+		s = append(s, b.Label+"="+b.Rev)
+	}
+	return strings.Join(s, ", ")
+}
+
+func gitHead(repo string) string {
+	out, err := exec.Command("git", "-C", repo, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	head := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		head += "-dirty"
+	}
+	return head
+}
+
+func modules(repo string) []string {
+	out, err := exec.Command(filepath.Join(repo, "scripts/modules.sh")).Output()
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(out))
+}
+
+func machine() report.Machine {
+	m := report.Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:"), "%d", &kb)
+		m.MemoryGiB = (kb + (1 << 19)) >> 20
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				m.CPUModel = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return m
+}
+
+// emulatorVersions asks the Cloud SDK which emulator components it has.
+func emulatorVersions() string {
+	out, err := exec.Command("gcloud", "version").Output()
+	if err != nil {
+		return "emulator versions unknown"
+	}
+	var parts []string
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 && (f[0] == "pubsub-emulator" || f[0] == "cloud-firestore-emulator") {
+			parts = append(parts, f[0]+" "+f[1])
+		}
+	}
+	if len(parts) == 0 {
+		return "emulator versions unknown"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// peerVersion is the centrifugo version tools/centrifugo pins (the binary
+// built with go build does not know its own).
+func peerVersion(repo string) string {
+	b, err := os.ReadFile(filepath.Join(repo, "tools/centrifugo/go.mod"))
+	if err != nil {
+		return "(version unknown)"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "github.com/centrifugal/centrifugo/v6" {
+			return f[1]
+		}
+	}
+	return "(version unknown)"
+}
+
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var v float64
+	fmt.Sscanf(string(b), "%f", &v)
+	return v
+}
+
+func shortPkg(p string) string {
+	return strings.TrimPrefix(p, "github.com/courierhq/courier/")
+}
+
+func fmtF(v float64) string {
+	if v >= 100 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}

@@ -1,0 +1,183 @@
+// Package wsclient is the benchmark's WebSocket client of ws-edge: it dials
+// /v1/ws with batch=1 (newer edges may then put several JSON frames in one
+// WebSocket text message, separated by "\n"; older ones ignore it), splits
+// every message into frames, and reports how the session ended (close code,
+// 1006 when the connection dropped without a close frame).
+//
+// It decodes as little as it can: at tens of thousands of frames a second
+// the client shares the CPUs with the edge it measures. A message frame's
+// payload, written by the benchmark itself, starts with {"s":<sequence>,
+// which is all it needs to find.
+package wsclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// StatusNoClose is reported for a session that ended without a close frame.
+const StatusNoClose = 1006
+
+// Kind of a server frame.
+type Kind int
+
+const (
+	Other   Kind = iota // hello, pong, …
+	Message             // a delivered message
+	Synced              // the session's starting (or resumed) position
+	Error               // an error frame
+)
+
+// Frame is one server frame as the benchmark sees it.
+type Frame struct {
+	Kind Kind
+	// Seq is the "s" field of the message's payload (Message only; -1 when
+	// the payload is not the benchmark's).
+	Seq int64
+	// Raw is the frame; valid only during the callback.
+	Raw []byte
+}
+
+// Dial opens a session for token on edge (host:port), resuming after cursor
+// when it is not empty.
+func Dial(ctx context.Context, edge, token, cursor string) (*websocket.Conn, error) {
+	q := url.Values{"token": {token}, "batch": {"1"}}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	conn, resp, err := websocket.Dial(ctx, "ws://"+edge+"/v1/ws?"+q.Encode(), nil)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial %s: status %d: %w", edge, resp.StatusCode, err)
+		}
+		return nil, fmt.Errorf("dial %s: %w", edge, err)
+	}
+	conn.SetReadLimit(16 << 20)
+	return conn, nil
+}
+
+// Read reads messages until the connection ends or ctx is done, calling
+// onFrame for every frame with the time the message was read. It returns
+// the close code the server sent, StatusNoClose when there was none, or 0
+// when ctx ended the session.
+func Read(ctx context.Context, conn *websocket.Conn, onFrame func(now time.Time, f Frame)) int {
+	return ReadWith(ctx, conn, Parse, onFrame)
+}
+
+// ReadWith is Read with another server's frame parser (the benchmark's
+// peer speaks its own protocol).
+func ReadWith(ctx context.Context, conn *websocket.Conn, parse func([]byte) Frame, onFrame func(now time.Time, f Frame)) int {
+	for {
+		_, b, err := conn.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0
+			}
+			if code := websocket.CloseStatus(err); code != -1 {
+				return int(code)
+			}
+			return StatusNoClose
+		}
+		now := time.Now()
+		Split(b, func(part []byte) { onFrame(now, parse(part)) })
+	}
+}
+
+// Split calls fn for each non-empty "\n"-separated part of msg.
+func Split(msg []byte, fn func(part []byte)) {
+	for len(msg) > 0 {
+		part := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			part, msg = msg[:i], msg[i+1:]
+		} else {
+			msg = nil
+		}
+		if len(bytes.TrimSpace(part)) > 0 {
+			part = bytes.TrimSpace(part)
+			fn(part)
+		}
+	}
+}
+
+var (
+	seqKey   = []byte(`"payload":{"s":`)
+	typeMsg  = []byte(`"type":"message"`)
+	typeSync = []byte(`"type":"synced"`)
+	typeErr  = []byte(`"type":"error"`)
+)
+
+// Parse classifies one frame and, for a message, finds the benchmark's
+// sequence number in its payload. The fast path needs the compact JSON
+// every Courier edge writes; anything else is decoded properly.
+func Parse(part []byte) Frame {
+	f := Frame{Kind: kind(part), Seq: -1, Raw: part}
+	if f.Kind != Message {
+		return f
+	}
+	if i := bytes.Index(part, seqKey); i >= 0 {
+		rest := part[i+len(seqKey):]
+		j := 0
+		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+			j++
+		}
+		if n, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
+			f.Seq = n
+			return f
+		}
+	}
+	var m struct {
+		Message struct {
+			Payload json.RawMessage `json:"payload"`
+		} `json:"message"`
+	}
+	var p struct {
+		S *int64 `json:"s"`
+	}
+	if json.Unmarshal(part, &m) == nil && json.Unmarshal(m.Message.Payload, &p) == nil && p.S != nil {
+		f.Seq = *p.S
+	}
+	return f
+}
+
+func kind(part []byte) Kind {
+	switch {
+	case bytes.Contains(part, typeMsg):
+		return Message
+	case bytes.Contains(part, typeSync):
+		return Synced
+	case bytes.Contains(part, typeErr):
+		return Error
+	}
+	var t struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(part, &t) == nil {
+		switch t.Type {
+		case "message":
+			return Message
+		case "synced":
+			return Synced
+		case "error":
+			return Error
+		}
+	}
+	return Other
+}
+
+// Payload returns the JSON payload the benchmark sends with sequence seq,
+// padded with "x" to size bytes in total.
+func Payload(seq int64, size int) []byte {
+	head := `{"s":` + strconv.FormatInt(seq, 10) + `,"p":"`
+	pad := max(size-len(head)-2, 0)
+	b := make([]byte, 0, len(head)+pad+2)
+	b = append(b, head...)
+	b = append(b, bytes.Repeat([]byte("x"), pad)...)
+	return append(b, '"', '}')
+}
