@@ -8,7 +8,6 @@ replace (
 )
 
 require (
-	cloud.google.com/go/firestore v1.29.2
 	cloud.google.com/go/pubsub/v2 v2.9.0
 	github.com/courierhq/courier/pkg v0.0.0-00010101000000-000000000000
 	github.com/courierhq/courier/proto v0.0.0-00010101000000-000000000000
@@ -33,6 +32,7 @@ require (
 	cloud.google.com/go/auth v0.24.1-0.20261001053825-dbc26066f70a // indirect
 	cloud.google.com/go/auth/oauth2adapt v0.3.0 // indirect
 	cloud.google.com/go/compute/metadata v0.10.0 // indirect
+	cloud.google.com/go/firestore v1.29.2 // indirect
 	cloud.google.com/go/iam v1.14.0 // indirect
 	cloud.google.com/go/longrunning v1.3.0 // indirect
 	github.com/MicahParks/jwkset v0.11.4 // indirect
