@@ -3,40 +3,20 @@ package messages
 import (
 	"context"
 	"errors"
-	"maps"
-	"slices"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/inbox"
-	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/apierr"
+	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 )
-
-// fakePublisher and fakeStore are structs of funcs, per house style.
-type fakePublisher struct {
-	publish func(ctx context.Context, env *courierv1.Envelope) error
-}
-
-func (f fakePublisher) Publish(ctx context.Context, env *courierv1.Envelope) error {
-	return f.publish(ctx, env)
-}
-
-type fakeStore struct {
-	list func(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
-	get  func(ctx context.Context, id string) (inbox.Stored, error)
-}
-
-func (f fakeStore) List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
-	return f.list(ctx, user, after, limit)
-}
-func (f fakeStore) Get(ctx context.Context, id string) (inbox.Stored, error) { return f.get(ctx, id) }
 
 func codeOf(err error) apierr.Code {
 	if err == nil {
@@ -49,16 +29,9 @@ func codeOf(err error) apierr.Code {
 	return e.Code
 }
 
-func recordingPublisher(got *[]*courierv1.Envelope) fakePublisher {
-	return fakePublisher{publish: func(_ context.Context, env *courierv1.Envelope) error {
-		*got = append(*got, env)
-		return nil
-	}}
-}
-
 func TestSendValidation(t *testing.T) {
-	var published []*courierv1.Envelope
-	svc := New(recordingPublisher(&published), nil, Limits{MaxRecipients: 3, MaxPayloadBytes: 20})
+	var pub gatewaytest.Recorder
+	svc := New(&pub, nil, Limits{MaxRecipients: 3, MaxPayloadBytes: 20})
 	many := []string{"a", "b", "c", "d"}
 	for _, tc := range []struct {
 		name string
@@ -83,21 +56,21 @@ func TestSendValidation(t *testing.T) {
 		{"bad idempotency key", SendRequest{To: []string{"bob"}, Payload: []byte(`1`), IdempotencyKey: "é"}, apierr.InvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			published = nil
+			pub.Reset()
 			_, err := svc.Send(context.Background(), "alice", tc.req)
 			if got := codeOf(err); got != tc.want {
 				t.Fatalf("code = %q (%v), want %q", got, err, tc.want)
 			}
-			if (tc.want == "") != (len(published) == 1) {
-				t.Fatalf("published %d envelopes", len(published))
+			if (tc.want == "") != (len(pub.Published()) == 1) {
+				t.Fatalf("published %d envelopes", len(pub.Published()))
 			}
 		})
 	}
 }
 
 func TestSendBuildsEnvelope(t *testing.T) {
-	var published []*courierv1.Envelope
-	svc := New(recordingPublisher(&published), nil, Limits{})
+	var pub gatewaytest.Recorder
+	svc := New(&pub, nil, Limits{})
 	fixed := time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC)
 	svc.now = func() time.Time { return fixed }
 	acc, err := svc.Send(context.Background(), "alice", SendRequest{
@@ -106,7 +79,7 @@ func TestSendBuildsEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := published[0]
+	env := pub.Published()[0]
 	if env.MessageId != acc.ID || len(acc.ID) != 32 {
 		t.Errorf("id %q / envelope %q", acc.ID, env.MessageId)
 	}
@@ -127,6 +100,7 @@ func TestSendBuildsEnvelope(t *testing.T) {
 	if _, err := svc.Send(context.Background(), "alice", SendRequest{To: []string{"bob"}, Payload: []byte(`1`)}); err != nil {
 		t.Fatal(err)
 	}
+	published := pub.Published()
 	if published[1].ContentType != DefaultContentType {
 		t.Errorf("default content type %q", published[1].ContentType)
 	}
@@ -136,8 +110,8 @@ func TestSendBuildsEnvelope(t *testing.T) {
 }
 
 func TestIdempotencyKeyDerivesID(t *testing.T) {
-	var published []*courierv1.Envelope
-	svc := New(recordingPublisher(&published), nil, Limits{})
+	var pub gatewaytest.Recorder
+	svc := New(&pub, nil, Limits{})
 	send := func(sender, key string) string {
 		t.Helper()
 		acc, err := svc.Send(context.Background(), sender, SendRequest{To: []string{"bob"}, Payload: []byte(`1`), IdempotencyKey: key})
@@ -150,8 +124,8 @@ func TestIdempotencyKeyDerivesID(t *testing.T) {
 	if a1 != a2 || a1 != DeriveID("alice", "k1") {
 		t.Fatalf("same key gave %s and %s", a1, a2)
 	}
-	if published[0].IdempotencyKey != "k1" {
-		t.Errorf("envelope key %q", published[0].IdempotencyKey)
+	if key := pub.Published()[0].IdempotencyKey; key != "k1" {
+		t.Errorf("envelope key %q", key)
 	}
 	if send("alice", "k2") == a1 {
 		t.Error("different key, same id")
@@ -179,37 +153,40 @@ func TestParseIdempotencyKey(t *testing.T) {
 }
 
 func TestSendPublishFailureIsUnavailable(t *testing.T) {
-	svc := New(fakePublisher{publish: func(context.Context, *courierv1.Envelope) error {
-		return status.Error(codes.NotFound, "topic not found")
-	}}, nil, Limits{})
+	svc := New(gatewaytest.Failing(status.Error(codes.NotFound, "topic not found")), nil, Limits{})
 	_, err := svc.Send(context.Background(), "alice", SendRequest{To: []string{"bob"}, Payload: []byte(`1`)})
 	if codeOf(err) != apierr.Unavailable {
 		t.Fatalf("code %q (%v), want unavailable", codeOf(err), err)
 	}
 }
 
-func stored(id, from string, to ...string) inbox.Stored {
-	return inbox.Stored{Message: &courierv1.Message{Id: id, From: from, To: to, Payload: []byte(`1`), SentAt: timestamppb.Now()}}
-}
-
+// TestGetOnlyForSenderAndRecipients reads from the in-memory store: bob's
+// ack is kept the current way, carol's the legacy way (on the message).
 func TestGetOnlyForSenderAndRecipients(t *testing.T) {
-	st := stored("m1", "alice", "bob", "carol")
-	st.Delivered = map[string]time.Time{"carol": time.Now(), "bob": time.Now()}
-	svc := New(nil, fakeStore{get: func(_ context.Context, id string) (inbox.Stored, error) {
-		switch id {
-		case "m1":
-			return st, nil
-		case "broken":
+	store := inboxtest.NewFaulty()
+	store.GetFunc = func(ctx context.Context, id string) (inbox.Stored, error) {
+		if id == "broken" {
 			return inbox.Stored{}, status.Error(codes.Unavailable, "down")
 		}
-		return inbox.Stored{}, inbox.ErrNotFound
-	}}, Limits{})
+		return store.Memory.Get(ctx, id)
+	}
 	ctx := context.Background()
+	inboxtest.MustCommit(t, store, inboxtest.Envelope("m1", "alice", "bob", "carol"), inboxtest.Envelope("m2", "alice", "bob"))
+	if err := store.MarkDelivered(ctx, "m1", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutLegacyAcks("m1", map[string]time.Time{"carol": time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	svc := New(nil, store, Limits{})
 	for _, u := range []string{"alice", "bob", "carol"} {
 		v, err := svc.Get(ctx, u, "m1")
-		if err != nil || v.Message.Id != "m1" || v.State != "delivered" || strings.Join(v.DeliveredTo, ",") != "bob,carol" {
+		if err != nil || v.Message.Id != "m1" || v.State != "delivered" || strings.Join(v.DeliveredTo, ",") != "bob,carol" || v.DeliveredCount != 2 {
 			t.Errorf("%s: %+v %v", u, v, err)
 		}
+	}
+	if v, err := svc.Get(ctx, "bob", "m2"); err != nil || v.State != "stored" || len(v.DeliveredTo) != 0 || v.DeliveredCount != 0 {
+		t.Errorf("unacknowledged message: %+v %v", v, err)
 	}
 	_, errOther := svc.Get(ctx, "mallory", "m1")
 	_, errMissing := svc.Get(ctx, "mallory", "nope")
@@ -228,32 +205,34 @@ func TestGetOnlyForSenderAndRecipients(t *testing.T) {
 	}
 }
 
+// An inbox page starts after the cursor, holds the default page size when
+// the caller gives no limit, and hands back the cursor when it is empty;
+// each user reads only their own inbox.
 func TestListInbox(t *testing.T) {
-	var gotUser string
-	var gotAfter int64
-	var gotLimit int
-	entries := []inbox.Entry{
-		{Seq: 4, Message: stored("m4", "x", "bob").Message},
-		{Seq: 5, Message: stored("m5", "x", "bob").Message},
+	store := inboxtest.NewMemory()
+	for i := range 55 {
+		inboxtest.MustCommit(t, store, inboxtest.Envelope(fmt.Sprintf("m%d", i+1), "x", "bob"))
 	}
-	svc := New(nil, fakeStore{list: func(_ context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
-		gotUser, gotAfter, gotLimit = user, after, limit
-		if after >= 5 {
-			return nil, nil
-		}
-		return entries, nil
-	}}, Limits{})
+	inboxtest.MustCommit(t, store, inboxtest.Envelope("c1", "x", "carol"))
+	svc := New(nil, store, Limits{})
 	ctx := context.Background()
 	p, err := svc.ListInbox(ctx, "bob", inbox.EncodeCursor(3), 0)
-	if err != nil || gotUser != "bob" || gotAfter != 3 || gotLimit != 50 {
-		t.Fatalf("list: %v user=%s after=%d limit=%d", err, gotUser, gotAfter, gotLimit)
+	if err != nil || len(p.Entries) != 50 || p.Entries[0].Seq != 4 || p.Entries[0].Message.Id != "m4" {
+		t.Fatalf("list after 3 with the default limit: %d entries %v", len(p.Entries), err)
 	}
-	if p.NextCursor != inbox.EncodeCursor(5) || len(p.Entries) != 2 {
-		t.Fatalf("page: %+v", p)
+	if p.NextCursor != inbox.EncodeCursor(53) {
+		t.Fatalf("next cursor %q, want position 53", p.NextCursor)
+	}
+	p, err = svc.ListInbox(ctx, "bob", p.NextCursor, 200)
+	if err != nil || len(p.Entries) != 2 || p.Entries[1].Message.Id != "m55" || p.NextCursor != inbox.EncodeCursor(55) {
+		t.Fatalf("last page: %+v %v", p, err)
 	}
 	empty, err := svc.ListInbox(ctx, "bob", p.NextCursor, 200)
 	if err != nil || len(empty.Entries) != 0 || empty.NextCursor != p.NextCursor {
 		t.Fatalf("empty page: %+v %v", empty, err)
+	}
+	if c, err := svc.ListInbox(ctx, "carol", "", 0); err != nil || len(c.Entries) != 1 || c.Entries[0].Message.Id != "c1" {
+		t.Fatalf("carol's inbox: %+v %v", c, err)
 	}
 	for _, bad := range []struct {
 		cursor string
@@ -263,12 +242,4 @@ func TestListInbox(t *testing.T) {
 			t.Errorf("cursor %q limit %d: %v", bad.cursor, bad.limit, err)
 		}
 	}
-}
-
-// DeliveryState answers from the acks the fake's messages carry.
-func (f fakeStore) DeliveryState(_ context.Context, _ string, listUsers bool, legacy map[string]time.Time) ([]string, int, error) {
-	if !listUsers {
-		return nil, len(legacy), nil
-	}
-	return slices.Sorted(maps.Keys(legacy)), len(legacy), nil
 }
