@@ -1,11 +1,9 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -17,9 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -38,13 +33,7 @@ import (
 
 // spans records every span the tests create (the global provider, as in
 // production, so pubsubx's spans land here too).
-var spans = tracetest.NewInMemoryExporter()
-
-func TestMain(m *testing.M) {
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans)))
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	os.Exit(m.Run())
-}
+var spans = testenv.RecordSpans()
 
 // world is one test's project: topology applied, clients, and collectors on
 // the deliveries and dead-letter topics.
@@ -118,14 +107,9 @@ func (w *world) start(s pipeline.Settings, wrap func(batch.Committer) batch.Comm
 	if wrap != nil {
 		committer = wrap(committer)
 	}
-	// The worker's log is shown only when the test fails.
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
+	logs.ShowOnFailure(w.t, "worker log")
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	w.t.Cleanup(func() {
-		if w.t.Failed() {
-			w.t.Logf("worker log:\n%s", logs.String())
-		}
-	})
 	p := pipeline.New(s, w.ps, committer, routing.NewTable(w.fs), m, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	wk := &worker{m: m, done: make(chan struct{})}
@@ -303,21 +287,4 @@ func subsequence(s []string, keep func(string) bool) []string {
 		}
 	}
 	return out
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
