@@ -12,7 +12,6 @@ import (
 
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
-	"github.com/courierhq/courier/pkg/topology"
 )
 
 // TestTraceContextSurvivesRoundTrip publishes through the emulator inside a
@@ -21,13 +20,8 @@ import (
 func TestTraceContextSurvivesRoundTrip(t *testing.T) {
 	rec := testenv.RecordTestSpans(t)
 
-	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
+	client, c := testenv.Topology(t, testenv.Project(t), nil)
 	ctx := testenv.Context(t, time.Minute)
-	c := topology.Default(project)
-	if _, err := topology.Apply(ctx, client, c); err != nil {
-		t.Fatal(err)
-	}
 
 	rootCtx, root := otel.Tracer("test").Start(ctx, "http request")
 	pub := client.Publisher(c.IngressTopic)

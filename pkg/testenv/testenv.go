@@ -22,6 +22,8 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/courierhq/courier/pkg/topology"
 )
 
 func require(t testing.TB, name string) string {
@@ -59,6 +61,22 @@ func PubSub(t testing.TB, project string) *pubsub.Client {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// Topology applies project's topology (topology.Default, changed by adjust
+// when it is not nil) on the Pub/Sub emulator and returns a client of the
+// emulator for project and the applied configuration.
+func Topology(t testing.TB, project string, adjust func(*topology.Config)) (*pubsub.Client, topology.Config) {
+	t.Helper()
+	client := PubSub(t, project)
+	c := topology.Default(project)
+	if adjust != nil {
+		adjust(&c)
+	}
+	if _, err := topology.Apply(Context(t, time.Minute), client, c); err != nil {
+		t.Fatalf("apply topology: %v", err)
+	}
+	return client, c
 }
 
 // Firestore returns a client of the Firestore emulator for project.

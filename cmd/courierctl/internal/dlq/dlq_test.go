@@ -38,11 +38,8 @@ type project struct {
 
 func newProject(t *testing.T) *project {
 	t.Helper()
-	id := testenv.Project(t)
-	p := &project{t: t, ps: testenv.PubSub(t, id), cfg: topology.Default(id)}
-	if _, err := topology.Apply(testenv.Context(t, 30*time.Second), p.ps, p.cfg); err != nil {
-		t.Fatal(err)
-	}
+	p := &project{t: t}
+	p.ps, p.cfg = testenv.Topology(t, testenv.Project(t), nil)
 	p.dlTopc = p.ps.Publisher(p.cfg.DeadLetterTopic)
 	t.Cleanup(p.dlTopc.Stop)
 	return p

@@ -27,7 +27,6 @@ import (
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
-	"github.com/courierhq/courier/pkg/topology"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
@@ -209,12 +208,8 @@ func TestGRPCPanicIsInternal(t *testing.T) {
 // caller reads only their own messages.
 func TestGRPCOverEmulators(t *testing.T) {
 	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
-	topo := topology.Default(project)
+	client, topo := testenv.Topology(t, project, nil)
 	ctx := testenv.Context(t, time.Minute)
-	if _, err := topology.Apply(ctx, client, topo); err != nil {
-		t.Fatal(err)
-	}
 	pub := ingress.New(client, topo.IngressTopic, ingress.Options{})
 	t.Cleanup(pub.Stop)
 	store := inbox.New(testenv.Firestore(t, project))

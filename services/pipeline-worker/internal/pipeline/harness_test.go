@@ -53,18 +53,16 @@ type world struct {
 func newWorld(t testing.TB, mutate func(*topology.Config)) *world {
 	t.Helper()
 	project := testenv.Project(t)
-	w := &world{t: t, project: project, ps: testenv.PubSub(t, project), fs: testenv.Firestore(t, project)}
+	w := &world{t: t, project: project, fs: testenv.Firestore(t, project)}
 	w.store = inbox.New(w.fs)
-	w.topo = topology.Default(project)
-	// Short Pub/Sub backoff so redeliveries in tests are quick.
-	w.topo.MinBackoff, w.topo.MaxBackoff = 100*time.Millisecond, 500*time.Millisecond
-	if mutate != nil {
-		mutate(&w.topo)
-	}
+	w.ps, w.topo = testenv.Topology(t, project, func(c *topology.Config) {
+		// Short Pub/Sub backoff so redeliveries in tests are quick.
+		c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, 500*time.Millisecond
+		if mutate != nil {
+			mutate(c)
+		}
+	})
 	ctx := testenv.Context(t, 30*time.Second)
-	if _, err := topology.Apply(ctx, w.ps, w.topo); err != nil {
-		t.Fatal(err)
-	}
 	// An ordered subscription on the deliveries topic, standing in for an
 	// edge pod.
 	subID := "test-deliveries"
