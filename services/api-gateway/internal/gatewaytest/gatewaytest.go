@@ -1,32 +1,64 @@
 // Package gatewaytest holds what the gateway's tests share (messages,
-// httpapi and grpcapi): a publisher made of a func, and the rate limits of
-// a test server. The inbox store they read is pkg/inbox/inboxtest's
-// Memory. Only tests import it.
+// httpapi and grpcapi): publishers made of a func or recording what they
+// get, and the defaults of a test server's parts (Defaults). The inbox they
+// read is pkg/inbox/inboxtest's Memory. Only tests import it.
 package gatewaytest
 
 import (
 	"context"
 	"sync"
+	"time"
 
+	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
 )
 
-// Publisher is a messages.Publisher made of a func; the nil Publisher
-// confirms every publish.
-type Publisher func(ctx context.Context, env *courierv1.Envelope) error
+// Publisher publishes envelopes (messages.Publisher, which this package
+// cannot name: the messages package's own tests import it).
+type Publisher interface {
+	Publish(ctx context.Context, env *courierv1.Envelope) error
+}
+
+// Store is what the gateway reads of the inbox (messages.Store).
+type Store interface {
+	List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
+	Get(ctx context.Context, id string) (inbox.Stored, error)
+	DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error)
+}
+
+// Defaults fills in what a test server's parts leave out: a publisher that
+// confirms every publish, an empty in-memory inbox, and a rate limit no
+// functional test reaches (tests of the limit set their own).
+func Defaults(pub Publisher, store Store, rate ratelimit.Options) (Publisher, Store, ratelimit.Options) {
+	if pub == nil {
+		pub = PublishFunc(nil)
+	}
+	if store == nil {
+		store = inboxtest.NewMemory()
+	}
+	if rate.PerSecond == 0 {
+		rate = ratelimit.Options{PerSecond: 1000, Burst: 1000}
+	}
+	return pub, store, rate
+}
+
+// PublishFunc is a Publisher made of a func; the nil PublishFunc confirms
+// every publish.
+type PublishFunc func(ctx context.Context, env *courierv1.Envelope) error
 
 // Publish calls f.
-func (f Publisher) Publish(ctx context.Context, env *courierv1.Envelope) error {
+func (f PublishFunc) Publish(ctx context.Context, env *courierv1.Envelope) error {
 	if f == nil {
 		return nil
 	}
 	return f(ctx, env)
 }
 
-// Failing returns a Publisher whose every publish fails with err.
-func Failing(err error) Publisher {
+// Failing returns a PublishFunc whose every publish fails with err.
+func Failing(err error) PublishFunc {
 	return func(context.Context, *courierv1.Envelope) error { return err }
 }
 
@@ -58,7 +90,3 @@ func (r *Recorder) Reset() {
 	defer r.mu.Unlock()
 	r.envs = nil
 }
-
-// Unlimited is a rate limit no functional test reaches; tests of the limit
-// set their own.
-var Unlimited = ratelimit.Options{PerSecond: 1000, Burst: 1000}

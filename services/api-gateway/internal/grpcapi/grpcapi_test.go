@@ -51,15 +51,7 @@ type options struct {
 // client connected to it.
 func serve(t *testing.T, o options) courierv1.MessagesClient {
 	t.Helper()
-	if o.pub == nil {
-		o.pub = gatewaytest.Publisher(nil)
-	}
-	if o.store == nil {
-		o.store = inboxtest.NewMemory()
-	}
-	if o.rate.PerSecond == 0 {
-		o.rate = gatewaytest.Unlimited
-	}
+	o.pub, o.store, o.rate = gatewaytest.Defaults(o.pub, o.store, o.rate)
 	v, err := auth.NewHS256(secret, auth.Options{})
 	if err != nil {
 		t.Fatal(err)

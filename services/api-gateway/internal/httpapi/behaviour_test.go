@@ -20,7 +20,7 @@ import (
 
 func TestSendAnswersAfterPublish(t *testing.T) {
 	published := make(chan *courierv1.Envelope, 1)
-	s := newServer(t, options{pub: gatewaytest.Publisher(func(_ context.Context, env *courierv1.Envelope) error {
+	s := newServer(t, options{pub: gatewaytest.PublishFunc(func(_ context.Context, env *courierv1.Envelope) error {
 		published <- env
 		return nil
 	})})

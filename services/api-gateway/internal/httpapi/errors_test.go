@@ -177,7 +177,7 @@ func TestUnavailable(t *testing.T) {
 		}
 	})
 	t.Run("request timeout", func(t *testing.T) {
-		s := newServer(t, options{timeout: 100 * time.Millisecond, pub: gatewaytest.Publisher(func(ctx context.Context, _ *courierv1.Envelope) error {
+		s := newServer(t, options{timeout: 100 * time.Millisecond, pub: gatewaytest.PublishFunc(func(ctx context.Context, _ *courierv1.Envelope) error {
 			<-ctx.Done() // a publish that never confirms
 			return ctx.Err()
 		})})

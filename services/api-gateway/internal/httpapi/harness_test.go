@@ -15,7 +15,6 @@ import (
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/health"
-	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/pkg/testenv"
 
@@ -76,15 +75,7 @@ type testServer struct {
 
 func newServer(t testing.TB, o options) *testServer {
 	t.Helper()
-	if o.pub == nil {
-		o.pub = gatewaytest.Publisher(nil)
-	}
-	if o.store == nil {
-		o.store = inboxtest.NewMemory()
-	}
-	if o.rate.PerSecond == 0 {
-		o.rate = gatewaytest.Unlimited
-	}
+	o.pub, o.store, o.rate = gatewaytest.Defaults(o.pub, o.store, o.rate)
 	ao := auth.Options{Issuer: testIssuer, Audience: testAudience}
 	if o.noIssuerAud {
 		ao = auth.Options{}
