@@ -16,10 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
@@ -134,12 +134,7 @@ func (wk *worker) processed(result string) float64 {
 }
 
 // env returns a valid envelope.
-func env(id, from string, to ...string) *courierv1.Envelope {
-	return &courierv1.Envelope{
-		MessageId: id, Sender: from, Recipients: to, Payload: []byte(fmt.Sprintf(`{"text":%q}`, id)),
-		ContentType: "application/json", SentAt: timestamppb.Now(),
-	}
-}
+var env = inboxtest.Envelope
 
 // publish publishes e the way api-gateway does and returns the trace id of
 // the publishing span.
