@@ -7,32 +7,18 @@ package gatewaytest
 import (
 	"context"
 	"sync"
-	"time"
 
-	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
+	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
 )
-
-// Publisher publishes envelopes (messages.Publisher, which this package
-// cannot name: the messages package's own tests import it).
-type Publisher interface {
-	Publish(ctx context.Context, env *courierv1.Envelope) error
-}
-
-// Store is what the gateway reads of the inbox (messages.Store).
-type Store interface {
-	List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
-	Get(ctx context.Context, id string) (inbox.Stored, error)
-	DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error)
-}
 
 // Defaults fills in what a test server's parts leave out: a publisher that
 // confirms every publish, an empty in-memory inbox, and a rate limit no
 // functional test reaches (tests of the limit set their own).
-func Defaults(pub Publisher, store Store, rate ratelimit.Options) (Publisher, Store, ratelimit.Options) {
+func Defaults(pub messages.Publisher, store messages.Store, rate ratelimit.Options) (messages.Publisher, messages.Store, ratelimit.Options) {
 	if pub == nil {
 		pub = PublishFunc(nil)
 	}
@@ -45,8 +31,8 @@ func Defaults(pub Publisher, store Store, rate ratelimit.Options) (Publisher, St
 	return pub, store, rate
 }
 
-// PublishFunc is a Publisher made of a func; the nil PublishFunc confirms
-// every publish.
+// PublishFunc is a messages.Publisher made of a func; the nil PublishFunc
+// confirms every publish.
 type PublishFunc func(ctx context.Context, env *courierv1.Envelope) error
 
 // Publish calls f.

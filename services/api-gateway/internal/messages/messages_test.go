@@ -1,4 +1,4 @@
-package messages
+package messages_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/courierhq/courier/services/api-gateway/internal/apierr"
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
+	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 )
 
 func codeOf(err error) apierr.Code {
@@ -31,29 +32,29 @@ func codeOf(err error) apierr.Code {
 
 func TestSendValidation(t *testing.T) {
 	var pub gatewaytest.Recorder
-	svc := New(&pub, nil, Limits{MaxRecipients: 3, MaxPayloadBytes: 20})
+	svc := messages.New(&pub, nil, messages.Limits{MaxRecipients: 3, MaxPayloadBytes: 20})
 	many := []string{"a", "b", "c", "d"}
 	for _, tc := range []struct {
 		name string
-		req  SendRequest
+		req  messages.SendRequest
 		want apierr.Code
 	}{
-		{"ok", SendRequest{To: []string{"bob"}, Payload: []byte(`{"t":"hi"}`)}, ""},
-		{"ok at the recipient cap", SendRequest{To: many[:3], Payload: []byte(`1`)}, ""},
-		{"ok payload at the cap after compaction", SendRequest{To: []string{"bob"}, Payload: []byte(`{ "t" : "` + strings.Repeat("x", 12) + `" }`)}, ""},
-		{"no recipients", SendRequest{Payload: []byte(`1`)}, apierr.InvalidRequest},
-		{"too many recipients", SendRequest{To: many, Payload: []byte(`1`)}, apierr.InvalidRequest},
-		{"duplicate recipient", SendRequest{To: []string{"bob", "bob"}, Payload: []byte(`1`)}, apierr.InvalidRequest},
-		{"bad recipient", SendRequest{To: []string{"bob/evil"}, Payload: []byte(`1`)}, apierr.InvalidRequest},
-		{"reserved recipient", SendRequest{To: []string{"__x__"}, Payload: []byte(`1`)}, apierr.InvalidRequest},
-		{"empty recipient", SendRequest{To: []string{""}, Payload: []byte(`1`)}, apierr.InvalidRequest},
-		{"no payload", SendRequest{To: []string{"bob"}}, apierr.InvalidRequest},
-		{"null payload", SendRequest{To: []string{"bob"}, Payload: []byte(` null `)}, apierr.InvalidRequest},
-		{"invalid JSON payload", SendRequest{To: []string{"bob"}, Payload: []byte(`{"a":`)}, apierr.InvalidRequest},
-		{"two JSON values", SendRequest{To: []string{"bob"}, Payload: []byte(`1 2`)}, apierr.InvalidRequest},
-		{"payload too large", SendRequest{To: []string{"bob"}, Payload: []byte(`"` + strings.Repeat("x", 19) + `"`)}, apierr.PayloadTooLarge},
-		{"bad content type", SendRequest{To: []string{"bob"}, Payload: []byte(`1`), ContentType: "not a type"}, apierr.InvalidRequest},
-		{"bad idempotency key", SendRequest{To: []string{"bob"}, Payload: []byte(`1`), IdempotencyKey: "é"}, apierr.InvalidRequest},
+		{"ok", messages.SendRequest{To: []string{"bob"}, Payload: []byte(`{"t":"hi"}`)}, ""},
+		{"ok at the recipient cap", messages.SendRequest{To: many[:3], Payload: []byte(`1`)}, ""},
+		{"ok payload at the cap after compaction", messages.SendRequest{To: []string{"bob"}, Payload: []byte(`{ "t" : "` + strings.Repeat("x", 12) + `" }`)}, ""},
+		{"no recipients", messages.SendRequest{Payload: []byte(`1`)}, apierr.InvalidRequest},
+		{"too many recipients", messages.SendRequest{To: many, Payload: []byte(`1`)}, apierr.InvalidRequest},
+		{"duplicate recipient", messages.SendRequest{To: []string{"bob", "bob"}, Payload: []byte(`1`)}, apierr.InvalidRequest},
+		{"bad recipient", messages.SendRequest{To: []string{"bob/evil"}, Payload: []byte(`1`)}, apierr.InvalidRequest},
+		{"reserved recipient", messages.SendRequest{To: []string{"__x__"}, Payload: []byte(`1`)}, apierr.InvalidRequest},
+		{"empty recipient", messages.SendRequest{To: []string{""}, Payload: []byte(`1`)}, apierr.InvalidRequest},
+		{"no payload", messages.SendRequest{To: []string{"bob"}}, apierr.InvalidRequest},
+		{"null payload", messages.SendRequest{To: []string{"bob"}, Payload: []byte(` null `)}, apierr.InvalidRequest},
+		{"invalid JSON payload", messages.SendRequest{To: []string{"bob"}, Payload: []byte(`{"a":`)}, apierr.InvalidRequest},
+		{"two JSON values", messages.SendRequest{To: []string{"bob"}, Payload: []byte(`1 2`)}, apierr.InvalidRequest},
+		{"payload too large", messages.SendRequest{To: []string{"bob"}, Payload: []byte(`"` + strings.Repeat("x", 19) + `"`)}, apierr.PayloadTooLarge},
+		{"bad content type", messages.SendRequest{To: []string{"bob"}, Payload: []byte(`1`), ContentType: "not a type"}, apierr.InvalidRequest},
+		{"bad idempotency key", messages.SendRequest{To: []string{"bob"}, Payload: []byte(`1`), IdempotencyKey: "é"}, apierr.InvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pub.Reset()
@@ -70,10 +71,10 @@ func TestSendValidation(t *testing.T) {
 
 func TestSendBuildsEnvelope(t *testing.T) {
 	var pub gatewaytest.Recorder
-	svc := New(&pub, nil, Limits{})
+	svc := messages.New(&pub, nil, messages.Limits{})
 	fixed := time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC)
-	svc.now = func() time.Time { return fixed }
-	acc, err := svc.Send(context.Background(), "alice", SendRequest{
+	messages.SetNow(svc, func() time.Time { return fixed })
+	acc, err := svc.Send(context.Background(), "alice", messages.SendRequest{
 		To: []string{"bob", "carol"}, Payload: []byte("{\n  \"text\": \"hi\"\n}"), ContentType: "application/vnd.chat+json",
 	})
 	if err != nil {
@@ -97,11 +98,11 @@ func TestSendBuildsEnvelope(t *testing.T) {
 		t.Errorf("sent_at %v accepted_at %v, want %v", env.SentAt.AsTime(), acc.AcceptedAt, want)
 	}
 	// Default content type.
-	if _, err := svc.Send(context.Background(), "alice", SendRequest{To: []string{"bob"}, Payload: []byte(`1`)}); err != nil {
+	if _, err := svc.Send(context.Background(), "alice", messages.SendRequest{To: []string{"bob"}, Payload: []byte(`1`)}); err != nil {
 		t.Fatal(err)
 	}
 	published := pub.Published()
-	if published[1].ContentType != DefaultContentType {
+	if published[1].ContentType != messages.DefaultContentType {
 		t.Errorf("default content type %q", published[1].ContentType)
 	}
 	if published[1].MessageId == published[0].MessageId {
@@ -111,17 +112,17 @@ func TestSendBuildsEnvelope(t *testing.T) {
 
 func TestIdempotencyKeyDerivesID(t *testing.T) {
 	var pub gatewaytest.Recorder
-	svc := New(&pub, nil, Limits{})
+	svc := messages.New(&pub, nil, messages.Limits{})
 	send := func(sender, key string) string {
 		t.Helper()
-		acc, err := svc.Send(context.Background(), sender, SendRequest{To: []string{"bob"}, Payload: []byte(`1`), IdempotencyKey: key})
+		acc, err := svc.Send(context.Background(), sender, messages.SendRequest{To: []string{"bob"}, Payload: []byte(`1`), IdempotencyKey: key})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return acc.ID
 	}
 	a1, a2 := send("alice", "k1"), send("alice", "k1")
-	if a1 != a2 || a1 != DeriveID("alice", "k1") {
+	if a1 != a2 || a1 != messages.DeriveID("alice", "k1") {
 		t.Fatalf("same key gave %s and %s", a1, a2)
 	}
 	if key := pub.Published()[0].IdempotencyKey; key != "k1" {
@@ -134,27 +135,27 @@ func TestIdempotencyKeyDerivesID(t *testing.T) {
 		t.Error("different sender, same key, same id: one user could shadow another's message")
 	}
 	// The NUL separator keeps concatenation ambiguities apart.
-	if DeriveID("ab", "c") == DeriveID("a", "bc") {
+	if messages.DeriveID("ab", "c") == messages.DeriveID("a", "bc") {
 		t.Error("DeriveID(ab,c) == DeriveID(a,bc)")
 	}
 }
 
 func TestParseIdempotencyKey(t *testing.T) {
 	for _, ok := range []string{"k", " spaced key ", strings.Repeat("~", 128), "order-42:retry"} {
-		if _, err := ParseIdempotencyKey(ok); err != nil {
+		if _, err := messages.ParseIdempotencyKey(ok); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", strings.Repeat("a", 129), "tab\there", "nl\n", "é", "\x7f"} {
-		if _, err := ParseIdempotencyKey(bad); codeOf(err) != apierr.InvalidRequest {
+		if _, err := messages.ParseIdempotencyKey(bad); codeOf(err) != apierr.InvalidRequest {
 			t.Errorf("%q accepted or wrong code: %v", bad, err)
 		}
 	}
 }
 
 func TestSendPublishFailureIsUnavailable(t *testing.T) {
-	svc := New(gatewaytest.Failing(status.Error(codes.NotFound, "topic not found")), nil, Limits{})
-	_, err := svc.Send(context.Background(), "alice", SendRequest{To: []string{"bob"}, Payload: []byte(`1`)})
+	svc := messages.New(gatewaytest.Failing(status.Error(codes.NotFound, "topic not found")), nil, messages.Limits{})
+	_, err := svc.Send(context.Background(), "alice", messages.SendRequest{To: []string{"bob"}, Payload: []byte(`1`)})
 	if codeOf(err) != apierr.Unavailable {
 		t.Fatalf("code %q (%v), want unavailable", codeOf(err), err)
 	}
@@ -178,7 +179,7 @@ func TestGetOnlyForSenderAndRecipients(t *testing.T) {
 	if err := store.PutLegacyAcks("m1", map[string]time.Time{"carol": time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	svc := New(nil, store, Limits{})
+	svc := messages.New(nil, store, messages.Limits{})
 	for _, u := range []string{"alice", "bob", "carol"} {
 		v, err := svc.Get(ctx, u, "m1")
 		if err != nil || v.Message.Id != "m1" || v.State != "delivered" || strings.Join(v.DeliveredTo, ",") != "bob,carol" || v.DeliveredCount != 2 {
@@ -214,7 +215,7 @@ func TestListInbox(t *testing.T) {
 		inboxtest.MustCommit(t, store, inboxtest.Envelope(fmt.Sprintf("m%d", i+1), "x", "bob"))
 	}
 	inboxtest.MustCommit(t, store, inboxtest.Envelope("c1", "x", "carol"))
-	svc := New(nil, store, Limits{})
+	svc := messages.New(nil, store, messages.Limits{})
 	ctx := context.Background()
 	p, err := svc.ListInbox(ctx, "bob", inbox.EncodeCursor(3), 0)
 	if err != nil || len(p.Entries) != 50 || p.Entries[0].Seq != 4 || p.Entries[0].Message.Id != "m4" {
