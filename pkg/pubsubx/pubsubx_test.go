@@ -7,14 +7,11 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
-	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/pkg/wire"
 )
 
@@ -22,20 +19,12 @@ import (
 // span and checks that the consumer span continues the same trace, with the
 // producer span as its parent and the messaging attributes set.
 func TestTraceContextSurvivesRoundTrip(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	rec := testenv.RecordTestSpans(t)
 
-	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
+	client, c := testenv.Topology(t, testenv.Project(t), nil)
 	ctx := testenv.Context(t, time.Minute)
-	c := topology.Default(project)
-	if _, err := topology.Apply(ctx, client, c); err != nil {
-		t.Fatal(err)
-	}
 
-	rootCtx, root := tp.Tracer("test").Start(ctx, "http request")
+	rootCtx, root := otel.Tracer("test").Start(ctx, "http request")
 	pub := client.Publisher(c.IngressTopic)
 	defer pub.Stop()
 	serverID, err := pubsubx.Publish(rootCtx, pub, &pubsub.Message{Data: []byte("hi"), Attributes: map[string]string{wire.AttrMessageID: "m1"}}, "m1")

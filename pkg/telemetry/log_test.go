@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel"
-
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/courierhq/courier/pkg/testenv"
 )
 
 func TestLoggerAddsTraceIDs(t *testing.T) {
@@ -75,7 +75,7 @@ func TestMissingCollectorCostsOneLogLine(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
 	t.Setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100")
 	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "200")
-	var buf syncBuffer
+	var buf testenv.LogBuffer
 	logger := NewLogger(&buf, LogOptions{})
 	shutdown, err := Setup(context.Background(), Options{ServiceName: "svc", Logger: logger})
 	if err != nil {
@@ -102,21 +102,4 @@ func TestMissingCollectorCostsOneLogLine(t *testing.T) {
 	if lines > 1 {
 		t.Fatalf("%d log lines for export failures, want at most 1:\n%s", lines, buf.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

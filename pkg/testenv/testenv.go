@@ -1,7 +1,11 @@
-// Package testenv connects integration tests to the Pub/Sub and Firestore
-// emulators. Each test gets its own randomly named project, so tests never
-// see each other's topics or documents and need no cleanup between runs.
+// Package testenv is what tests of every module share: clients of the
+// Pub/Sub and Firestore emulators, waiting on conditions (Eventually,
+// WaitFor), a log sink for concurrent writers (LogBuffer) and a span
+// recorder installed as the global tracer provider (RecordSpans). Only
+// tests import it (TestOnlyTestsImportTheKit).
 //
+// Each emulator test gets its own randomly named project, so tests never
+// see each other's topics or documents and need no cleanup between runs.
 // Without PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST a test is skipped
 // with a message, unless COURIER_REQUIRE_EMULATORS=1 (set by `make test`),
 // in which case it fails: the suite never passes by skipping.
@@ -11,12 +15,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/courierhq/courier/pkg/topology"
 )
 
 func require(t testing.TB, name string) string {
@@ -56,6 +63,22 @@ func PubSub(t testing.TB, project string) *pubsub.Client {
 	return c
 }
 
+// Topology applies project's topology (topology.Default, changed by adjust
+// when it is not nil) on the Pub/Sub emulator and returns a client of the
+// emulator for project and the applied configuration.
+func Topology(t testing.TB, project string, adjust func(*topology.Config)) (*pubsub.Client, topology.Config) {
+	t.Helper()
+	client := PubSub(t, project)
+	c := topology.Default(project)
+	if adjust != nil {
+		adjust(&c)
+	}
+	if _, err := topology.Apply(Context(t, time.Minute), client, c); err != nil {
+		t.Fatalf("apply topology: %v", err)
+	}
+	return client, c
+}
+
 // Firestore returns a client of the Firestore emulator for project.
 func Firestore(t testing.TB, project string) *firestore.Client {
 	t.Helper()
@@ -80,11 +103,30 @@ func Context(t testing.TB, d time.Duration) context.Context {
 // fails the test with msg. For waiting on conditions, never on fixed sleeps.
 func Eventually(t testing.TB, d time.Duration, msg string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %s", d, msg)
+	WaitFor(t, d, 20*time.Millisecond, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		return errors.New(msg)
+	})
+}
+
+// WaitFor polls check every interval until it returns nil or d passes, then
+// fails the test with check's last error, which should say what was seen
+// ("3 of 5 messages in hand"). The interval suits what check costs: a
+// field read can be polled every millisecond, a process's metrics endpoint
+// every few hundred.
+func WaitFor(t testing.TB, d, interval time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %v", d, err)
+		}
+		time.Sleep(interval)
 	}
 }

@@ -23,15 +23,11 @@ import (
 // the message lands on the dead-letter topic with the source delivery count,
 // and DeliveryAttempt is set on the way.
 func TestEmulatorEnforcesDeadLetterPolicy(t *testing.T) {
-	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
+	client, c := testenv.Topology(t, testenv.Project(t), func(c *topology.Config) {
+		c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, 200*time.Millisecond
+		c.IngressOrdering = false // see TestEmulatorOrderedSubscriptionsNeverDeadLetter
+	})
 	ctx := testenv.Context(t, time.Minute)
-	c := topology.Default(project)
-	c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, 200*time.Millisecond
-	c.IngressOrdering = false // see TestEmulatorOrderedSubscriptionsNeverDeadLetter
-	if _, err := topology.Apply(ctx, client, c); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := client.Publisher(c.IngressTopic).Publish(ctx, &pubsub.Message{Data: []byte("poison")}).Get(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +72,8 @@ func TestEmulatorEnforcesDeadLetterPolicy(t *testing.T) {
 // message reaches a filtered subscription. Targeted routing therefore also
 // filters in the edge itself (it drops deliveries for users it does not hold).
 func TestEmulatorIgnoresFilters(t *testing.T) {
-	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
+	client, c := testenv.Topology(t, testenv.Project(t), nil)
 	ctx := testenv.Context(t, time.Minute)
-	c := topology.Default(project)
-	if _, err := topology.Apply(ctx, client, c); err != nil {
-		t.Fatal(err)
-	}
 	want := c.EdgeSubscription("filtered", `attributes.courier_recipients = "nobody"`)
 	if _, err := topology.EnsureSubscription(ctx, client, want); err != nil {
 		t.Fatal(err)
@@ -113,14 +104,10 @@ func TestEmulatorIgnoresFilters(t *testing.T) {
 // Fact: the first redelivery after a nack is immediate even with a retry
 // policy, which is why the worker backs off in process before nacking.
 func TestEmulatorFirstRedeliveryIsImmediate(t *testing.T) {
-	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
+	client, c := testenv.Topology(t, testenv.Project(t), func(c *topology.Config) {
+		c.MinBackoff, c.MaxBackoff = 10*time.Second, 60*time.Second
+	})
 	ctx := testenv.Context(t, time.Minute)
-	c := topology.Default(project)
-	c.MinBackoff, c.MaxBackoff = 10*time.Second, 60*time.Second
-	if _, err := topology.Apply(ctx, client, c); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := client.Publisher(c.IngressTopic).Publish(ctx, &pubsub.Message{Data: []byte("x")}).Get(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -149,14 +136,10 @@ func TestEmulatorFirstRedeliveryIsImmediate(t *testing.T) {
 // therefore dead-letters by itself on the last attempt (with a reason, which
 // Pub/Sub's own forwarding does not carry), leaving the policy as a backstop.
 func TestEmulatorOrderedSubscriptionsNeverDeadLetter(t *testing.T) {
-	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
+	client, c := testenv.Topology(t, testenv.Project(t), func(c *topology.Config) {
+		c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, 200*time.Millisecond
+	})
 	ctx := testenv.Context(t, time.Minute)
-	c := topology.Default(project)
-	c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, 200*time.Millisecond
-	if _, err := topology.Apply(ctx, client, c); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := client.Publisher(c.IngressTopic).Publish(ctx, &pubsub.Message{Data: []byte("poison")}).Get(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -194,14 +177,10 @@ func TestEmulatorOrderedSubscriptionsNeverDeadLetter(t *testing.T) {
 // a SIGKILLed worker's messages back; a StreamingPull consumer killed with
 // SIGKILL strands its leases on the emulator for good (docs/emulators.md).
 func TestEmulatorUnaryPullLeaseExpires(t *testing.T) {
-	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
+	client, c := testenv.Topology(t, testenv.Project(t), func(c *topology.Config) {
+		c.IngressAckDeadline = 10 * time.Second // the minimum
+	})
 	ctx := testenv.Context(t, time.Minute)
-	c := topology.Default(project)
-	c.IngressAckDeadline = 10 * time.Second // the minimum
-	if _, err := topology.Apply(ctx, client, c); err != nil {
-		t.Fatal(err)
-	}
 	pub := client.Publisher(c.IngressTopic)
 	pub.EnableMessageOrdering = true
 	defer pub.Stop()
@@ -256,13 +235,8 @@ func TestEmulatorUnaryPullLeaseExpires(t *testing.T) {
 // first half to commit a sender's backlog in one batch (its receiver hands a
 // key's messages over as one run), and acks a run as soon as it is done.
 func TestEmulatorOrderedPullDeliversAKeysBacklogTogether(t *testing.T) {
-	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
+	client, c := testenv.Topology(t, testenv.Project(t), nil)
 	ctx := testenv.Context(t, time.Minute)
-	c := topology.Default(project)
-	if _, err := topology.Apply(ctx, client, c); err != nil {
-		t.Fatal(err)
-	}
 	pub := client.Publisher(c.IngressTopic)
 	pub.EnableMessageOrdering = true
 	defer pub.Stop()

@@ -105,13 +105,8 @@ func TestApplyIsIdempotent(t *testing.T) {
 }
 
 func TestEdgeSubscriptionLifecycle(t *testing.T) {
-	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
+	client, c := testenv.Topology(t, testenv.Project(t), nil)
 	ctx := testenv.Context(t, time.Minute)
-	c := topology.Default(project)
-	if _, err := topology.Apply(ctx, client, c); err != nil {
-		t.Fatal(err)
-	}
 	want := c.EdgeSubscription("pod-a", "")
 	if a, err := topology.EnsureSubscription(ctx, client, want); err != nil || a.Result != "created" {
 		t.Fatalf("create edge subscription: %v %v", a, err)

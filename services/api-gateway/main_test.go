@@ -19,7 +19,6 @@ import (
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/testenv"
-	"github.com/courierhq/courier/pkg/topology"
 )
 
 func TestLoadSettings(t *testing.T) {
@@ -66,12 +65,8 @@ func TestLoadSettings(t *testing.T) {
 // returns cleanly.
 func TestRunShutsDownGracefully(t *testing.T) {
 	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
-	topo := topology.Default(project)
+	client, topo := testenv.Topology(t, project, nil)
 	tctx := testenv.Context(t, 2*time.Minute)
-	if _, err := topology.Apply(tctx, client, topo); err != nil {
-		t.Fatal(err)
-	}
 	const secret = "run-test-secret-0123456789"
 	env := config.FromMap(map[string]string{
 		"GOOGLE_CLOUD_PROJECT": project, "AUTH_HS256_SECRET": secret,

@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/tests/e2e/harness"
 )
 
@@ -34,13 +37,12 @@ func (r *resumingClient) connect(ctx context.Context, addr string) {
 	r.cur = mustDial(r.t, ctx, addr, r.token, r.cursor)
 	// Like the demo client, wait for the session's starting cursor before
 	// relying on it.
-	deadline := time.Now().Add(30 * time.Second)
-	for r.cur.LastCursor() == "" && r.cursor == "" {
-		if time.Now().After(deadline) {
-			r.t.Fatal("no synced frame with the session's starting cursor")
+	testenv.WaitFor(r.t, 30*time.Second, 10*time.Millisecond, func() error {
+		if r.cur.LastCursor() == "" && r.cursor == "" {
+			return errors.New("no synced frame with the session's starting cursor")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (r *resumingClient) all() []harness.Frame {
@@ -49,17 +51,17 @@ func (r *resumingClient) all() []harness.Frame {
 
 func (r *resumingClient) waitAll(n int, d time.Duration) {
 	r.t.Helper()
-	deadline := time.Now().Add(d)
-	for len(r.all()) < n {
-		if time.Now().After(deadline) {
-			var got []string
-			for _, f := range r.all() {
-				got = append(got, f.Message.ID[:6])
-			}
-			r.t.Fatalf("got %d of %d messages within %s: %v", len(r.all()), n, d, got)
+	testenv.WaitFor(r.t, d, 20*time.Millisecond, func() error {
+		all := r.all()
+		if len(all) >= n {
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		var got []string
+		for _, f := range all {
+			got = append(got, f.Message.ID[:6])
+		}
+		return fmt.Errorf("got %d of %d messages: %v", len(all), n, got)
+	})
 }
 
 // TestEdgeKilled kills an edge with SIGKILL: its client reconnects to the

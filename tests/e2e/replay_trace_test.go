@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/tests/e2e/harness"
 	"github.com/courierhq/courier/tests/e2e/otlprecv"
 )
@@ -32,7 +33,7 @@ func TestReplayedMessageTraceLinksOriginal(t *testing.T) {
 	}
 	// The original trace: the gateway's server span carrying the message id.
 	var original string
-	testEventually(t, time.Minute, "the dead letter and the original trace", func() bool {
+	testenv.Eventually(t, time.Minute, "the dead letter and the original trace", func() bool {
 		for _, s := range recv.Spans() {
 			if s.Service == "api-gateway" && s.Attrs["courier.message.id"] == res.ID {
 				original = s.TraceID
@@ -60,7 +61,7 @@ func TestReplayedMessageTraceLinksOriginal(t *testing.T) {
 
 	// The replay's trace: a span linked to the original trace, and in the same
 	// new trace the worker's processing and the edge's socket write.
-	testEventually(t, 30*time.Second, "a replay trace linked to the original, reaching the socket write", func() bool {
+	testenv.Eventually(t, 30*time.Second, "a replay trace linked to the original, reaching the socket write", func() bool {
 		spans := recv.Spans()
 		for _, s := range spans {
 			linked := false
@@ -84,15 +85,4 @@ func TestReplayedMessageTraceLinksOriginal(t *testing.T) {
 		}
 		return false
 	})
-}
-
-func testEventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", d, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/tests/e2e/harness"
 )
 
@@ -86,17 +87,12 @@ func TestTargetedRouting(t *testing.T) {
 // waitMetric waits until the samples of prefix at addr sum to want.
 func waitMetric(t *testing.T, addr, prefix string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got := metricSum(addr, prefix)
-		if got == want {
-			return
+	testenv.WaitFor(t, time.Minute, 50*time.Millisecond, func() error {
+		if got := metricSum(addr, prefix); got != want {
+			return fmt.Errorf("%s at %s is %v, want %v", prefix, addr, got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s at %s is %v, want %v", prefix, addr, got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestTargetedRoutingWhileSessionsMove sends to bob steadily while bob
@@ -202,13 +198,7 @@ func TestTargetedRoutingWhileSessionsMove(t *testing.T) {
 // waitSynced waits for a live-only session's starting cursor.
 func waitSynced(t *testing.T, s *harness.WSClient) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for s.LastCursor() == "" {
-		if time.Now().After(deadline) {
-			t.Fatal("no synced frame")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, 30*time.Second, "no synced frame", func() bool { return s.LastCursor() != "" })
 }
 
 // waitFor waits until the session received message id.

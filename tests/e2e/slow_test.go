@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/tests/e2e/harness"
 )
 
@@ -55,13 +57,12 @@ func TestSlowConsumer(t *testing.T) {
 		assertExactly(t, name, s.Messages(), ids)
 	}
 	// Edge a counts the 1008 close of the stalled session, and no other.
-	deadline := time.Now().Add(time.Minute)
-	for metricSum(c.Edges[0].Addr, `courier_ws_edge_stalled_total`) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the stalled session was not closed with 1008")
+	testenv.WaitFor(t, time.Minute, 200*time.Millisecond, func() error {
+		if metricSum(c.Edges[0].Addr, `courier_ws_edge_stalled_total`) == 0 {
+			return errors.New("the stalled session was not closed with 1008")
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	for _, e := range c.Edges {
 		if n := metricSum(e.Addr, `courier_ws_edge_disconnects_total{code="1008"}`); n > 1 {
 			t.Errorf("%s closed %v sessions with 1008, want only the stalled one", e.Addr, n)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -14,9 +13,6 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -28,13 +24,8 @@ import (
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
 
-var spans = tracetest.NewInMemoryExporter()
-
-func TestMain(m *testing.M) {
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans)))
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	os.Exit(m.Run())
-}
+// spans records the spans of every test in this package.
+var spans = testenv.RecordSpans()
 
 const origTraceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -47,11 +38,8 @@ type project struct {
 
 func newProject(t *testing.T) *project {
 	t.Helper()
-	id := testenv.Project(t)
-	p := &project{t: t, ps: testenv.PubSub(t, id), cfg: topology.Default(id)}
-	if _, err := topology.Apply(testenv.Context(t, 30*time.Second), p.ps, p.cfg); err != nil {
-		t.Fatal(err)
-	}
+	p := &project{t: t}
+	p.ps, p.cfg = testenv.Topology(t, testenv.Project(t), nil)
 	p.dlTopc = p.ps.Publisher(p.cfg.DeadLetterTopic)
 	t.Cleanup(p.dlTopc.Stop)
 	return p
@@ -260,7 +248,7 @@ func TestReplayRepublishesWithOriginalAttributesAndALinkedTrace(t *testing.T) {
 		t.Fatalf("replay traceparent %q: want a new trace", tp)
 	}
 	var replay *tracetest.SpanStub
-	for _, s := range spans.GetSpans() {
+	for _, s := range tracetest.SpanStubsFromReadOnlySpans(spans.Ended()) {
 		if s.Name == "dlq replay" && strings.Contains(tp, s.SpanContext.TraceID().String()) {
 			replay = &s
 		}

@@ -1,13 +1,11 @@
 package dlq_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -124,7 +122,7 @@ func buildWorker(t *testing.T) string {
 type proc struct {
 	cmd  *exec.Cmd
 	done chan error
-	out  *syncBuffer
+	out  *testenv.LogBuffer
 	once sync.Once
 }
 
@@ -134,19 +132,15 @@ func startWorker(t *testing.T, bin, project string, extraEnv ...string) *proc {
 	cmd.Env = append(os.Environ(), "GOOGLE_CLOUD_PROJECT="+project, "HTTP_ADDR=127.0.0.1:0", "SHUTDOWN_TIMEOUT=5s",
 		"OTEL_TRACES_EXPORTER=none")
 	cmd.Env = append(cmd.Env, extraEnv...)
-	out := &syncBuffer{}
+	out := &testenv.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, done: make(chan error, 1), out: out}
 	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			t.Logf("pipeline-worker output:\n%s", out.String())
-		}
-	})
+	out.ShowOnFailure(t, "pipeline-worker output")
+	t.Cleanup(func() { p.stop(t) })
 	return p
 }
 
@@ -165,21 +159,4 @@ func (p *proc) stop(t *testing.T) {
 			t.Errorf("pipeline-worker did not stop within 15s of SIGTERM")
 		}
 	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.TrimSpace(s.b.String())
 }

@@ -21,14 +21,10 @@ import (
 // other subscription alone; a dry run changes nothing.
 func TestSweepDeletesOrphansAndKeepsLivePods(t *testing.T) {
 	project := testenv.Project(t)
-	ps := testenv.PubSub(t, project)
+	ps, cfg := testenv.Topology(t, project, nil)
 	fs := testenv.Firestore(t, project)
 	hb := edges.New(fs)
 	ctx := testenv.Context(t, time.Minute)
-	cfg := topology.Default(project)
-	if _, err := topology.Apply(ctx, ps, cfg); err != nil {
-		t.Fatal(err)
-	}
 	for _, pod := range []string{"live", "dead", "ghost", "kept"} {
 		if _, err := topology.EnsureSubscription(ctx, ps, cfg.EdgeSubscription(pod, "")); err != nil {
 			t.Fatal(err)

@@ -3,20 +3,14 @@ package grpcapi_test
 import (
 	"context"
 	"errors"
-	"maps"
 	"net"
-	"os"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -30,42 +24,23 @@ import (
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
-	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
+	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/ingress"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
 )
 
-var spans = tracetest.NewSpanRecorder()
-
-func TestMain(m *testing.M) {
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	os.Exit(m.Run())
-}
+// spans records every span of every test in this package.
+var spans = testenv.RecordSpans()
 
 var secret = []byte("grpc-test-secret-0123456789")
-
-type fakePublisher struct {
-	publish func(ctx context.Context, env *courierv1.Envelope) error
-}
-
-func (f fakePublisher) Publish(ctx context.Context, env *courierv1.Envelope) error {
-	return f.publish(ctx, env)
-}
-
-type fakeStore struct {
-	get func(ctx context.Context, id string) (inbox.Stored, error)
-}
-
-func (f fakeStore) List(context.Context, string, int64, int) ([]inbox.Entry, error) { return nil, nil }
-func (f fakeStore) Get(ctx context.Context, id string) (inbox.Stored, error)        { return f.get(ctx, id) }
 
 type options struct {
 	pub   messages.Publisher
@@ -77,15 +52,7 @@ type options struct {
 // client connected to it.
 func serve(t *testing.T, o options) courierv1.MessagesClient {
 	t.Helper()
-	if o.pub == nil {
-		o.pub = fakePublisher{publish: func(context.Context, *courierv1.Envelope) error { return nil }}
-	}
-	if o.store == nil {
-		o.store = fakeStore{get: func(context.Context, string) (inbox.Stored, error) { return inbox.Stored{}, inbox.ErrNotFound }}
-	}
-	if o.rate.PerSecond == 0 {
-		o.rate = ratelimit.Options{PerSecond: 1000, Burst: 1000}
-	}
+	o.pub, o.store, o.rate = gatewaytest.Defaults(o.pub, o.store, o.rate)
 	v, err := auth.NewHS256(secret, auth.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -196,9 +163,7 @@ func TestErrorsMapToGRPCCodes(t *testing.T) {
 func TestGRPCRateLimitAndUnavailable(t *testing.T) {
 	c := serve(t, options{
 		rate: ratelimit.Options{PerSecond: 0.01, Burst: 1},
-		pub: fakePublisher{publish: func(context.Context, *courierv1.Envelope) error {
-			return errors.New("pubsub unreachable")
-		}},
+		pub:  gatewaytest.Failing(errors.New("pubsub unreachable")),
 	})
 	_, err := c.Send(as(t, "alice"), &courierv1.SendRequest{To: []string{"bob"}, PayloadJson: []byte(`1`)})
 	wantStatus(t, err, codes.Unavailable, "unavailable")
@@ -220,7 +185,9 @@ func TestGRPCRateLimitAndUnavailable(t *testing.T) {
 }
 
 func TestGRPCPanicIsInternal(t *testing.T) {
-	c := serve(t, options{store: fakeStore{get: func(context.Context, string) (inbox.Stored, error) { panic("boom") }}})
+	store := inboxtest.NewFaulty()
+	store.GetFunc = func(context.Context, string) (inbox.Stored, error) { panic("boom") }
+	c := serve(t, options{store: store})
 	_, err := c.GetMessage(as(t, "alice"), &courierv1.GetMessageRequest{Id: "m1"})
 	wantStatus(t, err, codes.Internal, "internal")
 	if _, err := c.ListInbox(as(t, "alice"), &courierv1.ListInboxRequest{}); err != nil {
@@ -234,12 +201,8 @@ func TestGRPCPanicIsInternal(t *testing.T) {
 // caller reads only their own messages.
 func TestGRPCOverEmulators(t *testing.T) {
 	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
-	topo := topology.Default(project)
+	client, topo := testenv.Topology(t, project, nil)
 	ctx := testenv.Context(t, time.Minute)
-	if _, err := topology.Apply(ctx, client, topo); err != nil {
-		t.Fatal(err)
-	}
 	pub := ingress.New(client, topo.IngressTopic, ingress.Options{})
 	t.Cleanup(pub.Stop)
 	store := inbox.New(testenv.Firestore(t, project))
@@ -309,12 +272,4 @@ func TestGRPCOverEmulators(t *testing.T) {
 	if page, err := c.ListInbox(as(t, "mallory"), &courierv1.ListInboxRequest{}); err != nil || len(page.Messages) != 0 {
 		t.Errorf("mallory's inbox: %v %v", page, err)
 	}
-}
-
-// DeliveryState answers from the acks the fake's messages carry.
-func (f fakeStore) DeliveryState(_ context.Context, _ string, listUsers bool, legacy map[string]time.Time) ([]string, int, error) {
-	if !listUsers {
-		return nil, len(legacy), nil
-	}
-	return slices.Sorted(maps.Keys(legacy)), len(legacy), nil
 }

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,15 +12,18 @@ import (
 
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+
+	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 )
 
 func TestSendAnswersAfterPublish(t *testing.T) {
 	published := make(chan *courierv1.Envelope, 1)
-	s := newServer(t, options{pub: fakePublisher{publish: func(_ context.Context, env *courierv1.Envelope) error {
+	s := newServer(t, options{pub: gatewaytest.PublishFunc(func(_ context.Context, env *courierv1.Envelope) error {
 		published <- env
 		return nil
-	}}})
+	})})
 	r := s.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"),
 		body:  `{"to":["bob"],"payload":{"text":"hi"},"content_type":"application/vnd.chat+json"}`,
 		ctype: "application/json; charset=utf-8"})
@@ -42,30 +46,27 @@ func TestSendAnswersAfterPublish(t *testing.T) {
 
 func TestListAndGetShapes(t *testing.T) {
 	sent := timestamppb.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
-	m := &courierv1.Message{Id: "m1", From: "alice", To: []string{"bob"}, Payload: []byte(`{"a":1}`),
-		ContentType: "application/json", SentAt: sent, StoredAt: sent}
-	var listedUser string
-	s := newServer(t, options{store: fakeStore{
-		list: func(_ context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
-			listedUser = user
-			if after > 0 {
-				return nil, nil
-			}
-			return []inbox.Entry{{Seq: 7, Message: m}}, nil
-		},
-		get: func(context.Context, string) (inbox.Stored, error) {
-			return inbox.Stored{Message: m, Seqs: map[string]int64{"bob": 7}, Delivered: map[string]time.Time{"bob": time.Now()}}, nil
-		},
-	}})
+	store := inboxtest.NewMemory()
+	for i := range 6 { // m1 is bob's seventh message
+		inboxtest.MustCommit(t, store, inboxtest.Envelope(fmt.Sprintf("before%d", i), "alice", "bob"))
+	}
+	inboxtest.MustCommit(t, store,
+		&courierv1.Envelope{MessageId: "m1", Sender: "alice", Recipients: []string{"bob"}, Payload: []byte(`{"a":1}`),
+			ContentType: "application/json", SentAt: sent},
+		inboxtest.Envelope("to-carol", "alice", "carol"))
+	if err := store.MarkDelivered(context.Background(), "m1", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, options{store: store})
 	bob := token(t, "bob")
-	r := s.do(t, req{path: "/v1/messages?limit=10", token: bob})
-	if r.status != 200 || listedUser != "bob" {
-		t.Fatalf("list: %d %s (user %q)", r.status, r.body, listedUser)
+	r := s.do(t, req{path: "/v1/messages?limit=10&cursor=" + inbox.EncodeCursor(6), token: bob})
+	if r.status != 200 {
+		t.Fatalf("list: %d %s", r.status, r.body)
 	}
 	body := r.json(t)
 	msgs := body["messages"].([]any)
 	first := msgs[0].(map[string]any)
-	if first["id"] != "m1" || first["cursor"] != inbox.EncodeCursor(7) || body["next_cursor"] != inbox.EncodeCursor(7) {
+	if len(msgs) != 1 || first["id"] != "m1" || first["cursor"] != inbox.EncodeCursor(7) || body["next_cursor"] != inbox.EncodeCursor(7) {
 		t.Errorf("page: %s", r.body)
 	}
 	if p, _ := first["payload"].(map[string]any); p["a"] != float64(1) {
@@ -130,7 +131,7 @@ func TestMetricsAndAccessLog(t *testing.T) {
 		t.Fatal(r.status)
 	}
 	id := r.json(t)["id"].(string)
-	s.do(t, req{path: "/v1/messages/" + id, token: alice}) // 404 from the fake store
+	s.do(t, req{path: "/v1/messages/" + id, token: alice}) // 404: the store holds nothing
 	s.do(t, req{path: "/no/such/route/" + id})
 	m := scrape(t, s)
 	for _, want := range []string{
@@ -151,7 +152,7 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	// The access log line of the send carries the trace of the server span,
 	// which carries the message id.
 	var line map[string]any
-	for _, l := range s.logs.lines("http request") {
+	for _, l := range s.logs.Lines("http request") {
 		if l["route"] == "/v1/messages" && l["method"] == "POST" {
 			line = l
 		}

@@ -22,8 +22,10 @@ import (
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
+	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
@@ -177,25 +179,19 @@ type scenario struct {
 func contractScenarios(t *testing.T) map[string]scenario {
 	alice := token(t, "alice")
 	sent := timestamppb.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
-	msg := &courierv1.Message{Id: "m1", From: "bob", To: []string{"alice", "carol"}, Payload: []byte(`[1,"two"]`),
-		ContentType: "application/json", SentAt: sent, StoredAt: sent}
-	store := fakeStore{
-		list: func(context.Context, string, int64, int) ([]inbox.Entry, error) {
-			return []inbox.Entry{{Seq: 1, Message: msg}, {Seq: 2, Message: msg}}, nil
-		},
-		get: func(_ context.Context, id string) (inbox.Stored, error) {
-			if id != "m1" {
-				return inbox.Stored{}, inbox.ErrNotFound
-			}
-			return inbox.Stored{Message: msg, Delivered: map[string]time.Time{"carol": time.Now()}}, nil
-		},
+	store := inboxtest.NewMemory()
+	inboxtest.MustCommit(t, store,
+		&courierv1.Envelope{MessageId: "m1", Sender: "bob", Recipients: []string{"alice", "carol"}, Payload: []byte(`[1,"two"]`),
+			ContentType: "application/json", SentAt: sent},
+		inboxtest.Envelope("m3", "bob", "alice"))
+	if err := store.MarkDelivered(context.Background(), "m1", "carol"); err != nil {
+		t.Fatal(err)
 	}
 	down := status.Error(codes.Unavailable, "down")
-	brokenStore := fakeStore{
-		list: func(context.Context, string, int64, int) ([]inbox.Entry, error) { return nil, down },
-		get:  func(context.Context, string) (inbox.Stored, error) { return inbox.Stored{}, down },
-	}
-	brokenPub := fakePublisher{publish: func(context.Context, *courierv1.Envelope) error { return down }}
+	brokenStore := inboxtest.NewFaulty()
+	brokenStore.ListFunc = func(context.Context, string, int64, int) ([]inbox.Entry, error) { return nil, down }
+	brokenStore.GetFunc = func(context.Context, string) (inbox.Stored, error) { return inbox.Stored{}, down }
+	brokenPub := gatewaytest.Failing(down)
 	// A burst of 1, spent by the scenario's warm-up request.
 	limited := options{rate: ratelimit.Options{PerSecond: 0.001, Burst: 1}}
 	spend := func(o options, r req) scenario {

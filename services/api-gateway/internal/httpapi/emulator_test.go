@@ -37,13 +37,7 @@ type ingressStack struct {
 
 func newIngressStack(t *testing.T, o options) *ingressStack {
 	t.Helper()
-	project := testenv.Project(t)
-	client := testenv.PubSub(t, project)
-	topo := topology.Default(project)
-	ctx := testenv.Context(t, time.Minute)
-	if _, err := topology.Apply(ctx, client, topo); err != nil {
-		t.Fatal(err)
-	}
+	client, topo := testenv.Topology(t, testenv.Project(t), nil)
 	pub := ingress.New(client, topo.IngressTopic, ingress.Options{Timeout: 10 * time.Second})
 	t.Cleanup(pub.Stop)
 	o.pub = pub

@@ -15,8 +15,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
+	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
 )
@@ -163,9 +165,7 @@ func TestRateLimited(t *testing.T) {
 
 func TestUnavailable(t *testing.T) {
 	t.Run("publish fails", func(t *testing.T) {
-		s := newServer(t, options{pub: fakePublisher{publish: func(context.Context, *courierv1.Envelope) error {
-			return status.Error(codes.Unavailable, "pubsub down")
-		}}})
+		s := newServer(t, options{pub: gatewaytest.Failing(status.Error(codes.Unavailable, "pubsub down"))})
 		r := s.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"), body: okBody,
 			headers: map[string]string{"Idempotency-Key": "k1"}})
 		p := wantProblem(t, r, 503, "unavailable")
@@ -177,10 +177,10 @@ func TestUnavailable(t *testing.T) {
 		}
 	})
 	t.Run("request timeout", func(t *testing.T) {
-		s := newServer(t, options{timeout: 100 * time.Millisecond, pub: fakePublisher{publish: func(ctx context.Context, _ *courierv1.Envelope) error {
+		s := newServer(t, options{timeout: 100 * time.Millisecond, pub: gatewaytest.PublishFunc(func(ctx context.Context, _ *courierv1.Envelope) error {
 			<-ctx.Done() // a publish that never confirms
 			return ctx.Err()
-		}}})
+		})})
 		start := time.Now()
 		r := s.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"), body: okBody})
 		wantProblem(t, r, 503, "unavailable")
@@ -189,22 +189,22 @@ func TestUnavailable(t *testing.T) {
 		}
 	})
 	t.Run("store fails", func(t *testing.T) {
-		s := newServer(t, options{store: fakeStore{list: func(context.Context, string, int64, int) ([]inbox.Entry, error) {
+		store := inboxtest.NewFaulty()
+		store.ListFunc = func(context.Context, string, int64, int) ([]inbox.Entry, error) {
 			return nil, status.Error(codes.Unavailable, "firestore down")
-		}}})
+		}
+		s := newServer(t, options{store: store})
 		wantProblem(t, s.do(t, req{path: "/v1/messages", token: token(t, "alice")}), 503, "unavailable")
 	})
 }
 
 func TestInternalErrors(t *testing.T) {
-	s := newServer(t, options{store: fakeStore{
-		get: func(context.Context, string) (inbox.Stored, error) {
-			return inbox.Stored{}, errors.New("secret internal detail")
-		},
-		list: func(context.Context, string, int64, int) ([]inbox.Entry, error) {
-			panic("boom")
-		},
-	}})
+	store := inboxtest.NewFaulty()
+	store.GetFunc = func(context.Context, string) (inbox.Stored, error) {
+		return inbox.Stored{}, errors.New("secret internal detail")
+	}
+	store.ListFunc = func(context.Context, string, int64, int) ([]inbox.Entry, error) { panic("boom") }
+	s := newServer(t, options{store: store})
 	alice := token(t, "alice")
 	p := wantProblem(t, s.do(t, req{path: "/v1/messages/m1", token: alice}), 500, "internal")
 	if strings.Contains(fmt.Sprint(p), "secret") {
@@ -215,7 +215,7 @@ func TestInternalErrors(t *testing.T) {
 	if r := s.do(t, req{path: "/healthz"}); r.status != 200 {
 		t.Fatalf("server dead after panic: %d", r.status)
 	}
-	if len(s.logs.lines("panic in handler")) != 1 {
+	if len(s.logs.Lines("panic in handler")) != 1 {
 		t.Error("panic not logged")
 	}
 }

@@ -1,34 +1,24 @@
 package httpapi_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/health"
-	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/telemetry"
-	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+	"github.com/courierhq/courier/pkg/testenv"
 
+	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
@@ -38,13 +28,7 @@ import (
 
 // spans records every span of every test in this package; tests find
 // theirs by trace id or message id.
-var spans = tracetest.NewSpanRecorder()
-
-func TestMain(m *testing.M) {
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	os.Exit(m.Run())
-}
+var spans = testenv.RecordSpans()
 
 var secret = []byte("test-secret-of-at-least-16-bytes")
 
@@ -71,60 +55,6 @@ func signed(t testing.TB, m jwt.SigningMethod, key any, claims jwt.Claims) strin
 	return s
 }
 
-// fakePublisher and fakeStore are structs of funcs.
-type fakePublisher struct {
-	publish func(ctx context.Context, env *courierv1.Envelope) error
-}
-
-func (f fakePublisher) Publish(ctx context.Context, env *courierv1.Envelope) error {
-	return f.publish(ctx, env)
-}
-
-type fakeStore struct {
-	list func(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
-	get  func(ctx context.Context, id string) (inbox.Stored, error)
-}
-
-func (f fakeStore) List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
-	if f.list == nil {
-		return nil, nil
-	}
-	return f.list(ctx, user, after, limit)
-}
-
-func (f fakeStore) Get(ctx context.Context, id string) (inbox.Stored, error) {
-	if f.get == nil {
-		return inbox.Stored{}, inbox.ErrNotFound
-	}
-	return f.get(ctx, id)
-}
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// lines returns the JSON log lines whose msg is msg.
-func (s *syncBuffer) lines(msg string) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(s.b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 type options struct {
 	pub         messages.Publisher
 	store       messages.Store
@@ -140,20 +70,12 @@ type options struct {
 type testServer struct {
 	*httptest.Server
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *testenv.LogBuffer
 }
 
 func newServer(t testing.TB, o options) *testServer {
 	t.Helper()
-	if o.pub == nil {
-		o.pub = fakePublisher{publish: func(context.Context, *courierv1.Envelope) error { return nil }}
-	}
-	if o.store == nil {
-		o.store = fakeStore{}
-	}
-	if o.rate.PerSecond == 0 {
-		o.rate = ratelimit.Options{PerSecond: 1000, Burst: 1000}
-	}
+	o.pub, o.store, o.rate = gatewaytest.Defaults(o.pub, o.store, o.rate)
 	ao := auth.Options{Issuer: testIssuer, Audience: testAudience}
 	if o.noIssuerAud {
 		ao = auth.Options{}
@@ -164,7 +86,7 @@ func newServer(t testing.TB, o options) *testServer {
 	}
 	lim := ratelimit.New(o.rate)
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	e := httpapi.New(httpapi.Config{
 		Service:        messages.New(o.pub, o.store, o.limits),
 		Verifier:       v,
@@ -278,12 +200,4 @@ func wantProblem(t testing.TB, r resp, status int, code string) map[string]any {
 		t.Fatalf("request_id %v vs header %q", p["request_id"], r.header.Get("X-Request-ID"))
 	}
 	return p
-}
-
-// DeliveryState answers from the acks the fake's messages carry.
-func (f fakeStore) DeliveryState(_ context.Context, _ string, listUsers bool, legacy map[string]time.Time) ([]string, int, error) {
-	if !listUsers {
-		return nil, len(legacy), nil
-	}
-	return slices.Sorted(maps.Keys(legacy)), len(legacy), nil
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
@@ -21,26 +22,28 @@ import (
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
-// fakeBatches commits every item (positions 1..n per recipient in the
-// order seen) unless result says otherwise.
+// fakeBatches commits every item to the in-memory inbox store, one call
+// one batch, unless result says otherwise.
 type fakeBatches struct {
+	store   inboxtest.Committer
 	commits [][]string
 	result  func(id string, r *batch.Result)
 }
 
-func (f *fakeBatches) Commit(_ context.Context, items []batch.Item) []batch.Result {
-	var ids []string
-	res := make([]batch.Result, len(items))
+func (f *fakeBatches) Commit(ctx context.Context, items []batch.Item) []batch.Result {
+	if f.store == nil {
+		f.store = inboxtest.NewMemory().NewCommitter()
+	}
+	ids := make([]string, len(items))
+	envs := make([]*courierv1.Envelope, len(items))
 	for i, it := range items {
-		ids = append(ids, it.Env.MessageId)
-		seqs := map[string]int64{}
-		for _, u := range it.Env.Recipients {
-			seqs[u] = int64(len(f.commits) + 1)
-		}
-		res[i] = batch.Result{Result: inbox.Result{Created: true, Stored: inbox.Stored{Seqs: seqs, Message: &courierv1.Message{
-			Id: it.Env.MessageId, From: it.Env.Sender, To: it.Env.Recipients, Payload: it.Env.Payload}}}, BatchSize: len(items)}
+		ids[i], envs[i] = it.Env.MessageId, it.Env
+	}
+	res := make([]batch.Result, len(items))
+	for i, r := range f.store.Commit(ctx, envs) {
+		res[i] = batch.Result{Result: r, BatchSize: len(items)}
 		if f.result != nil {
-			f.result(it.Env.MessageId, &res[i])
+			f.result(ids[i], &res[i])
 		}
 	}
 	f.commits = append(f.commits, ids)
@@ -113,10 +116,11 @@ func TestStoredMessagesArePublishedInOrder(t *testing.T) {
 
 // A message stored before (a redelivery) has its delivery published again.
 func TestStoredBeforeIsPublishedAgain(t *testing.T) {
-	f := &fakeBatches{result: func(_ string, r *batch.Result) { r.Created = false }}
-	p := &published{}
-	r, _ := newRunner(false, f, p)
+	store := inboxtest.NewMemory()
 	m := msg("m1", "bob")
+	inboxtest.MustCommit(t, store, m.Env)
+	f, p := &fakeBatches{store: store.NewCommitter()}, &published{}
+	r, _ := newRunner(false, f, p)
 	if errs := r.Run(context.Background(), []*Message{m}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}

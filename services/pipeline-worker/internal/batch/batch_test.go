@@ -22,17 +22,21 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
+	"github.com/courierhq/courier/pkg/testenv"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/classify"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
-// fakeCommitter records each batch's message ids. gate, when set, holds a
-// batch until it is closed (after telling entered); fail decides a
+// fakeCommitter wraps the in-memory inbox store's committer: it records
+// each batch's message ids, and can hold, fail or panic. gate, when set,
+// holds a batch until it is closed (after telling entered); fail decides a
 // message's error: later messages of the batch then fail too, as
 // inbox.Committer does for a failure that is not the content's fault.
 type fakeCommitter struct {
 	mu      sync.Mutex
+	store   inboxtest.Committer
 	batches [][]string
 	entered chan int // batch number, when gated
 	gate    func(n int) <-chan struct{}
@@ -41,12 +45,15 @@ type fakeCommitter struct {
 	events  *[]string
 }
 
-func (f *fakeCommitter) Commit(_ context.Context, envs []*courierv1.Envelope) []inbox.Result {
+func (f *fakeCommitter) Commit(ctx context.Context, envs []*courierv1.Envelope) []inbox.Result {
 	ids := make([]string, len(envs))
 	for i, e := range envs {
 		ids[i] = e.MessageId
 	}
 	f.mu.Lock()
+	if f.store == nil {
+		f.store = inboxtest.NewMemory().NewCommitter()
+	}
 	f.batches = append(f.batches, ids)
 	n := len(f.batches)
 	if f.events != nil {
@@ -62,17 +69,19 @@ func (f *fakeCommitter) Commit(_ context.Context, envs []*courierv1.Envelope) []
 	if f.panics {
 		panic("boom")
 	}
-	res := make([]inbox.Result, len(envs))
-	var stop error
+	stopAt, stop := len(envs), error(nil)
 	for i, e := range envs {
-		if stop == nil && f.fail != nil {
-			stop = f.fail(e.MessageId)
+		if f.fail == nil {
+			break
 		}
-		if stop != nil {
-			res[i].Err = stop
-			continue
+		if stop = f.fail(e.MessageId); stop != nil {
+			stopAt = i
+			break
 		}
-		res[i] = inbox.Result{Created: true, Stored: inbox.Stored{Message: &courierv1.Message{Id: e.MessageId, To: e.Recipients}}}
+	}
+	res := append(f.store.Commit(ctx, envs[:stopAt]), make([]inbox.Result, len(envs)-stopAt)...)
+	for i := stopAt; i < len(envs); i++ {
+		res[i].Err = stop
 	}
 	return res
 }
@@ -112,19 +121,14 @@ func newBatcher(t *testing.T, cfg Config, c Committer, r Router) (*Batcher, *met
 // queued waits until n messages are queued.
 func queued(t *testing.T, b *Batcher, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.WaitFor(t, 10*time.Second, time.Millisecond, func() error {
 		b.mu.Lock()
-		got := len(b.queue)
-		b.mu.Unlock()
-		if got == n {
-			return
+		defer b.mu.Unlock()
+		if got := len(b.queue); got != n {
+			return fmt.Errorf("%d messages queued, want %d", got, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages queued, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // gateFirst holds the first batch until the returned release is called.

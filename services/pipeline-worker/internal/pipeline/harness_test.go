@@ -1,12 +1,10 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -18,14 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
@@ -39,13 +34,7 @@ import (
 
 // spans records every span the tests create (the global provider, as in
 // production, so pubsubx's spans land here too).
-var spans = tracetest.NewInMemoryExporter()
-
-func TestMain(m *testing.M) {
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans)))
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	os.Exit(m.Run())
-}
+var spans = testenv.RecordSpans()
 
 // world is one test's project: topology applied, clients, and collectors on
 // the deliveries and dead-letter topics.
@@ -65,18 +54,16 @@ type world struct {
 func newWorld(t testing.TB, mutate func(*topology.Config)) *world {
 	t.Helper()
 	project := testenv.Project(t)
-	w := &world{t: t, project: project, ps: testenv.PubSub(t, project), fs: testenv.Firestore(t, project)}
+	w := &world{t: t, project: project, fs: testenv.Firestore(t, project)}
 	w.store = inbox.New(w.fs)
-	w.topo = topology.Default(project)
-	// Short Pub/Sub backoff so redeliveries in tests are quick.
-	w.topo.MinBackoff, w.topo.MaxBackoff = 100*time.Millisecond, 500*time.Millisecond
-	if mutate != nil {
-		mutate(&w.topo)
-	}
+	w.ps, w.topo = testenv.Topology(t, project, func(c *topology.Config) {
+		// Short Pub/Sub backoff so redeliveries in tests are quick.
+		c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, 500*time.Millisecond
+		if mutate != nil {
+			mutate(c)
+		}
+	})
 	ctx := testenv.Context(t, 30*time.Second)
-	if _, err := topology.Apply(ctx, w.ps, w.topo); err != nil {
-		t.Fatal(err)
-	}
 	// A subscription on the deliveries topic standing in for an edge pod
 	// (not ordered, like an edge's: edges order by inbox position).
 	subID := "test-deliveries"
@@ -119,14 +106,9 @@ func (w *world) start(s pipeline.Settings, wrap func(batch.Committer) batch.Comm
 	if wrap != nil {
 		committer = wrap(committer)
 	}
-	// The worker's log is shown only when the test fails.
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
+	logs.ShowOnFailure(w.t, "worker log")
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	w.t.Cleanup(func() {
-		if w.t.Failed() {
-			w.t.Logf("worker log:\n%s", logs.String())
-		}
-	})
 	p := pipeline.New(s, w.ps, committer, presence.NewTable(w.fs), m, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	wk := &worker{m: m, done: make(chan struct{})}
@@ -153,12 +135,7 @@ func (wk *worker) processed(result string) float64 {
 }
 
 // env returns a valid envelope.
-func env(id, from string, to ...string) *courierv1.Envelope {
-	return &courierv1.Envelope{
-		MessageId: id, Sender: from, Recipients: to, Payload: []byte(fmt.Sprintf(`{"text":%q}`, id)),
-		ContentType: "application/json", SentAt: timestamppb.Now(),
-	}
-}
+var env = inboxtest.Envelope
 
 // publish publishes e the way api-gateway does and returns the trace id of
 // the publishing span.
@@ -338,21 +315,4 @@ func subsequence(s []string, keep func(string) bool) []string {
 		}
 	}
 	return out
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -182,7 +182,7 @@ func TestSpansContinueThePublishersTrace(t *testing.T) {
 	var process, commit, publish *tracetest.SpanStub
 	testenv.Eventually(t, 10*time.Second, "worker spans exported", func() bool {
 		process, commit, publish = nil, nil, nil
-		for _, s := range spans.GetSpans() {
+		for _, s := range tracetest.SpanStubsFromReadOnlySpans(spans.Ended()) {
 			if s.SpanContext.TraceID().String() != traceID {
 				continue
 			}

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/backoff"
+	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
 )
@@ -217,13 +218,12 @@ func TestFlowControlBoundsMessagesInHand(t *testing.T) {
 	for i := range 40 {
 		api.put(fmt.Sprint(i), "")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for inHand.Load() < 5 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d messages in hand", inHand.Load())
+	testenv.WaitFor(t, 10*time.Second, time.Millisecond, func() error {
+		if n := inHand.Load(); n < 5 {
+			return fmt.Errorf("only %d messages in hand", n)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	if got := r.flow.outstanding(); got != 5 {
 		t.Fatalf("outstanding %d with every slot taken", got)
 	}
@@ -400,24 +400,24 @@ func TestPullErrorsAreRetriedAndReported(t *testing.T) {
 	r := New(api, handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome { return processor.Ack }),
 		config(), metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(r.metrics.Receiving) != 0 || testutil.ToFloat64(r.metrics.PullErrors) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("failing Pulls not reported or not retried")
+	testenv.WaitFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if testutil.ToFloat64(r.metrics.Receiving) != 0 || testutil.ToFloat64(r.metrics.PullErrors) < 3 {
+			return fmt.Errorf("failing Pulls not reported or not retried (%v failures counted)", testutil.ToFloat64(r.metrics.PullErrors))
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	var none error
 	api.pullErr.Store(&none)
 	api.put("after", "")
 	api.waitUntil(t, "the message after recovery", func() bool { return len(api.acked) == 1 })
 	// With two pullers, one may still report a Pull that failed just before
 	// the recovery; the next good Pull (after its backoff) clears it.
-	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(r.metrics.Receiving) != 1; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("still reported failing after good Pulls")
+	testenv.WaitFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if testutil.ToFloat64(r.metrics.Receiving) != 1 {
+			return fmt.Errorf("still reported failing after good Pulls")
 		}
-	}
+		return nil
+	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -488,19 +488,14 @@ func TestShutdownDrainsInProgressAndNacksTheRest(t *testing.T) {
 // waitQueued waits until n messages of key wait behind its running run.
 func waitQueued(t *testing.T, r *Receiver, key string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.WaitFor(t, 10*time.Second, time.Millisecond, func() error {
 		r.mu.Lock()
-		queued := len(r.keys[key])
-		r.mu.Unlock()
-		if queued == n {
-			return
+		defer r.mu.Unlock()
+		if queued := len(r.keys[key]); queued != n {
+			return fmt.Errorf("%d messages of %s queued, want %d", queued, key, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages of %s queued, want %d", queued, key, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // A key's messages in hand are handed over together as one run, in order,
@@ -592,13 +587,12 @@ func TestAckFailuresAreCounted(t *testing.T) {
 		config(), metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	api.put("a", "")
-	deadline := time.Now().Add(10 * time.Second)
-	for testutil.ToFloat64(r.metrics.AckErrors.WithLabelValues("ack")) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the failed ack was not counted")
+	testenv.WaitFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := testutil.ToFloat64(r.metrics.AckErrors.WithLabelValues("ack")); n != 1 {
+			return fmt.Errorf("%v failed acks counted, want 1", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,36 +8,40 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
 )
 
-// store is a fake whose writes block until released, so acks pile up.
-type store struct {
+// gatedStore is the in-memory inbox whose ack writes block until the gate
+// opens, so acks pile up; it records each batch.
+type gatedStore struct {
+	*inboxtest.Faulty
 	mu      sync.Mutex
 	batches [][]inbox.Ack
 	gate    chan struct{}
 	entered chan struct{} // one token per batch the writer starts
 }
 
-func (s *store) MarkDeliveredBatch(_ context.Context, a []inbox.Ack) []error {
-	s.entered <- struct{}{}
-	<-s.gate
-	s.mu.Lock()
-	s.batches = append(s.batches, a)
-	s.mu.Unlock()
-	errs := make([]error, len(a))
-	for i, x := range a {
-		if x.MessageID == "bad" {
-			errs[i] = inbox.ErrNotFound
-		}
+func newGatedStore(t *testing.T) *gatedStore {
+	s := &gatedStore{Faulty: inboxtest.NewFaulty(), gate: make(chan struct{}), entered: make(chan struct{}, 10)}
+	for _, id := range []string{"m0", "probe", "m1", "m3", "m4"} {
+		inboxtest.MustCommit(t, s.Memory, inboxtest.Envelope(id, "alice", "bob"))
 	}
-	return errs
+	s.MarkDeliveredBatchFunc = func(ctx context.Context, a []inbox.Ack) []error {
+		s.entered <- struct{}{}
+		<-s.gate
+		s.mu.Lock()
+		s.batches = append(s.batches, a)
+		s.mu.Unlock()
+		return s.Memory.MarkDeliveredBatch(ctx, a)
+	}
+	return s
 }
 
 // Acks that arrive while a batch is written go out together in the next
 // one; each gets its own answer; a full queue refuses at once.
 func TestBatchesAndBound(t *testing.T) {
-	s := &store{gate: make(chan struct{}), entered: make(chan struct{}, 10)}
+	s := newGatedStore(t)
 	w := acks.New(acks.Config{Queue: 5, Batch: 3}, s, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -78,6 +82,9 @@ func TestBatchesAndBound(t *testing.T) {
 	wg.Wait()
 	if !errors.Is(results["bad"], inbox.ErrNotFound) || results["m1"] != nil || results["m4"] != nil {
 		t.Fatalf("results %v", results)
+	}
+	if users, _, err := s.DeliveryState(ctx, "m4", true, nil); err != nil || len(users) != 1 || users[0] != "bob" {
+		t.Fatalf("m4's acks %v %v", users, err)
 	}
 	s.mu.Lock()
 	sizes := []int{}

@@ -51,16 +51,10 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	project := testenv.Project(t)
-	w := &world{
-		project: project,
-		ps:      testenv.PubSub(t, project),
-		topo:    topology.Default(project),
-	}
+	w := &world{project: project}
+	w.ps, w.topo = testenv.Topology(t, project, nil)
 	fs := testenv.Firestore(t, project)
 	w.store, w.beats, w.presence = inbox.New(fs), edges.New(fs), presence.NewTable(fs)
-	if _, err := topology.Apply(testenv.Context(t, time.Minute), w.ps, w.topo); err != nil {
-		t.Fatalf("apply topology: %v", err)
-	}
 	w.pub = w.ps.Publisher(w.topo.DeliveriesTopic)
 	t.Cleanup(w.pub.Stop)
 	return w

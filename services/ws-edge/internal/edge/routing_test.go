@@ -3,6 +3,7 @@ package edge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -87,13 +88,12 @@ func TestPresenceIsRecordedBeforeTheInboxRead(t *testing.T) {
 	second.expect(t, "hello", "synced")
 	_ = first.conn.Close(1000, "bye")
 	_ = second.conn.Close(1000, "bye")
-	deadline := time.Now().Add(10 * time.Second)
-	for len(pods()) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("bob's record outlived his sessions: %v", pods())
+	testenv.WaitFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if p := pods(); len(p) != 0 {
+			return fmt.Errorf("bob's record outlived his sessions: %v", p)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 type failingTable struct{ routes.Table }

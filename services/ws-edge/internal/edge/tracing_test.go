@@ -4,10 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/courierhq/courier/pkg/pubsubx"
@@ -18,15 +15,7 @@ import (
 // consumer span is a child of the fan-out publish span, and the socket
 // write is a child of the consumer span, all carrying the message id.
 func TestDeliverySpansContinueTheTrace(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
-	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	t.Cleanup(func() {
-		otel.SetTracerProvider(prevTP)
-		otel.SetTextMapPropagator(prevProp)
-	})
+	rec := testenv.RecordTestSpans(t)
 
 	w := newWorld(t)
 	a := startEdge(t, w, "edge-a")

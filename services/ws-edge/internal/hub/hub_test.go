@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/testenv"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 	"github.com/courierhq/courier/services/ws-edge/internal/hub"
@@ -242,13 +243,12 @@ func TestOrderingPerUser(t *testing.T) {
 	// Position 4 never comes live: after the window it is read, once.
 	h.Deliver("bob", frame.Item{M: m, Seq: 5})
 	h.Deliver("carol", frame.Item{M: m, Seq: 2})
-	deadline := time.Now().Add(10 * time.Second)
-	for !slices.Equal(bob[2].positions(), []int64{1, 2, 3, 4, 5}) || !slices.Equal(carol.positions(), []int64{1, 2}) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not filled: bob %v carol %v", bob[2].positions(), carol.positions())
+	testenv.WaitFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !slices.Equal(bob[2].positions(), []int64{1, 2, 3, 4, 5}) || !slices.Equal(carol.positions(), []int64{1, 2}) {
+			return fmt.Errorf("not filled: bob %v carol %v", bob[2].positions(), carol.positions())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if n := rd.count("bob"); n != 1 {
 		t.Errorf("bob's gap read %d times for three sessions, want once", n)
 	}

@@ -1,0 +1,63 @@
+package inboxtest
+
+import (
+	"context"
+	"time"
+
+	"github.com/courierhq/courier/pkg/inbox"
+)
+
+// Faulty is a Memory whose reads and acks a test may replace one by one, to
+// inject failures or hold a call (a struct of funcs, per house style). Each
+// nil func falls through to Memory, so what a test does not replace still
+// behaves like the real store.
+type Faulty struct {
+	*Memory
+	GetFunc                func(ctx context.Context, id string) (inbox.Stored, error)
+	ListFunc               func(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
+	HeadFunc               func(ctx context.Context, user string) (int64, error)
+	DeliveryStateFunc      func(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error)
+	MarkDeliveredBatchFunc func(ctx context.Context, acks []inbox.Ack) []error
+}
+
+// NewFaulty returns a Faulty on an empty Memory.
+func NewFaulty() *Faulty { return &Faulty{Memory: NewMemory()} }
+
+func (f *Faulty) Get(ctx context.Context, id string) (inbox.Stored, error) {
+	if f.GetFunc != nil {
+		return f.GetFunc(ctx, id)
+	}
+	return f.Memory.Get(ctx, id)
+}
+
+func (f *Faulty) List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
+	if f.ListFunc != nil {
+		return f.ListFunc(ctx, user, after, limit)
+	}
+	return f.Memory.List(ctx, user, after, limit)
+}
+
+func (f *Faulty) Head(ctx context.Context, user string) (int64, error) {
+	if f.HeadFunc != nil {
+		return f.HeadFunc(ctx, user)
+	}
+	return f.Memory.Head(ctx, user)
+}
+
+func (f *Faulty) DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error) {
+	if f.DeliveryStateFunc != nil {
+		return f.DeliveryStateFunc(ctx, id, listUsers, legacy)
+	}
+	return f.Memory.DeliveryState(ctx, id, listUsers, legacy)
+}
+
+func (f *Faulty) MarkDelivered(ctx context.Context, id, user string) error {
+	return f.MarkDeliveredBatch(ctx, []inbox.Ack{{MessageID: id, User: user}})[0]
+}
+
+func (f *Faulty) MarkDeliveredBatch(ctx context.Context, acks []inbox.Ack) []error {
+	if f.MarkDeliveredBatchFunc != nil {
+		return f.MarkDeliveredBatchFunc(ctx, acks)
+	}
+	return f.Memory.MarkDeliveredBatch(ctx, acks)
+}

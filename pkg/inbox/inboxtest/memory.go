@@ -1,0 +1,270 @@
+// Package inboxtest is the inbox store's test kit: Memory, an in-memory
+// store that behaves like the Firestore one (inbox.Store and its
+// Committer), Run, the contract suite that both pass, and Faulty, which
+// wraps Memory for tests that inject failures.
+//
+// Unit tests of the services use Memory wherever they need a working store;
+// emulator-backed tests use inbox.Store. Only tests import this package
+// (TestOnlyTestsImportTheKit in pkg/testenv checks it).
+package inboxtest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/courierhq/courier/pkg/inbox"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
+)
+
+// Store is what the services use of an inbox store. *inbox.Store and
+// *Memory satisfy it.
+type Store interface {
+	Commit(ctx context.Context, env *courierv1.Envelope) (st inbox.Stored, created bool, err error)
+	List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
+	Head(ctx context.Context, user string) (int64, error)
+	Get(ctx context.Context, id string) (inbox.Stored, error)
+	MarkDelivered(ctx context.Context, id, user string) error
+	MarkDeliveredBatch(ctx context.Context, acks []inbox.Ack) []error
+	DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) (users []string, count int, err error)
+}
+
+// Committer commits batches of messages, as the pipeline-worker does
+// (*inbox.Committer, or Memory.NewCommitter).
+type Committer interface {
+	Commit(ctx context.Context, envs []*courierv1.Envelope) []inbox.Result
+}
+
+// maxDocumentBytes is Firestore's limit on one document; a message whose
+// inbox entry would exceed it is refused with InvalidArgument, as Firestore
+// refuses it.
+const maxDocumentBytes = 1 << 20
+
+// Memory is an inbox store held in memory. It keeps the Firestore store's
+// contract (Run): idempotent commits, gap-free positions 1..n per user in
+// commit order, the recipient-list rule on entries, acks only from
+// recipients, legacy acks merged. Every value it returns is a copy. It is
+// safe for concurrent use; each commit is atomic.
+type Memory struct {
+	mu       sync.Mutex
+	now      func() time.Time
+	messages map[string]*message
+	inboxes  map[string][]*courierv1.Message // user → entry at position i+1
+}
+
+type message struct {
+	m      *courierv1.Message // as Get returns it: the whole recipient list, no to_count
+	seqs   map[string]int64
+	acks   map[string]time.Time // messages/{id}/deliveries
+	legacy map[string]time.Time // the message's old "delivered" map
+}
+
+// NewMemory returns an empty store.
+func NewMemory() *Memory {
+	return &Memory{now: time.Now, messages: map[string]*message{}, inboxes: map[string][]*courierv1.Message{}}
+}
+
+// Commit stores one message; see inbox.Store.Commit.
+func (s *Memory) Commit(ctx context.Context, env *courierv1.Envelope) (inbox.Stored, bool, error) {
+	r := s.commit(ctx, []*courierv1.Envelope{env})[0]
+	return r.Stored, r.Created, r.Err
+}
+
+// NewCommitter returns a batch committer on s; see inbox.Committer.
+func (s *Memory) NewCommitter() Committer { return committerFunc(s.commit) }
+
+type committerFunc func(ctx context.Context, envs []*courierv1.Envelope) []inbox.Result
+
+func (f committerFunc) Commit(ctx context.Context, envs []*courierv1.Envelope) []inbox.Result {
+	return f(ctx, envs)
+}
+
+func (s *Memory) commit(ctx context.Context, envs []*courierv1.Envelope) []inbox.Result {
+	res := make([]inbox.Result, len(envs))
+	if err := ctx.Err(); err != nil {
+		for i := range res {
+			res[i].Err = fmt.Errorf("commit batch of %d messages: %w", len(envs), err)
+		}
+		return res
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UTC().Truncate(time.Microsecond)
+	for i, env := range envs {
+		if old, ok := s.messages[env.MessageId]; ok {
+			res[i] = inbox.Result{Stored: old.stored()}
+			continue
+		}
+		if n := entryBytes(env); n > maxDocumentBytes {
+			res[i].Err = fmt.Errorf("commit message %s: %w", env.MessageId,
+				status.Errorf(codes.InvalidArgument, "inbox entry of %d bytes exceeds the maximum document size", n))
+			continue
+		}
+		msg := &message{
+			m: &courierv1.Message{
+				Id: env.MessageId, From: env.Sender, To: slices.Clone(env.Recipients), Payload: slices.Clone(env.Payload),
+				ContentType: env.ContentType,
+				SentAt:      timestamppb.New(env.SentAt.AsTime().Truncate(time.Microsecond)), StoredAt: timestamppb.New(now),
+			},
+			seqs: make(map[string]int64, len(env.Recipients)),
+		}
+		entry := inbox.Shown(msg.m)
+		entry.ToCount = int32(len(env.Recipients))
+		for _, u := range env.Recipients {
+			s.inboxes[u] = append(s.inboxes[u], entry)
+			msg.seqs[u] = int64(len(s.inboxes[u]))
+		}
+		s.messages[env.MessageId] = msg
+		res[i] = inbox.Result{Stored: msg.stored(), Created: true}
+	}
+	return res
+}
+
+// entryBytes estimates the size of env's inbox entry the way Firestore
+// counts a document: its values plus a margin for names and numbers.
+func entryBytes(env *courierv1.Envelope) int {
+	n := len(env.Payload) + len(env.ContentType) + len(env.Sender) + len(env.MessageId) + 320
+	if len(env.Recipients) <= inbox.MaxListedRecipients {
+		for _, u := range env.Recipients {
+			n += len(u) + 1
+		}
+	}
+	return n
+}
+
+func (m *message) stored() inbox.Stored {
+	st := inbox.Stored{Message: proto.Clone(m.m).(*courierv1.Message), Seqs: maps.Clone(m.seqs)}
+	if len(m.legacy) > 0 {
+		st.Delivered = maps.Clone(m.legacy)
+	}
+	return st
+}
+
+// List returns up to limit entries of user's inbox after position after.
+func (s *Memory) List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list inbox of %s: %w", user, err)
+	}
+	if limit < 0 {
+		return nil, fmt.Errorf("list inbox of %s: %w", user, status.Error(codes.InvalidArgument, "limit is negative"))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	entries := s.inboxes[user]
+	out := []inbox.Entry{}
+	for seq := max(after, 0) + 1; seq <= int64(len(entries)) && len(out) < limit; seq++ {
+		out = append(out, inbox.Entry{Seq: seq, Message: proto.Clone(entries[seq-1]).(*courierv1.Message)})
+	}
+	return out, nil
+}
+
+// Head returns user's last inbox position (0 for an empty inbox).
+func (s *Memory) Head(ctx context.Context, user string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("read inbox head of %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(len(s.inboxes[user])), nil
+}
+
+// Get returns one stored message, or inbox.ErrNotFound.
+func (s *Memory) Get(ctx context.Context, id string) (inbox.Stored, error) {
+	if err := ctx.Err(); err != nil {
+		return inbox.Stored{}, fmt.Errorf("get message %s: %w", id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.messages[id]
+	if !ok {
+		return inbox.Stored{}, inbox.ErrNotFound
+	}
+	return m.stored(), nil
+}
+
+// MarkDelivered records one ack; see MarkDeliveredBatch.
+func (s *Memory) MarkDelivered(ctx context.Context, id, user string) error {
+	return s.MarkDeliveredBatch(ctx, []inbox.Ack{{MessageID: id, User: user}})[0]
+}
+
+// MarkDeliveredBatch records acks: inbox.ErrNotFound for an unknown message
+// or a user who is not its recipient.
+func (s *Memory) MarkDeliveredBatch(ctx context.Context, acks []inbox.Ack) []error {
+	errs := make([]error, len(acks))
+	if err := ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("record %d acks: %w", len(acks), err)
+		}
+		return errs
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UTC()
+	for i, a := range acks {
+		m, ok := s.messages[a.MessageID]
+		if !ok {
+			errs[i] = inbox.ErrNotFound
+			continue
+		}
+		if _, recipient := m.seqs[a.User]; !recipient {
+			errs[i] = inbox.ErrNotFound
+			continue
+		}
+		if m.acks == nil {
+			m.acks = map[string]time.Time{}
+		}
+		m.acks[a.User] = now
+	}
+	return errs
+}
+
+// DeliveryState says who acknowledged message id; see
+// inbox.Store.DeliveryState. Like Firestore's, a listing reads at most
+// inbox.MaxListedRecipients+1 acks (callers list only small sends).
+func (s *Memory) DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("acks of message %s: %w", id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var acked []string
+	if m, ok := s.messages[id]; ok {
+		acked = slices.Sorted(maps.Keys(m.acks))
+	}
+	if !listUsers {
+		return nil, len(acked) + len(legacy), nil
+	}
+	seen := maps.Clone(legacy)
+	if seen == nil {
+		seen = map[string]time.Time{}
+	}
+	for _, u := range acked[:min(len(acked), inbox.MaxListedRecipients+1)] {
+		seen[u] = time.Time{}
+	}
+	users := slices.Sorted(maps.Keys(seen))
+	return users, len(users), nil
+}
+
+// PutLegacyAcks records acks of message id the way they were kept before
+// messages/{id}/deliveries: Get returns them in Stored.Delivered.
+func (s *Memory) PutLegacyAcks(id string, acks map[string]time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.messages[id]
+	if !ok {
+		return inbox.ErrNotFound
+	}
+	if m.legacy == nil {
+		m.legacy = map[string]time.Time{}
+	}
+	maps.Copy(m.legacy, acks)
+	return nil
+}
