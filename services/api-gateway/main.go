@@ -85,84 +85,104 @@ func run(ctx context.Context, env *config.Env, ready listening) (err error) {
 		return err
 	}
 	defer gc.Close()
-	psClient, fsClient := gc.PubSub, gc.Firestore
-
-	limiter := ratelimit.New(ratelimit.Options{
-		PerSecond: float64(cfg.RatePerSecond), Burst: cfg.RateBurst, MaxKeys: cfg.RateMaxUsers,
-	})
-	reg := prometheus.NewRegistry()
-	m := metrics.New(reg, func() float64 { return float64(limiter.Len()) })
-
-	pub := ingress.New(psClient, cfg.Topology.IngressTopic, ingress.Options{
-		Timeout: cfg.PublishTimeout, MaxOutstanding: cfg.PublishMaxOut, DelayThreshold: cfg.PublishDelay,
-		Latency: m.PublishDuration,
-	})
-	svc := messages.New(pub, inbox.New(fsClient), cfg.Limits)
-
-	probe, err := health.NewProbe(reg, map[string]health.Check{
-		"pubsub":    health.PubSubTopic(psClient, cfg.Topology.TopicPath(cfg.Topology.IngressTopic)),
-		"firestore": health.Firestore(fsClient),
-	}, 10*time.Second, cfg.ReadyTimeout, logger)
+	gw, err := assemble(cfg, gc, verifier, logger)
 	if err != nil {
 		return err
 	}
-	var state health.State
-	e := httpapi.New(httpapi.Config{
-		Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Gatherer: reg, Logger: logger,
-		Ready:        map[string]health.Check{"gateway": state.Check},
-		ReadyTimeout: cfg.ReadyTimeout, MaxBodyBytes: int64(cfg.MaxBodyBytes),
-		RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, OpenAPI: openapi.Spec,
-	})
-	httpSrv := &http.Server{
-		Handler:           e,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	grpcSrv, grpcHealth := grpcapi.NewServer(grpcapi.Config{
-		Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Logger: logger,
-		MaxRecvBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
-	})
-
-	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	httpLn, grpcLn, err := listen(cfg)
 	if err != nil {
-		return fmt.Errorf("listen HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
-	}
-	grpcLn, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		httpLn.Close()
-		return fmt.Errorf("listen GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
+		return err
 	}
 	logger.Info("api-gateway listening", "version", version, "http", httpLn.Addr().String(),
 		"grpc", grpcLn.Addr().String(), "project", cfg.Topology.Project, "ingress_topic", cfg.Topology.IngressTopic)
 	if ready != nil {
 		ready(httpLn.Addr(), grpcLn.Addr())
 	}
-
-	state.Started()
+	gw.state.Started()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
+		if err := gw.http.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() error {
-		if err := grpcSrv.Serve(grpcLn); err != nil {
+		if err := gw.grpc.Serve(grpcLn); err != nil {
 			return fmt.Errorf("grpc server: %w", err)
 		}
 		return nil
 	})
-	g.Go(func() error { return probe.Run(gctx) })
+	g.Go(func() error { return gw.probe.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.Info("api-gateway shutting down")
-		return drain(&state, httpSrv, grpcSrv, grpcHealth, pub, cfg.ShutdownTimeout)
+		return gw.drain(cfg.ShutdownTimeout)
 	})
 	err = g.Wait()
 	logger.Info("api-gateway stopped", "err", err)
 	return err
+}
+
+// gateway is the wired service: the messages core behind both transports,
+// the publisher they share, and what watches them.
+type gateway struct {
+	http       *http.Server
+	grpc       *grpc.Server
+	grpcHealth *grpchealth.Server
+	pub        *ingress.Publisher
+	probe      *health.Probe
+	state      health.State
+}
+
+// assemble builds the gateway's parts on its clients.
+func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *slog.Logger) (*gateway, error) {
+	limiter := ratelimit.New(ratelimit.Options{PerSecond: float64(cfg.RatePerSecond), Burst: cfg.RateBurst, MaxKeys: cfg.RateMaxUsers})
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, func() float64 { return float64(limiter.Len()) })
+	gw := &gateway{pub: ingress.New(gc.PubSub, cfg.Topology.IngressTopic, ingress.Options{
+		Timeout: cfg.PublishTimeout, MaxOutstanding: cfg.PublishMaxOut, DelayThreshold: cfg.PublishDelay, Latency: m.PublishDuration,
+	})}
+	svc := messages.New(gw.pub, inbox.New(gc.Firestore), cfg.Limits)
+	var err error
+	gw.probe, err = health.NewProbe(reg, map[string]health.Check{
+		"pubsub":    health.PubSubTopic(gc.PubSub, cfg.Topology.TopicPath(cfg.Topology.IngressTopic)),
+		"firestore": health.Firestore(gc.Firestore),
+	}, 10*time.Second, cfg.ReadyTimeout, logger)
+	if err != nil {
+		return nil, err
+	}
+	gw.http = &http.Server{
+		Handler: httpapi.New(httpapi.Config{
+			Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Gatherer: reg, Logger: logger,
+			Ready:        map[string]health.Check{"gateway": gw.state.Check},
+			ReadyTimeout: cfg.ReadyTimeout, MaxBodyBytes: int64(cfg.MaxBodyBytes),
+			RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, OpenAPI: openapi.Spec,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	gw.grpc, gw.grpcHealth = grpcapi.NewServer(grpcapi.Config{
+		Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Logger: logger,
+		MaxRecvBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+	})
+	return gw, nil
+}
+
+// listen binds both addresses before anything is served, so a taken port
+// fails the start instead of half the gateway.
+func listen(cfg settings) (httpLn, grpcLn net.Listener, err error) {
+	httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	grpcLn, err = net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		httpLn.Close()
+		return nil, nil, fmt.Errorf("listen GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
+	}
+	return httpLn, grpcLn, nil
 }
 
 // drain is the gateway's shutdown, within one fresh deadline (ctx is
@@ -170,24 +190,24 @@ func run(ctx context.Context, env *config.Env, ready listening) (err error) {
 // unavailable, REST and gRPC stop accepting and finish their requests
 // concurrently, then — no handler can publish any more — the publisher
 // flushes what is in flight. Clients and telemetry are closed after, by run.
-func drain(state *health.State, httpSrv *http.Server, grpcSrv *grpc.Server, grpcHealth *grpchealth.Server, pub *ingress.Publisher, timeout time.Duration) error {
-	state.Draining()
-	grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+func (gw *gateway) drain(timeout time.Duration) error {
+	gw.state.Draining()
+	gw.grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var errs []error
 	grpcDone := make(chan struct{})
-	go func() { grpcSrv.GracefulStop(); close(grpcDone) }()
-	if err := httpSrv.Shutdown(ctx); err != nil {
+	go func() { gw.grpc.GracefulStop(); close(grpcDone) }()
+	if err := gw.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
 	select {
 	case <-grpcDone:
 	case <-ctx.Done():
-		grpcSrv.Stop()
+		gw.grpc.Stop()
 		<-grpcDone
 		errs = append(errs, errors.New("grpc shutdown: deadline exceeded, connections closed"))
 	}
-	pub.Stop()
+	gw.pub.Stop()
 	return errors.Join(errs...)
 }
