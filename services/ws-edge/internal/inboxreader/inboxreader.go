@@ -96,24 +96,32 @@ func (r *Reader) Read(ctx context.Context, p Purpose, user string, after int64, 
 // Head returns user's last inbox position, under the same concurrency
 // bound as every read.
 func (r *Reader) Head(ctx context.Context, user string) (int64, error) {
-	select {
-	case r.sem <- struct{}{}:
-	case <-ctx.Done():
-		return 0, fmt.Errorf("wait to read the inbox head of %s: %w", user, ctx.Err())
+	release, err := r.acquire(ctx, user)
+	if err != nil {
+		return 0, err
 	}
-	defer func() { <-r.sem }()
+	defer release()
 	head, err := r.store.Head(ctx, user)
 	r.obs.InboxRead(Head, false, err)
 	return head, err
 }
 
-func (r *Reader) read(ctx context.Context, user string, after int64, limit int) ([]frame.Item, error) {
+// acquire waits for one of the pod's read slots; release gives it back.
+func (r *Reader) acquire(ctx context.Context, user string) (release func(), err error) {
 	select {
 	case r.sem <- struct{}{}:
+		return func() { <-r.sem }, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait to read the inbox of %s: %w", user, ctx.Err())
 	}
-	defer func() { <-r.sem }()
+}
+
+func (r *Reader) read(ctx context.Context, user string, after int64, limit int) ([]frame.Item, error) {
+	release, err := r.acquire(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	entries, err := r.store.List(ctx, user, after, limit)
 	if err != nil {
 		return nil, err
