@@ -163,28 +163,24 @@ func (s *Store) Get(ctx context.Context, id string) (Stored, error) {
 }
 
 // List returns up to limit entries of user's inbox after position after,
-// oldest first.
+// oldest first, with no byte bound (ListPage has one).
 func (s *Store) List(ctx context.Context, user string, after int64, limit int) ([]Entry, error) {
-	q := s.fs.Collection(UsersCollection).Doc(user).Collection(InboxCollection).
-		OrderBy(firestore.DocumentID, firestore.Asc).
-		StartAfter(inboxID(after)).
-		Limit(limit)
-	docs, err := q.Documents(ctx).GetAll()
-	if err != nil {
-		return nil, fmt.Errorf("list inbox of %s: %w", user, err)
+	if limit < 0 {
+		return nil, fmt.Errorf("list inbox of %s: limit %d is negative", user, limit)
 	}
-	out := make([]Entry, 0, len(docs))
-	for _, d := range docs {
-		var e entryDoc
-		if err := d.DataTo(&e); err != nil {
-			return nil, fmt.Errorf("decode inbox entry %s: %w", d.Ref.Path, err)
-		}
-		out = append(out, Entry{Seq: e.Seq, Message: &courierv1.Message{
-			Id: e.MessageID, From: e.From, To: e.To, ToCount: int32(max(e.ToCount, len(e.To))), Payload: e.Payload, ContentType: e.ContentType,
-			SentAt: timestamppb.New(e.SentAt), StoredAt: timestamppb.New(e.StoredAt),
-		}})
+	p, err := s.ListPage(ctx, user, after, PageLimit{Items: limit})
+	return p.Entries, err
+}
+
+func decodeEntry(d *firestore.DocumentSnapshot) (Entry, error) {
+	var e entryDoc
+	if err := d.DataTo(&e); err != nil {
+		return Entry{}, fmt.Errorf("decode inbox entry %s: %w", d.Ref.Path, err)
 	}
-	return out, nil
+	return Entry{Seq: e.Seq, Message: &courierv1.Message{
+		Id: e.MessageID, From: e.From, To: e.To, ToCount: int32(max(e.ToCount, len(e.To))), Payload: e.Payload, ContentType: e.ContentType,
+		SentAt: timestamppb.New(e.SentAt), StoredAt: timestamppb.New(e.StoredAt),
+	}}, nil
 }
 
 func decodeStored(snap *firestore.DocumentSnapshot) (Stored, error) {

@@ -40,6 +40,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	}{
 		{"CommitIsIdempotent", commitIsIdempotent},
 		{"ListPagesAfterCursor", listPagesAfterCursor},
+		{"PagesAreBoundedByBytes", pagesAreBoundedByBytes},
 		{"HeadIsTheLastPosition", headIsTheLastPosition},
 		{"GetUnknownIsNotFound", getUnknownIsNotFound},
 		{"FailuresAreNotNotFound", failuresAreNotNotFound},
@@ -187,6 +188,70 @@ func listPagesAfterCursor(t *testing.T, b Backend) {
 	}
 	if page, err := s.List(ctx, "nobody", 0, 10); err != nil || len(page) != 0 {
 		t.Fatalf("empty inbox: %v %v", page, err)
+	}
+}
+
+// A page holds no more entries than fit in its byte bound, but at least
+// one; More says whether entries may follow; walking pages by their last
+// position reads every entry once, in order.
+func pagesAreBoundedByBytes(t *testing.T, b Backend) {
+	s := b.Store
+	ctx := testenv.Context(t, time.Minute)
+	big := strings.Repeat("x", 10<<10)
+	var envs []*courierv1.Envelope
+	for i := range 7 {
+		env := Envelope(fmt.Sprintf("m%d", i), "alice", "bob")
+		env.Payload = []byte(fmt.Sprintf("%q", big))
+		envs = append(envs, env)
+	}
+	MustCommit(t, s, envs...)
+	one := inbox.EntryBytes(&courierv1.Message{Id: "m0", From: "alice", To: []string{"bob"}, Payload: envs[0].Payload, ContentType: "application/json"})
+	lim := inbox.PageLimit{Items: 100, Bytes: 3*one + one/2}
+	var got []string
+	var after int64
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatalf("no end after %d pages: %v", pages, got)
+		}
+		page, err := s.ListPage(ctx, "bob", after, lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, e := range page.Entries {
+			total += inbox.EntryBytes(e.Message)
+			got = append(got, e.Message.Id)
+			after = e.Seq
+		}
+		if len(page.Entries) > 3 || (len(page.Entries) > 1 && total > lim.Bytes) {
+			t.Fatalf("page of %d entries, %d bytes, over the bound %d", len(page.Entries), total, lim.Bytes)
+		}
+		if !page.More {
+			if len(page.Entries) != 1 {
+				t.Fatalf("last page has %d entries, want the 7th alone", len(page.Entries))
+			}
+			break
+		}
+		if len(page.Entries) != 3 {
+			t.Fatalf("a page with more after it holds %d entries, want 3", len(page.Entries))
+		}
+	}
+	if fmt.Sprint(got) != "[m0 m1 m2 m3 m4 m5 m6]" {
+		t.Fatalf("pages = %v", got)
+	}
+	// One entry larger than the bound still comes, alone.
+	page, err := s.ListPage(ctx, "bob", 0, inbox.PageLimit{Items: 100, Bytes: 10})
+	if err != nil || len(page.Entries) != 1 || !page.More {
+		t.Fatalf("bound below one entry: %d entries, more=%v, %v", len(page.Entries), page.More, err)
+	}
+	// A page full by count says more may follow.
+	page, err = s.ListPage(ctx, "bob", 0, inbox.PageLimit{Items: 2})
+	if err != nil || len(page.Entries) != 2 || !page.More {
+		t.Fatalf("full by count: %d entries, more=%v, %v", len(page.Entries), page.More, err)
+	}
+	page, err = s.ListPage(ctx, "bob", 6, inbox.PageLimit{Items: 2})
+	if err != nil || len(page.Entries) != 1 || page.More {
+		t.Fatalf("the last entry: %d entries, more=%v, %v", len(page.Entries), page.More, err)
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 type Store interface {
 	Commit(ctx context.Context, env *courierv1.Envelope) (st inbox.Stored, created bool, err error)
 	List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
+	ListPage(ctx context.Context, user string, after int64, lim inbox.PageLimit) (inbox.Page, error)
 	Head(ctx context.Context, user string) (int64, error)
 	Get(ctx context.Context, id string) (inbox.Stored, error)
 	MarkDelivered(ctx context.Context, id, user string) error
@@ -150,20 +151,32 @@ func (m *message) stored() inbox.Stored {
 
 // List returns up to limit entries of user's inbox after position after.
 func (s *Memory) List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("list inbox of %s: %w", user, err)
-	}
 	if limit < 0 {
 		return nil, fmt.Errorf("list inbox of %s: %w", user, status.Error(codes.InvalidArgument, "limit is negative"))
+	}
+	p, err := s.ListPage(ctx, user, after, inbox.PageLimit{Items: limit})
+	return p.Entries, err
+}
+
+// ListPage returns user's inbox after position after, bounded by lim; see
+// inbox.Store.ListPage (both cut pages with inbox.Pager).
+func (s *Memory) ListPage(ctx context.Context, user string, after int64, lim inbox.PageLimit) (inbox.Page, error) {
+	if err := ctx.Err(); err != nil {
+		return inbox.Page{}, fmt.Errorf("list inbox of %s: %w", user, err)
+	}
+	p := inbox.NewPager(lim)
+	if lim.Items <= 0 {
+		return p.Page(), nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	entries := s.inboxes[user]
-	out := []inbox.Entry{}
-	for seq := max(after, 0) + 1; seq <= int64(len(entries)) && len(out) < limit; seq++ {
-		out = append(out, inbox.Entry{Seq: seq, Message: proto.Clone(entries[seq-1]).(*courierv1.Message)})
+	for seq := max(after, 0) + 1; seq <= int64(len(entries)); seq++ {
+		if !p.Add(inbox.Entry{Seq: seq, Message: proto.Clone(entries[seq-1]).(*courierv1.Message)}) {
+			break
+		}
 	}
-	return out, nil
+	return p.Page(), nil
 }
 
 // Head returns user's last inbox position (0 for an empty inbox).
