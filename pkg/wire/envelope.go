@@ -55,6 +55,11 @@ const (
 // fields.
 const MaxCommitBytes = 9 << 20
 
+// DefaultMaxEnvelopeBytes is the default bound on an encoded envelope, the
+// same at the gateway (MAX_ENVELOPE_BYTES), which refuses a larger send,
+// and at the worker (WORKER_MAX_ENVELOPE_BYTES), which dead-letters one.
+const DefaultMaxEnvelopeBytes = 1 << 20
+
 // Limits bound what the worker accepts. They must be at least the gateway's.
 type Limits struct {
 	MaxEnvelopeBytes int // the encoded envelope (Pub/Sub message data)

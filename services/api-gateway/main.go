@@ -143,7 +143,10 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 	gw := &gateway{pub: ingress.New(gc.PubSub, cfg.Topology.IngressTopic, ingress.Options{
 		Timeout: cfg.PublishTimeout, MaxOutstanding: cfg.PublishMaxOut, DelayThreshold: cfg.PublishDelay, Latency: m.PublishDuration,
 	})}
-	svc := messages.New(gw.pub, inbox.New(gc.Firestore), cfg.Limits)
+	svc := messages.New(gw.pub, inbox.New(gc.Firestore), cfg.Limits).WithBudgets(messages.Budgets{
+		StoredKiB: ratelimit.New(ratelimit.Options{PerSecond: float64(cfg.StoredKiBPerSecond), Burst: cfg.StoredKiBBurst, MaxKeys: cfg.RateMaxUsers}),
+		Inbound:   ratelimit.New(ratelimit.Options{PerSecond: float64(cfg.InboundPerSecond), Burst: cfg.InboundBurst, MaxKeys: cfg.RateMaxUsers}),
+	})
 	var err error
 	gw.probe, err = health.NewProbe(reg, map[string]health.Check{
 		"pubsub":    health.PubSubTopic(gc.PubSub, cfg.Topology.TopicPath(cfg.Topology.IngressTopic)),
@@ -160,7 +163,9 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 			RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, OpenAPI: openapi.Spec,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	gw.grpc, gw.grpcHealth = grpcapi.NewServer(grpcapi.Config{

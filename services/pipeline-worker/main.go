@@ -88,7 +88,9 @@ func run() (err error) {
 	mux.HandleFunc("GET /healthz", health.Live)
 	mux.Handle("GET /readyz", health.Ready(map[string]health.Check{"worker": state.Check}, time.Second))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	srv := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Probes and scrapes only: short bounds on every phase.
+	srv := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", httpAddr, err)

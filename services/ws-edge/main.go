@@ -29,6 +29,7 @@ import (
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/edge"
+	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
 )
 
@@ -69,21 +70,28 @@ func readSettings(env *config.Env) settings {
 		MaxSessions:        env.Int("WS_MAX_SESSIONS", 10000, 1, 10_000_000),
 		MaxSessionsPerUser: env.Int("WS_MAX_SESSIONS_PER_USER", 16, 1, 10_000),
 		Session: session.Options{
-			QueueSize:     env.Int("WS_SEND_QUEUE", 1024, 1, 100_000),
-			ReadLimit:     int64(env.Int("WS_READ_LIMIT", 4096, 128, 1<<20)),
-			PingInterval:  env.Duration("WS_PING_INTERVAL", 20*time.Second, time.Second),
-			WriteTimeout:  env.Duration("WS_WRITE_TIMEOUT", 10*time.Second, 100*time.Millisecond),
-			ReplayLimit:   env.Int("WS_REPLAY_LIMIT", 500, 1, 10_000),
-			MaxBatchBytes: env.Int("WS_MAX_BATCH_BYTES", 64<<10, 1<<10, 16<<20),
+			QueueSize:        env.Int("WS_SEND_QUEUE", 1024, 1, 100_000),
+			ReadLimit:        int64(env.Int("WS_READ_LIMIT", 4096, 128, 1<<20)),
+			PingInterval:     env.Duration("WS_PING_INTERVAL", 20*time.Second, time.Second),
+			WriteTimeout:     env.Duration("WS_WRITE_TIMEOUT", 10*time.Second, 100*time.Millisecond),
+			ReplayLimit:      env.Int("WS_REPLAY_LIMIT", 500, 1, 10_000),
+			MaxBatchBytes:    env.Int("WS_MAX_BATCH_BYTES", 64<<10, 1<<10, 16<<20),
+			PageWriteTimeout: env.Duration("WS_PAGE_WRITE_TIMEOUT", 30*time.Second, time.Second),
 		},
 		ReorderWait:       env.Duration("WS_REORDER_WAIT", 2*time.Second, time.Millisecond),
 		ReorderWaitMax:    env.Duration("WS_REORDER_WAIT_MAX", 30*time.Second, time.Millisecond),
 		MaxHeld:           env.Int("WS_MAX_HELD", 1024, 1, 1_000_000),
 		ReadConcurrency:   env.Int("WS_READ_CONCURRENCY", 32, 1, 10_000),
+		PageBytes:         env.Int("WS_PAGE_BYTES", inbox.DefaultPageBytes, 4<<10, 16<<20),
+		ReadBudgetBytes:   env.Int("WS_READ_BUDGET_BYTES", inboxreader.DefaultBudgetBytes, 64<<10, 1<<34),
+		UserReadPages:     env.Int("WS_USER_READ_PAGES", 4, 1, 1000),
 		AckQueue:          env.Int("WS_ACK_QUEUE", 10_000, 1, 10_000_000),
 		GatewayURL:        env.String("GATEWAY_URL", "http://localhost:8080"),
 		TargetedRouting:   env.Bool("EDGE_TARGETED_ROUTING", false),
 		HeartbeatInterval: env.Duration("EDGE_HEARTBEAT_INTERVAL", time.Minute, time.Second),
+	}
+	if s.edge.ReadBudgetBytes < s.edge.PageBytes {
+		env.Check("WS_READ_BUDGET_BYTES", fmt.Errorf("must be at least WS_PAGE_BYTES (%d)", s.edge.PageBytes))
 	}
 	// Development tokens only when nothing else can verify tokens.
 	if s.auth.DevTokens() {
@@ -145,7 +153,11 @@ func run() (err error) {
 	if err := e.Start(sigCtx); err != nil {
 		return err
 	}
+	// The bounds are for plain requests (probes, the demo, tokens); the
+	// WebSocket handler clears them on its connection before upgrading,
+	// since a hijacked connection keeps the deadlines the server set.
 	srv := &http.Server{Addr: s.httpAddr, Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
 	g, gctx := errgroup.WithContext(sigCtx)

@@ -37,6 +37,16 @@ func (f *Faulty) List(ctx context.Context, user string, after int64, limit int) 
 	return f.Memory.List(ctx, user, after, limit)
 }
 
+// ListPage goes through ListFunc when a test set it (a page of at most
+// lim.Items entries, with no byte bound), and to Memory otherwise.
+func (f *Faulty) ListPage(ctx context.Context, user string, after int64, lim inbox.PageLimit) (inbox.Page, error) {
+	if f.ListFunc != nil {
+		entries, err := f.ListFunc(ctx, user, after, lim.Items)
+		return inbox.Page{Entries: entries, More: len(entries) == lim.Items}, err
+	}
+	return f.Memory.ListPage(ctx, user, after, lim)
+}
+
 func (f *Faulty) Head(ctx context.Context, user string) (int64, error) {
 	if f.HeadFunc != nil {
 		return f.HeadFunc(ctx, user)

@@ -25,13 +25,19 @@ const (
 	PayloadTooLarge      Code = "payload_too_large"
 	UnsupportedMediaType Code = "unsupported_media_type"
 	RateLimited          Code = "rate_limited"
+	// MessageTooLarge: the payload fits its own limit, but copied into every
+	// recipient's inbox it exceeds what one Firestore commit may hold.
+	MessageTooLarge Code = "message_too_large"
+	// RecipientRateLimited: a recipient's inbound budget is spent (many
+	// senders at once); the send is refused whole, retry later.
+	RecipientRateLimited Code = "recipient_rate_limited"
 	Unavailable          Code = "unavailable"
 	Internal             Code = "internal"
 )
 
 // Codes lists every code, for tests and documentation checks.
 var Codes = []Code{InvalidRequest, Unauthenticated, NotFound, MethodNotAllowed, PayloadTooLarge,
-	UnsupportedMediaType, RateLimited, Unavailable, Internal}
+	UnsupportedMediaType, RateLimited, MessageTooLarge, RecipientRateLimited, Unavailable, Internal}
 
 // Error is a failure with its code and a message safe to show the caller.
 // Err, when set, is the underlying cause: logged, never shown.
@@ -98,11 +104,11 @@ func HTTPStatus(code Code) int {
 		return 404
 	case MethodNotAllowed:
 		return 405
-	case PayloadTooLarge:
+	case PayloadTooLarge, MessageTooLarge:
 		return 413
 	case UnsupportedMediaType:
 		return 415
-	case RateLimited:
+	case RateLimited, RecipientRateLimited:
 		return 429
 	case Unavailable:
 		return 503
@@ -128,6 +134,10 @@ func Title(code Code) string {
 		return "Unsupported media type"
 	case RateLimited:
 		return "Too many requests"
+	case MessageTooLarge:
+		return "Message too large for its recipients"
+	case RecipientRateLimited:
+		return "A recipient receives too much"
 	case Unavailable:
 		return "Service unavailable"
 	default:
@@ -140,7 +150,7 @@ func Title(code Code) string {
 // answers ResourceExhausted for a message above the server's receive limit.
 func GRPCCode(code Code) codes.Code {
 	switch code {
-	case InvalidRequest, PayloadTooLarge, UnsupportedMediaType:
+	case InvalidRequest, PayloadTooLarge, MessageTooLarge, UnsupportedMediaType:
 		return codes.InvalidArgument
 	case Unauthenticated:
 		return codes.Unauthenticated
@@ -148,7 +158,7 @@ func GRPCCode(code Code) codes.Code {
 		return codes.NotFound
 	case MethodNotAllowed:
 		return codes.Unimplemented
-	case RateLimited:
+	case RateLimited, RecipientRateLimited:
 		return codes.ResourceExhausted
 	case Unavailable:
 		return codes.Unavailable

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -67,6 +68,12 @@ func NewServer(cfg Config) (*grpc.Server, *health.Server) {
 	srv := grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
+		// An idle connection is closed after a while and a client may not
+		// ping more often than every 10 s (a ping flood costs the server);
+		// the handshake of a new connection has its own bound.
+		grpc.ConnectionTimeout(10*time.Second),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(i.observe, i.recover, i.timeout, i.authenticate, i.rateLimit),
 	)
 	courierv1.RegisterMessagesServer(srv, &Handler{svc: cfg.Service})
@@ -175,7 +182,7 @@ func ToStatus(e *apierr.Error) error {
 	st := status.New(apierr.GRPCCode(e.Code), e.Detail)
 	info := &errdetails.ErrorInfo{Reason: string(e.Code), Domain: ErrorDomain}
 	var err error
-	if e.Code == apierr.RateLimited {
+	if e.Code == apierr.RateLimited || e.Code == apierr.RecipientRateLimited {
 		st, err = st.WithDetails(info, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
 	} else {
 		st, err = st.WithDetails(info)

@@ -31,6 +31,9 @@ type ListItem struct {
 type ListResponse struct {
 	Messages   []ListItem `json:"messages"`
 	NextCursor string     `json:"next_cursor"`
+	// HasMore: more may follow (a page bounded by bytes can hold fewer
+	// messages than the limit asked for).
+	HasMore bool `json:"has_more"`
 }
 
 // GetResponse is the body of GET /v1/messages/{id}.
@@ -86,7 +89,7 @@ func (s *server) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	resp := ListResponse{Messages: make([]ListItem, 0, len(page.Entries)), NextCursor: page.NextCursor}
+	resp := ListResponse{Messages: make([]ListItem, 0, len(page.Entries)), NextCursor: page.NextCursor, HasMore: page.HasMore}
 	for _, e := range page.Entries {
 		resp.Messages = append(resp.Messages, ListItem{WireMessage: inbox.ToWire(e.Message), Cursor: e.Cursor()})
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"mime"
 	"regexp"
 	"slices"
@@ -16,12 +17,14 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/clip"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/apierr"
@@ -35,7 +38,7 @@ type Publisher interface {
 
 // Store reads what the pipeline-worker committed (inbox.Store satisfies it).
 type Store interface {
-	List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
+	ListPage(ctx context.Context, user string, after int64, lim inbox.PageLimit) (inbox.Page, error)
 	Get(ctx context.Context, id string) (inbox.Stored, error)
 	DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error)
 }
@@ -46,6 +49,14 @@ type Limits struct {
 	MaxPayloadBytes int // compacted JSON payload (default 65536)
 	DefaultPageSize int // inbox page when the caller gives no limit (default 50)
 	MaxPageSize     int // largest inbox page (default 200)
+	// MaxEnvelopeBytes bounds the encoded envelope (default
+	// wire.DefaultMaxEnvelopeBytes); keep it at most the worker's
+	// WORKER_MAX_ENVELOPE_BYTES, or the worker dead-letters what this
+	// accepted.
+	MaxEnvelopeBytes int
+	// MaxPageBytes bounds an inbox page by size too (default
+	// inbox.DefaultPageBytes): a page of 64 KiB payloads holds ~16.
+	MaxPageBytes int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -58,10 +69,43 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxPageSize <= 0 {
 		l.MaxPageSize = 200
 	}
+	if l.MaxEnvelopeBytes <= 0 {
+		l.MaxEnvelopeBytes = wire.DefaultMaxEnvelopeBytes
+	}
+	if l.MaxPageBytes <= 0 {
+		l.MaxPageBytes = inbox.DefaultPageBytes
+	}
 	if l.DefaultPageSize <= 0 || l.DefaultPageSize > l.MaxPageSize {
 		l.DefaultPageSize = min(50, l.MaxPageSize)
 	}
 	return l
+}
+
+// Budget spends a weighted cost from one key's budget (a
+// ratelimit.Limiter): ok false, with when to retry, when it is spent.
+type Budget interface {
+	AllowN(key string, cost float64) (ok bool, retryAfter time.Duration)
+}
+
+// Budgets weight sends by what they cost, beside the transports' limit of
+// requests per caller (one token per request, whatever it asks): a send to
+// 100 recipients writes 101 inbox documents and delivers 100 frames. A nil
+// budget is not checked.
+type Budgets struct {
+	// StoredKiB is per sender: the KiB its sends make the worker store,
+	// StoredKiB(payload, recipients) each.
+	StoredKiB Budget
+	// Inbound is per recipient: the messages it receives, whoever sends
+	// them, so that many senders together cannot flood one inbox.
+	Inbound Budget
+}
+
+// StoredKiB is what one send costs the StoredKiB budget: its inbox entries
+// (one per recipient) and its message document, each the payload plus
+// about 256 bytes of ids and fields, in KiB rounded up. A 200-byte
+// one-to-one message costs 1.
+func StoredKiB(payloadBytes, recipients int) float64 {
+	return math.Ceil(float64((payloadBytes+256)*(recipients+1)) / 1024)
 }
 
 // DefaultContentType describes a payload when the sender names none.
@@ -69,15 +113,22 @@ const DefaultContentType = "application/json"
 
 // Service implements the three operations.
 type Service struct {
-	pub    Publisher
-	store  Store
-	limits Limits
-	now    func() time.Time
+	pub     Publisher
+	store   Store
+	limits  Limits
+	budgets Budgets
+	now     func() time.Time
 }
 
 // New returns a Service; zero limits take their defaults.
 func New(pub Publisher, store Store, limits Limits) *Service {
 	return &Service{pub: pub, store: store, limits: limits.withDefaults(), now: time.Now}
+}
+
+// WithBudgets makes Send charge b; it returns s.
+func (s *Service) WithBudgets(b Budgets) *Service {
+	s.budgets = b
+	return s
 }
 
 // Limits returns the effective limits.
@@ -107,12 +158,39 @@ func (s *Service) Send(ctx context.Context, sender string, req SendRequest) (Acc
 	if err != nil {
 		return Accepted{}, err
 	}
+	if err := s.charge(env); err != nil {
+		return Accepted{}, err
+	}
 	trace.SpanFromContext(ctx).SetAttributes(pubsubx.KeyCourierMessageID.String(env.MessageId))
 	if err := s.pub.Publish(ctx, env); err != nil {
 		return Accepted{}, apierr.Wrap(apierr.Unavailable, err,
 			"the message could not be queued; retry later (with the same Idempotency-Key to avoid duplicates)")
 	}
 	return Accepted{ID: env.MessageId, AcceptedAt: env.SentAt.AsTime()}, nil
+}
+
+// charge spends env's cost from the sender's stored-bytes budget and one
+// message from each recipient's inbound budget. A refusal is whole: the
+// tokens already taken from other recipients stay spent, which errs
+// towards refusing a little early, never towards letting a flood through.
+func (s *Service) charge(env *courierv1.Envelope) error {
+	if b := s.budgets.StoredKiB; b != nil {
+		if ok, retry := b.AllowN(env.Sender, StoredKiB(len(env.Payload), len(env.Recipients))); !ok {
+			e := apierr.New(apierr.RateLimited, "your sends store too much per second (payload × recipients); retry later or send to fewer recipients")
+			e.RetryAfter = retry
+			return e
+		}
+	}
+	if b := s.budgets.Inbound; b != nil {
+		for i, r := range env.Recipients {
+			if ok, retry := b.AllowN(r, 1); !ok {
+				e := apierr.New(apierr.RecipientRateLimited, "to[%d] receives too many messages right now; retry later", i)
+				e.RetryAfter = retry
+				return e
+			}
+		}
+	}
+	return nil
 }
 
 // Envelope validates req and builds the envelope Send would publish.
@@ -140,7 +218,7 @@ func (s *Service) Envelope(sender string, req SendRequest) (*courierv1.Envelope,
 	if req.IdempotencyKey != "" {
 		id = DeriveID(sender, req.IdempotencyKey)
 	}
-	return &courierv1.Envelope{
+	env := &courierv1.Envelope{
 		MessageId:      id,
 		Sender:         sender,
 		Recipients:     slices.Clone(req.To),
@@ -148,7 +226,36 @@ func (s *Service) Envelope(sender string, req SendRequest) (*courierv1.Envelope,
 		ContentType:    ct,
 		SentAt:         timestamppb.New(s.now().UTC().Truncate(time.Microsecond)),
 		IdempotencyKey: req.IdempotencyKey,
-	}, nil
+	}
+	if err := s.workerAccepts(env); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// workerAccepts applies the worker's own rule (wire.ValidateEnvelope) to
+// env, so that what the worker could only dead-letter is refused here, to
+// the caller, instead of answered 202: above all a payload that fits its
+// own limit but, copied into every recipient's inbox, exceeds one
+// Firestore commit.
+func (s *Service) workerAccepts(env *courierv1.Envelope) error {
+	if n := proto.Size(env); n > s.limits.MaxEnvelopeBytes {
+		return apierr.New(apierr.MessageTooLarge, "the message encodes to %d bytes, limit %d (send a smaller payload or fewer recipients)", n, s.limits.MaxEnvelopeBytes)
+	}
+	err := wire.ValidateEnvelope(env, wire.Limits{MaxPayloadBytes: s.limits.MaxPayloadBytes, MaxRecipients: s.limits.MaxRecipients})
+	var ee *wire.EnvelopeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ee) && ee.Reason == wire.ReasonTooLarge:
+		return apierr.New(apierr.MessageTooLarge,
+			"a payload of %d bytes copied to %d recipients and the sender exceeds %d bytes, what one message may store; send a smaller payload or fewer recipients",
+			len(env.Payload), len(env.Recipients), wire.MaxCommitBytes)
+	default:
+		// The gateway's checks above are meant to be at least as strict as
+		// the worker's; a disagreement is refused rather than dead-lettered.
+		return apierr.Wrap(apierr.InvalidRequest, err, "the message is not valid: "+err.Error())
+	}
 }
 
 func (s *Service) validateRecipients(to []string) error {
@@ -214,6 +321,9 @@ type Page struct {
 	// NextCursor resumes after the last entry; the cursor given when the page
 	// is empty.
 	NextCursor string
+	// HasMore: the page stopped at its limit (entries or bytes), so more
+	// may follow even when it holds fewer entries than asked for.
+	HasMore bool
 }
 
 // ListInbox returns up to limit entries of user's own inbox after cursor,
@@ -230,13 +340,13 @@ func (s *Service) ListInbox(ctx context.Context, user, cursor string, limit int)
 	if limit < 1 || limit > s.limits.MaxPageSize {
 		return Page{}, apierr.New(apierr.InvalidRequest, "limit: want 1 to %d", s.limits.MaxPageSize)
 	}
-	entries, err := s.store.List(ctx, user, after, limit)
+	got, err := s.store.ListPage(ctx, user, after, inbox.PageLimit{Items: limit, Bytes: s.limits.MaxPageBytes})
 	if err != nil {
 		return Page{}, storeError(err)
 	}
-	p := Page{Entries: entries, NextCursor: cursor}
-	if n := len(entries); n > 0 {
-		p.NextCursor = entries[n-1].Cursor()
+	p := Page{Entries: got.Entries, NextCursor: cursor, HasMore: got.More}
+	if n := len(got.Entries); n > 0 {
+		p.NextCursor = got.Entries[n-1].Cursor()
 	}
 	return p, nil
 }

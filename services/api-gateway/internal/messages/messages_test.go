@@ -244,3 +244,131 @@ func TestListInbox(t *testing.T) {
 		}
 	}
 }
+
+// A page of large messages is bounded by bytes, not only by count, and says
+// that more follows; paging by next_cursor still reads every message once.
+func TestListInboxIsBoundedByBytes(t *testing.T) {
+	store := inboxtest.NewMemory()
+	big := fmt.Sprintf("%q", strings.Repeat("x", 60<<10))
+	for i := range 40 {
+		env := inboxtest.Envelope(fmt.Sprintf("m%d", i+1), "x", "bob")
+		env.Payload = []byte(big)
+		inboxtest.MustCommit(t, store, env)
+	}
+	svc := messages.New(nil, store, messages.Limits{MaxPageBytes: 1 << 20})
+	ctx := context.Background()
+	cursor, seen := "", 0
+	for pages := 0; ; pages++ {
+		if pages > 40 {
+			t.Fatal("paging does not end")
+		}
+		p, err := svc.ListInbox(ctx, "bob", cursor, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, e := range p.Entries {
+			total += len(e.Message.Payload)
+		}
+		if total > 1<<20 {
+			t.Fatalf("a page of %d entries holds %d payload bytes, bound 1 MiB", len(p.Entries), total)
+		}
+		seen += len(p.Entries)
+		cursor = p.NextCursor
+		if !p.HasMore {
+			break
+		}
+		if len(p.Entries) == 0 {
+			t.Fatal("an empty page says more follows")
+		}
+	}
+	if seen != 40 {
+		t.Fatalf("paged through %d messages, want 40", seen)
+	}
+}
+
+// What the worker could only dead-letter for size is refused here: a
+// payload within its own limit but, copied to every recipient and the
+// sender, beyond one Firestore commit; and an envelope above its bound.
+func TestSendRefusesWhatTheWorkerWouldDeadLetter(t *testing.T) {
+	var pub gatewaytest.Recorder
+	to := make([]string, 1000)
+	for i := range to {
+		to[i] = fmt.Sprintf("u%d", i)
+	}
+	svc := messages.New(&pub, nil, messages.Limits{MaxRecipients: 1000, MaxPayloadBytes: 64 << 10})
+	payload := []byte(fmt.Sprintf("%q", strings.Repeat("x", 10<<10))) // 10 KiB × 1,001 > 9 MiB
+	if _, err := svc.Send(context.Background(), "alice", messages.SendRequest{To: to, Payload: payload}); codeOf(err) != apierr.MessageTooLarge {
+		t.Fatalf("10 KiB to 1,000 recipients: %v, want %s", err, apierr.MessageTooLarge)
+	}
+	if got := apierr.HTTPStatus(apierr.MessageTooLarge); got != 413 {
+		t.Fatalf("message_too_large is HTTP %d, want 413", got)
+	}
+	small := []byte(fmt.Sprintf("%q", strings.Repeat("x", 8<<10))) // 8 KiB × 1,001 < 9 MiB
+	if _, err := svc.Send(context.Background(), "alice", messages.SendRequest{To: to, Payload: small}); err != nil {
+		t.Fatalf("8 KiB to 1,000 recipients: %v", err)
+	}
+	tight := messages.New(&pub, nil, messages.Limits{MaxPayloadBytes: 64 << 10, MaxEnvelopeBytes: 4 << 10})
+	if _, err := tight.Send(context.Background(), "alice", messages.SendRequest{To: []string{"bob"}, Payload: small}); codeOf(err) != apierr.MessageTooLarge {
+		t.Fatalf("an envelope above MaxEnvelopeBytes: %v", err)
+	}
+	if n := len(pub.Published()); n != 1 {
+		t.Fatalf("published %d envelopes, want only the one that fits", n)
+	}
+}
+
+// budget is a fake Budget with a fixed allowance per key.
+type budget struct {
+	left  map[string]float64
+	start float64
+}
+
+func (b *budget) AllowN(key string, cost float64) (bool, time.Duration) {
+	if _, ok := b.left[key]; !ok {
+		b.left[key] = b.start
+	}
+	if b.left[key] < cost {
+		return false, 3 * time.Second
+	}
+	b.left[key] -= cost
+	return true, 0
+}
+
+// Sends spend what they cost: bytes stored across all recipients from the
+// sender's budget, one message from each recipient's inbound budget.
+func TestSendsAreChargedByCost(t *testing.T) {
+	var pub gatewaytest.Recorder
+	stored := &budget{left: map[string]float64{}, start: 300}
+	inbound := &budget{left: map[string]float64{}, start: 3}
+	svc := messages.New(&pub, nil, messages.Limits{MaxRecipients: 100, MaxPayloadBytes: 64 << 10}).
+		WithBudgets(messages.Budgets{StoredKiB: stored, Inbound: inbound})
+	ctx := context.Background()
+	if got := messages.StoredKiB(200, 1); got != 1 {
+		t.Fatalf("a 200-byte one-to-one message costs %v KiB, want 1", got)
+	}
+	big := []byte(fmt.Sprintf("%q", strings.Repeat("x", 64<<10-2)))
+	// 64 KiB to two recipients stores ~193 KiB: once fits in 300, twice not.
+	if _, err := svc.Send(ctx, "mallory", messages.SendRequest{To: []string{"a", "b"}, Payload: big}); err != nil {
+		t.Fatalf("first large send: %v", err)
+	}
+	_, err := svc.Send(ctx, "mallory", messages.SendRequest{To: []string{"c", "d"}, Payload: big})
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Code != apierr.RateLimited || e.RetryAfter <= 0 {
+		t.Fatalf("second large send: %v, want rate_limited with a retry", err)
+	}
+	// Small sends from the same sender still pass: the budget is bytes.
+	for i := range 50 {
+		if _, err := svc.Send(ctx, "mallory", messages.SendRequest{To: []string{fmt.Sprintf("r%d", i)}, Payload: []byte(`1`)}); err != nil {
+			t.Fatalf("small send %d: %v", i, err)
+		}
+	}
+	// Many senders to one recipient: its inbound budget (3) runs out.
+	for i, from := range []string{"s1", "s2", "s3"} {
+		if _, err := svc.Send(ctx, from, messages.SendRequest{To: []string{"victim"}, Payload: []byte(`1`)}); err != nil {
+			t.Fatalf("send %d to victim: %v", i, err)
+		}
+	}
+	if _, err := svc.Send(ctx, "s4", messages.SendRequest{To: []string{"friend", "victim"}, Payload: []byte(`1`)}); codeOf(err) != apierr.RecipientRateLimited {
+		t.Fatalf("a fourth send to victim: %v, want %s", err, apierr.RecipientRateLimited)
+	}
+}

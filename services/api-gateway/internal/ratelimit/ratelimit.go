@@ -78,7 +78,13 @@ func New(o Options) *Limiter {
 
 // Allow takes one token from key's bucket. When none is left it returns
 // false and how long until one will be.
-func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) { return l.AllowN(key, 1) }
+
+// AllowN takes cost tokens (rounded up to whole tokens) from key's bucket,
+// for limits weighted by what a request costs. A cost above the burst can
+// never be granted: false with the longest retry.
+func (l *Limiter) AllowN(key string, cost float64) (ok bool, retryAfter time.Duration) {
+	n := int(math.Ceil(cost))
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -97,7 +103,7 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 		l.buckets[key] = b
 	}
 	b.last = now
-	r := b.lim.ReserveN(now, 1)
+	r := b.lim.ReserveN(now, max(n, 1))
 	if !r.OK() {
 		return false, time.Duration(math.MaxInt64)
 	}

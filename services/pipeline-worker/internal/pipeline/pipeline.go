@@ -71,7 +71,7 @@ func SettingsFromEnv(e *config.Env, shutdownTimeout time.Duration) Settings {
 		},
 		AttemptTimeout: e.Duration("WORKER_ATTEMPT_TIMEOUT", 10*time.Second, 100*time.Millisecond),
 		Limits: wire.Limits{
-			MaxEnvelopeBytes: e.Int("WORKER_MAX_ENVELOPE_BYTES", 1<<20, 1<<10, 10<<20),
+			MaxEnvelopeBytes: e.Int("WORKER_MAX_ENVELOPE_BYTES", wire.DefaultMaxEnvelopeBytes, 1<<10, 10<<20),
 			MaxPayloadBytes:  e.Int("WORKER_MAX_PAYLOAD_BYTES", 256<<10, 1, 1<<20),
 			MaxRecipients:    e.Int("WORKER_MAX_RECIPIENTS", 100, 1, 1000),
 		},

@@ -54,6 +54,10 @@ type Config struct {
 	// ReadConcurrency bounds the inbox reads (resumes, catch-ups, gap
 	// fills, head reads) running at once on this pod.
 	ReadConcurrency int
+	// PageBytes bounds one page of an inbox read; ReadBudgetBytes the
+	// pages read and not yet written, pod-wide; UserReadPages the pages
+	// one user holds at once (package inboxreader).
+	PageBytes, ReadBudgetBytes, UserReadPages int
 	// AckQueue bounds the acks waiting to be written.
 	AckQueue int
 	// GatewayURL is where the demo client sends messages.
@@ -138,7 +142,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		return nil, err
 	}
 	log := deps.Logger.With("pod", cfg.Pod)
-	reader := inboxreader.New(deps.Store, cfg.ReadConcurrency, m)
+	reader := inboxreader.New(deps.Store, inboxreader.Options{
+		Concurrency: cfg.ReadConcurrency, PageBytes: cfg.PageBytes, BudgetBytes: cfg.ReadBudgetBytes, UserPages: cfg.UserReadPages,
+	}, m)
 	opts := cfg.Session.WithDefaults()
 	e := &Edge{cfg: cfg, deps: deps, log: log, m: m,
 		hub: hub.New[*session.Session](hub.Config{

@@ -79,8 +79,8 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (s *blockingStore) List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
-	page, err := s.Store.List(ctx, user, after, limit)
+func (s *blockingStore) ListPage(ctx context.Context, user string, after int64, lim inbox.PageLimit) (inbox.Page, error) {
+	page, err := s.Store.ListPage(ctx, user, after, lim)
 	first := false
 	s.once.Do(func() { first = true })
 	if first {

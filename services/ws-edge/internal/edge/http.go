@@ -125,6 +125,12 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// The server's read and write timeouts are for plain requests; the
+	// hijacked connection would keep them and die mid-session. The session
+	// bounds its own writes (WS_WRITE_TIMEOUT, pings).
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: e.cfg.AllowedOrigins})
 	if err != nil {
 		// Accept has answered the client.

@@ -18,11 +18,11 @@ type countingStore struct {
 	lists map[string]int
 }
 
-func (s *countingStore) List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
+func (s *countingStore) ListPage(ctx context.Context, user string, after int64, lim inbox.PageLimit) (inbox.Page, error) {
 	s.mu.Lock()
 	s.lists[user]++
 	s.mu.Unlock()
-	return s.Store.List(ctx, user, after, limit)
+	return s.Store.ListPage(ctx, user, after, lim)
 }
 
 func (s *countingStore) reads() (total int, perUser map[string]int) {

@@ -46,9 +46,9 @@ func (s *readCountingStore) Head(ctx context.Context, user string) (int64, error
 	return s.Store.Head(ctx, user)
 }
 
-func (s *readCountingStore) List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error) {
+func (s *readCountingStore) ListPage(ctx context.Context, user string, after int64, lim inbox.PageLimit) (inbox.Page, error) {
 	s.reads.Add(1)
-	return s.Store.List(ctx, user, after, limit)
+	return s.Store.ListPage(ctx, user, after, lim)
 }
 
 // With targeted routing the pod's presence record is committed before the

@@ -64,7 +64,7 @@ type Conn interface {
 
 // Reader reads inbox pages (inboxreader.Reader).
 type Reader interface {
-	Read(ctx context.Context, p inboxreader.Purpose, user string, after int64, limit int) ([]frame.Item, error)
+	Read(ctx context.Context, p inboxreader.Purpose, user string, after int64, limit int) (inboxreader.Page, error)
 }
 
 // Config bounds the hub.
@@ -371,9 +371,11 @@ func (h *Hub[C]) gapDue(name string, u *user[C]) {
 func (h *Hub[C]) fillGap(name string, u *user[C], after, upTo int64, since time.Time) {
 	for after < upTo {
 		limit := int(min(int64(h.cfg.ReadLimit), upTo-after))
-		items, err := h.readGap(name, after, limit)
+		items, more, err := h.readGap(name, after, limit)
 		pageUpTo := upTo
-		if err == nil && len(items) == limit {
+		if err == nil && more && len(items) > 0 {
+			// A page cut by its limit (entries or bytes): the next page
+			// starts after its last entry, never past the gap's positions.
 			pageUpTo = items[len(items)-1].Seq
 		}
 		if err != nil {
@@ -391,7 +393,10 @@ func (h *Hub[C]) fillGap(name string, u *user[C], after, upTo int64, since time.
 	}
 }
 
-func (h *Hub[C]) readGap(name string, after int64, limit int) ([]frame.Item, error) {
+// readGap reads one page of a gap. The page's read budget is given back at
+// once: its items join the user's ordered stream and the sessions' queues,
+// which bound them (WS_SEND_QUEUE), like live deliveries.
+func (h *Hub[C]) readGap(name string, after int64, limit int) ([]frame.Item, bool, error) {
 	retry := backoff.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second}
 	var err error
 	for attempt := range h.cfg.ReadAttempts {
@@ -399,14 +404,15 @@ func (h *Hub[C]) readGap(name string, after int64, limit int) ([]frame.Item, err
 			time.Sleep(retry.Delay(attempt-1, nil))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ReadTimeout)
-		var items []frame.Item
-		items, err = h.reader.Read(ctx, inboxreader.Gap, name, after, limit)
+		var page inboxreader.Page
+		page, err = h.reader.Read(ctx, inboxreader.Gap, name, after, limit)
 		cancel()
 		if err == nil {
-			return items, nil
+			page.Done()
+			return page.Items, page.More, nil
 		}
 	}
-	return nil, err
+	return nil, false, err
 }
 
 // filled applies one page of a gap read; it reports whether the read

@@ -188,19 +188,25 @@ type reader struct {
 	missing map[int64]bool
 	reads   map[string]int
 	msg     *frame.Message
+	// cut, when set, ends every page after that many entries with more
+	// to follow, as a page bounded by bytes does.
+	cut int
 }
 
-func (r *reader) Read(_ context.Context, _ inboxreader.Purpose, user string, after int64, limit int) ([]frame.Item, error) {
+func (r *reader) Read(_ context.Context, _ inboxreader.Purpose, user string, after int64, limit int) (inboxreader.Page, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reads[user]++
 	var out []frame.Item
 	for s := after + 1; s <= r.head && len(out) < limit; s++ {
+		if r.cut > 0 && len(out) == r.cut {
+			return inboxreader.Page{Items: out, More: true}, nil
+		}
 		if !r.missing[s] {
 			out = append(out, frame.Item{M: r.msg, Seq: s})
 		}
 	}
-	return out, nil
+	return inboxreader.Page{Items: out, More: len(out) == limit}, nil
 }
 
 func (r *reader) count(user string) int {
@@ -265,6 +271,28 @@ func TestOrderingPerUser(t *testing.T) {
 	if got := bob[0].positions(); len(got) != 5 {
 		t.Fatalf("a late duplicate was delivered: %v", got)
 	}
+}
+
+// A gap read whose pages are cut short by their byte bound (fewer entries
+// than asked, more to follow) reads on from each page's last entry: no
+// position of the gap is stepped over.
+func TestGapFillFollowsPagesCutByBytes(t *testing.T) {
+	rd := &reader{head: 100, reads: map[string]int{}, msg: newMessage(t), cut: 3}
+	h := hub.New[*fakeConn](hub.Config{MaxSessions: 10, MaxSessionsPerUser: 8, ReorderWait: 50 * time.Millisecond, ReorderWaitMax: 50 * time.Millisecond, ReadLimit: 500},
+		rd, metrics.Discard(), slog.Default())
+	c := newConn("b1", "bob")
+	if err := h.Add(c); err != nil {
+		t.Fatal(err)
+	}
+	h.Start("bob", 0)
+	h.Deliver("bob", frame.Item{M: newMessage(t), Seq: 11}) // 1..10 never come live
+	want := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	testenv.WaitFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got := c.positions(); !slices.Equal(got, want) {
+			return fmt.Errorf("bob got %v, want %v", got, want)
+		}
+		return nil
+	})
 }
 
 // Removing a user's last session forgets what was held for it; a later

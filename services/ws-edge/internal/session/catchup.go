@@ -80,16 +80,20 @@ func (w *writer) catchUpAs(p inboxreader.Purpose) error {
 		s.pendingLost = false
 		s.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), o.StoreTimeout)
+		// The wait may include the pod's read budget, held by pages being
+		// written, each within PageWriteTimeout.
+		ctx, cancel := context.WithTimeout(context.Background(), o.StoreTimeout+o.PageWriteTimeout)
 		page, err := s.deps.Reader.Read(ctx, p, s.p.User, s.last, o.ReplayLimit)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("read the inbox of %s after %d: %w", s.p.User, s.last, err)
 		}
-		if err := w.writeItems(page); err != nil {
+		err = w.writePage(page.Items)
+		page.Done()
+		if err != nil {
 			return err
 		}
-		if len(page) == o.ReplayLimit {
+		if page.More {
 			continue
 		}
 		s.mu.Lock()

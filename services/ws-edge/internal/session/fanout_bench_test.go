@@ -27,8 +27,8 @@ import (
 
 type emptyInbox struct{}
 
-func (emptyInbox) Read(context.Context, inboxreader.Purpose, string, int64, int) ([]frame.Item, error) {
-	return nil, nil
+func (emptyInbox) Read(context.Context, inboxreader.Purpose, string, int64, int) (inboxreader.Page, error) {
+	return inboxreader.Page{}, nil
 }
 func (emptyInbox) Head(context.Context, string) (int64, error) { return 0, nil }
 

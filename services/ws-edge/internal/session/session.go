@@ -63,6 +63,11 @@ type Options struct {
 	MaxBadFrames int
 	// StoreTimeout bounds one inbox read (default 10s).
 	StoreTimeout time.Duration
+	// PageWriteTimeout bounds writing one page of a replay or catch-up,
+	// whole (default 30s): the page holds the pod's read budget until it is
+	// written, so a client reading a frame just often enough to dodge
+	// WriteTimeout cannot pin it; over it, 1008 "client too slow".
+	PageWriteTimeout time.Duration
 	// MaxBatchBytes bounds one WebSocket message of batched frames
 	// (batch=1 sessions; default 64 KiB).
 	MaxBatchBytes int
@@ -88,6 +93,9 @@ func (o Options) WithDefaults() Options {
 	if o.StoreTimeout <= 0 {
 		o.StoreTimeout = 10 * time.Second
 	}
+	if o.PageWriteTimeout <= 0 {
+		o.PageWriteTimeout = 30 * time.Second
+	}
 	if o.MaxBatchBytes <= 0 {
 		o.MaxBatchBytes = 64 << 10
 	}
@@ -96,7 +104,7 @@ func (o Options) WithDefaults() Options {
 
 // Reader reads the inbox (inboxreader.Reader).
 type Reader interface {
-	Read(ctx context.Context, p inboxreader.Purpose, user string, after int64, limit int) ([]frame.Item, error)
+	Read(ctx context.Context, p inboxreader.Purpose, user string, after int64, limit int) (inboxreader.Page, error)
 	Head(ctx context.Context, user string) (int64, error)
 }
 

@@ -167,6 +167,33 @@ func (w *writer) writeItems(items []frame.Item) error {
 	return nil
 }
 
+// writePage writes one page of a replay or catch-up within
+// PageWriteTimeout as a whole; past it the session ends with 1008 "client
+// too slow", which gives the page's share of the read budget back.
+func (w *writer) writePage(items []frame.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	t := time.AfterFunc(w.s.deps.Options.PageWriteTimeout, w.tooSlow)
+	defer t.Stop()
+	return w.writeItems(items)
+}
+
+// tooSlow runs when a page was not written within PageWriteTimeout. As
+// stalled, it closes from here because the writer is blocked in a write.
+func (w *writer) tooSlow() {
+	s := w.s
+	s.mu.Lock()
+	already := s.closed
+	s.closeLocked(websocket.StatusPolicyViolation, "client too slow")
+	s.mu.Unlock()
+	if already {
+		return
+	}
+	s.deps.Metrics.Stalled.Inc()
+	_ = w.conn.Close(websocket.StatusPolicyViolation, "client too slow")
+}
+
 // wrote accounts for items written to the socket.
 func (w *writer) wrote(items []frame.Item) {
 	m := w.s.deps.Metrics
