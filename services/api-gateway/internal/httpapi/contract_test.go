@@ -244,7 +244,9 @@ func TestContractCatchesDrift(t *testing.T) {
 		"content_type": "x", "sent_at": "2026-01-01T00:00:00Z"}
 	view := map[string]any{"message": msg, "state": "stored", "delivered_to": []any{}, "delivered_count": 0}
 	entry := with(msg, "cursor", "c")
-	page := func(e map[string]any) map[string]any { return map[string]any{"messages": []any{e}, "next_cursor": "c", "has_more": false} }
+	page := func(e map[string]any) map[string]any {
+		return map[string]any{"messages": []any{e}, "next_cursor": "c", "has_more": false}
+	}
 	problem := map[string]any{"type": "urn:courier:problem:rate_limited", "title": "Too Many Requests", "status": 429,
 		"code": "rate_limited", "detail": "slow down", "request_id": "r1"}
 	retry := map[string]string{"Retry-After": "1"}
