@@ -269,6 +269,12 @@ func TestGRPCOverEmulators(t *testing.T) {
 		_, err := c.GetMessage(as(t, u), &courierv1.GetMessageRequest{Id: "secret"})
 		wantStatus(t, err, codes.NotFound, "not_found")
 	}
+	// Ids the worker never stores (Firestore reserves __x__) are NotFound
+	// before they reach Firestore (they used to be Internal).
+	for _, id := range []string{"__x__", "____"} {
+		_, err := c.GetMessage(as(t, "alice"), &courierv1.GetMessageRequest{Id: id})
+		wantStatus(t, err, codes.NotFound, "not_found")
+	}
 	if page, err := c.ListInbox(as(t, "mallory"), &courierv1.ListInboxRequest{}); err != nil || len(page.Messages) != 0 {
 		t.Errorf("mallory's inbox: %v %v", page, err)
 	}

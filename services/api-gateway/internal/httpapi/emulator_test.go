@@ -356,3 +356,17 @@ func TestLargeSendHidesRecipients(t *testing.T) {
 		}
 	}
 }
+
+// TestReservedIDIsNotFound: ids the worker would never store (Firestore's
+// reserved __x__ among them) are 404 before they reach Firestore, which
+// refuses them with InvalidArgument (it used to be a 500 and an ERROR log).
+func TestReservedIDIsNotFound(t *testing.T) {
+	project := testenv.Project(t)
+	s := newServer(t, options{store: inbox.New(testenv.Firestore(t, project))})
+	for _, id := range []string{"__x__", "____", "__.__", "a.b"} { // a.b: a valid id, merely absent
+		wantProblem(t, s.do(t, req{path: "/v1/messages/" + id, token: token(t, "alice")}), 404, "not_found")
+	}
+	if strings.Contains(s.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("an unknown id logged an error:\n%s", s.logs.String())
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"mime"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/courierhq/courier/pkg/clip"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/apierr"
@@ -206,8 +206,6 @@ func validateContentType(ct string) (string, error) {
 	return ct, nil
 }
 
-var messageIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
 // Page is one page of an inbox.
 type Page struct {
 	Entries []inbox.Entry
@@ -260,7 +258,9 @@ type View struct {
 // answer never reveals that an id exists.
 func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 	notFound := apierr.New(apierr.NotFound, "no message %q for this user", clip.Text(id, 64))
-	if !messageIDPattern.MatchString(id) {
+	// The worker's own id rule: an id it would refuse (Firestore's reserved
+	// __x__ among them) was never stored, and must not reach the store.
+	if !wire.ValidMessageID(id) {
 		return View{}, notFound
 	}
 	st, err := s.store.Get(ctx, id)
