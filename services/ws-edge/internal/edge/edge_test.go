@@ -475,6 +475,56 @@ func TestAckFramesAndAbuse(t *testing.T) {
 	}
 }
 
+// TestBadAckIsAnsweredAloneAndAcksAreRateLimited: an ack whose id the worker
+// would refuse (__x__, reserved by Firestore) is a bad frame for its session
+// only: carol's ack, sent around it, is recorded (it used to fail the pod's
+// whole ack batch and come back "unavailable", so the bad-frame close never
+// fired). Acks beyond the session's allowance are refused "rate_limited".
+func TestBadAckIsAnsweredAloneAndAcksAreRateLimited(t *testing.T) {
+	w := newWorld(t)
+	a := startEdge(t, w, "edge-a", func(c *edge.Config, _ *edge.Deps) {
+		c.Session.AckRate, c.Session.AckBurst = 0.001, 3
+	})
+	bob, carol := dial(t, a, "bob", dialOpts{}), dial(t, a, "carol", dialOpts{})
+	bob.expect(t, "hello", "synced")
+	carol.expect(t, "hello", "synced")
+	m1 := w.commit(t, "m1", "alice", "", "bob", "carol")
+	w.publish(t, m1)
+	bob.expect(t, "message:m1")
+	carol.expect(t, "message:m1")
+	write := func(c *wsClient, s string) {
+		t.Helper()
+		if err := c.conn.Write(testenv.Context(t, 5*time.Second), websocket.MessageText, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(bob, `{"type":"ack","id":"__x__"}`)
+	write(carol, `{"type":"ack","id":"m1"}`)
+	bob.expect(t, "error:bad_ack")
+	testenv.Eventually(t, 10*time.Second, "carol's ack recorded", func() bool {
+		users, _, err := w.store.DeliveryState(context.Background(), "m1", true, nil)
+		return err == nil && fmt.Sprint(users) == "[carol]"
+	})
+	// Carol's allowance is 3 acks (the rate adds one per 1000 s): she has
+	// spent one, two more pass, the fourth is refused and not recorded.
+	write(carol, `{"type":"ack","id":"m1"}`)
+	write(carol, `{"type":"ack","id":"m1"}`)
+	write(carol, `{"type":"ack","id":"m1"}`)
+	carol.expect(t, "error:rate_limited")
+	if n := a.counter(t, "courier_ws_edge_acks_total", "result", "rate_limited"); n != 1 {
+		t.Errorf("rate_limited acks counted %v, want 1", n)
+	}
+	// Four more bad acks close bob's session with 1008: bad acks count as
+	// bad frames again.
+	for range 4 {
+		write(bob, `{"type":"ack","id":"__y__"}`)
+	}
+	var ce websocket.CloseError
+	if err := bob.closed(t); !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "too many bad frames" {
+		t.Fatalf("after five bad acks: %v", err)
+	}
+}
+
 // Refusals happen before the upgrade, as JSON errors with the right status;
 // an oversized frame closes the session with 1009.
 func TestRefusals(t *testing.T) {

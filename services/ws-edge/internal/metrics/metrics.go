@@ -58,8 +58,8 @@ type Metrics struct {
 	FramesPerWrite prometheus.Histogram
 	// BadFrames counts malformed or unknown client frames.
 	BadFrames prometheus.Counter
-	// Acks counts client ack frames by result (ok, not_found, error,
-	// queue_full).
+	// Acks counts client ack frames by result (ok, not_found, rejected,
+	// rate_limited, error, queue_full).
 	Acks *prometheus.CounterVec
 	// ReceiveErrors counts Receive calls that ended with an error (each is
 	// retried after a backoff).
