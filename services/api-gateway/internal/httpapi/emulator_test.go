@@ -370,3 +370,53 @@ func TestReservedIDIsNotFound(t *testing.T) {
 		t.Errorf("an unknown id logged an error:\n%s", s.logs.String())
 	}
 }
+
+// TestRecipientsSeeOnlyTheirOwnDeliveryState: the sender of a message sees
+// which recipients received it; a recipient sees only whether it did itself
+// (state, delivered_to, delivered_count), in small and large sends.
+func TestRecipientsSeeOnlyTheirOwnDeliveryState(t *testing.T) {
+	project := testenv.Project(t)
+	store := inbox.New(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, time.Minute)
+	big := make([]string, inbox.MaxListedRecipients+2)
+	for i := range big {
+		big[i] = fmt.Sprintf("member%02d", i)
+	}
+	for id, rcpts := range map[string][]string{"small": {"bob", "carol"}, "big": big} {
+		if _, _, err := store.Commit(ctx, &courierv1.Envelope{MessageId: id, Sender: "alice", Recipients: rcpts,
+			Payload: []byte(`{}`), ContentType: "application/json", SentAt: timestamppb.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range [][2]string{{"small", "bob"}, {"big", "member01"}, {"big", "member02"}} {
+		if err := store.MarkDelivered(ctx, a[0], a[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newServer(t, options{store: store})
+	for _, c := range []struct {
+		id, user, state, deliveredTo string
+		count                        float64
+	}{
+		{"small", "alice", "delivered", "bob", 1},
+		{"small", "bob", "delivered", "bob", 1},
+		{"small", "carol", "stored", "", 0}, // bob's ack is not carol's to see
+		{"big", "alice", "delivered", "", 2},
+		{"big", "member01", "delivered", "", 1},
+		{"big", "member03", "stored", "", 0},
+	} {
+		r := s.do(t, req{path: "/v1/messages/" + c.id, token: token(t, c.user)})
+		if r.status != 200 {
+			t.Fatalf("GET %s as %s: %d %s", c.id, c.user, r.status, r.body)
+		}
+		body := r.json(t)
+		var to []string
+		for _, u := range body["delivered_to"].([]any) {
+			to = append(to, u.(string))
+		}
+		if body["state"] != c.state || strings.Join(to, ",") != c.deliveredTo || body["delivered_count"] != c.count {
+			t.Errorf("GET %s as %s: state %v delivered_to %v count %v, want %s [%s] %v",
+				c.id, c.user, body["state"], to, body["delivered_count"], c.state, c.deliveredTo, c.count)
+		}
+	}
+}

@@ -38,6 +38,7 @@ type Store interface {
 	List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
 	Get(ctx context.Context, id string) (inbox.Stored, error)
 	DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error)
+	Acknowledged(ctx context.Context, id, user string) (bool, error)
 }
 
 // Limits bound what one request may ask for.
@@ -244,6 +245,9 @@ type View struct {
 	Message *courierv1.Message
 	// State is "stored" or "delivered" (a message the worker has not stored
 	// yet is not found: the gateway keeps no record of accepted messages).
+	// Delivery state is the sender's to see: a recipient is shown only its
+	// own (State, DeliveredTo and DeliveredCount then say whether the caller
+	// received it), never whether the others have.
 	State string
 	// DeliveredTo lists the recipients that received it on a WebSocket,
 	// sorted; like the message's own list, only for a send to at most
@@ -275,6 +279,9 @@ func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 	}
 	shown := inbox.Shown(st.Message)
 	listed := len(shown.GetTo()) > 0
+	if st.Message.GetFrom() != user {
+		return s.recipientView(ctx, shown, listed, user, st.Delivered)
+	}
 	users, count, err := s.store.DeliveryState(ctx, id, listed, st.Delivered)
 	if err != nil {
 		return View{}, storeError(err)
@@ -285,6 +292,26 @@ func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 	}
 	if listed && users != nil {
 		v.DeliveredTo = users
+	}
+	return v, nil
+}
+
+// recipientView is message m as its recipient user sees it: its own
+// delivery state only.
+func (s *Service) recipientView(ctx context.Context, m *courierv1.Message, listed bool, user string, legacy map[string]time.Time) (View, error) {
+	v := View{Message: m, State: "stored", DeliveredTo: []string{}}
+	_, acked := legacy[user]
+	if !acked {
+		var err error
+		if acked, err = s.store.Acknowledged(ctx, m.GetId(), user); err != nil {
+			return View{}, storeError(err)
+		}
+	}
+	if acked {
+		v.State, v.DeliveredCount = "delivered", 1
+		if listed {
+			v.DeliveredTo = []string{user}
+		}
 	}
 	return v, nil
 }
