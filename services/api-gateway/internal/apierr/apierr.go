@@ -27,11 +27,14 @@ const (
 	RateLimited          Code = "rate_limited"
 	Unavailable          Code = "unavailable"
 	Internal             Code = "internal"
+	// IdempotencyKeyReused: the sender's Idempotency-Key already names a
+	// message with other content (409).
+	IdempotencyKeyReused Code = "idempotency_key_reused"
 )
 
 // Codes lists every code, for tests and documentation checks.
 var Codes = []Code{InvalidRequest, Unauthenticated, NotFound, MethodNotAllowed, PayloadTooLarge,
-	UnsupportedMediaType, RateLimited, Unavailable, Internal}
+	UnsupportedMediaType, RateLimited, Unavailable, Internal, IdempotencyKeyReused}
 
 // Error is a failure with its code and a message safe to show the caller.
 // Err, when set, is the underlying cause: logged, never shown.
@@ -104,6 +107,8 @@ func HTTPStatus(code Code) int {
 		return 415
 	case RateLimited:
 		return 429
+	case IdempotencyKeyReused:
+		return 409
 	case Unavailable:
 		return 503
 	default:
@@ -128,6 +133,8 @@ func Title(code Code) string {
 		return "Unsupported media type"
 	case RateLimited:
 		return "Too many requests"
+	case IdempotencyKeyReused:
+		return "Idempotency key reused"
 	case Unavailable:
 		return "Service unavailable"
 	default:
@@ -150,6 +157,8 @@ func GRPCCode(code Code) codes.Code {
 		return codes.Unimplemented
 	case RateLimited:
 		return codes.ResourceExhausted
+	case IdempotencyKeyReused:
+		return codes.AlreadyExists
 	case Unavailable:
 		return codes.Unavailable
 	default:

@@ -279,3 +279,34 @@ func TestGRPCOverEmulators(t *testing.T) {
 		t.Errorf("mallory's inbox: %v %v", page, err)
 	}
 }
+
+// TestGRPCIdempotencyKeyReused: over gRPC, the same key with other content is
+// AlreadyExists with reason idempotency_key_reused, before the first message
+// is stored and (on another server) after; the same content gets the same id.
+func TestGRPCIdempotencyKeyReused(t *testing.T) {
+	store := inbox.New(testenv.Firestore(t, testenv.Project(t)))
+	rec := &gatewaytest.Recorder{}
+	c := serve(t, options{pub: rec, store: store})
+	send := func(c courierv1.MessagesClient, payload string) (*courierv1.SendResponse, error) {
+		return c.Send(as(t, "alice"), &courierv1.SendRequest{To: []string{"bob"}, PayloadJson: []byte(payload), IdempotencyKey: "g-9"})
+	}
+	first, err := send(c, `{"n":1}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = send(c, `{"n":2}`)
+	wantStatus(t, err, codes.AlreadyExists, "idempotency_key_reused")
+	ctx := testenv.Context(t, time.Minute)
+	if _, _, err := store.Commit(ctx, rec.Published()[0]); err != nil { // what the worker does
+		t.Fatal(err)
+	}
+	other := serve(t, options{pub: rec, store: store})
+	_, err = send(other, `{"n":2}`)
+	wantStatus(t, err, codes.AlreadyExists, "idempotency_key_reused")
+	if again, err := send(other, `{"n":1}`); err != nil || again.Id != first.Id {
+		t.Fatalf("same content: %v %v, want id %s", again, err, first.Id)
+	}
+	if n := len(rec.Published()); n != 2 {
+		t.Fatalf("%d envelopes published, want 2 (the first and its retry)", n)
+	}
+}

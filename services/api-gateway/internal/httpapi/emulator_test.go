@@ -420,3 +420,71 @@ func TestRecipientsSeeOnlyTheirOwnDeliveryState(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotencyKeyReusedWithOtherContent: the same key from the same
+// sender with another body is 409 idempotency_key_reused, both before the
+// first message is stored (the gateway remembers what it published) and
+// after (another gateway reads the stored message); the same body still gets
+// the same id and one delivery. It used to be a 202 with the first id, the
+// new content silently dropped.
+func TestIdempotencyKeyReusedWithOtherContent(t *testing.T) {
+	project := testenv.Project(t)
+	store := inbox.New(testenv.Firestore(t, project))
+	st := newIngressStack(t, options{store: store})
+	const first, other = `{"to":["bob"],"payload":{"text":"first"}}`, `{"to":["bob"],"payload":{"text":"other"}}`
+	send := func(s *testServer, sender, body string) resp {
+		t.Helper()
+		return s.do(t, req{method: "POST", path: "/v1/messages", token: token(t, sender), body: body,
+			headers: map[string]string{"Idempotency-Key": "order-7"}})
+	}
+	r := send(st.testServer, "alice", first)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("first send: %d %s", r.status, r.body)
+	}
+	id := r.json(t)["id"].(string)
+	p := wantProblem(t, send(st.testServer, "alice", other), http.StatusConflict, "idempotency_key_reused")
+	if !strings.Contains(p["detail"].(string), id) {
+		t.Errorf("detail %q does not name the message the key is used for", p["detail"])
+	}
+	if r := send(st.testServer, "alice", first); r.status != http.StatusAccepted || r.json(t)["id"] != id {
+		t.Fatalf("retry with the same body: %d %s, want 202 with id %s", r.status, r.body, id)
+	}
+	// What the worker does with the two envelopes on the topic.
+	ctx := testenv.Context(t, time.Minute)
+	created := 0
+	for _, m := range st.receive(t, 2) {
+		var env courierv1.Envelope
+		if err := proto.Unmarshal(m.Data, &env); err != nil {
+			t.Fatal(err)
+		}
+		if string(env.Payload) != `{"text":"first"}` {
+			t.Errorf("published %s", env.Payload)
+		}
+		_, ok, err := store.Commit(ctx, &env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Fatalf("stored %d times, want once", created)
+	}
+	// Another gateway pod, which never saw the first send, reads it stored.
+	pod2 := newServer(t, options{store: store})
+	for _, body := range []string{other, `{"to":["bob","carol"],"payload":{"text":"first"}}`, `{"to":["bob"],"payload":{"text":"first"},"content_type":"text/plain"}`} {
+		wantProblem(t, send(pod2, "alice", body), http.StatusConflict, "idempotency_key_reused")
+	}
+	if r := send(pod2, "alice", first); r.status != http.StatusAccepted || r.json(t)["id"] != id {
+		t.Fatalf("same body on another pod: %d %s, want 202 with id %s", r.status, r.body, id)
+	}
+	// The key is the sender's: another sender's use of it is another message.
+	if r := send(pod2, "mallory", other); r.status != http.StatusAccepted || r.json(t)["id"] == id {
+		t.Fatalf("mallory with alice's key: %d %s", r.status, r.body)
+	}
+	entries, err := store.List(ctx, "bob", 0, 10)
+	if err != nil || len(entries) != 1 || string(entries[0].Message.Payload) != `{"text":"first"}` {
+		t.Fatalf("bob's inbox: %v %v, want the first message once", entries, err)
+	}
+}

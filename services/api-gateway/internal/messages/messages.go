@@ -74,11 +74,12 @@ type Service struct {
 	store  Store
 	limits Limits
 	now    func() time.Time
+	recent *recentKeys // keyed sends published lately (keys.go)
 }
 
 // New returns a Service; zero limits take their defaults.
 func New(pub Publisher, store Store, limits Limits) *Service {
-	return &Service{pub: pub, store: store, limits: limits.withDefaults(), now: time.Now}
+	return &Service{pub: pub, store: store, limits: limits.withDefaults(), now: time.Now, recent: newRecentKeys(recentKeysSize)}
 }
 
 // Limits returns the effective limits.
@@ -102,16 +103,25 @@ type Accepted struct {
 // Send validates req from sender, gives it its id, and publishes its
 // envelope. It returns only after Pub/Sub confirmed the publish; a failure
 // is Unavailable, and the caller may retry with the same idempotency key.
-// It never touches Firestore: storing is the pipeline-worker's job.
+// A key reused with other content is IdempotencyKeyReused (keys.go). It
+// never writes Firestore: storing is the pipeline-worker's job.
 func (s *Service) Send(ctx context.Context, sender string, req SendRequest) (Accepted, error) {
 	env, err := s.Envelope(sender, req)
 	if err != nil {
 		return Accepted{}, err
 	}
 	trace.SpanFromContext(ctx).SetAttributes(pubsubx.KeyCourierMessageID.String(env.MessageId))
+	if env.IdempotencyKey != "" {
+		if err := s.checkKeyReuse(ctx, env); err != nil {
+			return Accepted{}, err
+		}
+	}
 	if err := s.pub.Publish(ctx, env); err != nil {
 		return Accepted{}, apierr.Wrap(apierr.Unavailable, err,
 			"the message could not be queued; retry later (with the same Idempotency-Key to avoid duplicates)")
+	}
+	if env.IdempotencyKey != "" {
+		s.recent.put(env.MessageId, fingerprint(env.Recipients, env.Payload, env.ContentType))
 	}
 	return Accepted{ID: env.MessageId, AcceptedAt: env.SentAt.AsTime()}, nil
 }
