@@ -140,6 +140,36 @@ func TestResumeReplaysThenGoesLiveWithoutGapOrDuplicate(t *testing.T) {
 	}
 }
 
+// TestCursorBeyondTheHeadIsClampedToIt: a session that resumes with a cursor
+// past the end of its inbox starts at the head (told by an error frame
+// "cursor_ahead", its synced frame carries the head), and the user's other
+// session on the pod keeps receiving live messages in order. Such a cursor
+// used to become the user's ordering baseline on the pod, and every later
+// delivery was dropped as a duplicate for all of the user's sessions there.
+func TestCursorBeyondTheHeadIsClampedToIt(t *testing.T) {
+	w := newWorld(t)
+	a := startEdge(t, w, "edge-a")
+	w.commit(t, "m1", "alice", "", "bob")
+	w.commit(t, "m2", "alice", "", "bob")
+
+	// The first session of bob on the pod sets the ordering baseline.
+	ahead := dial(t, a, "bob", dialOpts{cursor: inbox.EncodeCursor(1_000_000)})
+	frames := ahead.expect(t, "hello", "error:cursor_ahead", "synced")
+	if frames[2].Cursor != inbox.EncodeCursor(2) {
+		t.Errorf("synced cursor = %s, want the head %s", frames[2].Cursor, inbox.EncodeCursor(2))
+	}
+	live := dial(t, a, "bob", dialOpts{})
+	live.expect(t, "hello", "synced")
+	for _, id := range []string{"m3", "m4", "m5"} {
+		w.publish(t, w.commit(t, id, "alice", "", "bob"))
+	}
+	live.expect(t, "message:m3", "message:m4", "message:m5")
+	frames = ahead.expect(t, "message:m3", "message:m4", "message:m5")
+	if frames[0].Cursor != inbox.EncodeCursor(3) {
+		t.Errorf("first cursor after the clamp = %s, want %s", frames[0].Cursor, inbox.EncodeCursor(3))
+	}
+}
+
 // A live session that receives a later inbox position first holds it
 // briefly for the missing one; when that never comes it fills the gap from
 // Firestore, so the client still sees every message in order, once.
