@@ -27,8 +27,8 @@ import (
 
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
-	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
+	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
 )
 

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -75,11 +77,13 @@ func (st *ingressStack) receive(t *testing.T, n int) []*pubsub.Message {
 // attributes, its ordering key and the trace context of the request.
 func TestSendLandsOnIngressTopic(t *testing.T) {
 	st := newIngressStack(t, options{})
-	// The client sends its own trace context: the whole journey joins it.
+	// The client sends its own trace context and baggage: the journey gets a
+	// trace of its own, linked to the client's; the baggage goes nowhere.
 	clientTrace := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
 	r := st.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"),
-		body:    "{\"to\": [\"bob\", \"carol\"], \"payload\": {\"text\": \"hello\", \"n\": [1, 2]}}",
-		headers: map[string]string{"traceparent": "00-" + clientTrace.String() + "-00f067aa0ba902b7-01"}})
+		body: "{\"to\": [\"bob\", \"carol\"], \"payload\": {\"text\": \"hello\", \"n\": [1, 2]}}",
+		headers: map[string]string{"traceparent": "00-" + clientTrace.String() + "-00f067aa0ba902b7-01",
+			"baggage": "tenant=evil,secret=1"}})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
@@ -111,16 +115,19 @@ func TestSendLandsOnIngressTopic(t *testing.T) {
 		t.Errorf("envelope: %v", &env)
 	}
 
-	// Trace: traceparent rides in the attributes, in the client's trace,
-	// parented by the producer span, itself a child of the HTTP server span
-	// that carries the message id.
+	if b, ok := m.Attributes["baggage"]; ok {
+		t.Errorf("the client's baggage reached the Pub/Sub attributes: %q", b)
+	}
+	// Trace: traceparent rides in the attributes, in a trace of Courier's
+	// own, parented by the producer span, itself a child of the HTTP server
+	// span that carries the message id and links to the client's span.
 	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), pubsubx.AttrCarrier(m.Attributes)))
-	if !sc.IsValid() || sc.TraceID() != clientTrace {
-		t.Fatalf("traceparent %q: trace %s, want %s", m.Attributes["traceparent"], sc.TraceID(), clientTrace)
+	if !sc.IsValid() || sc.TraceID() == clientTrace {
+		t.Fatalf("traceparent %q: trace %s, want a new one", m.Attributes["traceparent"], sc.TraceID())
 	}
 	var server, producer sdktrace.ReadOnlySpan
 	for _, s := range spans.Ended() {
-		if s.SpanContext().TraceID() != clientTrace {
+		if s.SpanContext().TraceID() != sc.TraceID() {
 			continue
 		}
 		switch s.SpanKind() {
@@ -139,8 +146,11 @@ func TestSendLandsOnIngressTopic(t *testing.T) {
 	if producer.Parent().SpanID() != server.SpanContext().SpanID() {
 		t.Errorf("producer's parent %s is not the server span %s", producer.Parent().SpanID(), server.SpanContext().SpanID())
 	}
-	if server.Parent().SpanID().String() != "00f067aa0ba902b7" {
-		t.Errorf("server span does not continue the client's span: parent %s", server.Parent().SpanID())
+	if server.Parent().IsValid() {
+		t.Errorf("server span has a parent %s: the client's trace context decided", server.Parent().SpanID())
+	}
+	if l := server.Links(); len(l) != 1 || l[0].SpanContext.TraceID() != clientTrace || l[0].SpanContext.SpanID().String() != "00f067aa0ba902b7" {
+		t.Errorf("server span links %v, want one to the client's span", l)
 	}
 	if !hasAttr(server, "courier.message.id", id) || !hasAttr(producer, "courier.message.id", id) {
 		t.Errorf("courier.message.id missing: server %v producer %v", server.Attributes(), producer.Attributes())
@@ -486,5 +496,35 @@ func TestIdempotencyKeyReusedWithOtherContent(t *testing.T) {
 	entries, err := store.List(ctx, "bob", 0, 10)
 	if err != nil || len(entries) != 1 || string(entries[0].Message.Payload) != `{"text":"first"}` {
 		t.Fatalf("bob's inbox: %v %v, want the first message once", entries, err)
+	}
+}
+
+// TestClientCannotForceSampling: under a policy that samples nothing, a
+// client's traceparent with the sampled flag produces no recorded span, and
+// what the gateway publishes carries neither the client's trace nor its
+// baggage. The sampled flag used to make every span of the journey recorded.
+func TestClientCannotForceSampling(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())),
+		sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	st := newIngressStack(t, options{})
+	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	r := st.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"), body: okBody,
+		headers: map[string]string{"traceparent": "00-" + clientTrace + "-00f067aa0ba902b7-01", "baggage": "secret=1"}})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	m := st.receive(t, 1)[0]
+	if b, ok := m.Attributes["baggage"]; ok {
+		t.Errorf("the client's baggage reached the Pub/Sub attributes: %q", b)
+	}
+	if tp := m.Attributes["traceparent"]; strings.Contains(tp, clientTrace) || strings.HasSuffix(tp, "-01") {
+		t.Errorf("traceparent %q continues the client's trace or is sampled", tp)
+	}
+	if ended := rec.Ended(); len(ended) != 0 {
+		t.Errorf("%d spans recorded under a policy that samples nothing, the first %q", len(ended), ended[0].Name())
 	}
 }
