@@ -96,6 +96,21 @@ func (s *Store) MarkDeliveredBatch(ctx context.Context, acks []Ack) []error {
 	return errs
 }
 
+// Acknowledged reports whether user acknowledged message id (in
+// messages/{id}/deliveries; the caller checks Stored.Delivered, the old
+// layout). A recipient is shown only its own state, so this is one read
+// whatever the size of the send.
+func (s *Store) Acknowledged(ctx context.Context, id, user string) (bool, error) {
+	_, err := s.fs.Collection(MessagesCollection).Doc(id).Collection(DeliveriesCollection).Doc(user).Get(ctx)
+	switch {
+	case status.Code(err) == codes.NotFound:
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read %s's ack of message %s: %w", user, id, err)
+	}
+	return true, nil
+}
+
 // DeliveryState says who acknowledged message id: how many recipients, and
 // which (sorted) when listUsers is set — callers ask only for sends whose
 // recipient list is shown (MaxListedRecipients), so the list stays small.

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/protobuf/proto"
@@ -88,10 +86,6 @@ func reject(reason, format string, args ...any) error {
 	return &EnvelopeError{Reason: reason, Err: fmt.Errorf(format, args...)}
 }
 
-// messageIDPattern accepts the ids the gateway makes (and any id that is a
-// safe Firestore document id: no "/", bounded length).
-var messageIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:@+=-]{1,128}$`)
-
 // DecodeEnvelope returns the envelope in data after checking its
 // attributes, its encoding and its content against l. Every error is an
 // *EnvelopeError.
@@ -123,8 +117,7 @@ func ValidateEnvelope(env *courierv1.Envelope, l Limits) error {
 	switch id := env.GetMessageId(); {
 	case id == "":
 		bad("message id missing")
-	case !messageIDPattern.MatchString(id), id == "." || id == "..",
-		strings.HasPrefix(id, "__") && strings.HasSuffix(id, "__"):
+	case !ValidMessageID(id):
 		bad("message id %q is not a valid id", clip.Text(id, 40))
 	}
 	if err := auth.ValidateUserID(env.GetSender()); err != nil {

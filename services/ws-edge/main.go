@@ -77,6 +77,8 @@ func readSettings(env *config.Env) settings {
 			ReplayLimit:      env.Int("WS_REPLAY_LIMIT", 500, 1, 10_000),
 			MaxBatchBytes:    env.Int("WS_MAX_BATCH_BYTES", 64<<10, 1<<10, 16<<20),
 			PageWriteTimeout: env.Duration("WS_PAGE_WRITE_TIMEOUT", 30*time.Second, time.Second),
+			AckRate:          float64(env.Int("WS_ACK_RATE", 100, 1, 1_000_000)),
+			AckBurst:         env.Int("WS_ACK_BURST", 500, 1, 1_000_000),
 		},
 		ReorderWait:       env.Duration("WS_REORDER_WAIT", 2*time.Second, time.Millisecond),
 		ReorderWaitMax:    env.Duration("WS_REORDER_WAIT_MAX", 30*time.Second, time.Millisecond),

@@ -497,6 +497,14 @@ func acks(t *testing.T, b Backend) {
 	if users, n, err := s.DeliveryState(ctx, "m1", true, nil); err != nil || n != 2 || fmt.Sprint(users) != "[bob carol]" {
 		t.Fatalf("after carol's ack: %v %d %v", users, n, err)
 	}
+	for _, c := range []struct {
+		id, user string
+		want     bool
+	}{{"m1", "bob", true}, {"m1", "carol", true}, {"m1", "alice", false}, {"m1", "mallory", false}, {"nope", "bob", false}} {
+		if got, err := s.Acknowledged(ctx, c.id, c.user); err != nil || got != c.want {
+			t.Fatalf("Acknowledged(%s, %s) = %v %v, want %v", c.id, c.user, got, err, c.want)
+		}
+	}
 	if errs := s.MarkDeliveredBatch(ctx, nil); len(errs) != 0 {
 		t.Fatalf("empty batch: %v", errs)
 	}

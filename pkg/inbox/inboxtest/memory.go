@@ -36,6 +36,7 @@ type Store interface {
 	MarkDelivered(ctx context.Context, id, user string) error
 	MarkDeliveredBatch(ctx context.Context, acks []inbox.Ack) []error
 	DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) (users []string, count int, err error)
+	Acknowledged(ctx context.Context, id, user string) (bool, error)
 }
 
 // Committer commits batches of messages, as the pipeline-worker does
@@ -264,6 +265,22 @@ func (s *Memory) DeliveryState(ctx context.Context, id string, listUsers bool, l
 	}
 	users := slices.Sorted(maps.Keys(seen))
 	return users, len(users), nil
+}
+
+// Acknowledged reports whether user acknowledged message id; see
+// inbox.Store.Acknowledged.
+func (s *Memory) Acknowledged(ctx context.Context, id, user string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("ack of message %s: %w", id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.messages[id]
+	if !ok {
+		return false, nil
+	}
+	_, acked := m.acks[user]
+	return acked, nil
 }
 
 // PutLegacyAcks records acks of message id the way they were kept before

@@ -33,11 +33,14 @@ const (
 	RecipientRateLimited Code = "recipient_rate_limited"
 	Unavailable          Code = "unavailable"
 	Internal             Code = "internal"
+	// IdempotencyKeyReused: the sender's Idempotency-Key already names a
+	// message with other content (409).
+	IdempotencyKeyReused Code = "idempotency_key_reused"
 )
 
 // Codes lists every code, for tests and documentation checks.
 var Codes = []Code{InvalidRequest, Unauthenticated, NotFound, MethodNotAllowed, PayloadTooLarge,
-	UnsupportedMediaType, RateLimited, MessageTooLarge, RecipientRateLimited, Unavailable, Internal}
+	UnsupportedMediaType, RateLimited, MessageTooLarge, RecipientRateLimited, Unavailable, Internal, IdempotencyKeyReused}
 
 // Error is a failure with its code and a message safe to show the caller.
 // Err, when set, is the underlying cause: logged, never shown.
@@ -110,6 +113,8 @@ func HTTPStatus(code Code) int {
 		return 415
 	case RateLimited, RecipientRateLimited:
 		return 429
+	case IdempotencyKeyReused:
+		return 409
 	case Unavailable:
 		return 503
 	default:
@@ -138,6 +143,8 @@ func Title(code Code) string {
 		return "Message too large for its recipients"
 	case RecipientRateLimited:
 		return "A recipient receives too much"
+	case IdempotencyKeyReused:
+		return "Idempotency key reused"
 	case Unavailable:
 		return "Service unavailable"
 	default:
@@ -160,6 +167,8 @@ func GRPCCode(code Code) codes.Code {
 		return codes.Unimplemented
 	case RateLimited, RecipientRateLimited:
 		return codes.ResourceExhausted
+	case IdempotencyKeyReused:
+		return codes.AlreadyExists
 	case Unavailable:
 		return codes.Unavailable
 	default:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -66,7 +67,10 @@ func NewServer(cfg Config) (*grpc.Server, *health.Server) {
 	}
 	i := &interceptors{cfg: cfg}
 	srv := grpc.NewServer(
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		// Callers are outside Courier: a new root span sampled by Courier's
+		// policy, linked to the caller's; baggage is not extracted.
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithPublicEndpoint(),
+			otelgrpc.WithPropagators(propagation.TraceContext{}))),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		// An idle connection is closed after a while and a client may not
 		// ping more often than every 10 s (a ping flood costs the server);

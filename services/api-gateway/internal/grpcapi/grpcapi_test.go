@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -269,7 +271,86 @@ func TestGRPCOverEmulators(t *testing.T) {
 		_, err := c.GetMessage(as(t, u), &courierv1.GetMessageRequest{Id: "secret"})
 		wantStatus(t, err, codes.NotFound, "not_found")
 	}
+	// Ids the worker never stores (Firestore reserves __x__) are NotFound
+	// before they reach Firestore (they used to be Internal).
+	for _, id := range []string{"__x__", "____"} {
+		_, err := c.GetMessage(as(t, "alice"), &courierv1.GetMessageRequest{Id: id})
+		wantStatus(t, err, codes.NotFound, "not_found")
+	}
 	if page, err := c.ListInbox(as(t, "mallory"), &courierv1.ListInboxRequest{}); err != nil || len(page.Messages) != 0 {
 		t.Errorf("mallory's inbox: %v %v", page, err)
+	}
+}
+
+// TestGRPCIdempotencyKeyReused: over gRPC, the same key with other content is
+// AlreadyExists with reason idempotency_key_reused, before the first message
+// is stored and (on another server) after; the same content gets the same id.
+func TestGRPCIdempotencyKeyReused(t *testing.T) {
+	store := inbox.New(testenv.Firestore(t, testenv.Project(t)))
+	rec := &gatewaytest.Recorder{}
+	c := serve(t, options{pub: rec, store: store})
+	send := func(c courierv1.MessagesClient, payload string) (*courierv1.SendResponse, error) {
+		return c.Send(as(t, "alice"), &courierv1.SendRequest{To: []string{"bob"}, PayloadJson: []byte(payload), IdempotencyKey: "g-9"})
+	}
+	first, err := send(c, `{"n":1}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = send(c, `{"n":2}`)
+	wantStatus(t, err, codes.AlreadyExists, "idempotency_key_reused")
+	ctx := testenv.Context(t, time.Minute)
+	if _, _, err := store.Commit(ctx, rec.Published()[0]); err != nil { // what the worker does
+		t.Fatal(err)
+	}
+	other := serve(t, options{pub: rec, store: store})
+	_, err = send(other, `{"n":2}`)
+	wantStatus(t, err, codes.AlreadyExists, "idempotency_key_reused")
+	if again, err := send(other, `{"n":1}`); err != nil || again.Id != first.Id {
+		t.Fatalf("same content: %v %v, want id %s", again, err, first.Id)
+	}
+	if n := len(rec.Published()); n != 2 {
+		t.Fatalf("%d envelopes published, want 2 (the first and its retry)", n)
+	}
+}
+
+// TestGRPCClientCannotForceSampling: a caller's sampled traceparent in the
+// metadata records nothing under a policy that samples nothing, and neither
+// its trace nor its baggage reaches the Pub/Sub attributes.
+func TestGRPCClientCannotForceSampling(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())),
+		sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	project := testenv.Project(t)
+	client, topo := testenv.Topology(t, project, nil)
+	pub := ingress.New(client, topo.IngressTopic, ingress.Options{})
+	t.Cleanup(pub.Stop)
+	c := serve(t, options{pub: pub})
+	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	ctx := metadata.AppendToOutgoingContext(as(t, "alice"),
+		"traceparent", "00-"+clientTrace+"-00f067aa0ba902b7-01", "baggage", "secret=1")
+	if _, err := c.Send(ctx, &courierv1.SendRequest{To: []string{"bob"}, PayloadJson: []byte(`1`)}); err != nil {
+		t.Fatal(err)
+	}
+	var got *pubsub.Message
+	rctx, cancel := context.WithTimeout(testenv.Context(t, time.Minute), 30*time.Second)
+	defer cancel()
+	var once sync.Once
+	if err := client.Subscriber(topo.IngressSubscription).Receive(rctx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		once.Do(func() { got = m; cancel() })
+	}); err != nil || got == nil {
+		t.Fatalf("nothing on the ingress topic: %v", err)
+	}
+	if b, ok := got.Attributes["baggage"]; ok {
+		t.Errorf("the caller's baggage reached the Pub/Sub attributes: %q", b)
+	}
+	if tp := got.Attributes["traceparent"]; strings.Contains(tp, clientTrace) || strings.HasSuffix(tp, "-01") {
+		t.Errorf("traceparent %q continues the caller's trace or is sampled", tp)
+	}
+	if ended := rec.Ended(); len(ended) != 0 {
+		t.Errorf("%d spans recorded under a policy that samples nothing, the first %q", len(ended), ended[0].Name())
 	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
+	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
 )
@@ -183,7 +184,9 @@ func contractScenarios(t *testing.T) map[string]scenario {
 	inboxtest.MustCommit(t, store,
 		&courierv1.Envelope{MessageId: "m1", Sender: "bob", Recipients: []string{"alice", "carol"}, Payload: []byte(`[1,"two"]`),
 			ContentType: "application/json", SentAt: sent},
-		inboxtest.Envelope("m3", "bob", "alice"))
+		inboxtest.Envelope("m3", "bob", "alice"),
+		// What alice once sent with Idempotency-Key "k-409".
+		inboxtest.Envelope(messages.DeriveID("alice", "k-409"), "alice", "carol"))
 	if err := store.MarkDelivered(context.Background(), "m1", "carol"); err != nil {
 		t.Fatal(err)
 	}
@@ -207,6 +210,8 @@ func contractScenarios(t *testing.T) map[string]scenario {
 		"POST /v1/messages 202": {opts: ok, req: post(okBody)},
 		"POST /v1/messages 400": {opts: ok, req: post(`{"to":[]}`), refused: true},
 		"POST /v1/messages 401": {opts: ok, req: req{method: "POST", path: "/v1/messages", body: okBody}, refused: true},
+		"POST /v1/messages 409": {opts: ok, req: req{method: "POST", path: "/v1/messages", token: alice, body: okBody,
+			headers: map[string]string{"Idempotency-Key": "k-409"}}},
 		"POST /v1/messages 413": {opts: options{maxBody: 1024}, req: post(`{"to":["bob"],"payload":"` + strings.Repeat("x", 2048) + `"}`)},
 		"POST /v1/messages 415": {opts: ok, req: req{method: "POST", path: "/v1/messages", token: alice, body: okBody, ctype: "text/plain"}, refused: true},
 		"POST /v1/messages 429": spend(limited, post(okBody)),

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -75,11 +77,13 @@ func (st *ingressStack) receive(t *testing.T, n int) []*pubsub.Message {
 // attributes, its ordering key and the trace context of the request.
 func TestSendLandsOnIngressTopic(t *testing.T) {
 	st := newIngressStack(t, options{})
-	// The client sends its own trace context: the whole journey joins it.
+	// The client sends its own trace context and baggage: the journey gets a
+	// trace of its own, linked to the client's; the baggage goes nowhere.
 	clientTrace := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
 	r := st.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"),
-		body:    "{\"to\": [\"bob\", \"carol\"], \"payload\": {\"text\": \"hello\", \"n\": [1, 2]}}",
-		headers: map[string]string{"traceparent": "00-" + clientTrace.String() + "-00f067aa0ba902b7-01"}})
+		body: "{\"to\": [\"bob\", \"carol\"], \"payload\": {\"text\": \"hello\", \"n\": [1, 2]}}",
+		headers: map[string]string{"traceparent": "00-" + clientTrace.String() + "-00f067aa0ba902b7-01",
+			"baggage": "tenant=evil,secret=1"}})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
@@ -111,16 +115,19 @@ func TestSendLandsOnIngressTopic(t *testing.T) {
 		t.Errorf("envelope: %v", &env)
 	}
 
-	// Trace: traceparent rides in the attributes, in the client's trace,
-	// parented by the producer span, itself a child of the HTTP server span
-	// that carries the message id.
+	if b, ok := m.Attributes["baggage"]; ok {
+		t.Errorf("the client's baggage reached the Pub/Sub attributes: %q", b)
+	}
+	// Trace: traceparent rides in the attributes, in a trace of Courier's
+	// own, parented by the producer span, itself a child of the HTTP server
+	// span that carries the message id and links to the client's span.
 	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), pubsubx.AttrCarrier(m.Attributes)))
-	if !sc.IsValid() || sc.TraceID() != clientTrace {
-		t.Fatalf("traceparent %q: trace %s, want %s", m.Attributes["traceparent"], sc.TraceID(), clientTrace)
+	if !sc.IsValid() || sc.TraceID() == clientTrace {
+		t.Fatalf("traceparent %q: trace %s, want a new one", m.Attributes["traceparent"], sc.TraceID())
 	}
 	var server, producer sdktrace.ReadOnlySpan
 	for _, s := range spans.Ended() {
-		if s.SpanContext().TraceID() != clientTrace {
+		if s.SpanContext().TraceID() != sc.TraceID() {
 			continue
 		}
 		switch s.SpanKind() {
@@ -139,8 +146,11 @@ func TestSendLandsOnIngressTopic(t *testing.T) {
 	if producer.Parent().SpanID() != server.SpanContext().SpanID() {
 		t.Errorf("producer's parent %s is not the server span %s", producer.Parent().SpanID(), server.SpanContext().SpanID())
 	}
-	if server.Parent().SpanID().String() != "00f067aa0ba902b7" {
-		t.Errorf("server span does not continue the client's span: parent %s", server.Parent().SpanID())
+	if server.Parent().IsValid() {
+		t.Errorf("server span has a parent %s: the client's trace context decided", server.Parent().SpanID())
+	}
+	if l := server.Links(); len(l) != 1 || l[0].SpanContext.TraceID() != clientTrace || l[0].SpanContext.SpanID().String() != "00f067aa0ba902b7" {
+		t.Errorf("server span links %v, want one to the client's span", l)
 	}
 	if !hasAttr(server, "courier.message.id", id) || !hasAttr(producer, "courier.message.id", id) {
 		t.Errorf("courier.message.id missing: server %v producer %v", server.Attributes(), producer.Attributes())
@@ -354,5 +364,167 @@ func TestLargeSendHidesRecipients(t *testing.T) {
 		if want := map[string]int{"big": 0, "small": 3}[m["id"].(string)]; len(m["to"].([]any)) != want {
 			t.Errorf("listing of %s shows %d recipients, want %d", m["id"], len(m["to"].([]any)), want)
 		}
+	}
+}
+
+// TestReservedIDIsNotFound: ids the worker would never store (Firestore's
+// reserved __x__ among them) are 404 before they reach Firestore, which
+// refuses them with InvalidArgument (it used to be a 500 and an ERROR log).
+func TestReservedIDIsNotFound(t *testing.T) {
+	project := testenv.Project(t)
+	s := newServer(t, options{store: inbox.New(testenv.Firestore(t, project))})
+	for _, id := range []string{"__x__", "____", "__.__", "a.b"} { // a.b: a valid id, merely absent
+		wantProblem(t, s.do(t, req{path: "/v1/messages/" + id, token: token(t, "alice")}), 404, "not_found")
+	}
+	if strings.Contains(s.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("an unknown id logged an error:\n%s", s.logs.String())
+	}
+}
+
+// TestRecipientsSeeOnlyTheirOwnDeliveryState: the sender of a message sees
+// which recipients received it; a recipient sees only whether it did itself
+// (state, delivered_to, delivered_count), in small and large sends.
+func TestRecipientsSeeOnlyTheirOwnDeliveryState(t *testing.T) {
+	project := testenv.Project(t)
+	store := inbox.New(testenv.Firestore(t, project))
+	ctx := testenv.Context(t, time.Minute)
+	big := make([]string, inbox.MaxListedRecipients+2)
+	for i := range big {
+		big[i] = fmt.Sprintf("member%02d", i)
+	}
+	for id, rcpts := range map[string][]string{"small": {"bob", "carol"}, "big": big} {
+		if _, _, err := store.Commit(ctx, &courierv1.Envelope{MessageId: id, Sender: "alice", Recipients: rcpts,
+			Payload: []byte(`{}`), ContentType: "application/json", SentAt: timestamppb.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range [][2]string{{"small", "bob"}, {"big", "member01"}, {"big", "member02"}} {
+		if err := store.MarkDelivered(ctx, a[0], a[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newServer(t, options{store: store})
+	for _, c := range []struct {
+		id, user, state, deliveredTo string
+		count                        float64
+	}{
+		{"small", "alice", "delivered", "bob", 1},
+		{"small", "bob", "delivered", "bob", 1},
+		{"small", "carol", "stored", "", 0}, // bob's ack is not carol's to see
+		{"big", "alice", "delivered", "", 2},
+		{"big", "member01", "delivered", "", 1},
+		{"big", "member03", "stored", "", 0},
+	} {
+		r := s.do(t, req{path: "/v1/messages/" + c.id, token: token(t, c.user)})
+		if r.status != 200 {
+			t.Fatalf("GET %s as %s: %d %s", c.id, c.user, r.status, r.body)
+		}
+		body := r.json(t)
+		var to []string
+		for _, u := range body["delivered_to"].([]any) {
+			to = append(to, u.(string))
+		}
+		if body["state"] != c.state || strings.Join(to, ",") != c.deliveredTo || body["delivered_count"] != c.count {
+			t.Errorf("GET %s as %s: state %v delivered_to %v count %v, want %s [%s] %v",
+				c.id, c.user, body["state"], to, body["delivered_count"], c.state, c.deliveredTo, c.count)
+		}
+	}
+}
+
+// TestIdempotencyKeyReusedWithOtherContent: the same key from the same
+// sender with another body is 409 idempotency_key_reused, both before the
+// first message is stored (the gateway remembers what it published) and
+// after (another gateway reads the stored message); the same body still gets
+// the same id and one delivery. It used to be a 202 with the first id, the
+// new content silently dropped.
+func TestIdempotencyKeyReusedWithOtherContent(t *testing.T) {
+	project := testenv.Project(t)
+	store := inbox.New(testenv.Firestore(t, project))
+	st := newIngressStack(t, options{store: store})
+	const first, other = `{"to":["bob"],"payload":{"text":"first"}}`, `{"to":["bob"],"payload":{"text":"other"}}`
+	send := func(s *testServer, sender, body string) resp {
+		t.Helper()
+		return s.do(t, req{method: "POST", path: "/v1/messages", token: token(t, sender), body: body,
+			headers: map[string]string{"Idempotency-Key": "order-7"}})
+	}
+	r := send(st.testServer, "alice", first)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("first send: %d %s", r.status, r.body)
+	}
+	id := r.json(t)["id"].(string)
+	p := wantProblem(t, send(st.testServer, "alice", other), http.StatusConflict, "idempotency_key_reused")
+	if !strings.Contains(p["detail"].(string), id) {
+		t.Errorf("detail %q does not name the message the key is used for", p["detail"])
+	}
+	if r := send(st.testServer, "alice", first); r.status != http.StatusAccepted || r.json(t)["id"] != id {
+		t.Fatalf("retry with the same body: %d %s, want 202 with id %s", r.status, r.body, id)
+	}
+	// What the worker does with the two envelopes on the topic.
+	ctx := testenv.Context(t, time.Minute)
+	created := 0
+	for _, m := range st.receive(t, 2) {
+		var env courierv1.Envelope
+		if err := proto.Unmarshal(m.Data, &env); err != nil {
+			t.Fatal(err)
+		}
+		if string(env.Payload) != `{"text":"first"}` {
+			t.Errorf("published %s", env.Payload)
+		}
+		_, ok, err := store.Commit(ctx, &env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Fatalf("stored %d times, want once", created)
+	}
+	// Another gateway pod, which never saw the first send, reads it stored.
+	pod2 := newServer(t, options{store: store})
+	for _, body := range []string{other, `{"to":["bob","carol"],"payload":{"text":"first"}}`, `{"to":["bob"],"payload":{"text":"first"},"content_type":"text/plain"}`} {
+		wantProblem(t, send(pod2, "alice", body), http.StatusConflict, "idempotency_key_reused")
+	}
+	if r := send(pod2, "alice", first); r.status != http.StatusAccepted || r.json(t)["id"] != id {
+		t.Fatalf("same body on another pod: %d %s, want 202 with id %s", r.status, r.body, id)
+	}
+	// The key is the sender's: another sender's use of it is another message.
+	if r := send(pod2, "mallory", other); r.status != http.StatusAccepted || r.json(t)["id"] == id {
+		t.Fatalf("mallory with alice's key: %d %s", r.status, r.body)
+	}
+	entries, err := store.List(ctx, "bob", 0, 10)
+	if err != nil || len(entries) != 1 || string(entries[0].Message.Payload) != `{"text":"first"}` {
+		t.Fatalf("bob's inbox: %v %v, want the first message once", entries, err)
+	}
+}
+
+// TestClientCannotForceSampling: under a policy that samples nothing, a
+// client's traceparent with the sampled flag produces no recorded span, and
+// what the gateway publishes carries neither the client's trace nor its
+// baggage. The sampled flag used to make every span of the journey recorded.
+func TestClientCannotForceSampling(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())),
+		sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	st := newIngressStack(t, options{})
+	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	r := st.do(t, req{method: "POST", path: "/v1/messages", token: token(t, "alice"), body: okBody,
+		headers: map[string]string{"traceparent": "00-" + clientTrace + "-00f067aa0ba902b7-01", "baggage": "secret=1"}})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	m := st.receive(t, 1)[0]
+	if b, ok := m.Attributes["baggage"]; ok {
+		t.Errorf("the client's baggage reached the Pub/Sub attributes: %q", b)
+	}
+	if tp := m.Attributes["traceparent"]; strings.Contains(tp, clientTrace) || strings.HasSuffix(tp, "-01") {
+		t.Errorf("traceparent %q continues the client's trace or is sampled", tp)
+	}
+	if ended := rec.Ended(); len(ended) != 0 {
+		t.Errorf("%d spans recorded under a policy that samples nothing, the first %q", len(ended), ended[0].Name())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/github.com/labstack/echo/otelecho"
 
 	"github.com/courierhq/courier/pkg/health"
+	"github.com/courierhq/courier/pkg/telemetry"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
@@ -83,7 +84,10 @@ func New(cfg Config) *echo.Echo {
 	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 
 	e.Use(requestID)
-	e.Use(otelecho.Middleware("api-gateway", otelecho.WithSkipper(isInfra)))
+	// Clients are outside Courier: their traceparent is only linked and
+	// their baggage dropped (telemetry.Untrusted).
+	e.Use(otelecho.Middleware("api-gateway", otelecho.WithSkipper(isInfra), otelecho.WithPropagators(telemetry.Untrusted)))
+	e.Use(linkCaller)
 	e.Use(s.observe)
 	e.Use(s.recoverer)
 	if len(cfg.CORSOrigins) > 0 {

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"math"
 	"mime"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +40,7 @@ type Store interface {
 	ListPage(ctx context.Context, user string, after int64, lim inbox.PageLimit) (inbox.Page, error)
 	Get(ctx context.Context, id string) (inbox.Stored, error)
 	DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error)
+	Acknowledged(ctx context.Context, id, user string) (bool, error)
 }
 
 // Limits bound what one request may ask for.
@@ -118,11 +118,12 @@ type Service struct {
 	limits  Limits
 	budgets Budgets
 	now     func() time.Time
+	recent  *recentKeys // keyed sends published lately (keys.go)
 }
 
 // New returns a Service; zero limits take their defaults.
 func New(pub Publisher, store Store, limits Limits) *Service {
-	return &Service{pub: pub, store: store, limits: limits.withDefaults(), now: time.Now}
+	return &Service{pub: pub, store: store, limits: limits.withDefaults(), now: time.Now, recent: newRecentKeys(recentKeysSize)}
 }
 
 // WithBudgets makes Send charge b; it returns s.
@@ -152,19 +153,28 @@ type Accepted struct {
 // Send validates req from sender, gives it its id, and publishes its
 // envelope. It returns only after Pub/Sub confirmed the publish; a failure
 // is Unavailable, and the caller may retry with the same idempotency key.
-// It never touches Firestore: storing is the pipeline-worker's job.
+// A key reused with other content is IdempotencyKeyReused (keys.go). It
+// never writes Firestore: storing is the pipeline-worker's job.
 func (s *Service) Send(ctx context.Context, sender string, req SendRequest) (Accepted, error) {
 	env, err := s.Envelope(sender, req)
 	if err != nil {
 		return Accepted{}, err
 	}
+	trace.SpanFromContext(ctx).SetAttributes(pubsubx.KeyCourierMessageID.String(env.MessageId))
+	if env.IdempotencyKey != "" {
+		if err := s.checkKeyReuse(ctx, env); err != nil {
+			return Accepted{}, err
+		}
+	}
 	if err := s.charge(env); err != nil {
 		return Accepted{}, err
 	}
-	trace.SpanFromContext(ctx).SetAttributes(pubsubx.KeyCourierMessageID.String(env.MessageId))
 	if err := s.pub.Publish(ctx, env); err != nil {
 		return Accepted{}, apierr.Wrap(apierr.Unavailable, err,
 			"the message could not be queued; retry later (with the same Idempotency-Key to avoid duplicates)")
+	}
+	if env.IdempotencyKey != "" {
+		s.recent.put(env.MessageId, fingerprint(env.Recipients, env.Payload, env.ContentType))
 	}
 	return Accepted{ID: env.MessageId, AcceptedAt: env.SentAt.AsTime()}, nil
 }
@@ -313,8 +323,6 @@ func validateContentType(ct string) (string, error) {
 	return ct, nil
 }
 
-var messageIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
 // Page is one page of an inbox.
 type Page struct {
 	Entries []inbox.Entry
@@ -356,6 +364,9 @@ type View struct {
 	Message *courierv1.Message
 	// State is "stored" or "delivered" (a message the worker has not stored
 	// yet is not found: the gateway keeps no record of accepted messages).
+	// Delivery state is the sender's to see: a recipient is shown only its
+	// own (State, DeliveredTo and DeliveredCount then say whether the caller
+	// received it), never whether the others have.
 	State string
 	// DeliveredTo lists the recipients that received it on a WebSocket,
 	// sorted; like the message's own list, only for a send to at most
@@ -370,7 +381,9 @@ type View struct {
 // answer never reveals that an id exists.
 func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 	notFound := apierr.New(apierr.NotFound, "no message %q for this user", clip.Text(id, 64))
-	if !messageIDPattern.MatchString(id) {
+	// The worker's own id rule: an id it would refuse (Firestore's reserved
+	// __x__ among them) was never stored, and must not reach the store.
+	if !wire.ValidMessageID(id) {
 		return View{}, notFound
 	}
 	st, err := s.store.Get(ctx, id)
@@ -385,6 +398,9 @@ func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 	}
 	shown := inbox.Shown(st.Message)
 	listed := len(shown.GetTo()) > 0
+	if st.Message.GetFrom() != user {
+		return s.recipientView(ctx, shown, listed, user, st.Delivered)
+	}
 	users, count, err := s.store.DeliveryState(ctx, id, listed, st.Delivered)
 	if err != nil {
 		return View{}, storeError(err)
@@ -395,6 +411,26 @@ func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 	}
 	if listed && users != nil {
 		v.DeliveredTo = users
+	}
+	return v, nil
+}
+
+// recipientView is message m as its recipient user sees it: its own
+// delivery state only.
+func (s *Service) recipientView(ctx context.Context, m *courierv1.Message, listed bool, user string, legacy map[string]time.Time) (View, error) {
+	v := View{Message: m, State: "stored", DeliveredTo: []string{}}
+	_, acked := legacy[user]
+	if !acked {
+		var err error
+		if acked, err = s.store.Acknowledged(ctx, m.GetId(), user); err != nil {
+			return View{}, storeError(err)
+		}
+	}
+	if acked {
+		v.State, v.DeliveredCount = "delivered", 1
+		if listed {
+			v.DeliveredTo = []string{user}
+		}
 	}
 	return v, nil
 }

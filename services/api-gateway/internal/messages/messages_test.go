@@ -180,10 +180,24 @@ func TestGetOnlyForSenderAndRecipients(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := messages.New(nil, store, messages.Limits{})
-	for _, u := range []string{"alice", "bob", "carol"} {
-		v, err := svc.Get(ctx, u, "m1")
-		if err != nil || v.Message.Id != "m1" || v.State != "delivered" || strings.Join(v.DeliveredTo, ",") != "bob,carol" || v.DeliveredCount != 2 {
-			t.Errorf("%s: %+v %v", u, v, err)
+	// The sender sees every recipient's state; a recipient only its own.
+	inboxtest.MustCommit(t, store, inboxtest.Envelope("m3", "alice", "bob", "dave"))
+	if err := store.MarkDelivered(ctx, "m3", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		user, id, state, to string
+		count               int
+	}{
+		{"alice", "m1", "delivered", "bob,carol", 2},
+		{"bob", "m1", "delivered", "bob", 1},
+		{"carol", "m1", "delivered", "carol", 1}, // her legacy ack
+		{"alice", "m3", "delivered", "bob", 1},
+		{"dave", "m3", "stored", "", 0}, // bob's ack is not dave's to see
+	} {
+		v, err := svc.Get(ctx, c.user, c.id)
+		if err != nil || v.Message.Id != c.id || v.State != c.state || strings.Join(v.DeliveredTo, ",") != c.to || v.DeliveredCount != c.count {
+			t.Errorf("%s reads %s: %+v %v, want %s [%s] %d", c.user, c.id, v, err, c.state, c.to, c.count)
 		}
 	}
 	if v, err := svc.Get(ctx, "bob", "m2"); err != nil || v.State != "stored" || len(v.DeliveredTo) != 0 || v.DeliveredCount != 0 {

@@ -4,15 +4,30 @@
 // trip pair (inbox.Store.MarkDeliveredBatch). The queue is bounded; when it
 // is full the ack is refused at once and the client is told to send it
 // again, rather than a reader stalling behind Firestore.
+//
+// One bad ack never fails its batch-mates: a batch the store refuses as a
+// whole for its content (InvalidArgument) is written again in halves until
+// the acks it refuses stand alone; each of those is answered ErrRejected, the
+// others are written.
 package acks
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/wire"
 )
+
+// ErrRejected answers an ack the store refuses for what it is (a message id
+// Firestore cannot name): sending it again will not help.
+var ErrRejected = errors.New("ack rejected")
 
 // Store records acks (inbox.Store).
 type Store interface {
@@ -58,9 +73,13 @@ func New(cfg Config, store Store, log *slog.Logger) *Writer {
 }
 
 // Add queues user's ack of messageID; reply gets the result later, on the
-// writer's goroutine. It reports false, without calling reply, when the
-// queue is full.
+// writer's goroutine (at once, on the caller's, for an id no message can
+// have). It reports false, without calling reply, when the queue is full.
 func (w *Writer) Add(user, messageID string, reply func(error)) bool {
+	if !wire.ValidMessageID(messageID) {
+		reply(fmt.Errorf("%w: %q is not a message id", ErrRejected, messageID))
+		return true
+	}
 	select {
 	case w.queue <- pending{inbox.Ack{MessageID: messageID, User: user}, reply}:
 		return true
@@ -109,7 +128,31 @@ func (w *Writer) write(batch []pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
 	errs := w.store.MarkDeliveredBatch(ctx, acks)
 	cancel()
+	var refused []pending
 	for i, p := range batch {
-		p.reply(errs[i])
+		switch {
+		case !rejected(errs[i]):
+			p.reply(errs[i])
+		case len(batch) == 1:
+			p.reply(fmt.Errorf("%w: %w", ErrRejected, errs[i]))
+		default:
+			refused = append(refused, p)
+		}
 	}
+	if len(refused) > 0 {
+		// The store refused the batch for something in it: halve until the
+		// culprits are alone (log2 of the batch in extra round trips).
+		if w.log != nil {
+			w.log.Warn("ack batch refused; isolating the bad acks", "acks", len(refused), "err", errs[0])
+		}
+		half := len(refused) / 2
+		w.write(refused[:half])
+		w.write(refused[half:])
+	}
+}
+
+// rejected reports whether the store refused an ack for its content rather
+// than for its own state (a transient error) or the ack's (not found).
+func rejected(err error) bool {
+	return err != nil && status.Code(err) == codes.InvalidArgument
 }

@@ -3,9 +3,12 @@ package acks_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/courierhq/courier/pkg/testenv"
 
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
@@ -99,5 +102,69 @@ func TestBatchesAndBound(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBadAckFailsAlone writes, in one batch on the Firestore emulator, the
+// acks of several users with one id Firestore refuses (InvalidArgument for
+// the whole read) slipped in past Add's check: the others are written, the
+// bad one alone is answered ErrRejected (it used to fail the whole batch as
+// "unavailable").
+func TestBadAckFailsAlone(t *testing.T) {
+	store := inbox.New(testenv.Firestore(t, testenv.Project(t)))
+	ctx := testenv.Context(t, time.Minute)
+	for _, id := range []string{"m1", "m2", "m3"} {
+		if _, _, err := store.Commit(ctx, inboxtest.Envelope(id, "alice", "bob", "carol", "dave")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := acks.New(acks.Config{Batch: 200}, store, nil)
+	results := map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	add := func(user, id string) {
+		wg.Add(1)
+		ok := w.AddUnchecked(user, id, func(err error) {
+			mu.Lock()
+			results[user+"/"+id] = err
+			mu.Unlock()
+			wg.Done()
+		})
+		if !ok {
+			t.Fatalf("ack %s/%s refused", user, id)
+		}
+	}
+	// Queued before Run starts, so they are one batch.
+	add("bob", "m1")
+	add("carol", "m2")
+	add("mallory", "__x__")
+	add("dave", "m3")
+	add("carol", "m1")
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- w.Run(runCtx) }()
+	wg.Wait()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for k, err := range results {
+		if k == "mallory/__x__" {
+			if !errors.Is(err, acks.ErrRejected) {
+				t.Errorf("%s: %v, want ErrRejected", k, err)
+			}
+		} else if err != nil {
+			t.Errorf("%s: %v, want recorded", k, err)
+		}
+	}
+	for id, want := range map[string]string{"m1": "[bob carol]", "m2": "[carol]", "m3": "[dave]"} {
+		if users, _, err := store.DeliveryState(ctx, id, true, nil); err != nil || fmt.Sprint(users) != want {
+			t.Errorf("acks of %s: %v %v, want %s", id, users, err, want)
+		}
+	}
+	// Through Add, such an id is refused at once, without a round trip.
+	var got error
+	if !w.Add("mallory", "__x__", func(err error) { got = err }) || !errors.Is(got, acks.ErrRejected) {
+		t.Errorf("Add of __x__: %v, want ErrRejected at once", got)
 	}
 }

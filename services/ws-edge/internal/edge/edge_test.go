@@ -140,6 +140,36 @@ func TestResumeReplaysThenGoesLiveWithoutGapOrDuplicate(t *testing.T) {
 	}
 }
 
+// TestCursorBeyondTheHeadIsClampedToIt: a session that resumes with a cursor
+// past the end of its inbox starts at the head (told by an error frame
+// "cursor_ahead", its synced frame carries the head), and the user's other
+// session on the pod keeps receiving live messages in order. Such a cursor
+// used to become the user's ordering baseline on the pod, and every later
+// delivery was dropped as a duplicate for all of the user's sessions there.
+func TestCursorBeyondTheHeadIsClampedToIt(t *testing.T) {
+	w := newWorld(t)
+	a := startEdge(t, w, "edge-a")
+	w.commit(t, "m1", "alice", "", "bob")
+	w.commit(t, "m2", "alice", "", "bob")
+
+	// The first session of bob on the pod sets the ordering baseline.
+	ahead := dial(t, a, "bob", dialOpts{cursor: inbox.EncodeCursor(1_000_000)})
+	frames := ahead.expect(t, "hello", "error:cursor_ahead", "synced")
+	if frames[2].Cursor != inbox.EncodeCursor(2) {
+		t.Errorf("synced cursor = %s, want the head %s", frames[2].Cursor, inbox.EncodeCursor(2))
+	}
+	live := dial(t, a, "bob", dialOpts{})
+	live.expect(t, "hello", "synced")
+	for _, id := range []string{"m3", "m4", "m5"} {
+		w.publish(t, w.commit(t, id, "alice", "", "bob"))
+	}
+	live.expect(t, "message:m3", "message:m4", "message:m5")
+	frames = ahead.expect(t, "message:m3", "message:m4", "message:m5")
+	if frames[0].Cursor != inbox.EncodeCursor(3) {
+		t.Errorf("first cursor after the clamp = %s, want %s", frames[0].Cursor, inbox.EncodeCursor(3))
+	}
+}
+
 // A live session that receives a later inbox position first holds it
 // briefly for the missing one; when that never comes it fills the gap from
 // Firestore, so the client still sees every message in order, once.
@@ -472,6 +502,56 @@ func TestAckFramesAndAbuse(t *testing.T) {
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "too many bad frames" {
 		t.Fatalf("after five bad frames: %v", err)
+	}
+}
+
+// TestBadAckIsAnsweredAloneAndAcksAreRateLimited: an ack whose id the worker
+// would refuse (__x__, reserved by Firestore) is a bad frame for its session
+// only: carol's ack, sent around it, is recorded (it used to fail the pod's
+// whole ack batch and come back "unavailable", so the bad-frame close never
+// fired). Acks beyond the session's allowance are refused "rate_limited".
+func TestBadAckIsAnsweredAloneAndAcksAreRateLimited(t *testing.T) {
+	w := newWorld(t)
+	a := startEdge(t, w, "edge-a", func(c *edge.Config, _ *edge.Deps) {
+		c.Session.AckRate, c.Session.AckBurst = 0.001, 3
+	})
+	bob, carol := dial(t, a, "bob", dialOpts{}), dial(t, a, "carol", dialOpts{})
+	bob.expect(t, "hello", "synced")
+	carol.expect(t, "hello", "synced")
+	m1 := w.commit(t, "m1", "alice", "", "bob", "carol")
+	w.publish(t, m1)
+	bob.expect(t, "message:m1")
+	carol.expect(t, "message:m1")
+	write := func(c *wsClient, s string) {
+		t.Helper()
+		if err := c.conn.Write(testenv.Context(t, 5*time.Second), websocket.MessageText, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(bob, `{"type":"ack","id":"__x__"}`)
+	write(carol, `{"type":"ack","id":"m1"}`)
+	bob.expect(t, "error:bad_ack")
+	testenv.Eventually(t, 10*time.Second, "carol's ack recorded", func() bool {
+		users, _, err := w.store.DeliveryState(context.Background(), "m1", true, nil)
+		return err == nil && fmt.Sprint(users) == "[carol]"
+	})
+	// Carol's allowance is 3 acks (the rate adds one per 1000 s): she has
+	// spent one, two more pass, the fourth is refused and not recorded.
+	write(carol, `{"type":"ack","id":"m1"}`)
+	write(carol, `{"type":"ack","id":"m1"}`)
+	write(carol, `{"type":"ack","id":"m1"}`)
+	carol.expect(t, "error:rate_limited")
+	if n := a.counter(t, "courier_ws_edge_acks_total", "result", "rate_limited"); n != 1 {
+		t.Errorf("rate_limited acks counted %v, want 1", n)
+	}
+	// Four more bad acks close bob's session with 1008: bad acks count as
+	// bad frames again.
+	for range 4 {
+		write(bob, `{"type":"ack","id":"__y__"}`)
+	}
+	var ce websocket.CloseError
+	if err := bob.closed(t); !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "too many bad frames" {
+		t.Fatalf("after five bad acks: %v", err)
 	}
 }
 

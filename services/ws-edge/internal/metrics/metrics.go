@@ -58,8 +58,8 @@ type Metrics struct {
 	FramesPerWrite prometheus.Histogram
 	// BadFrames counts malformed or unknown client frames.
 	BadFrames prometheus.Counter
-	// Acks counts client ack frames by result (ok, not_found, error,
-	// queue_full).
+	// Acks counts client ack frames by result (ok, not_found, rejected,
+	// rate_limited, error, queue_full).
 	Acks *prometheus.CounterVec
 	// ReceiveErrors counts Receive calls that ended with an error (each is
 	// retried after a backoff).
@@ -96,7 +96,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: ns + "rejected_total", Help: "WebSocket upgrade requests refused before the upgrade, by reason.",
 		}, []string{"reason"}),
 		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: ns + "disconnects_total", Help: "Ended sessions by WebSocket close code.",
+			Name: ns + "disconnects_total", Help: "Ended sessions by WebSocket close code (1000-1015, else other).",
 		}, []string{"code"}),
 		Received: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "deliveries_received_total", Help: "Deliveries pulled from this pod's subscription."}),
 		Queued:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "frames_queued_total", Help: "Frames handed to sessions by fan-out."}),
@@ -180,9 +180,21 @@ func Discard() *Metrics {
 	return m
 }
 
-// Disconnect counts one ended session with its close code.
+// Disconnect counts one ended session with its close code. The code may be
+// the client's own (its close frame), so only the codes RFC 6455 registers
+// get a series of their own; any other is "other", which keeps the series
+// bounded whatever clients send.
 func (m *Metrics) Disconnect(code int) {
-	m.Disconnects.WithLabelValues(strconv.Itoa(code)).Inc()
+	m.Disconnects.WithLabelValues(CloseCodeLabel(code)).Inc()
+}
+
+// CloseCodeLabel is the disconnects_total label of a close code: the code
+// for 1000-1015 (RFC 6455's registered codes), "other" for anything else.
+func CloseCodeLabel(code int) string {
+	if code >= 1000 && code <= 1015 && code != 1004 {
+		return strconv.Itoa(code)
+	}
+	return "other"
 }
 
 // Ordered counts one offer to a reorder buffer.

@@ -23,6 +23,9 @@ const tracerName = "github.com/courierhq/courier/services/ws-edge/internal/sessi
 func (w *writer) start() error {
 	s := w.s
 	if s.p.Resume {
+		if err := w.clampCursor(); err != nil {
+			return err
+		}
 		_, span := otel.Tracer(tracerName).Start(context.Background(), "inbox replay",
 			trace.WithAttributes(attribute.String("courier.session.id", s.p.ID), attribute.Int64("courier.inbox.after", s.last)))
 		from := s.last
@@ -57,6 +60,35 @@ func (w *writer) start() error {
 		return fmt.Errorf("write synced frame: %w", err)
 	}
 	s.deps.Starter.Start(s.p.User, s.last)
+	return nil
+}
+
+// clampCursor starts a session whose cursor is past the end of its inbox at
+// the head instead, and tells the client with an error frame
+// "cursor_ahead" (its synced frame then carries the head). Such a cursor was
+// never handed out (positions are read from the inbox before a frame carries
+// them); trusting it would make it the user's ordering baseline on the pod,
+// and the hub would drop every later delivery, for all of the user's
+// sessions here, as already written. Clamping rather than closing: a client
+// that resumes with the same cursor after a close would loop.
+func (w *writer) clampCursor() error {
+	s := w.s
+	ctx, cancel := context.WithTimeout(context.Background(), s.deps.Options.StoreTimeout)
+	head, err := s.deps.Reader.Head(ctx, s.p.User)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("read the inbox head of %s: %w", s.p.User, err)
+	}
+	if s.last <= head {
+		return nil
+	}
+	s.deps.Log.Info("cursor beyond the inbox head; starting at the head", "session_id", s.p.ID, "user", s.p.User,
+		"cursor", s.last, "head", head)
+	msg := fmt.Sprintf("cursor is past the end of your inbox (position %d, the last is %d): starting after the last; the synced frame has the cursor to keep", s.last, head)
+	s.last = head
+	if err := w.write(frame.Error("cursor_ahead", msg)); err != nil {
+		return fmt.Errorf("write cursor_ahead frame: %w", err)
+	}
 	return nil
 }
 

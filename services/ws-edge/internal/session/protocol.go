@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"unicode/utf8"
+	"fmt"
+	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/clip"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/wire"
+	"github.com/courierhq/courier/services/ws-edge/internal/acks"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 )
 
@@ -55,8 +59,16 @@ func (s *Session) handleFrame(typ websocket.MessageType, data []byte) {
 	}
 	switch f.Type {
 	case "ack":
-		if !validMessageID(f.ID) {
-			s.badFrame("bad_ack", `an ack frame needs the message "id"`)
+		// The worker's own id rule: an id it would refuse names no message,
+		// and must not reach the pod's ack writer.
+		if !wire.ValidMessageID(f.ID) {
+			s.badFrame("bad_ack", `an ack frame needs a valid message "id"`)
+			return
+		}
+		if !s.ackBucket.take(time.Now(), s.deps.Options.AckRate, float64(s.deps.Options.AckBurst)) {
+			s.deps.Metrics.Acks.WithLabelValues("rate_limited").Inc()
+			s.sendControl(frame.Error("rate_limited", fmt.Sprintf(
+				"ack of %s not recorded: at most %g acks per second per session", clip.Text(f.ID, 64), s.deps.Options.AckRate)))
 			return
 		}
 		// Recorded by the pod's ack writer in batches, never from here: a
@@ -84,6 +96,9 @@ func (s *Session) ackResult(id string, err error) {
 	case errors.Is(err, inbox.ErrNotFound):
 		s.deps.Metrics.Acks.WithLabelValues("not_found").Inc()
 		s.badFrame("not_found", "no message "+id+" for this user")
+	case errors.Is(err, acks.ErrRejected):
+		s.deps.Metrics.Acks.WithLabelValues("rejected").Inc()
+		s.badFrame("bad_ack", "message id "+clip.Text(id, 64)+" is not valid")
 	default:
 		s.deps.Metrics.Acks.WithLabelValues("error").Inc()
 		s.deps.Log.Warn("recording an ack failed", "session_id", s.p.ID, "user", s.p.User, "message_id", id, "err", err)
@@ -99,15 +114,28 @@ func (s *Session) badFrame(code, msg string) {
 	}
 }
 
-// validMessageID accepts what can name a Firestore document.
-func validMessageID(id string) bool {
-	if id == "" || len(id) > 256 || !utf8.ValidString(id) || id == "." || id == ".." {
+// bucket is a session's ack allowance, a token bucket; only the session's
+// reader touches it.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// take spends one token if there is one, refilling at rate per second up to
+// burst. A zero rate means unlimited.
+func (b *bucket) take(now time.Time, rate, burst float64) bool {
+	if rate <= 0 {
+		return true
+	}
+	if b.at.IsZero() {
+		b.tokens = burst
+	} else if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(burst, b.tokens+d.Seconds()*rate)
+	}
+	b.at = now
+	if b.tokens < 1 {
 		return false
 	}
-	for _, r := range id {
-		if r == '/' || r < 0x20 {
-			return false
-		}
-	}
+	b.tokens--
 	return true
 }

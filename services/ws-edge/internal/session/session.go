@@ -71,6 +71,11 @@ type Options struct {
 	// MaxBatchBytes bounds one WebSocket message of batched frames
 	// (batch=1 sessions; default 64 KiB).
 	MaxBatchBytes int
+	// AckRate and AckBurst bound a session's acks (per second, and at once):
+	// beyond them an ack is refused with an error frame "rate_limited", so
+	// one client cannot fill the pod's ack queue. Zero AckRate: unlimited.
+	AckRate  float64
+	AckBurst int
 }
 
 // WithDefaults fills in the zero fields.
@@ -98,6 +103,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxBatchBytes <= 0 {
 		o.MaxBatchBytes = 64 << 10
+	}
+	if o.AckBurst <= 0 {
+		o.AckBurst = max(1, int(o.AckRate))
 	}
 	return o
 }
@@ -195,6 +203,7 @@ type Session struct {
 	last int64 // position of the last message frame written
 
 	badFrames atomic.Int32
+	ackBucket bucket // the reader's only
 	pinging   atomic.Bool
 }
 

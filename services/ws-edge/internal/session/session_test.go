@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -161,10 +162,28 @@ func TestClosedSessionReleases(t *testing.T) {
 	<-s.Done()
 }
 
-func TestValidMessageID(t *testing.T) {
-	for id, ok := range map[string]bool{"m1": true, "01J9Z-abc_def": true, "": false, "a/b": false, ".": false, "..": false, "a\x00b": false, string(make([]byte, 300)): false} {
-		if validMessageID(id) != ok {
-			t.Errorf("validMessageID(%q) = %v", id, !ok)
-		}
+// A session's ack allowance: a burst at once, then the rate.
+func TestAckBucket(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	tests := []struct {
+		name        string
+		rate, burst float64
+		at          []time.Duration // one take at each offset from t0
+		want        []bool
+	}{
+		{"burst then refused", 2, 3, []time.Duration{0, 0, 0, 0}, []bool{true, true, true, false}},
+		{"refills at the rate", 2, 3, []time.Duration{0, 0, 0, 0, 500 * time.Millisecond, 500 * time.Millisecond}, []bool{true, true, true, false, true, false}},
+		{"never beyond the burst", 2, 2, []time.Duration{0, time.Hour, time.Hour, time.Hour}, []bool{true, true, true, false}},
+		{"zero rate is unlimited", 0, 1, []time.Duration{0, 0, 0}, []bool{true, true, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bucket
+			for i, d := range tt.at {
+				if got := b.take(t0.Add(d), tt.rate, tt.burst); got != tt.want[i] {
+					t.Fatalf("take %d at +%v = %v, want %v", i, d, got, tt.want[i])
+				}
+			}
+		})
 	}
 }
