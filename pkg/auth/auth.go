@@ -61,8 +61,12 @@ func NewHS256(secret []byte, o Options) (*Verifier, error) {
 // (rate limited). A failed first fetch is not an error here: the identity
 // provider may be briefly down at start, and the next token with an unknown
 // key id triggers a refetch; until then tokens are refused with 401.
-// Cancel ctx (or Close) to stop the refresher.
+// Cancel ctx (or Close) to stop the refresher. The issuer and the audience
+// are required: a provider's key set signs every tenant's tokens.
 func NewJWKS(ctx context.Context, url string, o Options) (*Verifier, error) {
+	if o.Issuer == "" || o.Audience == "" {
+		return nil, fmt.Errorf("jwks %s: the issuer and the audience are required", url)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	k, err := keyfunc.NewDefaultCtx(ctx, []string{url})
 	if err != nil {

@@ -23,7 +23,8 @@ type Config struct {
 func (c Config) DevTokens() bool { return c.HS256Secret != "" && c.JWKSURL == "" }
 
 // ConfigFromEnv reads AUTH_JWKS_URL, AUTH_HS256_SECRET, AUTH_ISSUER and
-// AUTH_AUDIENCE; with neither key source set it records an error naming both.
+// AUTH_AUDIENCE; with neither key source set it records an error naming
+// both, and with a JWKS URL it requires the issuer and the audience.
 func ConfigFromEnv(e *config.Env) Config {
 	c := Config{
 		JWKSURL:     e.String("AUTH_JWKS_URL", ""),
@@ -36,7 +37,28 @@ func ConfigFromEnv(e *config.Env) Config {
 	} else if c.JWKSURL == "" && len(c.HS256Secret) < 16 {
 		e.Check("AUTH_HS256_SECRET", errors.New("must be at least 16 bytes"))
 	}
+	if c.JWKSURL != "" {
+		e.Check("AUTH_ISSUER", c.checkIssuer())
+		e.Check("AUTH_AUDIENCE", c.checkAudience())
+	}
 	return c
+}
+
+// A JWKS (Firebase's, Google's) serves the keys of every tenant of the
+// identity provider: without the issuer and the audience, a token anyone
+// mints in their own project for sub=victim would pass.
+func (c Config) checkIssuer() error {
+	if c.Issuer == "" {
+		return errors.New("required with AUTH_JWKS_URL (e.g. https://securetoken.google.com/<project>): the key set also signs other projects' tokens")
+	}
+	return nil
+}
+
+func (c Config) checkAudience() error {
+	if c.Audience == "" {
+		return errors.New("required with AUTH_JWKS_URL (e.g. the Firebase project id): the key set also signs other projects' tokens")
+	}
+	return nil
 }
 
 // NewFromConfig builds the verifier of c. A JWKS URL wins over a secret.
@@ -45,6 +67,9 @@ func NewFromConfig(ctx context.Context, c Config) (*Verifier, error) {
 	o := Options{Issuer: c.Issuer, Audience: c.Audience}
 	switch {
 	case c.JWKSURL != "":
+		if err := errors.Join(c.checkIssuer(), c.checkAudience()); err != nil {
+			return nil, fmt.Errorf("auth verifier: AUTH_ISSUER and AUTH_AUDIENCE: %w", err)
+		}
 		v, err := NewJWKS(ctx, c.JWKSURL, o)
 		if err != nil {
 			return nil, fmt.Errorf("auth verifier: %w", err)
