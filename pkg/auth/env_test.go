@@ -19,8 +19,10 @@ func TestConfigFromEnv(t *testing.T) {
 		dev     bool
 	}{
 		{"neither", map[string]string{}, "AUTH_JWKS_URL", false},
-		{"short secret", map[string]string{"AUTH_HS256_SECRET": "short"}, "AUTH_HS256_SECRET", true},
-		{"dev", map[string]string{"AUTH_HS256_SECRET": "0123456789abcdef"}, "", true},
+		{"short secret", map[string]string{"AUTH_HS256_SECRET": "short", "DEV_TOKENS": "true"}, "AUTH_HS256_SECRET", true},
+		{"secret without DEV_TOKENS", map[string]string{"AUTH_HS256_SECRET": "0123456789abcdef"}, "", false},
+		{"dev", map[string]string{"AUTH_HS256_SECRET": "0123456789abcdef", "DEV_TOKENS": "true"}, "", true},
+		{"dev tokens with jwks", map[string]string{"AUTH_JWKS_URL": "https://idp/jwks", "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a", "DEV_TOKENS": "true"}, "DEV_TOKENS", false},
 		{"jwks wins", map[string]string{"AUTH_HS256_SECRET": "0123456789abcdef", "AUTH_JWKS_URL": "https://idp/jwks", "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}, "", false},
 		{"jwks without issuer", map[string]string{"AUTH_JWKS_URL": "https://idp/jwks", "AUTH_AUDIENCE": "a"}, "AUTH_ISSUER", false},
 		{"jwks without audience", map[string]string{"AUTH_JWKS_URL": "https://idp/jwks", "AUTH_ISSUER": "i"}, "AUTH_AUDIENCE", false},

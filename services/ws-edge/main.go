@@ -85,7 +85,8 @@ func readSettings(env *config.Env) settings {
 		TargetedRouting:   env.Bool("EDGE_TARGETED_ROUTING", false),
 		HeartbeatInterval: env.Duration("EDGE_HEARTBEAT_INTERVAL", time.Minute, time.Second),
 	}
-	// Development tokens only when nothing else can verify tokens.
+	// Development tokens only when asked for (DEV_TOKENS=true) and nothing
+	// else can verify tokens.
 	if s.auth.DevTokens() {
 		s.edge.DevSecret = []byte(s.auth.HS256Secret)
 	}

@@ -64,7 +64,8 @@ type Config struct {
 	TargetedRouting   bool
 	HeartbeatInterval time.Duration
 	// DevSecret, when set, enables POST /dev/token (HS256 development
-	// tokens for the demo client). Leave it nil in production.
+	// tokens for the demo client); main sets it only with DEV_TOKENS=true.
+	// Leave it nil in production.
 	DevSecret []byte
 	// CloseConcurrency bounds concurrent close handshakes at shutdown.
 	CloseConcurrency int

@@ -35,7 +35,7 @@ func (e *Edge) routes() http.Handler {
 		mux.HandleFunc("POST /dev/token", e.devToken)
 	} else {
 		mux.HandleFunc("POST /dev/token", func(w http.ResponseWriter, _ *http.Request) {
-			writeError(w, http.StatusNotFound, "not_found", "development tokens are disabled (AUTH_HS256_SECRET unset or AUTH_JWKS_URL set)")
+			writeError(w, http.StatusNotFound, "not_found", "development tokens are disabled (they need DEV_TOKENS=true with AUTH_HS256_SECRET and no AUTH_JWKS_URL; development only)")
 		})
 	}
 	mux.HandleFunc("GET /config.json", e.clientConfig)
@@ -232,8 +232,8 @@ type devTokenResponse struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// devToken mints a development token; it exists only with the HS256 dev
-// secret and no JWKS URL.
+// devToken mints a development token; it exists only with DEV_TOKENS=true,
+// the HS256 dev secret and no JWKS URL.
 func (e *Edge) devToken(w http.ResponseWriter, r *http.Request) {
 	var req devTokenRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1024)).Decode(&req); err != nil {
