@@ -37,9 +37,11 @@ trap 'exit 0' INT TERM
 scripts/emulators.sh start "$RUN/emulators"
 eval "$(scripts/emulators.sh env)"
 
-# Development settings: an HS256 secret enables the dev token endpoint of the
-# demo client. Never use it in production (values-prod.yaml uses AUTH_JWKS_URL).
+# Development settings: an HS256 secret, and DEV_TOKENS=true for the dev
+# token endpoint of the demo client. Never use either in production
+# (values-prod.yaml uses AUTH_JWKS_URL with AUTH_ISSUER and AUTH_AUDIENCE).
 export AUTH_HS256_SECRET="${AUTH_HS256_SECRET:-courier-dev-secret-not-for-production}"
+export DEV_TOKENS=true
 export LOG_LEVEL="${LOG_LEVEL:-info}"
 GW_PORT=8080; GRPC_PORT=9090; WORKER_PORT=8083; EDGE_A_PORT=8081; EDGE_B_PORT=8082
 ORIGINS="http://localhost:$EDGE_A_PORT,http://localhost:$EDGE_B_PORT,http://127.0.0.1:$EDGE_A_PORT,http://127.0.0.1:$EDGE_B_PORT"

@@ -26,6 +26,7 @@ for m in $(scripts/modules.sh); do
   echo "== go test $m"
   (cd "$m" && go test $RACE -count=1 -timeout 20m ${GOTESTFLAGS:-} ./...) || status=1
 done
+scripts/fuzz.sh || status=1 # every fuzz target for FUZZTIME (8s) each; a crash fails
 # The benchmark in its quick mode, as a smoke test: it fails only when a
 # phase errors or a message is unaccounted for, never on timing. It starts
 # emulators of its own.

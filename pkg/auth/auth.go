@@ -61,8 +61,12 @@ func NewHS256(secret []byte, o Options) (*Verifier, error) {
 // (rate limited). A failed first fetch is not an error here: the identity
 // provider may be briefly down at start, and the next token with an unknown
 // key id triggers a refetch; until then tokens are refused with 401.
-// Cancel ctx (or Close) to stop the refresher.
+// Cancel ctx (or Close) to stop the refresher. The issuer and the audience
+// are required: a provider's key set signs every tenant's tokens.
 func NewJWKS(ctx context.Context, url string, o Options) (*Verifier, error) {
+	if o.Issuer == "" || o.Audience == "" {
+		return nil, fmt.Errorf("jwks %s: the issuer and the audience are required", url)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	k, err := keyfunc.NewDefaultCtx(ctx, []string{url})
 	if err != nil {
@@ -70,7 +74,16 @@ func NewJWKS(ctx context.Context, url string, o Options) (*Verifier, error) {
 		return nil, fmt.Errorf("jwks %s: %w", url, err)
 	}
 	algs := []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"}
-	return newVerifier(k.Keyfunc, algs, o, cancel), nil
+	// A token must name its key: identity providers always do, and
+	// without a key id a token would be tried against whichever key the
+	// library picks rather than the one its issuer meant.
+	kf := func(t *jwt.Token) (any, error) {
+		if kid, _ := t.Header["kid"].(string); kid == "" {
+			return nil, errors.New("token has no key id (kid)")
+		}
+		return k.Keyfunc(t)
+	}
+	return newVerifier(kf, algs, o, cancel), nil
 }
 
 func newVerifier(kf jwt.Keyfunc, algs []string, o Options, closeFn func()) *Verifier {

@@ -104,13 +104,13 @@ func TestJWKSRefreshesOnUnknownKey(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	v, err := NewJWKS(context.Background(), srv.URL, Options{})
+	v, err := NewJWKS(context.Background(), srv.URL, Options{Issuer: "iss", Audience: "aud"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
 	sign := func(k *rsa.PrivateKey, id string) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"sub": "carol", "exp": time.Now().Add(time.Hour).Unix()})
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"sub": "carol", "iss": "iss", "aud": "aud", "exp": time.Now().Add(time.Hour).Unix()})
 		tok.Header["kid"] = id
 		s, err := tok.SignedString(k)
 		if err != nil {

@@ -28,7 +28,9 @@ func DecodeCursor(c string) (int64, error) {
 	if len(c) > 64 {
 		return 0, fmt.Errorf("%w: too long", ErrBadCursor)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(c)
+	// Strict: a cursor has one spelling (lenient decoding accepted any
+	// trailing bits, so "YzEuN0" read as the canonical "YzEuNw").
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(c)
 	if err != nil {
 		return 0, fmt.Errorf("%w: not base64url", ErrBadCursor)
 	}

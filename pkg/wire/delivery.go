@@ -44,10 +44,15 @@ func EncodeDelivery(d *courierv1.Delivery) (*pubsub.Message, error) {
 		AttrContentType: ContentTypeProtobuf,
 	}
 	users := make([]string, len(d.GetRecipients()))
+	listable := true
 	for i, r := range d.GetRecipients() {
 		users[i] = r.GetUserId()
+		// A list an edge would split wrongly (an id that is empty or holds
+		// a comma, which valid user ids never are) is left out: the edge
+		// then decodes rather than dropping a delivery it must write.
+		listable = listable && users[i] != "" && !strings.Contains(users[i], ",")
 	}
-	if rc := strings.Join(users, ","); len(rc) <= MaxAttrValue {
+	if rc := strings.Join(users, ","); listable && len(rc) <= MaxAttrValue {
 		attrs[AttrRecipients] = rc
 	}
 	return &pubsub.Message{Data: data, Attributes: attrs}, nil

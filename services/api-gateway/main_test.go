@@ -45,6 +45,7 @@ func TestLoadSettings(t *testing.T) {
 		"malformed":      {map[string]string{"AUTH_HS256_SECRET": "0123456789abcdef", "MAX_RECIPIENTS": "many", "REQUEST_TIMEOUT": "soon"}, []string{"MAX_RECIPIENTS", "REQUEST_TIMEOUT"}},
 		"body below cap": {map[string]string{"AUTH_HS256_SECRET": "0123456789abcdef", "MAX_BODY_BYTES": "2048", "MAX_PAYLOAD_BYTES": "4096"}, []string{"MAX_BODY_BYTES"}},
 		"all at once":    {map[string]string{"RATE_LIMIT_BURST": "0"}, []string{"AUTH_JWKS_URL", "RATE_LIMIT_BURST"}},
+		"jwks alone":     {map[string]string{"AUTH_JWKS_URL": "https://idp.test/jwks"}, []string{"AUTH_ISSUER", "AUTH_AUDIENCE"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadSettings(config.FromMap(tc.env))

@@ -91,11 +91,16 @@ func readSettings(env *config.Env) settings {
 		GatewayURL:        env.String("GATEWAY_URL", "http://localhost:8080"),
 		TargetedRouting:   env.Bool("EDGE_TARGETED_ROUTING", false),
 		HeartbeatInterval: env.Duration("EDGE_HEARTBEAT_INTERVAL", time.Minute, time.Second),
+		// A connection opened without a credential sends its token in its
+		// first frame within this time (package wsauth).
+		AuthTimeout:        env.Duration("WS_AUTH_TIMEOUT", 5*time.Second, 10*time.Millisecond),
+		MaxUnauthenticated: env.Int("WS_MAX_UNAUTHENTICATED", 1000, 1, 1_000_000),
 	}
 	if s.edge.ReadBudgetBytes < s.edge.PageBytes {
 		env.Check("WS_READ_BUDGET_BYTES", fmt.Errorf("must be at least WS_PAGE_BYTES (%d)", s.edge.PageBytes))
 	}
-	// Development tokens only when nothing else can verify tokens.
+	// Development tokens only when asked for (DEV_TOKENS=true) and nothing
+	// else can verify tokens.
 	if s.auth.DevTokens() {
 		s.edge.DevSecret = []byte(s.auth.HS256Secret)
 	}

@@ -1,16 +1,22 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/services/ws-edge/internal/edge"
 )
 
 func TestReadSettings(t *testing.T) {
 	env := config.FromMap(map[string]string{
-		"AUTH_HS256_SECRET": "dev-secret-0123456789", "POD_NAME": "WS-Edge_0", "WS_SEND_QUEUE": "8",
+		"AUTH_HS256_SECRET": "dev-secret-0123456789", "DEV_TOKENS": "true", "POD_NAME": "WS-Edge_0", "WS_SEND_QUEUE": "8",
 		"WS_ALLOWED_ORIGINS": "a.example, https://*.b.example", "EDGE_TARGETED_ROUTING": "true",
 	})
 	s := readSettings(env)
@@ -30,6 +36,11 @@ func TestReadSettings(t *testing.T) {
 	if s := readSettings(env); s.edge.DevSecret != nil {
 		t.Error("dev tokens enabled alongside a JWKS URL")
 	}
+	// A JWKS URL without the issuer and the audience refuses to start.
+	readSettings(env)
+	if err := env.Err(); err == nil || !strings.Contains(err.Error(), "AUTH_ISSUER") || !strings.Contains(err.Error(), "AUTH_AUDIENCE") {
+		t.Errorf("JWKS without issuer and audience: %v", err)
+	}
 
 	env = config.FromMap(map[string]string{"POD_NAME": "---", "WS_SEND_QUEUE": "0"})
 	readSettings(env)
@@ -38,5 +49,62 @@ func TestReadSettings(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}
+	}
+}
+
+type nopHeartbeats struct{}
+
+func (nopHeartbeats) Beat(context.Context, string, string, time.Time) error { return nil }
+func (nopHeartbeats) Remove(context.Context, string) error                  { return nil }
+
+// TestDevTokensOnlyWhenAsked: an HS256 secret alone no longer opens POST
+// /dev/token to anyone; DEV_TOKENS=true does.
+func TestDevTokensOnlyWhenAsked(t *testing.T) {
+	const secret = "dev-secret-0123456789"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"secret alone", map[string]string{"AUTH_HS256_SECRET": secret}, http.StatusNotFound},
+		{"DEV_TOKENS=false", map[string]string{"AUTH_HS256_SECRET": secret, "DEV_TOKENS": "false"}, http.StatusNotFound},
+		{"DEV_TOKENS=true", map[string]string{"AUTH_HS256_SECRET": secret, "DEV_TOKENS": "true"}, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.env["POD_NAME"] = "p"
+			env := config.FromMap(tc.env)
+			s := readSettings(env)
+			if err := env.Err(); err != nil {
+				t.Fatal(err)
+			}
+			v, err := auth.NewFromConfig(context.Background(), s.auth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := edge.New(s.edge, edge.Deps{Verifier: v, Heartbeats: nopHeartbeats{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			e.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/dev/token", strings.NewReader(`{"user":"alice"}`)))
+			if rec.Code != tc.want {
+				t.Fatalf("POST /dev/token: %d %s, want %d", rec.Code, rec.Body, tc.want)
+			}
+			if tc.want != http.StatusOK {
+				return
+			}
+			var body struct{ Token string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			if p, err := v.Verify(body.Token); err != nil || p.UserID != "alice" {
+				t.Fatalf("minted token: %v %v", p, err)
+			}
+		})
+	}
+	env := config.FromMap(map[string]string{"AUTH_JWKS_URL": "https://idp/jwks", "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a", "DEV_TOKENS": "true", "POD_NAME": "p"})
+	readSettings(env)
+	if err := env.Err(); err == nil || !strings.Contains(err.Error(), "DEV_TOKENS") {
+		t.Errorf("DEV_TOKENS with a JWKS URL: %v", err)
 	}
 }

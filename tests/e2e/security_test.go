@@ -50,6 +50,9 @@ func TestSecurity(t *testing.T) {
 				t.Fatalf("dial: err=%v status=%d", err, st)
 			}
 		})
+		t.Run("ws first frame "+name, func(t *testing.T) {
+			wantFirstFrameRefused(t, ctx, c.Edges[0].Addr, tok)
+		})
 	}
 
 	// bob's message to carol: alice can read neither the message nor bob's inbox.
@@ -118,5 +121,24 @@ func TestSecurity(t *testing.T) {
 	}
 	if got := s.CloseStatus(); got != websocket.StatusMessageTooBig {
 		t.Fatalf("close status %d, want 1009 (%v)", got, s.Err())
+	}
+}
+
+// wantFirstFrameRefused opens a session without a credential, sends tok in
+// the auth frame, and wants the edge to close with 1008.
+func wantFirstFrameRefused(t *testing.T, ctx context.Context, edgeAddr, tok string) {
+	t.Helper()
+	conn, _, err := websocket.Dial(ctx, "ws://"+edgeAddr+"/v1/ws", nil)
+	if err != nil {
+		t.Fatalf("dial without a credential: %v", err)
+	}
+	defer conn.CloseNow()
+	frame, _ := json.Marshal(map[string]string{"type": "auth", "token": tok})
+	if err := conn.Write(ctx, websocket.MessageText, frame); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := conn.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Fatalf("auth frame with a bad token: frame %q err %v, want close 1008", b, err)
 	}
 }

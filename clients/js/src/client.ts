@@ -99,6 +99,14 @@ export interface CourierOptions {
   gatewayUrl?: string;
   /** A JWT, or a function returning one (called again when it is due, expired or refused). */
   token: TokenSource;
+  /**
+   * How the WebSocket presents the token. "frame" (the default) sends it in
+   * the session's first frame, `{"type":"auth","token"}`, so it never
+   * appears in a URL (access logs keep URLs). "query" puts it in the
+   * `token` query parameter: the documented fallback for servers that
+   * predate first-frame auth.
+   */
+  wsAuth?: "frame" | "query";
   /** The WebSocket implementation: the global one when absent (pass `ws` in Node 20). */
   WebSocket?: WebSocketConstructor;
   /** The fetch implementation: the global one when absent. */
@@ -343,6 +351,15 @@ export class Courier {
     ws.onopen = () => {
       if (this.ws !== ws) return;
       this.lastFrameAt = this.clock.now();
+      if (this.o.wsAuth !== "query") {
+        // First frame: the server answers with the hello, or closes with
+        // 1008 "invalid token" (refresh) or "auth timeout" (retry).
+        try {
+          ws.send(JSON.stringify({ type: "auth", token }));
+        } catch {
+          return; // closing: onclose follows
+        }
+      }
       this.startPing(ws);
     };
     ws.onmessage = (ev: { data?: unknown }) => {
@@ -365,7 +382,8 @@ export class Courier {
   private url(token: string): string {
     let base = this.o.edgeUrl!.replace(/^http(s?):\/\//i, "ws$1://").replace(/\/+$/, "");
     if (!/\/v1\/ws$/.test(base)) base += "/v1/ws";
-    const q = new URLSearchParams({ token });
+    const q = new URLSearchParams();
+    if (this.o.wsAuth === "query") q.set("token", token);
     if (this._cursor) q.set("cursor", this._cursor);
     q.set("batch", "1");
     return base + "?" + q.toString();

@@ -53,6 +53,10 @@ export function classifyClose(code: number, reason: string, opened: boolean, htt
           return { meaning: "the client read too slowly (send queue overflow): resuming from the cursor", action: "reconnect" };
         case "token expired":
           return { meaning: "the token expired", action: "refresh_token" };
+        case "invalid token": // first-frame auth: the server refused the token
+          return { meaning: "the server refused the token", action: "refresh_token" };
+        case "auth timeout": // first-frame auth: the auth frame came too late (a slow network)
+          return { meaning: "the auth frame did not reach the server in time", action: "reconnect" };
         case "too many bad frames":
           return { meaning: "the server refused this client's frames (too many bad frames)", action: "stop", errorCode: "policy_violation" };
         default:

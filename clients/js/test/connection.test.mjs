@@ -28,7 +28,7 @@ function setup(opts = {}) {
   return { c, clock, net, rec };
 }
 
-test("connects with batch=1 and the token, splits batched frames, delivers in order and acks", async () => {
+test("connects with batch=1 and the token in the first frame, splits batched frames, delivers in order and acks", async () => {
   const { c, net, rec } = setup();
   c.connect();
   await flush();
@@ -37,9 +37,12 @@ test("connects with batch=1 and the token, splits batched frames, delivers in or
   assert.equal(ws.url.origin + ws.url.pathname, "wss://edge.example/v1/ws");
   assert.equal(ws.url.searchParams.get("batch"), "1");
   assert.equal(ws.url.searchParams.get("cursor"), null, "no cursor yet: live-only start");
-  assert.ok(ws.url.searchParams.get("token").startsWith("ey"));
+  assert.equal(ws.url.searchParams.get("token"), null, "no token in the URL: access logs keep URLs");
 
   ws.open();
+  assert.equal(ws.sent.length, 1);
+  assert.equal(ws.sent[0].type, "auth", "the first frame is the auth frame");
+  assert.ok(ws.sent[0].token.startsWith("ey"));
   ws.frames(
     { type: "hello", session_id: "s1", pod: "edge-a", user: "bob", resumed: false },
     { type: "synced", cursor: "c0" },
@@ -220,8 +223,9 @@ test("1008 token expired: the token function is called again and the session res
   assert.equal(n, 2, "a new token was fetched");
   const ws = net.last();
   assert.equal(ws.url.searchParams.get("cursor"), "c1");
-  assert.match(ws.url.searchParams.get("token"), /^ey/);
-  assert.notEqual(ws.url.searchParams.get("token"), net.sockets[0].url.searchParams.get("token"));
+  ws.open();
+  assert.match(ws.token(), /^ey/);
+  assert.notEqual(ws.token(), net.sockets[0].token());
 });
 
 test("a fixed token that expired is reported, not retried", async () => {
@@ -262,7 +266,8 @@ test("a token close to its expiry is replaced before connecting", async () => {
   net.last().serverClose(1006);
   await clock.advance(1000);
   assert.equal(issued.length, 2);
-  assert.equal(net.last().url.searchParams.get("token"), issued[1]);
+  net.last().open();
+  assert.equal(net.last().token(), issued[1]);
 });
 
 test("connects refused before the hello: a new token after 3 in a row (browsers cannot tell a 401)", async () => {
@@ -457,4 +462,43 @@ test("connect needs an edge URL and a WebSocket implementation", () => {
     globalThis.WebSocket = saved;
   }
   assert.throws(() => new Courier({}), { code: "invalid_argument" });
+});
+
+test("wsAuth query: the documented fallback puts the token in the URL and sends no auth frame", async () => {
+  const { c, net } = setup({ wsAuth: "query" });
+  c.connect();
+  await flush();
+  const ws = net.last();
+  assert.ok(ws.url.searchParams.get("token").startsWith("ey"));
+  ws.hello();
+  assert.deepEqual(ws.sent, []);
+});
+
+test("first-frame auth refused: 1008 invalid token fetches a new token and retries; auth timeout retries with the same", async () => {
+  let n = 0;
+  const token = async () => jwt({ sub: "bob", exp: EXP_FAR, n: ++n });
+  const { c, clock, net, rec } = setup({ token });
+  c.connect();
+  await flush();
+  net.last().open();
+  const first = net.last().token();
+  net.last().serverClose(1008, "invalid token");
+  assert.equal(rec.closes.at(-1).action, "refresh_token");
+  await clock.advance(rec.states.at(-1).delayMs);
+  assert.equal(n, 2, "a new token was fetched");
+  net.last().open();
+  assert.notEqual(net.last().token(), first);
+
+  net.last().serverClose(1008, "auth timeout");
+  assert.equal(rec.closes.at(-1).action, "reconnect");
+  assert.ok(rec.states.at(-1).delayMs > 0);
+  assert.equal(c.state, "reconnecting");
+
+  const fixed = setup();
+  fixed.c.connect();
+  await flush();
+  fixed.net.last().open();
+  fixed.net.last().serverClose(1008, "invalid token");
+  assert.equal(fixed.c.state, "closed", "a fixed token that is refused is reported, not retried");
+  assert.equal(fixed.rec.errors.at(-1).code, "token_expired");
 });

@@ -108,6 +108,10 @@ export function fakeSockets() {
     acks() {
       return this.sent.filter((f) => f.type === "ack").map((f) => f.id);
     }
+    /** The token the client presented: its first frame's, or the URL's (wsAuth "query"). */
+    token() {
+      return this.sent[0]?.type === "auth" ? this.sent[0].token : this.url.searchParams.get("token");
+    }
   }
   return { WebSocket: FakeSocket, sockets, last: () => sockets[sockets.length - 1] };
 }

@@ -61,6 +61,7 @@ func (e *Env) NewCluster(t testing.TB, opts Options) *Cluster {
 		"PUBSUB_EMULATOR_HOST=" + e.Emu.PubSubHost,
 		"FIRESTORE_EMULATOR_HOST=" + e.Emu.FirestoreHost,
 		"AUTH_HS256_SECRET=" + string(Secret),
+		"DEV_TOKENS=true", // the demo client (TestChromiumDemo) logs in with POST /dev/token
 		"LOG_LEVEL=info",
 		"SHUTDOWN_TIMEOUT=15s",
 		"INGRESS_MIN_BACKOFF=200ms",

@@ -32,6 +32,8 @@ func TestConfigFromEnv(t *testing.T) {
 		{"short secret", map[string]string{"AUTH_HS256_SECRET": "short"}, []string{"AUTH_HS256_SECRET"}},
 		{"secret", map[string]string{"AUTH_HS256_SECRET": "0123456789abcdef"}, nil},
 		{"jwks", map[string]string{"AUTH_JWKS_URL": "https://idp.test/jwks.json", "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}, nil},
+		{"jwks without issuer", map[string]string{"AUTH_JWKS_URL": "https://idp.test/jwks.json", "AUTH_AUDIENCE": "a"}, []string{"AUTH_ISSUER"}},
+		{"jwks without audience", map[string]string{"AUTH_JWKS_URL": "https://idp.test/jwks.json", "AUTH_ISSUER": "i"}, []string{"AUTH_AUDIENCE"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := config.FromMap(tc.env)
@@ -72,12 +74,12 @@ func TestNewVerifierPrefersJWKS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const secret = "0123456789abcdef"
-	v, err := NewVerifier(ctx, Config{JWKSURL: idp.URL, HS256Secret: secret, Issuer: "iss"})
+	v, err := NewVerifier(ctx, Config{JWKSURL: idp.URL, HS256Secret: secret, Issuer: "iss", Audience: "aud"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	claims := jwt.RegisteredClaims{Subject: "alice", Issuer: "iss", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Minute))}
+	claims := jwt.RegisteredClaims{Subject: "alice", Issuer: "iss", Audience: jwt.ClaimStrings{"aud"}, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Minute))}
 	rs := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	rs.Header["kid"] = "k1"
 	rsTok, _ := rs.SignedString(key)

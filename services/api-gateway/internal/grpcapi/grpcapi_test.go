@@ -32,6 +32,7 @@ import (
 	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
+	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/ingress"
@@ -45,9 +46,10 @@ var spans = testenv.RecordSpans()
 var secret = []byte("grpc-test-secret-0123456789")
 
 type options struct {
-	pub   messages.Publisher
-	store messages.Store
-	rate  ratelimit.Options
+	pub      messages.Publisher
+	store    messages.Store
+	rate     ratelimit.Options
+	verifier authn.Verifier // HS256 with secret when nil
 }
 
 // serve starts the gRPC server on a real loopback listener and returns a
@@ -55,9 +57,13 @@ type options struct {
 func serve(t *testing.T, o options) courierv1.MessagesClient {
 	t.Helper()
 	o.pub, o.store, o.rate = gatewaytest.Defaults(o.pub, o.store, o.rate)
-	v, err := auth.NewHS256(secret, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
+	var v authn.Verifier = o.verifier
+	if v == nil {
+		hs, err := auth.NewHS256(secret, auth.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v = hs
 	}
 	srv, _ := grpcapi.NewServer(grpcapi.Config{
 		Service: messages.New(o.pub, o.store, messages.Limits{MaxPayloadBytes: 1000}), Verifier: v,

@@ -18,6 +18,7 @@ import (
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/pkg/testenv"
 
+	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
@@ -65,6 +66,7 @@ type options struct {
 	cors        []string
 	ready       map[string]health.Check
 	noIssuerAud bool
+	verifier    authn.Verifier // HS256 with secret when nil
 }
 
 type testServer struct {
@@ -80,9 +82,13 @@ func newServer(t testing.TB, o options) *testServer {
 	if o.noIssuerAud {
 		ao = auth.Options{}
 	}
-	v, err := auth.NewHS256(secret, ao)
-	if err != nil {
-		t.Fatal(err)
+	var v authn.Verifier = o.verifier
+	if v == nil {
+		hs, err := auth.NewHS256(secret, ao)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v = hs
 	}
 	lim := ratelimit.New(o.rate)
 	reg := prometheus.NewRegistry()

@@ -68,10 +68,16 @@ type Config struct {
 	TargetedRouting   bool
 	HeartbeatInterval time.Duration
 	// DevSecret, when set, enables POST /dev/token (HS256 development
-	// tokens for the demo client). Leave it nil in production.
+	// tokens for the demo client); main sets it only with DEV_TOKENS=true.
+	// Leave it nil in production.
 	DevSecret []byte
 	// CloseConcurrency bounds concurrent close handshakes at shutdown.
 	CloseConcurrency int
+	// AuthTimeout is how long a connection opened without a credential may
+	// take to send its auth frame (default 5s); MaxUnauthenticated bounds
+	// how many wait for theirs at once (default 1000).
+	AuthTimeout        time.Duration
+	MaxUnauthenticated int
 }
 
 // Verifier checks bearer tokens.
@@ -113,6 +119,9 @@ type Edge struct {
 	sessions   *session.Deps
 	userRoutes *routes.Tracker // nil without targeted routing
 	draining   atomic.Bool
+	// unauthenticated holds a token per connection waiting for its auth
+	// frame.
+	unauthenticated chan struct{}
 
 	stopRecv context.CancelFunc
 	stopCtx  context.Context
@@ -137,6 +146,12 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if cfg.CloseConcurrency <= 0 {
 		cfg.CloseConcurrency = 64
 	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = 5 * time.Second
+	}
+	if cfg.MaxUnauthenticated <= 0 {
+		cfg.MaxUnauthenticated = 1000
+	}
 	m, err := metrics.New(deps.Registry)
 	if err != nil {
 		return nil, err
@@ -146,7 +161,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		Concurrency: cfg.ReadConcurrency, PageBytes: cfg.PageBytes, BudgetBytes: cfg.ReadBudgetBytes, UserPages: cfg.UserReadPages,
 	}, m)
 	opts := cfg.Session.WithDefaults()
-	e := &Edge{cfg: cfg, deps: deps, log: log, m: m,
+	e := &Edge{cfg: cfg, deps: deps, log: log, m: m, unauthenticated: make(chan struct{}, cfg.MaxUnauthenticated),
 		hub: hub.New[*session.Session](hub.Config{
 			MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser,
 			ReorderWait: cfg.ReorderWait, ReorderWaitMax: cfg.ReorderWaitMax, MaxHeld: cfg.MaxHeld,

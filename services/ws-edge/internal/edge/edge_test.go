@@ -570,7 +570,7 @@ func TestRefusals(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"no token", "", dialOpts{}, http.StatusUnauthorized, "unauthorized"},
+		{"empty bearer", "", dialOpts{header: http.Header{"Authorization": {"Bearer "}}}, http.StatusUnauthorized, "unauthorized"},
 		{"bad token", "", dialOpts{header: http.Header{"Authorization": {"Bearer not.a.jwt"}}}, http.StatusUnauthorized, "unauthorized"},
 		{"bad origin", "bob", dialOpts{header: http.Header{"Origin": {"https://evil.example"}}}, http.StatusForbidden, "forbidden"},
 		{"bad origin scheme", "bob", dialOpts{header: http.Header{"Origin": {"http://x.courier.test"}}}, http.StatusForbidden, "forbidden"},

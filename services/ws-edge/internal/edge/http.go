@@ -23,6 +23,7 @@ import (
 	"github.com/courierhq/courier/services/ws-edge/internal/hub"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
 	"github.com/courierhq/courier/services/ws-edge/internal/webclient"
+	"github.com/courierhq/courier/services/ws-edge/internal/wsauth"
 )
 
 // devTokenTTL is the validity of a development token.
@@ -35,7 +36,7 @@ func (e *Edge) routes() http.Handler {
 		mux.HandleFunc("POST /dev/token", e.devToken)
 	} else {
 		mux.HandleFunc("POST /dev/token", func(w http.ResponseWriter, _ *http.Request) {
-			writeError(w, http.StatusNotFound, "not_found", "development tokens are disabled (AUTH_HS256_SECRET unset or AUTH_JWKS_URL set)")
+			writeError(w, http.StatusNotFound, "not_found", "development tokens are disabled (they need DEV_TOKENS=true with AUTH_HS256_SECRET and no AUTH_JWKS_URL; development only)")
 		})
 	}
 	mux.HandleFunc("GET /config.json", e.clientConfig)
@@ -47,38 +48,59 @@ func (e *Edge) routes() http.Handler {
 	return mux
 }
 
+// clearDeadlines clears the read and write deadlines the HTTP server set
+// for this request (its ReadTimeout and WriteTimeout are for plain
+// requests): a hijacked connection keeps them and would die mid-session.
+// The session bounds its own reads and writes (WS_AUTH_TIMEOUT,
+// WS_WRITE_TIMEOUT, pings). It returns the writer to upgrade with.
+func clearDeadlines(w http.ResponseWriter) http.ResponseWriter {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	return smallBuffers{w}
+}
+
 // presenceTimeout bounds one presence record write (targeted routing).
 const presenceTimeout = 5 * time.Second
 
-// serveWS authenticates, checks the origin and the limits, all before the
-// upgrade so that refusals are plain HTTP answers a client can act on, then
-// runs the session until it closes.
+// serveWS authenticates, checks the origin and the limits, then runs the
+// session until it closes. A credential in the request (the Authorization
+// header, or the token query parameter, the documented fallback) is checked
+// before the upgrade, so refusals are plain HTTP answers. Without one the
+// client authenticates in its first frame (package wsauth): the upgrade is
+// cheap and bounded (WS_MAX_UNAUTHENTICATED at once, WS_AUTH_TIMEOUT each,
+// nothing registered and nothing read from the store until the token is
+// good), and refusals are closes with 1008 and a reason.
 func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 	if e.draining.Load() {
 		e.reject(w, http.StatusServiceUnavailable, "draining", "this pod is shutting down; reconnect")
 		return
 	}
-	tok := r.URL.Query().Get("token")
+	q := r.URL.Query()
+	tok, hasCredential := q.Get("token"), q.Has("token")
 	var err error
 	if h := r.Header.Get("Authorization"); h != "" {
+		hasCredential = true
 		tok, err = auth.BearerToken(h)
 	}
 	var p auth.Principal
-	if err == nil {
-		p, err = e.deps.Verifier.Verify(tok)
-	}
-	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="courier"`)
-		e.m.Rejected.WithLabelValues("unauthorized").Inc()
-		writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required (Authorization header or token query parameter)")
-		return
+	if hasCredential {
+		if err == nil {
+			p, err = e.deps.Verifier.Verify(tok)
+		}
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="courier"`)
+			e.m.Rejected.WithLabelValues("unauthorized").Inc()
+			writeError(w, http.StatusUnauthorized, "unauthorized", `a valid token is required (Authorization header, an {"type":"auth"} first frame, or the token query parameter)`)
+			return
+		}
 	}
 	if err := checkOrigin(r, e.cfg.AllowedOrigins); err != nil {
 		e.reject(w, http.StatusForbidden, "origin", err.Error())
 		return
 	}
-	params := session.Params{User: p.UserID, Pod: e.cfg.Pod, Expires: p.ExpiresAt, Batch: r.URL.Query().Get("batch") == "1"}
-	if c := r.URL.Query().Get("cursor"); c != "" {
+	params := session.Params{Pod: e.cfg.Pod, Batch: q.Get("batch") == "1"}
+	if c := q.Get("cursor"); c != "" {
 		after, err := inbox.DecodeCursor(c)
 		if err != nil {
 			e.reject(w, http.StatusBadRequest, "bad_cursor", "cursor: "+err.Error())
@@ -86,52 +108,23 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		params.Resume, params.After = true, after
 	}
+	if !hasCredential {
+		e.serveFirstFrameAuth(w, r, params)
+		return
+	}
+	params.User, params.Expires = p.UserID, p.ExpiresAt
 	s := session.New(params, e.sessions)
 	// Registered before the upgrade (and before any replay read) so that no
 	// delivery published from now on can miss this session.
-	if err := e.hub.Add(s); err != nil {
-		switch {
-		case errors.Is(err, hub.ErrUserLimit):
-			e.reject(w, http.StatusTooManyRequests, "user_limit", "too many sessions for this user")
-		case errors.Is(err, hub.ErrPodLimit):
-			w.Header().Set("Retry-After", "5")
-			e.reject(w, http.StatusServiceUnavailable, "pod_limit", "this pod is full; retry")
-		default:
-			e.reject(w, http.StatusServiceUnavailable, "draining", "this pod is shutting down; reconnect")
+	leave, ref := e.admit(s)
+	if ref != nil {
+		if ref.retryAfter != "" {
+			w.Header().Set("Retry-After", ref.retryAfter)
 		}
+		e.reject(w, ref.status, ref.reason, ref.msg)
 		return
 	}
-	leave := func() {}
-	if e.userRoutes != nil {
-		// Targeted routing: the record that this pod holds the user is
-		// committed before the session reads its inbox (package routing
-		// explains why that order loses nothing).
-		ctx, cancel := context.WithTimeout(r.Context(), presenceTimeout)
-		err := e.userRoutes.Open(ctx, p.UserID)
-		cancel()
-		if err != nil {
-			e.hub.Remove(s)
-			s.Abort()
-			e.log.Warn("recording presence failed; refusing the session", "user", p.UserID, "err", err)
-			w.Header().Set("Retry-After", "1")
-			e.reject(w, http.StatusServiceUnavailable, "presence", "this pod cannot record the session right now; retry")
-			return
-		}
-		leave = func() {
-			ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
-			defer cancel()
-			if err := e.userRoutes.Close(ctx, p.UserID); err != nil {
-				e.log.Warn("removing presence failed (deliveries may still be routed here, which costs but loses nothing)", "user", p.UserID, "err", err)
-			}
-		}
-	}
-	// The server's read and write timeouts are for plain requests; the
-	// hijacked connection would keep them and die mid-session. The session
-	// bounds its own writes (WS_WRITE_TIMEOUT, pings).
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
-	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: e.cfg.AllowedOrigins})
+	conn, err := websocket.Accept(clearDeadlines(w), r, &websocket.AcceptOptions{OriginPatterns: e.cfg.AllowedOrigins})
 	if err != nil {
 		// Accept has answered the client.
 		e.hub.Remove(s)
@@ -145,6 +138,99 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 	// own: neither the request (its headers, its context) nor the HTTP
 	// server's deep stack stay alive for the hours a session may last.
 	go e.runSession(s, conn, leave)
+}
+
+// serveFirstFrameAuth upgrades a request that carries no credential and
+// waits, on a goroutine of its own, for the client's auth frame.
+func (e *Edge) serveFirstFrameAuth(w http.ResponseWriter, r *http.Request, params session.Params) {
+	select {
+	case e.unauthenticated <- struct{}{}:
+	default:
+		w.Header().Set("Retry-After", "1")
+		e.reject(w, http.StatusServiceUnavailable, "auth_backlog", "too many connections are waiting for their auth frame; retry")
+		return
+	}
+	conn, err := websocket.Accept(clearDeadlines(w), r, &websocket.AcceptOptions{OriginPatterns: e.cfg.AllowedOrigins})
+	if err != nil {
+		<-e.unauthenticated
+		return
+	}
+	go func() {
+		p, err := wsauth.Await(conn, e.deps.Verifier, e.cfg.AuthTimeout)
+		<-e.unauthenticated
+		if err != nil {
+			reason := "unauthorized"
+			if ref := (*wsauth.Refused)(nil); errors.As(err, &ref) && ref.Reason == wsauth.ReasonTimeout {
+				reason = "auth_timeout"
+			}
+			e.m.Rejected.WithLabelValues(reason).Inc()
+			e.log.Debug("websocket auth refused", "err", err)
+			return
+		}
+		params.User, params.Expires = p.UserID, p.ExpiresAt
+		s := session.New(params, e.sessions)
+		leave, ref := e.admit(s)
+		if ref != nil {
+			e.m.Rejected.WithLabelValues(ref.reason).Inc()
+			_ = conn.Close(ref.close, ref.msg)
+			return
+		}
+		e.m.Connects.Inc()
+		e.m.Sessions.Inc()
+		e.runSession(s, conn, leave)
+	}()
+}
+
+// refusal is a session the pod will not take, as an HTTP answer (before
+// the upgrade) and as a close (after a first-frame auth).
+type refusal struct {
+	status     int
+	reason     string // metric label
+	msg        string // at most 123 bytes: it is also a close reason
+	close      websocket.StatusCode
+	retryAfter string
+}
+
+// admit registers s with the hub and, with targeted routing, records that
+// this pod holds its user. leave undoes the record when the session ends.
+func (e *Edge) admit(s *session.Session) (leave func(), ref *refusal) {
+	if e.draining.Load() {
+		return nil, &refusal{http.StatusServiceUnavailable, "draining", "this pod is shutting down; reconnect", websocket.StatusGoingAway, ""}
+	}
+	if err := e.hub.Add(s); err != nil {
+		switch {
+		case errors.Is(err, hub.ErrUserLimit):
+			return nil, &refusal{http.StatusTooManyRequests, "user_limit", "too many sessions for this user", websocket.StatusTryAgainLater, ""}
+		case errors.Is(err, hub.ErrPodLimit):
+			return nil, &refusal{http.StatusServiceUnavailable, "pod_limit", "this pod is full; retry", websocket.StatusTryAgainLater, "5"}
+		default:
+			return nil, &refusal{http.StatusServiceUnavailable, "draining", "this pod is shutting down; reconnect", websocket.StatusGoingAway, ""}
+		}
+	}
+	leave = func() {}
+	if e.userRoutes != nil {
+		user := s.UserID()
+		// Targeted routing: the record that this pod holds the user is
+		// committed before the session reads its inbox (package routing
+		// explains why that order loses nothing).
+		ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+		err := e.userRoutes.Open(ctx, user)
+		cancel()
+		if err != nil {
+			e.hub.Remove(s)
+			s.Abort()
+			e.log.Warn("recording presence failed; refusing the session", "user", user, "err", err)
+			return nil, &refusal{http.StatusServiceUnavailable, "presence", "this pod cannot record the session right now; retry", websocket.StatusTryAgainLater, "1"}
+		}
+		leave = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
+			defer cancel()
+			if err := e.userRoutes.Close(ctx, user); err != nil {
+				e.log.Warn("removing presence failed (deliveries may still be routed here, which costs but loses nothing)", "user", user, "err", err)
+			}
+		}
+	}
+	return leave, nil
 }
 
 // runSession serves s until it closes, then forgets it.
@@ -179,16 +265,24 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	// Bytes the client sent right after its handshake may sit in the old
-	// reader already.
+	// reader already (a first frame sent as soon as the 101 arrived, or
+	// pipelined with the request).
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	var r io.Reader = conn
-	if len(buffered) > 0 {
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn)
-	}
 	if err := brw.Writer.Flush(); err != nil {
 		return nil, nil, err
 	}
-	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, readBufferSize), bufio.NewWriterSize(conn, writeBufferSize)), nil
+	if len(buffered) == 0 {
+		return conn, bufio.NewReadWriter(bufio.NewReaderSize(conn, readBufferSize), bufio.NewWriterSize(conn, writeBufferSize)), nil
+	}
+	// They must sit in the new reader's buffer, not behind it: Accept keeps
+	// only what the reader has buffered and resets it onto the bare
+	// connection (a reader over a MultiReader lost them, and the first
+	// frame arrived without its first bytes).
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn), max(readBufferSize, len(buffered)))
+	if _, err := br.Peek(len(buffered)); err != nil {
+		return nil, nil, err
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, writeBufferSize)), nil
 }
 
 func (e *Edge) reject(w http.ResponseWriter, status int, reason, msg string) {
@@ -238,8 +332,8 @@ type devTokenResponse struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// devToken mints a development token; it exists only with the HS256 dev
-// secret and no JWKS URL.
+// devToken mints a development token; it exists only with DEV_TOKENS=true,
+// the HS256 dev secret and no JWKS URL.
 func (e *Edge) devToken(w http.ResponseWriter, r *http.Request) {
 	var req devTokenRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1024)).Decode(&req); err != nil {

@@ -20,9 +20,9 @@ type Metrics struct {
 	Sessions prometheus.Gauge
 	// Connects counts accepted WebSocket sessions.
 	Connects prometheus.Counter
-	// Rejected counts upgrade requests refused before the upgrade, by reason
-	// (unauthorized, origin, bad_cursor, user_limit, pod_limit, draining,
-	// presence).
+	// Rejected counts refused sessions, before the upgrade or at the auth
+	// frame, by reason (unauthorized, auth_timeout, auth_backlog, origin,
+	// bad_cursor, user_limit, pod_limit, draining, presence).
 	Rejected *prometheus.CounterVec
 	// Disconnects counts ended sessions by WebSocket close code.
 	Disconnects *prometheus.CounterVec

@@ -35,6 +35,10 @@
             return { meaning: "the client read too slowly (send queue overflow): resuming from the cursor", action: "reconnect" };
           case "token expired":
             return { meaning: "the token expired", action: "refresh_token" };
+          case "invalid token":
+            return { meaning: "the server refused the token", action: "refresh_token" };
+          case "auth timeout":
+            return { meaning: "the auth frame did not reach the server in time", action: "reconnect" };
           case "too many bad frames":
             return { meaning: "the server refused this client's frames (too many bad frames)", action: "stop", errorCode: "policy_violation" };
           default:
@@ -748,6 +752,13 @@
       ws.onopen = () => {
         if (this.ws !== ws) return;
         this.lastFrameAt = this.clock.now();
+        if (this.o.wsAuth !== "query") {
+          try {
+            ws.send(JSON.stringify({ type: "auth", token }));
+          } catch {
+            return;
+          }
+        }
         this.startPing(ws);
       };
       ws.onmessage = (ev) => {
@@ -768,7 +779,8 @@
     url(token) {
       let base = this.o.edgeUrl.replace(/^http(s?):\/\//i, "ws$1://").replace(/\/+$/, "");
       if (!/\/v1\/ws$/.test(base)) base += "/v1/ws";
-      const q = new URLSearchParams({ token });
+      const q = new URLSearchParams();
+      if (this.o.wsAuth === "query") q.set("token", token);
       if (this._cursor) q.set("cursor", this._cursor);
       q.set("batch", "1");
       return base + "?" + q.toString();
