@@ -3,6 +3,7 @@ package main
 import (
 	"time"
 
+	"github.com/courierhq/courier/pkg/adminserver"
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/topology"
 
@@ -14,6 +15,7 @@ import (
 type settings struct {
 	HTTPAddr        string
 	GRPCAddr        string
+	AdminAddr       string
 	Topology        topology.Config
 	Auth            authn.Config
 	Limits          messages.Limits
@@ -55,6 +57,8 @@ func loadSettings(e *config.Env) (settings, error) {
 		RateMaxUsers:    e.Int("RATE_LIMIT_MAX_USERS", 100_000, 100, 10_000_000),
 		CORSOrigins:     e.List("CORS_ALLOWED_ORIGINS", nil),
 		ReadyTimeout:    e.Duration("READY_TIMEOUT", 2*time.Second, 100*time.Millisecond),
+		// Metrics only, never behind the ingress (package adminserver).
+		AdminAddr: e.String(adminserver.Env, adminserver.DefaultAddr),
 	}
 	if s.MaxBodyBytes < s.Limits.MaxPayloadBytes {
 		e.Check("MAX_BODY_BYTES", errBodyBelowPayload)
