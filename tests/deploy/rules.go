@@ -41,8 +41,9 @@ var Rules = []Rule{
 	{"exposure", checkExposure},
 }
 
-// Services are the long-running Courier components: they serve /healthz,
-// /readyz and /metrics on HTTP_ADDR and drain within SHUTDOWN_TIMEOUT.
+// Services are the long-running Courier components: they serve /healthz and
+// /readyz on HTTP_ADDR, /metrics on ADMIN_ADDR, and drain within
+// SHUTDOWN_TIMEOUT.
 var Services = []string{"api-gateway", "pipeline-worker", "ws-edge"}
 
 // ImageValues maps each component running a Courier image to the values key

@@ -3,8 +3,8 @@
 // `courierctl provision` does), each service on free loopback ports with
 // its debug listener on, its log in the run directory, and waits until each
 // is ready. The binaries may come from this tree or from a baseline build:
-// only their command-line contract (environment, /readyz, /metrics) is
-// relied on.
+// only their command-line contract (environment, /readyz, /metrics on
+// ADMIN_ADDR or, before it existed, on HTTP_ADDR) is relied on.
 package stack
 
 import (
