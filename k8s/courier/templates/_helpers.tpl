@@ -169,6 +169,9 @@ FIRESTORE_EMULATOR_HOST: {{ include "courier.firestoreEmulatorHost" . | quote }}
 {{- if and (not $a.jwksURL) (not $a.hs256.enabled) }}
 {{- fail "auth: set auth.jwksURL (production) or enable auth.hs256 (development); without either no token verifies" }}
 {{- end }}
+{{- if and $a.hs256.enabled (not $a.hs256.existingSecret) (lt (len $a.hs256.secret) 16) }}
+{{- fail "auth.hs256.secret must be at least 16 bytes (or name an auth.hs256.existingSecret)" }}
+{{- end }}
 {{- /* A shared JWKS (Firebase's signs every project's tokens) proves nothing without iss and aud. */}}
 {{- if and $a.jwksURL (or (not $a.issuer) (not $a.audience)) }}
 {{- fail "auth.jwksURL needs both auth.issuer and auth.audience: a key set such as Firebase's signs the tokens of every project, so without them a token minted in anyone's project for any user is accepted" }}
@@ -184,9 +187,6 @@ FIRESTORE_EMULATOR_HOST: {{ include "courier.firestoreEmulatorHost" . | quote }}
 {{- end }}
 {{- if and .Values.networkPolicy.enabled .Values.ingress.enabled (not .Values.networkPolicy.ingressFrom) }}
 {{- fail "networkPolicy.ingressFrom is empty: with default-deny policies the ingress could not reach the gateway or ws-edge (GKE: the load balancer ranges 35.191.0.0/16 and 130.211.0.0/22)" }}
-{{- end }}
-{{- if and $a.hs256.enabled (not $a.hs256.existingSecret) (lt (len $a.hs256.secret) 16) }}
-{{- fail "auth.hs256.secret must be at least 16 bytes (or name an auth.hs256.existingSecret)" }}
 {{- end }}
 {{- /* The worker dead-letters what exceeds its limits: they must admit everything the gateway accepts. */}}
 {{- $gw := .Values.apiGateway.env }}
