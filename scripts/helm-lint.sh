@@ -31,7 +31,8 @@ KUBECTL_VALIDATE="$(tool kubectl-validate sigs.k8s.io/kubectl-validate@v0.0.4)"
 SCENARIOS=(defaults dev prod prod-pinned)
 args_for() {
   case "$1" in
-    defaults) echo "--set gcp.project=courier-example --set auth.jwksURL=https://example.com/jwks.json" ;;
+    defaults) echo "--set gcp.project=courier-example --set auth.jwksURL=https://example.com/jwks.json \
+      --set auth.issuer=https://example.com --set auth.audience=courier-example" ;;
     dev) echo "-f $CHART/values-dev.yaml" ;;
     prod) echo "-f $CHART/values-prod.yaml" ;;
     # What a release pipeline passes: a registry, a tag, digests, extra monitoring.
@@ -105,6 +106,15 @@ refuse "additional properties 'replica' not allowed" --set apiGateway.replica=3
 refuse "maxDeliveryAttempts" --set pubsub.ingress.maxDeliveryAttempts=3
 refuse "the worker would dead-letter messages the gateway accepted" \
   --set apiGateway.env.MAX_RECIPIENTS=200 --set pipelineWorker.env.WORKER_MAX_RECIPIENTS=100
+# Identity and exposure (issue 19).
+refuse "auth.jwksURL needs both auth.issuer and auth.audience" --set auth.issuer=
+refuse "auth.jwksURL needs both auth.issuer and auth.audience" --set auth.audience=
+refuse "together with ingress.enabled" --set auth.hs256.enabled=true --set auth.hs256.secret=0123456789abcdef0123
+refuse "for development clusters only" --set ingress.enabled=false --set auth.hs256.enabled=true \
+  --set auth.hs256.secret=0123456789abcdef0123 --set auth.hs256.devTokens=true
+refuse "auth.hs256.devTokens needs auth.hs256.enabled" --set devCluster=true --set auth.hs256.devTokens=true
+refuse "networkPolicy.ingressFrom is empty" --set 'networkPolicy.ingressFrom=null'
+refuse "'/' does not match pattern '^/v1/" --set 'ingress.apiPaths[0].path=/' --set 'ingress.apiPaths[0].pathType=Prefix'
 
 [ $status -eq 0 ] && echo "helm-lint: ok (${SCENARIOS[*]})"
 exit $status

@@ -44,6 +44,8 @@ export AUTH_HS256_SECRET="${AUTH_HS256_SECRET:-courier-dev-secret-not-for-produc
 export DEV_TOKENS=true
 export LOG_LEVEL="${LOG_LEVEL:-info}"
 GW_PORT=8080; GRPC_PORT=9090; WORKER_PORT=8083; EDGE_A_PORT=8081; EDGE_B_PORT=8082
+# Metrics listeners (ADMIN_ADDR; :9464 in a pod, where each service is alone): one port each here.
+GW_ADMIN=9464; WORKER_ADMIN=9465; EDGE_A_ADMIN=9466; EDGE_B_ADMIN=9467
 ORIGINS="http://localhost:$EDGE_A_PORT,http://localhost:$EDGE_B_PORT,http://127.0.0.1:$EDGE_A_PORT,http://127.0.0.1:$EDGE_B_PORT"
 
 if [ -x .tools/bin/jaeger ]; then
@@ -60,10 +62,10 @@ start() { # name env... -- binary
   local name=$1; shift
   env "$@" >"$LOGS/$name.log" 2>&1 < /dev/null & echo $! > "$PIDS/$name.pid"
 }
-start api-gateway HTTP_ADDR=127.0.0.1:$GW_PORT GRPC_ADDR=127.0.0.1:$GRPC_PORT CORS_ALLOWED_ORIGINS="$ORIGINS" "$BIN/api-gateway"
-start pipeline-worker HTTP_ADDR=127.0.0.1:$WORKER_PORT "$BIN/pipeline-worker"
-start ws-edge-a HTTP_ADDR=127.0.0.1:$EDGE_A_PORT POD_NAME=local-a GATEWAY_URL=http://localhost:$GW_PORT WS_ALLOWED_ORIGINS="localhost:$EDGE_A_PORT,localhost:$EDGE_B_PORT,127.0.0.1:$EDGE_A_PORT,127.0.0.1:$EDGE_B_PORT" "$BIN/ws-edge"
-start ws-edge-b HTTP_ADDR=127.0.0.1:$EDGE_B_PORT POD_NAME=local-b GATEWAY_URL=http://localhost:$GW_PORT WS_ALLOWED_ORIGINS="localhost:$EDGE_A_PORT,localhost:$EDGE_B_PORT,127.0.0.1:$EDGE_A_PORT,127.0.0.1:$EDGE_B_PORT" "$BIN/ws-edge"
+start api-gateway HTTP_ADDR=127.0.0.1:$GW_PORT ADMIN_ADDR=127.0.0.1:$GW_ADMIN GRPC_ADDR=127.0.0.1:$GRPC_PORT CORS_ALLOWED_ORIGINS="$ORIGINS" "$BIN/api-gateway"
+start pipeline-worker HTTP_ADDR=127.0.0.1:$WORKER_PORT ADMIN_ADDR=127.0.0.1:$WORKER_ADMIN "$BIN/pipeline-worker"
+start ws-edge-a HTTP_ADDR=127.0.0.1:$EDGE_A_PORT ADMIN_ADDR=127.0.0.1:$EDGE_A_ADMIN POD_NAME=local-a GATEWAY_URL=http://localhost:$GW_PORT WS_ALLOWED_ORIGINS="localhost:$EDGE_A_PORT,localhost:$EDGE_B_PORT,127.0.0.1:$EDGE_A_PORT,127.0.0.1:$EDGE_B_PORT" "$BIN/ws-edge"
+start ws-edge-b HTTP_ADDR=127.0.0.1:$EDGE_B_PORT ADMIN_ADDR=127.0.0.1:$EDGE_B_ADMIN POD_NAME=local-b GATEWAY_URL=http://localhost:$GW_PORT WS_ALLOWED_ORIGINS="localhost:$EDGE_A_PORT,localhost:$EDGE_B_PORT,127.0.0.1:$EDGE_A_PORT,127.0.0.1:$EDGE_B_PORT" "$BIN/ws-edge"
 
 wait_ready() {
   local name=$1 url=$2 deadline=$((SECONDS + 60))
@@ -84,7 +86,7 @@ Courier is running on the emulators (project $GOOGLE_CLOUD_PROJECT).
   demo client:       http://localhost:$EDGE_A_PORT/   (and http://localhost:$EDGE_B_PORT/ — the second edge pod)
   REST API:          http://localhost:$GW_PORT/v1/messages   (OpenAPI: http://localhost:$GW_PORT/v1/openapi.yaml)
   gRPC API:          localhost:$GRPC_PORT (courier.v1.Messages)
-  worker metrics:    http://localhost:$WORKER_PORT/metrics
+  metrics:           http://localhost:$GW_ADMIN/metrics (gateway), :$WORKER_ADMIN (worker), :$EDGE_A_ADMIN and :$EDGE_B_ADMIN (edges)
   $TRACES
   logs:              $LOGS/
   a token:           AUTH_HS256_SECRET=$AUTH_HS256_SECRET $BIN/courierctl token alice

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/courierhq/courier/pkg/adminserver"
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/topology"
@@ -17,6 +18,7 @@ import (
 type settings struct {
 	HTTPAddr       string
 	GRPCAddr       string
+	AdminAddr      string
 	Topology       topology.Config
 	Auth           authn.Config
 	Limits         messages.Limits
@@ -86,6 +88,8 @@ func loadSettings(e *config.Env) (settings, error) {
 		InboundBurst:       e.Int("RATE_LIMIT_INBOUND_BURST", 200, 1, 1_000_000),
 		CORSOrigins:        e.List("CORS_ALLOWED_ORIGINS", nil),
 		ReadyTimeout:       e.Duration("READY_TIMEOUT", 2*time.Second, 100*time.Millisecond),
+		// Metrics only, never behind the ingress (package adminserver).
+		AdminAddr: e.String(adminserver.Env, adminserver.DefaultAddr),
 	}
 	if s.MaxBodyBytes < s.Limits.MaxPayloadBytes {
 		e.Check("MAX_BODY_BYTES", errBodyBelowPayload)

@@ -21,6 +21,7 @@ import (
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/courierhq/courier/pkg/adminserver"
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/debugserver"
 	"github.com/courierhq/courier/pkg/gcp"
@@ -50,7 +51,7 @@ func main() {
 }
 
 // listening, when not nil, is told the bound addresses (tests listen on :0).
-type listening func(httpAddr, grpcAddr net.Addr)
+type listening func(httpAddr, grpcAddr net.Addr, adminAddr string)
 
 // run serves until ctx is cancelled, then shuts down in order: stop
 // accepting and finish in-flight requests (REST and gRPC), flush the
@@ -89,6 +90,12 @@ func run(ctx context.Context, env *config.Env, ready listening) (err error) {
 	if err != nil {
 		return err
 	}
+	// Closed when run returns, after the drain, so the drain stays observable.
+	admin, err := adminserver.Start(cfg.AdminAddr, gw.reg, logger)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
 	httpLn, grpcLn, err := listen(cfg)
 	if err != nil {
 		return err
@@ -96,7 +103,7 @@ func run(ctx context.Context, env *config.Env, ready listening) (err error) {
 	logger.Info("api-gateway listening", "version", version, "http", httpLn.Addr().String(),
 		"grpc", grpcLn.Addr().String(), "project", cfg.Topology.Project, "ingress_topic", cfg.Topology.IngressTopic)
 	if ready != nil {
-		ready(httpLn.Addr(), grpcLn.Addr())
+		ready(httpLn.Addr(), grpcLn.Addr(), admin.Addr())
 	}
 	gw.state.Started()
 
@@ -133,6 +140,9 @@ type gateway struct {
 	pub        *ingress.Publisher
 	probe      *health.Probe
 	state      health.State
+	// reg holds every metric; the admin listener serves it, the public
+	// HTTP port does not.
+	reg *prometheus.Registry
 }
 
 // assemble builds the gateway's parts on its clients.
@@ -140,7 +150,7 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 	limiter := ratelimit.New(ratelimit.Options{PerSecond: float64(cfg.RatePerSecond), Burst: cfg.RateBurst, MaxKeys: cfg.RateMaxUsers})
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, func() float64 { return float64(limiter.Len()) })
-	gw := &gateway{pub: ingress.New(gc.PubSub, cfg.Topology.IngressTopic, ingress.Options{
+	gw := &gateway{reg: reg, pub: ingress.New(gc.PubSub, cfg.Topology.IngressTopic, ingress.Options{
 		Timeout: cfg.PublishTimeout, MaxOutstanding: cfg.PublishMaxOut, DelayThreshold: cfg.PublishDelay, Latency: m.PublishDuration,
 	})}
 	svc := messages.New(gw.pub, inbox.New(gc.Firestore), cfg.Limits).WithBudgets(messages.Budgets{
@@ -157,7 +167,7 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 	}
 	gw.http = &http.Server{
 		Handler: httpapi.New(httpapi.Config{
-			Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Gatherer: reg, Logger: logger,
+			Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Logger: logger,
 			Ready:        map[string]health.Check{"gateway": gw.state.Check},
 			ReadyTimeout: cfg.ReadyTimeout, MaxBodyBytes: int64(cfg.MaxBodyBytes),
 			RequestTimeout: cfg.RequestTimeout, CORSOrigins: cfg.CORSOrigins, OpenAPI: openapi.Spec,

@@ -26,7 +26,7 @@ func TestLoadSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.HTTPAddr != ":8080" || s.GRPCAddr != ":9090" || s.Limits.MaxRecipients != 100 || s.Limits.MaxPayloadBytes != 65536 ||
+	if s.HTTPAddr != ":8080" || s.GRPCAddr != ":9090" || s.AdminAddr != ":9464" || s.Limits.MaxRecipients != 100 || s.Limits.MaxPayloadBytes != 65536 ||
 		s.MaxBodyBytes != 262144 || s.RequestTimeout != 10*time.Second || s.ShutdownTimeout != 20*time.Second ||
 		s.RatePerSecond != 20 || s.RateBurst != 40 || len(s.CORSOrigins) != 0 || s.Topology.IngressTopic != "courier-ingress" {
 		t.Errorf("defaults: %+v", s)
@@ -71,27 +71,29 @@ func TestRunShutsDownGracefully(t *testing.T) {
 	const secret = "run-test-secret-0123456789"
 	env := config.FromMap(map[string]string{
 		"GOOGLE_CLOUD_PROJECT": project, "AUTH_HS256_SECRET": secret,
-		"HTTP_ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "LOG_LEVEL": "warn", "SHUTDOWN_TIMEOUT": "20s",
+		"HTTP_ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "warn", "SHUTDOWN_TIMEOUT": "20s",
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addrs := make(chan [2]net.Addr, 1)
+	addrs := make(chan [3]string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, env, func(h, g net.Addr) { addrs <- [2]net.Addr{h, g} }) }()
-	var httpAddr, grpcAddr string
+	go func() {
+		done <- run(ctx, env, func(h, g net.Addr, a string) { addrs <- [3]string{h.String(), g.String(), a} })
+	}()
+	var httpAddr, grpcAddr, adminAddr string
 	select {
 	case a := <-addrs:
-		httpAddr, grpcAddr = a[0].String(), a[1].String()
+		httpAddr, grpcAddr, adminAddr = a[0], a[1], a[2]
 	case err := <-done:
 		t.Fatalf("run: %v", err)
 	}
-	base := "http://" + httpAddr
+	base, admin := "http://"+httpAddr, "http://"+adminAddr
 
 	if r, err := http.Get(base + "/readyz"); err != nil || r.StatusCode != 200 {
 		t.Fatalf("readyz: %v %v", r, err)
 	}
-	waitMetric(t, base, `courier_dependency_up{dependency="pubsub"} 1`)
-	waitMetric(t, base, `courier_dependency_up{dependency="firestore"} 1`)
+	waitMetric(t, admin, `courier_dependency_up{dependency="pubsub"} 1`)
+	waitMetric(t, admin, `courier_dependency_up{dependency="firestore"} 1`)
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +114,7 @@ func TestRunShutsDownGracefully(t *testing.T) {
 	fmt.Fprintf(raw, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 		tok, len(body), body[:10])
 	testenv.Eventually(t, 10*time.Second, "the request is being served", func() bool {
-		return inFlight(t, base) == 1
+		return inFlight(t, admin) == 1
 	})
 	cancel()
 	// New connections are refused once shutdown began.
@@ -181,20 +183,25 @@ func TestReadinessIgnoresDependencies(t *testing.T) {
 	project := testenv.Project(t) // no topology applied: no ingress topic
 	env := config.FromMap(map[string]string{
 		"GOOGLE_CLOUD_PROJECT": project, "AUTH_HS256_SECRET": "run-test-secret-0123456789",
-		"HTTP_ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "5s",
+		"HTTP_ADDR": "127.0.0.1:0", "GRPC_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "5s",
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan [2]net.Addr, 1)
+	addrs := make(chan [2]string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, env, func(h, g net.Addr) { addrs <- [2]net.Addr{h, g} }) }()
-	var base string
+	go func() { done <- run(ctx, env, func(h, _ net.Addr, a string) { addrs <- [2]string{h.String(), a} }) }()
+	var base, admin string
 	select {
 	case a := <-addrs:
-		base = "http://" + a[0].String()
+		base, admin = "http://"+a[0], "http://"+a[1]
 	case err := <-done:
 		t.Fatalf("run: %v", err)
 	}
-	waitMetric(t, base, `courier_dependency_up{dependency="pubsub"} 0`)
+	waitMetric(t, admin, `courier_dependency_up{dependency="pubsub"} 0`)
+	// The metrics are on the admin listener only: the public port, behind
+	// the ingress, answers 404.
+	if r, err := http.Get(base + "/metrics"); err != nil || r.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /metrics on the public port: %v %v, want 404", r, err)
+	}
 	if r, err := http.Get(base + "/readyz"); err != nil || r.StatusCode != 200 {
 		t.Fatalf("readyz with the ingress topic missing: %v %v", r, err)
 	}
@@ -204,7 +211,7 @@ func TestReadinessIgnoresDependencies(t *testing.T) {
 	}
 }
 
-// waitMetric waits until base's /metrics holds line.
+// waitMetric waits until the admin listener's /metrics holds line.
 func waitMetric(t *testing.T, base, line string) {
 	t.Helper()
 	testenv.Eventually(t, 30*time.Second, "metric "+line, func() bool {

@@ -16,9 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/courierhq/courier/pkg/adminserver"
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/debugserver"
 	"github.com/courierhq/courier/pkg/gcp"
@@ -45,6 +45,7 @@ func run() (err error) {
 	slog.SetDefault(log)
 	shutdownTimeout := env.Duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second)
 	httpAddr := env.String("HTTP_ADDR", ":8083")
+	adminAddr := env.String(adminserver.Env, adminserver.DefaultAddr)
 	settings := pipeline.SettingsFromEnv(env, shutdownTimeout)
 	if err := env.Err(); err != nil {
 		return err
@@ -83,19 +84,21 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	// Closed when run returns, after the drain, so the drain stays observable.
+	admin, err := adminserver.Start(adminAddr, reg, log)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
 	var state health.State
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", health.Live)
-	mux.Handle("GET /readyz", health.Ready(map[string]health.Check{"worker": state.Check}, time.Second))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	// Probes and scrapes only: short bounds on every phase.
-	srv := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+	// Probes only: short bounds on every phase.
+	srv := &http.Server{Addr: httpAddr, Handler: probes(&state), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", httpAddr, err)
 	}
-	log.Info("pipeline-worker starting", "version", version, "project", project, "http_addr", ln.Addr().String(),
+	log.Info("pipeline-worker starting", "version", version, "project", project, "http_addr", ln.Addr().String(), "admin_addr", admin.Addr(),
 		"subscription", settings.Topology.IngressSubscription,
 		"max_outstanding_messages", settings.MaxOutstandingMessages, "pull_concurrency", settings.PullConcurrency, "targeted_routing", settings.TargetedRouting,
 		"batch_max_messages", settings.BatchMaxMessages, "batch_max_writes", settings.BatchMaxWrites, "batch_linger", settings.BatchLinger.String())
@@ -114,11 +117,21 @@ func run() (err error) {
 	return err
 }
 
+// probes is the worker's HTTP_ADDR: the kubelet's /healthz and /readyz and
+// nothing else (metrics are on ADMIN_ADDR).
+func probes(state *health.State) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", health.Live)
+	mux.Handle("GET /readyz", health.Ready(map[string]health.Check{"worker": state.Check}, time.Second))
+	return mux
+}
+
 // work runs the pipeline until ctx ends (a signal, or the HTTP server
 // failing), then drains: readiness fails, pulling stops, the messages in
 // hand finish or are nacked within the drain deadline and the last acks go
-// out (pipeline.Run), and only then does the HTTP server — which kept
-// serving /metrics meanwhile — stop. Telemetry is flushed after, by run.
+// out (pipeline.Run), and only then does the HTTP server stop (the admin
+// listener serves /metrics until run returns). Telemetry is flushed after,
+// by run.
 func work(ctx context.Context, worker *pipeline.Pipeline, state *health.State, srv *http.Server) error {
 	state.Started()
 	context.AfterFunc(ctx, state.Draining)

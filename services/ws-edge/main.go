@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/courierhq/courier/pkg/adminserver"
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/debugserver"
@@ -44,6 +45,7 @@ func main() {
 
 type settings struct {
 	httpAddr        string
+	adminAddr       string
 	shutdownTimeout time.Duration
 	auth            auth.Config
 	edge            edge.Config
@@ -52,6 +54,7 @@ type settings struct {
 func readSettings(env *config.Env) settings {
 	s := settings{
 		httpAddr:        env.String("HTTP_ADDR", ":8081"),
+		adminAddr:       env.String(adminserver.Env, adminserver.DefaultAddr),
 		shutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second),
 		auth:            auth.ConfigFromEnv(env),
 	}
@@ -157,6 +160,12 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	// Closed when run returns, after the drain, so the drain stays observable.
+	admin, err := adminserver.Start(s.adminAddr, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
 	if err := e.Start(sigCtx); err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func TestReadSettings(t *testing.T) {
 	if s.edge.Pod != "ws-edge-0" || s.edge.Session.QueueSize != 8 || len(s.edge.AllowedOrigins) != 2 || !s.edge.TargetedRouting {
 		t.Errorf("settings = %+v", s.edge)
 	}
-	if s.httpAddr != ":8081" || s.shutdownTimeout != 25*time.Second || s.edge.Session.PingInterval != 20*time.Second ||
+	if s.httpAddr != ":8081" || s.adminAddr != ":9464" || s.shutdownTimeout != 25*time.Second || s.edge.Session.PingInterval != 20*time.Second ||
 		s.edge.Session.ReadLimit != 4096 || s.edge.MaxSessionsPerUser != 16 || s.edge.DevSecret == nil {
 		t.Errorf("defaults = %+v", s)
 	}

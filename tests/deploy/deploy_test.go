@@ -375,6 +375,50 @@ func TestRulesCatchViolations(t *testing.T) {
 			}},
 		{"no Workload Identity", "prod", "workload-identity", "ServiceAccount", worker, "iam.gke.io/gcp-service-account",
 			func(t *testing.T, o map[string]any) { delete(o["metadata"].(map[string]any), "annotations") }},
+		{"Ingress routes /metrics", "prod", "exposure", "Ingress", "courier", "routes /metrics",
+			func(t *testing.T, o map[string]any) {
+				rules := o["spec"].(map[string]any)["rules"].([]any)
+				http := rules[0].(map[string]any)["http"].(map[string]any)
+				first := http["paths"].([]any)[0].(map[string]any)
+				http["paths"] = append(http["paths"].([]any), map[string]any{"path": "/metrics", "pathType": "Exact", "backend": first["backend"]})
+			}},
+		{"Ingress routes everything to the edge", "prod", "exposure", "Ingress", "courier", `Prefix "/"`,
+			func(t *testing.T, o map[string]any) {
+				rules := o["spec"].(map[string]any)["rules"].([]any)
+				path := dig(rules[1].(map[string]any), "http", "paths").([]any)[0].(map[string]any)
+				path["path"], path["pathType"] = "/", "Prefix"
+			}},
+		{"admin port on the ingress's Service", "prod", "exposure", "Service", edge, "exposes the admin port",
+			func(t *testing.T, o map[string]any) {
+				spec := o["spec"].(map[string]any)
+				spec["ports"] = append(spec["ports"].([]any), map[string]any{"name": "admin", "port": 9464, "targetPort": "admin"})
+			}},
+		{"metrics scraped on the public port", "prod", "exposure", "PodMonitoring", worker, "not the admin port",
+			func(t *testing.T, o map[string]any) {
+				o["spec"].(map[string]any)["endpoints"].([]any)[0].(map[string]any)["port"] = "http"
+			}},
+		{"ADMIN_ADDR not the declared port", "prod", "exposure", "Deployment", gw, "must be the declared container port",
+			func(t *testing.T, o map[string]any) {
+				setEnv(containerRaw(t, o, "api-gateway"), "ADMIN_ADDR", map[string]any{"name": "ADMIN_ADDR", "value": ":9090"})
+			}},
+		{"API token mounted", "prod", "exposure", "Deployment", edge, "automountServiceAccountToken",
+			func(t *testing.T, o map[string]any) { delete(podSpecRaw(o), "automountServiceAccountToken") }},
+		{"dev tokens in production", "prod", "exposure", "Deployment", edge, "DEV_TOKENS=true",
+			func(t *testing.T, o map[string]any) {
+				setEnv(containerRaw(t, o, "ws-edge"), "DEV_TOKENS", map[string]any{"name": "DEV_TOKENS", "value": "true"})
+			}},
+		{"gRPC open to everyone", "prod", "exposure", "NetworkPolicy", gw, "from everyone",
+			func(t *testing.T, o map[string]any) {
+				spec := o["spec"].(map[string]any)
+				spec["ingress"] = append(spec["ingress"].([]any), map[string]any{"ports": []any{map[string]any{"port": "grpc"}}})
+			}},
+		{"egress anywhere", "prod", "exposure", "NetworkPolicy", "courier-egress", "to everywhere on port 443",
+			func(t *testing.T, o map[string]any) {
+				spec := o["spec"].(map[string]any)
+				spec["egress"] = append(spec["egress"].([]any), map[string]any{"ports": []any{map[string]any{"port": 443}}})
+			}},
+		{"no default deny", "dev", "exposure", "NetworkPolicy", "courier-default-deny", "no default-deny NetworkPolicy",
+			func(t *testing.T, o map[string]any) { o["spec"].(map[string]any)["policyTypes"] = []any{"Ingress"} }},
 		{"ws-edge HPA without sessions", "prod", "autoscaling", "HorizontalPodAutoscaler", edge, "does not scale on sessions",
 			func(t *testing.T, o map[string]any) {
 				ms := o["spec"].(map[string]any)["metrics"].([]any)

@@ -175,6 +175,7 @@ func dig(m map[string]any, path ...string) any {
 // PodSpec is the part of a pod spec the rules read.
 type PodSpec struct {
 	ServiceAccountName            string              `json:"serviceAccountName"`
+	AutomountServiceAccountToken  *bool               `json:"automountServiceAccountToken"`
 	TerminationGracePeriodSeconds *int64              `json:"terminationGracePeriodSeconds"`
 	SecurityContext               *SecurityContext    `json:"securityContext"`
 	Containers                    []Container         `json:"containers"`

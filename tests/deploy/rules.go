@@ -38,10 +38,12 @@ var Rules = []Rule{
 	{"provision", checkProvision},
 	{"workload-identity", checkWorkloadIdentity},
 	{"autoscaling", checkAutoscaling},
+	{"exposure", checkExposure},
 }
 
-// Services are the long-running Courier components: they serve /healthz,
-// /readyz and /metrics on HTTP_ADDR and drain within SHUTDOWN_TIMEOUT.
+// Services are the long-running Courier components: they serve /healthz and
+// /readyz on HTTP_ADDR, /metrics on ADMIN_ADDR, and drain within
+// SHUTDOWN_TIMEOUT.
 var Services = []string{"api-gateway", "pipeline-worker", "ws-edge"}
 
 // ImageValues maps each component running a Courier image to the values key
@@ -710,6 +712,159 @@ func checkAutoscaling(s Set, _ Project) []string {
 		}
 		if hpa.Labels["app.kubernetes.io/component"] == "ws-edge" && !sessions {
 			errs = append(errs, fmt.Sprintf("%s does not scale on sessions (Pods metric courier_edge_sessions)", hpa))
+		}
+	}
+	return errs
+}
+
+// adminPort is the container port name of every service's admin listener
+// (ADMIN_ADDR): /metrics, which nothing behind the ingress may expose.
+const adminPort = "admin"
+
+// isDev reports whether the release runs on the in-cluster emulators: a
+// development cluster, where the demo client and dev tokens may be routed.
+func isDev(s Set) bool {
+	cfg, _, err := SharedConfig(s)
+	return err == nil && cfg["PUBSUB_EMULATOR_HOST"] != ""
+}
+
+// privatePaths are served on the public ports for the kubelet or for
+// development only; an Ingress must not route them.
+var privatePaths = []string{"/metrics", "/healthz", "/readyz", "/dev/token", "/debug"}
+
+// checkExposure: metrics are served on the admin port only, and nothing the
+// ingress routes to exposes it; a production Ingress routes only /v1/ API
+// paths; no Courier pod mounts a Kubernetes API token; a release with an
+// Ingress ships default-deny NetworkPolicies, none of whose rules admits
+// everyone; DEV_TOKENS only in a development release.
+func checkExposure(s Set, _ Project) []string {
+	ws, errs := workloads(s)
+	dev := isDev(s)
+	for _, w := range ws {
+		if _, ours := ImageValues[w.Component()]; !ours {
+			continue
+		}
+		if w.Pod.AutomountServiceAccountToken == nil || *w.Pod.AutomountServiceAccountToken {
+			errs = append(errs, fmt.Sprintf("%s mounts a Kubernetes API token (automountServiceAccountToken is not false) it never uses", w))
+		}
+		if sa, ok := s.Find("ServiceAccount", w.Pod.ServiceAccountName); ok {
+			if v, _ := sa.Raw["automountServiceAccountToken"].(bool); v || sa.Raw["automountServiceAccountToken"] == nil {
+				errs = append(errs, fmt.Sprintf("%s (used by %s): automountServiceAccountToken is not false", sa, w))
+			}
+		}
+		for _, c := range w.Pod.Containers {
+			if v, ok := c.EnvValue("DEV_TOKENS"); ok && v == "true" && !dev {
+				errs = append(errs, fmt.Sprintf("%s container %s: DEV_TOKENS=true (POST /dev/token mints tokens for anyone) outside a development release", w, c.Name))
+			}
+			if w.Kind != "Deployment" || !slices.Contains(Services, w.Component()) {
+				continue
+			}
+			addr, _ := c.EnvValue("ADMIN_ADDR")
+			_, port, err := net.SplitHostPort(addr)
+			declared, ok := resolvePort(c, adminPort)
+			if err != nil || !ok || strconv.Itoa(declared) != port {
+				errs = append(errs, fmt.Sprintf("%s container %s: ADMIN_ADDR %q must be the declared container port %q (%d)", w, c.Name, addr, adminPort, declared))
+			}
+			if a := w.Object.Raw; a != nil {
+				ann := stringMap(dig(a, "spec", "template", "metadata", "annotations"))
+				if p, ok := ann["prometheus.io/port"]; ok && p != port {
+					errs = append(errs, fmt.Sprintf("%s: prometheus.io/port %s is not the admin port %s", w, p, port))
+				}
+			}
+		}
+	}
+	for _, kind := range []string{"PodMonitoring", "ServiceMonitor"} {
+		for _, o := range s.OfKind(kind) {
+			eps, _ := dig(o.Raw, "spec", "endpoints").([]any)
+			for _, ep := range eps {
+				if p := stringMap(ep)["port"]; p != adminPort {
+					errs = append(errs, fmt.Sprintf("%s scrapes port %q, not the admin port %q (the public port serves no /metrics)", o, p, adminPort))
+				}
+			}
+		}
+	}
+	routed := map[string]bool{}
+	for _, ing := range s.OfKind("Ingress") {
+		rules, _ := dig(ing.Raw, "spec", "rules").([]any)
+		for _, r := range rules {
+			paths, _ := dig(r.(map[string]any), "http", "paths").([]any)
+			for _, p := range paths {
+				pm := p.(map[string]any)
+				path, _ := pm["path"].(string)
+				routed[fmt.Sprint(dig(pm, "backend", "service", "name"))] = true
+				for _, private := range privatePaths {
+					if path == private || strings.HasPrefix(path, private+"/") {
+						errs = append(errs, fmt.Sprintf("%s routes %s, which must not be public", ing, path))
+					}
+				}
+				if !dev && !strings.HasPrefix(path, "/v1/") {
+					errs = append(errs, fmt.Sprintf("%s routes %s %q: outside a development release only /v1/ API paths are routed (it would expose /metrics, /dev/token or the demo client)", ing, pm["pathType"], path))
+				}
+			}
+		}
+	}
+	for _, svc := range s.OfKind("Service") {
+		ports, _ := dig(svc.Raw, "spec", "ports").([]any)
+		for _, p := range ports {
+			pm := stringMap(p)
+			if routed[svc.Name] && (pm["targetPort"] == adminPort || pm["name"] == adminPort) {
+				errs = append(errs, fmt.Sprintf("%s is routed by the Ingress and exposes the admin port (%s): /metrics would be public", svc, pm["name"]))
+			}
+		}
+	}
+	policies := s.OfKind("NetworkPolicy")
+	if len(s.OfKind("Ingress")) > 0 && len(policies) == 0 {
+		errs = append(errs, "the release has an Ingress but no NetworkPolicy: every pod accepts connections from anywhere")
+	}
+	if len(policies) > 0 {
+		errs = append(errs, checkNetworkPolicies(s, ws, policies)...)
+	}
+	return errs
+}
+
+// checkNetworkPolicies: one default-deny policy covers every pod of the
+// release, and no allow rule admits everyone (an empty or missing from/to).
+func checkNetworkPolicies(s Set, ws []Workload, policies []Object) []string {
+	var errs []string
+	var denyAll []map[string]string
+	for _, np := range policies {
+		sel := stringMap(dig(np.Raw, "spec", "podSelector", "matchLabels"))
+		types := fmt.Sprint(dig(np.Raw, "spec", "policyTypes"))
+		in, _ := dig(np.Raw, "spec", "ingress").([]any)
+		out, _ := dig(np.Raw, "spec", "egress").([]any)
+		if dig(np.Raw, "spec", "podSelector", "matchExpressions") == nil && types == "[Ingress Egress]" && len(in) == 0 && len(out) == 0 {
+			denyAll = append(denyAll, sel)
+		}
+		for _, r := range in {
+			if from, _ := r.(map[string]any)["from"].([]any); len(from) == 0 {
+				errs = append(errs, fmt.Sprintf("%s has an ingress rule from everyone (no from): %v", np, r))
+			}
+		}
+		for _, r := range out {
+			rm := r.(map[string]any)
+			to, _ := rm["to"].([]any)
+			if len(to) > 0 {
+				continue
+			}
+			// Only DNS may go anywhere (kube-dns and node-local caches).
+			ports, _ := rm["ports"].([]any)
+			for _, p := range ports {
+				if pm := stringMap(p); pm["port"] != "53" {
+					errs = append(errs, fmt.Sprintf("%s has an egress rule to everywhere on port %s", np, pm["port"]))
+				}
+			}
+			if len(ports) == 0 {
+				errs = append(errs, fmt.Sprintf("%s has an egress rule to everywhere on every port", np))
+			}
+		}
+	}
+	for _, w := range ws {
+		covered := false
+		for _, sel := range denyAll {
+			covered = covered || selects(sel, w.PodLabels)
+		}
+		if !covered {
+			errs = append(errs, fmt.Sprintf("%s: no default-deny NetworkPolicy (all traffic, no rules) selects its pods", w))
 		}
 	}
 	return errs

@@ -64,7 +64,7 @@ func TestOneUserCannotTakeAnEdgesMemory(t *testing.T) {
 	// sessions (a user's page slots); the heap is sampled all along.
 	peak := before
 	deadline := time.Now().Add(2 * time.Minute)
-	for metricSum(edge.Addr, `courier_ws_edge_inbox_reads_total{purpose="resume"`) < 4 {
+	for metricSum(edge.AdminAddr, `courier_ws_edge_inbox_reads_total{purpose="resume"`) < 4 {
 		if time.Now().After(deadline) {
 			t.Fatal("mallory's sessions did not read their inbox within 2 minutes: the attack did not run")
 		}

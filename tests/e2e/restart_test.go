@@ -59,9 +59,9 @@ func TestPubSubRestarted(t *testing.T) {
 	// watch), and the worker that it cannot pull; none turns unready, which
 	// would only take the whole fleet out of its load balancer.
 	for _, p := range c.All() {
-		waitGauge(t, p.Addr, `courier_dependency_up{dependency="pubsub"}`, 0)
+		waitGauge(t, p.AdminAddr, `courier_dependency_up{dependency="pubsub"}`, 0)
 	}
-	waitGauge(t, c.Worker.Addr, "courier_pipeline_worker_receiving", 0)
+	waitGauge(t, c.Worker.AdminAddr, "courier_pipeline_worker_receiving", 0)
 	for _, p := range c.All() {
 		waitStatus(t, "http://"+p.Addr+"/readyz", http.StatusOK)
 	}
@@ -69,7 +69,7 @@ func TestPubSubRestarted(t *testing.T) {
 	if err := c.Courierctl("provision"); err != nil {
 		t.Fatal(err)
 	}
-	waitGauge(t, c.Worker.Addr, "courier_pipeline_worker_receiving", 1)
+	waitGauge(t, c.Worker.AdminAddr, "courier_pipeline_worker_receiving", 1)
 	// The edge recreates its subscription when its pull finds it gone; a
 	// delivery published before that would reach no subscription of the
 	// edge (its session would get it only from its inbox on a resume).

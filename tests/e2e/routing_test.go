@@ -64,21 +64,21 @@ func TestTargetedRouting(t *testing.T) {
 	// Every edge has received every delivery (no filter on the emulator);
 	// wait for that, then compare what each would have been spared.
 	for _, e := range c.Edges {
-		waitMetric(t, e.Addr, "courier_ws_edge_deliveries_received_total", float64(total))
+		waitMetric(t, e.AdminAddr, "courier_ws_edge_deliveries_received_total", float64(total))
 	}
-	want := map[string]float64{
-		a: float64(counts["carol"] + counts["erin"]), // routed to b only, or nowhere
-		b: float64(counts["bob"] + counts["erin"]),
+	want := map[string]float64{ // by admin address, where the metrics are
+		c.Edges[0].AdminAddr: float64(counts["carol"] + counts["erin"]), // routed to b only, or nowhere
+		c.Edges[1].AdminAddr: float64(counts["bob"] + counts["erin"]),
 	}
 	for addr, n := range want {
 		if got := metricSum(addr, "courier_ws_edge_deliveries_routed_elsewhere_total"); got != n {
 			t.Errorf("edge %s: %v deliveries routed elsewhere, want %v", addr, got, n)
 		}
 	}
-	if got := metricSum(c.Worker.Addr, `courier_pipeline_worker_deliveries_routing_total{result="routed"}`); got != float64(total-counts["erin"]) {
+	if got := metricSum(c.Worker.AdminAddr, `courier_pipeline_worker_deliveries_routing_total{result="routed"}`); got != float64(total-counts["erin"]) {
 		t.Errorf("worker routed %v deliveries, want %d", got, total-counts["erin"])
 	}
-	if got := metricSum(c.Worker.Addr, `courier_pipeline_worker_deliveries_routing_total{result="nowhere"}`); got != float64(counts["erin"]) {
+	if got := metricSum(c.Worker.AdminAddr, `courier_pipeline_worker_deliveries_routing_total{result="nowhere"}`); got != float64(counts["erin"]) {
 		t.Errorf("worker routed %v deliveries nowhere, want %d", got, counts["erin"])
 	}
 	t.Logf("%d deliveries; a GCP filter would have spared edge a %v and edge b %v of them", total, want[a], want[b])
@@ -190,7 +190,7 @@ func TestTargetedRoutingWhileSessionsMove(t *testing.T) {
 	}
 	dropped := 0.0
 	for _, e := range c.Edges {
-		dropped += metricSum(e.Addr, `courier_ws_edge_deliveries_dropped_total{reason="routed_elsewhere"}`)
+		dropped += metricSum(e.AdminAddr, `courier_ws_edge_deliveries_dropped_total{reason="routed_elsewhere"}`)
 	}
 	t.Logf("bob moved %d times; %d messages arrived exactly once, in order; the edges dropped %v deliveries routed elsewhere", moves, n, dropped)
 }

@@ -58,13 +58,13 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	// Edge a counts the 1008 close of the stalled session, and no other.
 	testenv.WaitFor(t, time.Minute, 200*time.Millisecond, func() error {
-		if metricSum(c.Edges[0].Addr, `courier_ws_edge_stalled_total`) == 0 {
+		if metricSum(c.Edges[0].AdminAddr, `courier_ws_edge_stalled_total`) == 0 {
 			return errors.New("the stalled session was not closed with 1008")
 		}
 		return nil
 	})
 	for _, e := range c.Edges {
-		if n := metricSum(e.Addr, `courier_ws_edge_disconnects_total{code="1008"}`); n > 1 {
+		if n := metricSum(e.AdminAddr, `courier_ws_edge_disconnects_total{code="1008"}`); n > 1 {
 			t.Errorf("%s closed %v sessions with 1008, want only the stalled one", e.Addr, n)
 		}
 	}

@@ -56,7 +56,7 @@ func TestWorkerKilledMidStream(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the worker processed only %v messages within a minute", processed)
 		}
-		processed = metricSum(c.Worker.Addr, "courier_pipeline_worker_messages_processed_total{")
+		processed = metricSum(c.Worker.AdminAddr, "courier_pipeline_worker_messages_processed_total{")
 	}
 	if processed >= n {
 		t.Fatalf("the worker had processed all %d messages before the kill; the scenario did not happen", n)
@@ -70,7 +70,7 @@ func TestWorkerKilledMidStream(t *testing.T) {
 	waitInboxes(t, ctx, c, s, 5*time.Minute)
 	t.Logf("every inbox complete %s after the kill; the new worker found %v already stored (redelivered from the killed one) and published their deliveries again",
 		time.Since(killedAt).Round(time.Second),
-		metricSum(c.Worker.Addr, `courier_pipeline_worker_messages_processed_total{result="duplicate"}`))
+		metricSum(c.Worker.AdminAddr, `courier_pipeline_worker_messages_processed_total{result="duplicate"}`))
 
 	// Delivery: every accepted message reached its recipient's session; a
 	// message whose delivery is published twice (stored by the killed

@@ -87,10 +87,10 @@ func TestThreeWorkersOneKilled(t *testing.T) {
 
 	// Kill the third worker while it holds messages, partway through.
 	processed := func(p *harness.Process) float64 {
-		return metricSum(p.Addr, "courier_pipeline_worker_messages_processed_total{")
+		return metricSum(p.AdminAddr, "courier_pipeline_worker_messages_processed_total{")
 	}
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
-		held, done := metricSum(victim.Addr, "courier_pipeline_worker_messages_in_flight"), processed(victim)
+		held, done := metricSum(victim.AdminAddr, "courier_pipeline_worker_messages_in_flight"), processed(victim)
 		if held > 0 && done >= 50 {
 			victim.Kill(t)
 			t.Logf("SIGKILL to %s holding %v messages after it processed %v", victim.Name, held, done)
@@ -141,8 +141,8 @@ func TestThreeWorkersOneKilled(t *testing.T) {
 	}
 	t.Logf("%d messages (%d repeated sends) in %d inboxes, complete and in order %s after the kill; survivors processed %v as duplicates",
 		len(senderOf), repeats, len(sentTo), time.Since(killedAt).Round(time.Second),
-		metricSum(c.Worker.Addr, `courier_pipeline_worker_messages_processed_total{result="duplicate"}`)+
-			metricSum(c.Workers[0].Addr, `courier_pipeline_worker_messages_processed_total{result="duplicate"}`))
+		metricSum(c.Worker.AdminAddr, `courier_pipeline_worker_messages_processed_total{result="duplicate"}`)+
+			metricSum(c.Workers[0].AdminAddr, `courier_pipeline_worker_messages_processed_total{result="duplicate"}`))
 }
 
 // sendRetrying posts one message, retrying 503s with the same idempotency

@@ -163,7 +163,7 @@ FIRESTORE_EMULATOR_HOST: {{ include "courier.firestoreEmulatorHost" . | quote }}
 {{- if .Values.auth.hs256.existingSecret }}{{ .Values.auth.hs256.existingSecretKey }}{{ else }}AUTH_HS256_SECRET{{ end }}
 {{- end }}
 
-{{/* Refuses configurations that would deploy but not work. */}}
+{{/* Refuses configurations that would deploy but not work, or would work for an attacker. */}}
 {{- define "courier.validate" -}}
 {{- $a := .Values.auth }}
 {{- if and (not $a.jwksURL) (not $a.hs256.enabled) }}
@@ -171,6 +171,22 @@ FIRESTORE_EMULATOR_HOST: {{ include "courier.firestoreEmulatorHost" . | quote }}
 {{- end }}
 {{- if and $a.hs256.enabled (not $a.hs256.existingSecret) (lt (len $a.hs256.secret) 16) }}
 {{- fail "auth.hs256.secret must be at least 16 bytes (or name an auth.hs256.existingSecret)" }}
+{{- end }}
+{{- /* A shared JWKS (Firebase's signs every project's tokens) proves nothing without iss and aud. */}}
+{{- if and $a.jwksURL (or (not $a.issuer) (not $a.audience)) }}
+{{- fail "auth.jwksURL needs both auth.issuer and auth.audience: a key set such as Firebase's signs the tokens of every project, so without them a token minted in anyone's project for any user is accepted" }}
+{{- end }}
+{{- if and $a.hs256.enabled .Values.ingress.enabled (not .Values.devCluster) }}
+{{- fail "auth.hs256 (a shared development secret) together with ingress.enabled exposes tokens anyone holding the secret can mint: set devCluster: true only if this is a development cluster with no real users, else use auth.jwksURL" }}
+{{- end }}
+{{- if and $a.hs256.devTokens (not .Values.devCluster) }}
+{{- fail "auth.hs256.devTokens (DEV_TOKENS=true: POST /dev/token mints a token for any user) is for development clusters only: set devCluster: true if this is one" }}
+{{- end }}
+{{- if and $a.hs256.devTokens (not $a.hs256.enabled) }}
+{{- fail "auth.hs256.devTokens needs auth.hs256.enabled: development tokens are signed with that secret" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled .Values.ingress.enabled (not .Values.networkPolicy.ingressFrom) }}
+{{- fail "networkPolicy.ingressFrom is empty: with default-deny policies the ingress could not reach the gateway or ws-edge (GKE: the load balancer ranges 35.191.0.0/16 and 130.211.0.0/22)" }}
 {{- end }}
 {{- /* The worker dead-letters what exceeds its limits: they must admit everything the gateway accepts. */}}
 {{- $gw := .Values.apiGateway.env }}
@@ -229,7 +245,7 @@ checksum/auth: {{ printf "%s/%s/%s" .root.Values.auth.hs256.secret .root.Values.
 {{- end }}
 {{- if .root.Values.metrics.annotations }}
 prometheus.io/scrape: "true"
-prometheus.io/port: {{ .port | quote }}
+prometheus.io/port: {{ .root.Values.metrics.port | quote }}
 prometheus.io/path: /metrics
 {{- end }}
 {{- with .c.podAnnotations }}
@@ -251,7 +267,10 @@ prometheus.io/path: /metrics
   value: k8s.namespace.name=$(POD_NAMESPACE),k8s.pod.name=$(POD_NAME),k8s.{{ .kind }}.name={{ .name }}
 {{- end }}
 
-{{/* AUTH_HS256_SECRET from its Secret, when development tokens are on. */}}
+{{/*
+AUTH_HS256_SECRET from its Secret, when development tokens are on; DEV_TOKENS=true (POST /dev/token) only
+when auth.hs256.devTokens says so, which courier.validate allows on a devCluster only.
+*/}}
 {{- define "courier.authEnv" -}}
 {{- if .Values.auth.hs256.enabled }}
 - name: AUTH_HS256_SECRET
@@ -259,6 +278,10 @@ prometheus.io/path: /metrics
     secretKeyRef:
       name: {{ include "courier.hs256SecretName" . }}
       key: {{ include "courier.hs256SecretKey" . }}
+{{- if .Values.auth.hs256.devTokens }}
+- name: DEV_TOKENS
+  value: "true"
+{{- end }}
 {{- end }}
 {{- end }}
 

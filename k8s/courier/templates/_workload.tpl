@@ -6,7 +6,9 @@ and the service's own template (api-gateway.yaml, ...) says what differs: ports,
 
 {{/*
 The Deployment. Extra keys: "ports" (list of dicts name/port; the first is the HTTP port serving
-/healthz, /readyz and /metrics) and "env" (rendered EnvVar list of the service's own variables).
+/healthz and /readyz) and "env" (rendered EnvVar list of the service's own variables). Every service also
+gets the admin port "admin" (metrics.port, ADMIN_ADDR), which serves /metrics and which no Service behind the
+ingress exposes.
 */}}
 {{- define "courier.deployment" -}}
 {{- $name := include "courier.componentName" . }}
@@ -39,9 +41,11 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       annotations:
-        {{- include "courier.podAnnotations" (dict "root" $root "c" .c "port" (first .ports).port) | nindent 8 }}
+        {{- include "courier.podAnnotations" (dict "root" $root "c" .c) | nindent 8 }}
     spec:
       serviceAccountName: {{ include "courier.serviceAccountName" (dict "root" $root "component" .component "sa" .c.serviceAccount) }}
+      # Courier never calls the Kubernetes API (Workload Identity needs no token in the pod).
+      automountServiceAccountToken: false
       {{- with $root.Values.imagePullSecrets }}
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
@@ -60,6 +64,9 @@ spec:
               containerPort: {{ .port }}
               protocol: TCP
             {{- end }}
+            - name: admin
+              containerPort: {{ $root.Values.metrics.port }}
+              protocol: TCP
           envFrom:
             - configMapRef:
                 name: {{ include "courier.componentName" (dict "root" $root "component" "config") }}
@@ -67,6 +74,8 @@ spec:
             {{- include "courier.podEnv" (dict "kind" "deployment" "name" $name) | nindent 12 }}
             - name: SHUTDOWN_TIMEOUT
               value: "{{ .c.shutdownTimeoutSeconds }}s"
+            - name: ADMIN_ADDR
+              value: ":{{ $root.Values.metrics.port }}"
             {{- with .env }}
             {{- . | nindent 12 }}
             {{- end }}
@@ -104,6 +113,7 @@ metadata:
   annotations:
     {{- . | nindent 4 }}
   {{- end }}
+automountServiceAccountToken: false
 {{- end }}
 {{- end }}
 
@@ -157,7 +167,12 @@ spec:
 {{- end }}
 {{- end }}
 
-{{/* Scrape objects for the metrics port named "http": PodMonitoring (GKE) and ServiceMonitor. */}}
+{{/*
+Scrape objects for the admin port "admin": PodMonitoring (GKE) selects the pods; a ServiceMonitor selects
+Services, so it gets a headless <component>-metrics Service carrying only the admin port. That Service is
+separate from the one the ingress routes to (which never exposes the admin port), and is labelled
+courier/metrics so the ServiceMonitor cannot select the other.
+*/}}
 {{- define "courier.monitors" -}}
 {{- $m := .root.Values.metrics }}
 {{- if $m.podMonitoring.enabled }}
@@ -173,11 +188,30 @@ spec:
     matchLabels:
       {{- include "courier.selectorLabels" . | nindent 6 }}
   endpoints:
-    - port: http
+    - port: admin
       path: /metrics
       interval: {{ $m.podMonitoring.interval }}
 {{- end }}
 {{- if $m.serviceMonitor.enabled }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ printf "%s-metrics" (include "courier.componentName" .) | trunc 63 | trimSuffix "-" }}
+  labels:
+    {{- include "courier.labels" . | nindent 4 }}
+    courier/metrics: "true"
+spec:
+  type: ClusterIP
+  clusterIP: None
+  selector:
+    {{- include "courier.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: admin
+      port: {{ $m.port }}
+      targetPort: admin
+      protocol: TCP
+      appProtocol: http
 ---
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
@@ -192,8 +226,9 @@ spec:
   selector:
     matchLabels:
       {{- include "courier.selectorLabels" . | nindent 6 }}
+      courier/metrics: "true"
   endpoints:
-    - port: http
+    - port: admin
       path: /metrics
       interval: {{ $m.serviceMonitor.interval }}
 {{- end }}

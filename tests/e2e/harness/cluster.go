@@ -104,9 +104,10 @@ func (e *Env) NewCluster(t testing.TB, opts Options) *Cluster {
 
 func (c *Cluster) newProcess(name, bin string, extra []string) *Process {
 	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(c.t))
-	env := append(append([]string{}, c.common...), "HTTP_ADDR="+addr, "OTEL_SERVICE_NAME="+bin)
+	admin := fmt.Sprintf("127.0.0.1:%d", FreePort(c.t))
+	env := append(append([]string{}, c.common...), "HTTP_ADDR="+addr, "ADMIN_ADDR="+admin, "OTEL_SERVICE_NAME="+bin)
 	env = append(env, extra...)
-	return &Process{Name: name, Addr: addr, Env: env, bin: filepath.Join(c.env.BinDir, bin), logPath: filepath.Join(c.logDir, name+".log")}
+	return &Process{Name: name, Addr: addr, AdminAddr: admin, Env: env, bin: filepath.Join(c.env.BinDir, bin), logPath: filepath.Join(c.logDir, name+".log")}
 }
 
 // All returns every service process.

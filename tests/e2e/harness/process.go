@@ -21,11 +21,13 @@ import (
 
 // Process is one running binary in its own process group.
 type Process struct {
-	Name    string
-	Addr    string // HTTP address (host:port)
-	Env     []string
-	bin     string
-	logPath string
+	Name string
+	Addr string // HTTP address (host:port): the API, /healthz, /readyz
+	// AdminAddr is ADMIN_ADDR (host:port), where /metrics is served.
+	AdminAddr string
+	Env       []string
+	bin       string
+	logPath   string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd

@@ -3,8 +3,8 @@
 // `courierctl provision` does), each service on free loopback ports with
 // its debug listener on, its log in the run directory, and waits until each
 // is ready. The binaries may come from this tree or from a baseline build:
-// only their command-line contract (environment, /readyz, /metrics) is
-// relied on.
+// only their command-line contract (environment, /readyz, /metrics on
+// ADMIN_ADDR or, before it existed, on HTTP_ADDR) is relied on.
 package stack
 
 import (
@@ -41,10 +41,18 @@ type Service struct {
 	*procs.Proc
 	HTTP  string // host:port of HTTP_ADDR
 	Debug string // host:port of DEBUG_ADDR
+	// Admin is host:port of ADMIN_ADDR, or "" for a build older than it
+	// (a BENCH_BASELINE revision), which served /metrics on HTTP_ADDR.
+	Admin string
 }
 
 // MetricsURL is the service's Prometheus endpoint.
-func (s *Service) MetricsURL() string { return "http://" + s.HTTP + "/metrics" }
+func (s *Service) MetricsURL() string {
+	if s.Admin != "" {
+		return "http://" + s.Admin + "/metrics"
+	}
+	return "http://" + s.HTTP + "/metrics"
+}
 
 // Provision applies Courier's topology to env's project.
 func Provision(ctx context.Context, ps *pubsub.Client, project string) error {
@@ -73,16 +81,25 @@ func start(ctx context.Context, name, bin string, e Env, extra []string) (*Servi
 	if err != nil {
 		return nil, err
 	}
-	env := append(e.common(), "HTTP_ADDR="+httpAddr, "DEBUG_ADDR="+debugAddr)
+	adminAddr, err := procs.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	env := append(e.common(), "HTTP_ADDR="+httpAddr, "DEBUG_ADDR="+debugAddr, "ADMIN_ADDR="+adminAddr)
 	env = append(env, extra...)
 	p, err := procs.Start(name, bin, env, filepath.Join(e.LogDir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Proc: p, HTTP: httpAddr, Debug: debugAddr}
+	s := &Service{Proc: p, HTTP: httpAddr, Debug: debugAddr, Admin: adminAddr}
 	if err := p.WaitReady(ctx, "http://"+httpAddr+"/readyz", 60*time.Second); err != nil {
 		p.Stop(5 * time.Second)
 		return nil, err
+	}
+	// Every service binds ADMIN_ADDR before it is ready, so one look tells a
+	// build that has it from an older one.
+	if _, err := procs.ScrapeMetrics(ctx, s.MetricsURL()); err != nil {
+		s.Admin = ""
 	}
 	return s, nil
 }

@@ -129,7 +129,7 @@ type proc struct {
 func startWorker(t *testing.T, bin, project string, extraEnv ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "GOOGLE_CLOUD_PROJECT="+project, "HTTP_ADDR=127.0.0.1:0", "SHUTDOWN_TIMEOUT=5s",
+	cmd.Env = append(os.Environ(), "GOOGLE_CLOUD_PROJECT="+project, "HTTP_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "SHUTDOWN_TIMEOUT=5s",
 		"OTEL_TRACES_EXPORTER=none")
 	cmd.Env = append(cmd.Env, extraEnv...)
 	out := &testenv.LogBuffer{}

@@ -155,12 +155,9 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	}
 
 	// Every route the server has is documented (echo ":id" is "{id}").
-	e := httpapi.New(httpapi.Config{Gatherer: nil})
+	e := httpapi.New(httpapi.Config{})
 	for _, r := range e.Routes() {
 		p := regexp.MustCompile(`:(\w+)`).ReplaceAllString(r.Path, "{$1}")
-		if r.Path == httpapi.PathMetrics {
-			continue // registered only with a Gatherer; documented anyway
-		}
 		if item := c.doc.Paths.Value(p); item == nil || item.GetOperation(r.Method) == nil {
 			t.Errorf("route %s %s is not documented", r.Method, r.Path)
 		}
@@ -234,7 +231,6 @@ func contractScenarios(t *testing.T) map[string]scenario {
 		"GET /healthz 200":         {opts: ok, req: req{path: "/healthz"}},
 		"GET /readyz 200":          {opts: options{ready: upCheck}, req: req{path: "/readyz"}},
 		"GET /readyz 503":          {opts: options{ready: downCheck}, req: req{path: "/readyz"}},
-		"GET /metrics 200":         {opts: ok, req: req{path: "/metrics"}},
 	}
 	return sc
 }
@@ -284,8 +280,6 @@ func TestContractCatchesDrift(t *testing.T) {
 		{"rate limited without Retry-After", "/v1/messages", 429, "application/problem+json", nil, problem, true},
 		{"unknown problem code", "/v1/messages", 429, "application/problem+json", retry, with(problem, "code", "slow_down"), true},
 
-		{"metrics", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8", nil, "up 1\n", false},
-		{"empty metrics", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8", nil, "", true},
 		{"the document", "/v1/openapi.yaml", 200, "application/yaml", nil, string(openapi.Spec), false},
 		{"YAML that is no OpenAPI document", "/v1/openapi.yaml", 200, "application/yaml", nil, "hello: world\n", true},
 	} {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/courierhq/courier/pkg/adminserver"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
@@ -239,11 +241,30 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
+// scrape reads the server's metrics as the admin listener serves them
+// (ADMIN_ADDR); the public handler does not serve them any more.
 func scrape(t testing.TB, s *testServer) string {
 	t.Helper()
-	r := s.do(t, req{path: "/metrics"})
-	if r.status != 200 {
-		t.Fatalf("/metrics: %d", r.status)
+	rec := httptest.NewRecorder()
+	adminserver.Handler(s.reg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("/metrics: %d", rec.Code)
 	}
-	return string(r.body)
+	return rec.Body.String()
+}
+
+// TestMetricsNotOnThePublicPort: the REST handler, which sits behind the
+// ingress, answers /metrics with a plain 404 (problem+json), so neither an
+// operator's mistake nor a path-prefix ingress rule can publish them.
+func TestMetricsNotOnThePublicPort(t *testing.T) {
+	s := newServer(t, options{})
+	for _, path := range []string{"/metrics", "/metrics/", "/v1/metrics"} {
+		r := s.do(t, req{path: path})
+		if r.status != http.StatusNotFound || !strings.Contains(string(r.body), `"not_found"`) {
+			t.Errorf("GET %s on the public port: %d %s, want 404 not_found", path, r.status, r.body)
+		}
+	}
+	if !strings.Contains(scrape(t, s), "courier_api_gateway_http_requests_total") {
+		t.Error("the gateway's metrics are not in its registry")
+	}
 }

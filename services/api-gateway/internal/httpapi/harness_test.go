@@ -98,7 +98,6 @@ func newServer(t testing.TB, o options) *testServer {
 		Verifier:       v,
 		Limiter:        lim,
 		Metrics:        metrics.New(reg, func() float64 { return float64(lim.Len()) }),
-		Gatherer:       reg,
 		Logger:         telemetry.NewLogger(logs, telemetry.LogOptions{Level: slog.LevelDebug}),
 		Ready:          o.ready,
 		MaxBodyBytes:   o.maxBody,

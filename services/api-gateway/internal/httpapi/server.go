@@ -11,8 +11,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/labstack/echo/otelecho"
 
 	"github.com/courierhq/courier/pkg/health"
@@ -30,8 +28,6 @@ type Config struct {
 	Verifier authn.Verifier
 	Limiter  ratelimit.Allower
 	Metrics  *metrics.Metrics
-	// Gatherer serves /metrics.
-	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
 	// Ready are the /readyz checks (e.g. pubsub, firestore).
 	Ready        map[string]health.Check
@@ -47,11 +43,12 @@ type Config struct {
 	OpenAPI []byte
 }
 
-// Routes outside /v1 that need no token.
+// Routes that need no token. /metrics is not among them: it is served on
+// the admin listener (ADMIN_ADDR, package adminserver), never on this public
+// port.
 const (
 	PathHealthz = "/healthz"
 	PathReadyz  = "/readyz"
-	PathMetrics = "/metrics"
 	PathOpenAPI = "/v1/openapi.yaml"
 )
 
@@ -109,20 +106,17 @@ func New(cfg Config) *echo.Echo {
 	e.GET(PathOpenAPI, s.openapi)
 	e.GET(PathHealthz, echo.WrapHandler(http.HandlerFunc(health.Live)))
 	e.GET(PathReadyz, echo.WrapHandler(health.Ready(cfg.Ready, cfg.ReadyTimeout)))
-	if cfg.Gatherer != nil {
-		e.GET(PathMetrics, echo.WrapHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
-	}
 	for _, r := range e.Routes() {
 		s.routes[r.Path] = true
 	}
 	return e
 }
 
-// isInfra skips tracing for probes and scrapes, which would drown the
-// interesting traces.
+// isInfra skips tracing for probes, which would drown the interesting
+// traces.
 func isInfra(c echo.Context) bool {
 	switch c.Path() {
-	case PathHealthz, PathReadyz, PathMetrics:
+	case PathHealthz, PathReadyz:
 		return true
 	}
 	return false

@@ -102,7 +102,7 @@ type Deps struct {
 	// with Config.TargetedRouting.
 	Presence routes.Table
 	Verifier Verifier
-	// Registry receives the edge's metrics and is served on /metrics.
+	// Registry receives the edge's metrics; main serves it on the admin listener (ADMIN_ADDR).
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/health"
@@ -44,7 +43,8 @@ func (e *Edge) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", health.Live)
 	// The pod's own state only (package health says why).
 	mux.Handle("GET /readyz", health.Ready(map[string]health.Check{"edge": e.readiness}, time.Second))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(e.deps.Registry, promhttp.HandlerOpts{}))
+	// No /metrics here: this port is behind the ingress; cmd main serves
+	// Deps.Registry on the admin listener (ADMIN_ADDR, package adminserver).
 	return mux
 }
 
