@@ -67,6 +67,10 @@ type Shape struct {
 	MaxGateway, MaxWorker, MaxEdge int
 	MaxSessionsSetting             float64
 	EdgeStreams                    int // StreamingPull streams per edge (fanout NumGoroutines)
+	// FixedEdgePods, when set, is the number of edge pods whatever the load:
+	// hash shards cannot follow the sessions without moving users between
+	// shards, so they are sized for the peak.
+	FixedEdgePods int
 }
 
 // Today is k8s/courier/values-prod.yaml as it is, with targeted routing
@@ -201,6 +205,9 @@ func Compute(l Load, s Shape) Plan {
 	// Edge pods: as many as the session target asks, each sized to its
 	// share of frames, pings, acks and received deliveries.
 	p := max(float64(s.MinEdge), math.Ceil(pl.Sessions/s.SessionsPerPod))
+	if s.FixedEdgePods > 0 {
+		p = float64(s.FixedEdgePods)
+	}
 	pl.EdgePods = int(p)
 	onlineSessions := func(k float64) float64 { return k * l.RecipientOnline * l.SessionsPerUser }
 	usefulPods := l.Mix.Expect(func(k float64) float64 { return distinct(p, onlineSessions(k)) })
@@ -265,12 +272,17 @@ func Compute(l Load, s Shape) Plan {
 			pl.PubSubFanoutDelivery = p * pl.PubSubFanoutPublish
 		}
 	case PerPodTopics:
+		// One copy per target pod, each carrying only that pod's recipients.
 		pl.PubSubFanoutPublish = pl.Messages * l.Mix.Expect(func(k float64) float64 {
-			return distinct(p, onlineSessions(k)) * del(k)
+			d := distinct(p, onlineSessions(k))
+			return d * del(k*l.RecipientOnline/d)
 		})
 		pl.PubSubFanoutDelivery = pl.PubSubFanoutPublish
 	case HashShards:
-		pl.PubSubFanoutPublish = pl.Messages * l.Mix.Expect(func(k float64) float64 { return distinct(p, k) * del(k) })
+		pl.PubSubFanoutPublish = pl.Messages * l.Mix.Expect(func(k float64) float64 {
+			d := distinct(p, k)
+			return d * del(k/d)
+		})
 		pl.PubSubFanoutDelivery = pl.PubSubFanoutPublish
 	}
 	if s.Routing == Broadcast {

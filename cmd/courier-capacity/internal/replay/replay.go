@@ -25,6 +25,9 @@ type Day struct {
 	// the JavaScript client reconnects at once on 1001, so it is about a
 	// TLS handshake and an upgrade through the load balancer.
 	StormWindow float64
+	// ShardRestart replaces StormWindow with hash shards: a drained shard's
+	// users can only come back on that shard, once its pod is replaced.
+	ShardRestart float64
 }
 
 // StepMinutes is the replay's resolution.
@@ -32,7 +35,7 @@ const StepMinutes = 5
 
 // Standard is the day docs/capacity.md quotes for a peak.
 func Standard(peak float64, shape model.Shape) Day {
-	return Day{Seed: 1, Peak: peak, Shape: shape, Samples: 2000, DrainHour: 20, StormWindow: 2}
+	return Day{Seed: 1, Peak: peak, Shape: shape, Samples: 2000, DrainHour: 20, StormWindow: 2, ShardRestart: 30}
 }
 
 // Result is what the day produced.
@@ -63,6 +66,14 @@ func Run(d Day) Result {
 	stepSeconds := float64(StepMinutes * 60)
 	monthShare := stepSeconds / (model.HoursPerMonth * 3600)
 	var r Result
+	shape := d.Shape
+	window := d.StormWindow
+	if shape.Routing == model.HashShards {
+		// Sized once for the curve's peak (hour 20), noise aside.
+		peak := model.Stated(d.Peak)
+		shape.FixedEdgePods = max(shape.MinEdge, int(math.Ceil(peak.Users*peak.SessionsPerUser/shape.SessionsPerPod)))
+		window = d.ShardRestart
+	}
 	prevPods := 0
 	prevSessionsPerPod := 0.0
 	for i := range steps {
@@ -71,7 +82,7 @@ func Run(d Day) Result {
 		users = math.Max(users, 0)
 		load := model.Stated(users)
 		load.Mix = model.Groups.Sample(rng, d.Samples)
-		pl := model.Compute(load, d.Shape)
+		pl := model.Compute(load, shape)
 
 		r.MeanUsers += users / float64(steps)
 		r.PeakUsers = math.Max(r.PeakUsers, users)
@@ -98,7 +109,7 @@ func Run(d Day) Result {
 			r.ScaleInReconnects += moved
 			r.FirestoreReads += moved
 			extraWrites := 0.0
-			if d.Shape.Routing.UsesPresence() {
+			if shape.Routing.UsesPresence() {
 				extraWrites = 2 * moved
 			}
 			r.FirestoreWrites += extraWrites
@@ -111,12 +122,12 @@ func Run(d Day) Result {
 			// What a session missed while away: its user's share of frames
 			// over the window; a resume query costs at least one read.
 			perSession := pl.Frames / pl.Sessions
-			reads := r.DrainSessions * math.Max(1, perSession*d.StormWindow)
-			r.CatchupBurst = reads / d.StormWindow
+			reads := r.DrainSessions * math.Max(1, perSession*window)
+			r.CatchupBurst = reads / window
 			r.SteadyReads = pl.FirestoreReads
-			if d.Shape.Routing.UsesPresence() {
-				r.PresenceBurst = 2 * r.DrainSessions / d.StormWindow
-				r.PresenceDocHit = 2 / d.StormWindow
+			if shape.Routing.UsesPresence() {
+				r.PresenceBurst = 2 * r.DrainSessions / window
+				r.PresenceDocHit = 2 / window
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -79,7 +80,7 @@ func (p *printer) inputs() {
 		{"LB inbound data", g.LBInboundPerGiB}, {"egress 0-1 TiB", g.EgressPerGiB0},
 		{"egress 1-10 TiB", g.EgressPerGiB1}, {"egress >10 TiB", g.EgressPerGiB10},
 	} {
-		p.f("  %-28s %10s %-22s %s\n", r.name, num(r.pr.Value), r.pr.Unit, r.pr.Page)
+		p.f("  %-28s %10s %-22s %s\n", r.name, strconv.FormatFloat(r.pr.Value, 'g', -1, 64), r.pr.Unit, r.pr.Page)
 	}
 	q := model.Limits
 	p.f("\nLimits and quotas:\n")
@@ -153,7 +154,13 @@ func (p *printer) capacity() {
 	add("$/month total (e2)", func(pl model.Plan) string { return usd(pl.Cost.Total()) })
 	p.table(rows)
 	for i, pl := range plans {
-		p.f("   %s users: first limit %s; first GCP limit %s\n", num(Sizes[i]), limit(pl.First), limit(pl.GCP))
+		p.f("   %s users, the limits closest to being hit:\n", num(Sizes[i]))
+		for _, u := range pl.Use[:3] {
+			p.f("     %-8s %s\n", u.Kind, limit(u))
+		}
+		if pl.GCP.Ratio < pl.Use[2].Ratio {
+			p.f("     %-8s %s\n", pl.GCP.Kind, limit(pl.GCP))
+		}
 	}
 	p.f("\n")
 }
@@ -179,7 +186,7 @@ func withPods(s model.Shape, users, pods float64) model.Shape {
 func (p *printer) fanout() {
 	p.f("2. The fan-out term: one subscription per edge pod, every message billed on every subscription (filtered or not)\n\n")
 	for _, users := range Sizes[1:] {
-		rows := [][]string{{"edge pods", "sessions/pod", "fan-out TiB/month", "fan-out $/month", "Firestore $/month", "everything else $/month", "fan-out share"}}
+		rows := [][]string{{"edge pods", "sessions/pod", "fan-out TiB/month", "fan-out $/month", "Firestore $/month", "everything else $/month", "fan-out share", "edge pod fits a node"}}
 		for _, pods := range []float64{3, 10, 30, 100, 300, 1000, 2400, 10000} {
 			s := withPods(model.Today, users, pods)
 			s.Routing = model.Filtered
@@ -188,15 +195,27 @@ func (p *printer) fanout() {
 			fs := pl.Cost.FirestoreWrites + pl.Cost.FirestoreReads
 			rows = append(rows, []string{num(float64(pl.EdgePods)), num(s.SessionsPerPod), num(tibMonth),
 				usd(pl.Cost.PubSubFanout), usd(fs), usd(pl.Cost.Total() - pl.Cost.PubSubFanout - fs),
-				fmt.Sprintf("%.0f %%", 100*pl.Cost.PubSubFanout/pl.Cost.Total())})
+				fmt.Sprintf("%.0f %%", 100*pl.Cost.PubSubFanout/pl.Cost.Total()), fits(pl)})
 		}
 		p.f("   %s connected users (targeted routing on: the edges' CPU is spared, the bill is not)\n", num(users))
 		p.table(rows)
 		fsPods := crossover(users, func(pl model.Plan) float64 { return pl.Cost.FirestoreWrites + pl.Cost.FirestoreReads })
 		allPods := crossover(users, func(pl model.Plan) float64 { return pl.Cost.Total() - pl.Cost.PubSubFanout })
-		p.f("   fan-out costs more than Firestore from %s edge pods, more than everything else together from %s\n\n",
-			num(fsPods), num(allPods))
+		p.f("   fan-out costs more than Firestore from %s edge pods, more than everything else together from %s;\n", num(fsPods), num(allPods))
+		l := model.Stated(users)
+		p.f("   at today's %s sessions per pod, %s edge pods hold %s connected users\n\n",
+			num(model.Today.SessionsPerPod), num(fsPods), num(fsPods*model.Today.SessionsPerPod/l.SessionsPerUser))
 	}
+}
+
+// fits says whether one edge pod's requests fit on a node.
+func fits(pl model.Plan) string {
+	for _, u := range pl.Use {
+		if u.Kind == "node" && u.Infeasible {
+			return "no"
+		}
+	}
+	return "yes"
 }
 
 // crossover finds the number of edge pods from which the fan-out costs more
@@ -239,7 +258,8 @@ func (p *printer) options() {
 				}
 				rows = append(rows, []string{r.String(), num(s.SessionsPerPod), num(float64(pl.EdgePods)), num(pl.EdgeCores),
 					num(pl.EdgeDropCores), targets, usd(pl.Cost.PubSubFanout),
-					usd(pl.Cost.FirestoreWrites + pl.Cost.FirestoreReads), usd(pl.Cost.Total()), limit(pl.GCP)})
+					usd(pl.Cost.FirestoreWrites + pl.Cost.FirestoreReads), usd(pl.Cost.Total()),
+					fmt.Sprintf("%s %.0f %%", pl.GCP.Name, 100*pl.GCP.Ratio)})
 			}
 		}
 		p.f("   %s connected users\n", num(users))
@@ -250,24 +270,49 @@ func (p *printer) options() {
 func (p *printer) day() {
 	p.f("4. A replayed day (seed 1): diurnal curve (10 %% of the peak at 08:00, 100 %% at 20:00, ±2 %% noise), %d-minute steps,\n", replay.StepMinutes)
 	p.f("   each step's recipient counts drawn from the power law, the edge autoscaler following, one edge pod drained at 20:00\n\n")
-	rows := [][]string{{"shape", "peak users", "peak pods gw/wk/edge", "peak nodes", "messages/day", "largest group",
-		"Firestore writes/day", "reads/day", "scale-in: pods / sessions moved", "drain: sessions", "catch-up reads/s",
-		"(steady reads/s)", "presence writes/s", "$/day", "× 30", "fan-out share"}}
-	for _, shape := range []model.Shape{model.Today, withRouting(model.Large, model.HashShards)} {
+	for _, shape := range []model.Shape{model.Today, withRouting(model.Large, model.PerPodTopics), withRouting(model.Large, model.HashShards)} {
+		var rs []replay.Result
+		head := []string{"peak connected users"}
 		for _, users := range Sizes {
 			r := replay.Run(replay.Standard(users, shape))
-			name := shape.Name
-			if shape.Routing != model.Broadcast {
-				name += ", " + shape.Routing.String()
-			}
-			rows = append(rows, []string{name, num(r.PeakUsers),
-				fmt.Sprintf("%d / %d / %d", r.PeakGateway, r.PeakWorker, r.PeakEdge), num(float64(r.PeakNodes)),
-				num(r.Messages), num(float64(r.LargestGroup)), num(r.FirestoreWrites), num(r.FirestoreReads),
-				num(float64(r.ScaleInPods)) + " / " + num(r.ScaleInReconnects), num(r.DrainSessions), num(r.CatchupBurst),
-				num(r.SteadyReads), num(r.PresenceBurst), usd(r.Cost), usd(30 * r.Cost), fmt.Sprintf("%.0f %%", 100*r.Fanout/r.Cost)})
+			rs = append(rs, r)
+			head = append(head, num(r.PeakUsers))
 		}
+		rows := [][]string{head}
+		add := func(name string, f func(r replay.Result) string) {
+			row := []string{name}
+			for _, r := range rs {
+				row = append(row, f(r))
+			}
+			rows = append(rows, row)
+		}
+		add("peak pods: gateway / worker / edge", func(r replay.Result) string {
+			return fmt.Sprintf("%d / %d / %d", r.PeakGateway, r.PeakWorker, r.PeakEdge)
+		})
+		add("peak cores / GiB / nodes", func(r replay.Result) string {
+			return num(r.PeakCores) + " / " + num(r.PeakGiB) + " / " + num(float64(r.PeakNodes))
+		})
+		add("messages (largest group drawn)", func(r replay.Result) string {
+			return num(r.Messages) + " (" + num(float64(r.LargestGroup)) + ")"
+		})
+		add("Firestore writes / reads", func(r replay.Result) string {
+			return num(r.FirestoreWrites) + " / " + num(r.FirestoreReads)
+		})
+		add("scale-in: edge pods drained / sessions moved", func(r replay.Result) string {
+			return num(float64(r.ScaleInPods)) + " / " + num(r.ScaleInReconnects)
+		})
+		add("20:00 drain: sessions reconnecting", func(r replay.Result) string { return num(r.DrainSessions) })
+		add("  catch-up reads/s (steady reads/s)", func(r replay.Result) string {
+			return num(r.CatchupBurst) + " (" + num(r.SteadyReads) + ")"
+		})
+		add("  presence writes/s (per user document)", func(r replay.Result) string {
+			return num(r.PresenceBurst) + " (" + num(r.PresenceDocHit) + ")"
+		})
+		add("cost of the day (× 30)", func(r replay.Result) string { return usd(r.Cost) + " (" + usd(30*r.Cost) + ")" })
+		add("  fan-out's share", func(r replay.Result) string { return fmt.Sprintf("%.0f %%", 100*r.Fanout/r.Cost) })
+		p.f("   %s, %s\n", shape.Name, shape.Routing)
+		p.table(rows)
 	}
-	p.table(rows)
 }
 
 func withRouting(s model.Shape, r model.Routing) model.Shape {
@@ -283,26 +328,21 @@ func num(v float64) string {
 	case v == 0:
 		return "0"
 	case a >= 1e9:
-		return trim(fmt.Sprintf("%.3g", v/1e9)) + "G"
+		return fmt.Sprintf("%.3g", v/1e9) + "G"
 	case a >= 1e6:
-		return trim(fmt.Sprintf("%.3g", v/1e6)) + "M"
+		return fmt.Sprintf("%.3g", v/1e6) + "M"
 	case a >= 1e4:
 		return group(math.Round(v))
 	case a >= 100:
 		return group(math.Round(v))
+	case v == math.Trunc(v):
+		return group(v)
 	case a >= 10:
 		return fmt.Sprintf("%.1f", v)
 	case a >= 0.01:
 		return fmt.Sprintf("%.2f", v)
 	}
 	return fmt.Sprintf("%.2g", v)
-}
-
-func trim(s string) string {
-	if strings.Contains(s, "e") {
-		return s
-	}
-	return s
 }
 
 func usd(v float64) string { return "$" + group(math.Round(v)) }
