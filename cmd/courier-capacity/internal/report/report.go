@@ -95,9 +95,9 @@ func (p *printer) inputs() {
 		p.f("  %-28s %10s %-44s %s\n", r.name, num(r.pr.Value), r.pr.Unit, r.pr.Page)
 	}
 	l := model.Stated(1)
-	p.f("\nStated load per connected user at the peak: %.1f sessions, sends %.1f messages/min (%s-byte payload), "+
-		"recipients per message from P(k) ∝ k^-%.1f on 1..%d (mean %.2f, %.0f %% one-to-one), "+
-		"%.0f %% of recipients online, every frame acked, a ping every %.0f s, %.0f reconnects per session-hour.\n\n",
+	p.f("\nStated load per connected user at the peak: %.1f sessions; sends %.1f messages/min (%s-byte payload);\n"+
+		"  recipients per message from P(k) ∝ k^-%.1f on 1..%d (mean %.2f, %.0f %% one-to-one); %.0f %% of recipients online;\n"+
+		"  every frame acked (the JavaScript client's default); a ping every %.0f s; %.0f reconnects per session-hour.\n\n",
 		l.SessionsPerUser, l.SendsPerMinute, num(l.PayloadBytes), model.Groups.Alpha, model.Groups.Max,
 		l.Mix.Mean(), 100*l.Mix[0].W, 100*l.RecipientOnline, model.PingInterval, l.ReconnectsPerHour)
 }
@@ -339,10 +339,8 @@ func num(v float64) string {
 		return group(v)
 	case a >= 10:
 		return fmt.Sprintf("%.1f", v)
-	case a >= 0.01:
-		return fmt.Sprintf("%.2f", v)
 	}
-	return fmt.Sprintf("%.2g", v)
+	return fmt.Sprintf("%.3g", v)
 }
 
 func usd(v float64) string { return "$" + group(math.Round(v)) }
