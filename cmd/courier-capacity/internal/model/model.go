@@ -171,11 +171,9 @@ type LimitUse struct {
 // its request: the 1,000-byte minimum applies per publish/pull request, and
 // the model assumes one message per request (Courier's gateway publishes
 // with an ordering key per sender, and a sparse subscription gets one
-// message per response): an upper bound, at most ~2× the real size here.
+// message per response): an upper bound, two to three times the real size
+// of a small message.
 func billed(size float64) float64 { return max(size, GCP.PubSubMinBytes.Value) }
-
-// Billed exposes billed for tests and the report.
-func Billed(size float64) float64 { return billed(size) }
 
 // distinct is the expected number of distinct pods n items land on when each
 // lands on one of p pods uniformly at random.

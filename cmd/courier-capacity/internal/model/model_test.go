@@ -116,8 +116,8 @@ func TestMoreUsersNeverFewerPodsOrDollars(t *testing.T) {
 
 func TestThousandByteMinimumPerRequest(t *testing.T) {
 	for _, tt := range []struct{ size, want float64 }{{1, 1000}, {200, 1000}, {999, 1000}, {1000, 1000}, {1500, 1500}} {
-		if got := Billed(tt.size); got != tt.want {
-			t.Errorf("Billed(%v) = %v, want %v", tt.size, got, tt.want)
+		if got := billed(tt.size); got != tt.want {
+			t.Errorf("billed(%v) = %v, want %v", tt.size, got, tt.want)
 		}
 	}
 	// Payloads of 50 and 400 bytes leave every envelope and delivery of a
@@ -220,5 +220,16 @@ func TestPowerLaw(t *testing.T) {
 	}
 	if math.Abs(a[0].W-exact[0].W) > 0.01 {
 		t.Errorf("sampled one-to-one share %v, exact %v", a[0].W, exact[0].W)
+	}
+}
+
+func TestEgressTiers(t *testing.T) {
+	for _, tt := range []struct{ gib, want float64 }{
+		{0, 0},
+		{100, 100 * 0.12},
+		{5 * 1024, 1024*0.12 + 4*1024*0.11},
+		{20 * 1024, 1024*0.12 + 9*1024*0.11 + 10*1024*0.08},
+	} {
+		near(t, "egress", GCP.egressCost(tt.gib), tt.want)
 	}
 }

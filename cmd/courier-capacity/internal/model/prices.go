@@ -105,22 +105,8 @@ const FilteredDeliveriesBilled = true
 // egressCost prices a month's internet egress on the tiered schedule.
 func (p Prices) egressCost(gibPerMonth float64) float64 {
 	t1, t10 := p.EgressTierTiB1*1024, p.EgressTierTiB10*1024
-	cost := 0.0
-	rest := gibPerMonth
-	take := func(upTo, price float64, from float64) {
-		if rest <= 0 {
-			return
-		}
-		n := min(rest, upTo-from)
-		if n > 0 {
-			cost += n * price
-			rest -= n
-		}
-	}
-	take(t1, p.EgressPerGiB0.Value, 0)
-	take(t10, p.EgressPerGiB1.Value, t1)
-	if rest > 0 {
-		cost += rest * p.EgressPerGiB10.Value
-	}
-	return cost
+	first := min(gibPerMonth, t1)
+	second := min(max(gibPerMonth-t1, 0), t10-t1)
+	rest := max(gibPerMonth-t10, 0)
+	return first*p.EgressPerGiB0.Value + second*p.EgressPerGiB1.Value + rest*p.EgressPerGiB10.Value
 }
