@@ -7,7 +7,7 @@ BIN := $(CURDIR)/.run/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help run stop test test-unit test-e2e build vet fmt-check proto proto-check bench helm-lint check-deploy traces traces-build emulators emulators-stop ci js-deps js-test webclient webclient-check
+.PHONY: help run stop test test-unit test-e2e build vet fmt-check proto proto-check bench capacity helm-lint check-deploy traces traces-build emulators emulators-stop ci js-deps js-test webclient webclient-check
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ bench-worker: ## worker throughput on the emulators (needs `make emulators`)
 
 bench: ## one benchmark report (raw limits, end to end, worker, edge, Go); BENCH_QUICK=1 small, BENCH_BASELINE=<rev> side by side; docs/benchmarks.md
 	scripts/bench.sh $(if $(filter-out 0,$(BENCH_QUICK)),--quick,)
+
+capacity: ## pods, cores, memory and monthly cost at 10k/1M/10M users from the bench's per-core figures and GCP prices; docs/capacity.md
+	@cd cmd/courier-capacity && go run .
 
 traces-build: ## build the local Jaeger all-in-one once (~10 min the first time, cached after)
 	cd tools/jaeger && GOWORK=off go build -o $(CURDIR)/.tools/bin/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
