@@ -36,7 +36,7 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
 	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
-	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
+	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 var version = "dev"

@@ -97,6 +97,8 @@ func readSettings(env *config.Env) settings {
 		// A connection opened without a credential sends its token in its
 		// first frame within this time (package wsauth).
 		AuthTimeout:        env.Duration("WS_AUTH_TIMEOUT", 5*time.Second, 10*time.Millisecond),
+		ConnectRate:        float64(env.Int("WS_CONNECT_RATE", 2, 1, 1_000_000)),
+		ConnectBurst:       env.Int("WS_CONNECT_BURST", 20, 1, 1_000_000),
 		MaxUnauthenticated: env.Int("WS_MAX_UNAUTHENTICATED", 1000, 1, 1_000_000),
 	}
 	if s.edge.ReadBudgetBytes < s.edge.PageBytes {

@@ -12,7 +12,7 @@ import (
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
-	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
+	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 // Defaults fills in what a test server's parts leave out: a publisher that

@@ -37,7 +37,7 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/ingress"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
-	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
+	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 // spans records every span of every test in this package.

@@ -29,7 +29,7 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
-	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
+	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 // contract is docs/openapi.yaml (the embedded copy) as kin-openapi reads it,

@@ -22,7 +22,7 @@ import (
 
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
-	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
+	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 const okBody = `{"to":["bob"],"payload":{"text":"hi"}}`

@@ -19,7 +19,7 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
-	"github.com/courierhq/courier/services/api-gateway/internal/ratelimit"
+	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 // Config is everything the REST server needs.

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
@@ -78,6 +79,11 @@ type Config struct {
 	// how many wait for theirs at once (default 1000).
 	AuthTimeout        time.Duration
 	MaxUnauthenticated int
+	// ConnectRate and ConnectBurst bound the sessions one user may open on
+	// this pod per second (default 2/s, bursts of 20): a client looping on
+	// connect costs an auth check, a hub slot and an inbox read each time.
+	ConnectRate  float64
+	ConnectBurst int
 }
 
 // Verifier checks bearer tokens.
@@ -122,6 +128,8 @@ type Edge struct {
 	// unauthenticated holds a token per connection waiting for its auth
 	// frame.
 	unauthenticated chan struct{}
+	// connects limits each user's session opens (Config.ConnectRate).
+	connects *ratelimit.Limiter
 
 	stopRecv context.CancelFunc
 	stopCtx  context.Context
@@ -149,6 +157,12 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = 5 * time.Second
 	}
+	if cfg.ConnectRate <= 0 {
+		cfg.ConnectRate = 2
+	}
+	if cfg.ConnectBurst <= 0 {
+		cfg.ConnectBurst = 20
+	}
 	if cfg.MaxUnauthenticated <= 0 {
 		cfg.MaxUnauthenticated = 1000
 	}
@@ -162,6 +176,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}, m)
 	opts := cfg.Session.WithDefaults()
 	e := &Edge{cfg: cfg, deps: deps, log: log, m: m, unauthenticated: make(chan struct{}, cfg.MaxUnauthenticated),
+		connects: ratelimit.New(ratelimit.Options{PerSecond: cfg.ConnectRate, Burst: cfg.ConnectBurst, MaxKeys: max(cfg.MaxSessions, 1000)}),
 		hub: hub.New[*session.Session](hub.Config{
 			MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser,
 			ReorderWait: cfg.ReorderWait, ReorderWaitMax: cfg.ReorderWaitMax, MaxHeld: cfg.MaxHeld,

@@ -705,3 +705,31 @@ func TestPingDropsUnresponsivePeer(t *testing.T) {
 		t.Fatal("the responsive peer was dropped")
 	}
 }
+
+// A user opening sessions faster than WS_CONNECT_RATE (after its burst) is
+// refused with 429 connect_rate and a Retry-After, closing each session in
+// between so no other limit applies; another user still connects.
+func TestConnectsAreRateLimitedPerUser(t *testing.T) {
+	w := newWorld(t)
+	a := startEdge(t, w, "edge-a", func(c *edge.Config, _ *edge.Deps) { c.ConnectRate, c.ConnectBurst = 1, 3 })
+	refused := 0
+	for range 6 {
+		c, resp, err := tryDial(t, a, "mallory", dialOpts{noRead: true})
+		if err != nil {
+			if resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("refusal: %v %v, want 429 with Retry-After", err, resp)
+			}
+			refused++
+			continue
+		}
+		_ = c.conn.Close(websocket.StatusNormalClosure, "")
+		testenv.Eventually(t, 5*time.Second, "mallory's session gone", func() bool { return len(a.Sessions("mallory")) == 0 })
+	}
+	if refused == 0 {
+		t.Fatal("6 connects in a burst of 3 at 1/s: none refused")
+	}
+	if got := a.counter(t, "courier_ws_edge_rejected_total", "reason", "connect_rate"); got != float64(refused) {
+		t.Errorf("rejected_total{reason=connect_rate} = %v, want %d", got, refused)
+	}
+	dial(t, a, "bob", dialOpts{}).expect(t, "hello")
+}

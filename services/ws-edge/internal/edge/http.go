@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,6 +198,10 @@ type refusal struct {
 func (e *Edge) admit(s *session.Session) (leave func(), ref *refusal) {
 	if e.draining.Load() {
 		return nil, &refusal{http.StatusServiceUnavailable, "draining", "this pod is shutting down; reconnect", websocket.StatusGoingAway, ""}
+	}
+	if ok, retry := e.connects.AllowN(s.UserID(), 1); !ok {
+		return nil, &refusal{http.StatusTooManyRequests, "connect_rate", "this user opens sessions too fast; retry later",
+			websocket.StatusTryAgainLater, strconv.Itoa(max(1, int(math.Ceil(retry.Seconds()))))}
 	}
 	if err := e.hub.Add(s); err != nil {
 		switch {
