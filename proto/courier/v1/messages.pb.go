@@ -349,7 +349,8 @@ type GetMessageResponse struct {
 	// state is "stored" or "delivered" (once a recipient acknowledged it on
 	// a WebSocket). A message the worker has not stored yet is NOT_FOUND.
 	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	// delivered_count is how many recipients acknowledged it.
+	// delivered_count is how many recipients acknowledged it, for the
+	// sender; a recipient sees only its own state (0 or 1).
 	DeliveredCount int32 `protobuf:"varint,3,opt,name=delivered_count,json=deliveredCount,proto3" json:"delivered_count,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
