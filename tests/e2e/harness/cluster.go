@@ -75,7 +75,11 @@ func (e *Env) NewCluster(t testing.TB, opts Options) *Cluster {
 		t.Fatal(err)
 	}
 	c.GRPCAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	c.Gateway = c.newProcess("api-gateway", "api-gateway", append([]string{"GRPC_ADDR=" + c.GRPCAddr, "RATE_LIMIT_PER_SECOND=10000", "RATE_LIMIT_BURST=10000"}, opts.GatewayEnv...))
+	c.Gateway = c.newProcess("api-gateway", "api-gateway", append([]string{"GRPC_ADDR=" + c.GRPCAddr, "RATE_LIMIT_PER_SECOND=10000", "RATE_LIMIT_BURST=10000",
+		// The tests drive bursts far above one person's sends; the cost
+		// budgets have tests of their own.
+		"RATE_LIMIT_STORED_KIB_PER_SECOND=100000000", "RATE_LIMIT_STORED_KIB_BURST=100000000",
+		"RATE_LIMIT_INBOUND_PER_SECOND=1000000", "RATE_LIMIT_INBOUND_BURST=1000000"}, opts.GatewayEnv...))
 	c.Worker = c.newProcess("pipeline-worker", "pipeline-worker", opts.WorkerEnv)
 	for i := range opts.Edges {
 		pod := fmt.Sprintf("edge-%c", 'a'+i)

@@ -49,9 +49,25 @@ func FreePort(t testing.TB) int {
 	return p
 }
 
+// handedOut remembers every port FreePort gave: a port given to a process
+// that has not bound it yet is free to the kernel, and a second pick of it
+// (one in ~12,000 per pair, so likely over a run's hundreds of ports) made
+// two processes of one cluster collide.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 func freePort() (int, error) {
 	for range 1000 {
 		port := 20000 + rand.IntN(12000)
+		handedOut.Lock()
+		taken := handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if taken {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			l.Close()

@@ -110,7 +110,10 @@ func StartGateway(ctx context.Context, b Build, e Env, extra ...string) (*Servic
 	if err != nil {
 		return nil, err
 	}
-	env := append([]string{"GRPC_ADDR=" + grpcAddr, "RATE_LIMIT_PER_SECOND=1000000", "RATE_LIMIT_BURST=1000000"}, extra...)
+	env := append([]string{"GRPC_ADDR=" + grpcAddr, "RATE_LIMIT_PER_SECOND=1000000", "RATE_LIMIT_BURST=1000000",
+		// The load is many users' worth from few senders and recipients.
+		"RATE_LIMIT_STORED_KIB_PER_SECOND=100000000", "RATE_LIMIT_STORED_KIB_BURST=100000000",
+		"RATE_LIMIT_INBOUND_PER_SECOND=1000000", "RATE_LIMIT_INBOUND_BURST=1000000"}, extra...)
 	return start(ctx, b.Label+"-gateway", b.Gateway, e, env)
 }
 
@@ -121,7 +124,10 @@ func StartWorker(ctx context.Context, b Build, e Env, name string, extra ...stri
 
 // StartEdge starts a ws-edge named pod, admitting up to maxSessions.
 func StartEdge(ctx context.Context, b Build, e Env, pod string, maxSessions int, extra ...string) (*Service, error) {
-	env := append([]string{"POD_NAME=" + pod, fmt.Sprintf("WS_MAX_SESSIONS=%d", maxSessions)}, extra...)
+	// The bench's clients open sessions as fast as it can; the connect
+	// limit has tests of its own. (A baseline build ignores the variables.)
+	env := append([]string{"POD_NAME=" + pod, fmt.Sprintf("WS_MAX_SESSIONS=%d", maxSessions),
+		"WS_CONNECT_RATE=1000000", "WS_CONNECT_BURST=1000000"}, extra...)
 	return start(ctx, b.Label+"-"+pod, b.Edge, e, env)
 }
 
