@@ -29,6 +29,7 @@ import (
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/telemetry"
 
+	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
@@ -36,7 +37,6 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
 	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
-	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 var version = "dev"

@@ -11,8 +11,8 @@ import (
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
-	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/pkg/ratelimit"
+	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 )
 
 // Defaults fills in what a test server's parts leave out: a publisher that

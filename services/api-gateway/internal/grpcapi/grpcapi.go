@@ -30,11 +30,11 @@ import (
 	"github.com/courierhq/courier/pkg/inbox"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
+	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/services/api-gateway/internal/apierr"
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
-	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 // Config is everything the gRPC server needs.

@@ -32,12 +32,12 @@ import (
 	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
+	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/ingress"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
-	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 // spans records every span of every test in this package.

@@ -25,11 +25,11 @@ import (
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
+	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
-	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 // contract is docs/openapi.yaml (the embedded copy) as kin-openapi reads it,

@@ -20,9 +20,9 @@ import (
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
+	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
-	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 const okBody = `{"to":["bob"],"payload":{"text":"hi"}}`

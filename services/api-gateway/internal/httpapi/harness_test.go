@@ -18,13 +18,13 @@ import (
 	"github.com/courierhq/courier/pkg/telemetry"
 	"github.com/courierhq/courier/pkg/testenv"
 
+	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/gatewaytest"
 	"github.com/courierhq/courier/services/api-gateway/internal/httpapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
 	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
-	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 // spans records every span of every test in this package; tests find

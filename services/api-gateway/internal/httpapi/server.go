@@ -16,10 +16,10 @@ import (
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/telemetry"
 
+	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
-	"github.com/courierhq/courier/pkg/ratelimit"
 )
 
 // Config is everything the REST server needs.
