@@ -1,14 +1,13 @@
 package session
 
 import (
-	"github.com/courierhq/courier/pkg/wire"
-
 	"encoding/json"
 	"sync"
 	"testing"
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
 )
 
