@@ -42,5 +42,10 @@ func DecodeCursor(c string) (int64, error) {
 	if err != nil || n < 0 || strconv.FormatInt(n, 10) != s {
 		return 0, fmt.Errorf("%w: bad position", ErrBadCursor)
 	}
+	// The decoder also skips '\r' and '\n' anywhere in the input: only
+	// the exact encoding of the position is its cursor.
+	if EncodeCursor(n) != c {
+		return 0, fmt.Errorf("%w: not the canonical spelling", ErrBadCursor)
+	}
 	return n, nil
 }
