@@ -7,6 +7,8 @@
 #      are skaffold's artifacts, ws-edge's POD_NAME and drain time, references, hooks, Workload Identity),
 #      and mutation tests proving each rule fails on a broken manifest
 #   5. guards: settings the chart must refuse (each must fail helm template with its message)
+#   The "monitoring" scenario renders the alert rules (PrometheusRule, GMP Rules/GlobalRules) and the Grafana
+#   dashboards; tests/deploy runs promtool's checks and unit tests on the rules (TestPromtoolRules).
 # Tools are installed into .tools/bin on first use (go install; no network beyond the Go module proxy).
 #
 # helm-lint.sh --rendered DIR runs only steps 3 and 4 on DIR/*.yaml (check-deploy.sh: skaffold's output).
@@ -26,9 +28,11 @@ tool() { # tool NAME PACKAGE@VERSION: prints the path of .tools/bin/NAME, instal
 }
 HELM="$(tool helm helm.sh/helm/v3/cmd/helm@v3.22.0)"
 KUBECTL_VALIDATE="$(tool kubectl-validate sigs.k8s.io/kubectl-validate@v0.0.4)"
+PROMTOOL="$(tool promtool github.com/prometheus/prometheus/cmd/promtool@v0.316.0)"
+REQUIRE_MONITORING=0
 
 # Scenario name -> helm arguments. "defaults" is values.yaml with only what it requires.
-SCENARIOS=(defaults dev prod prod-pinned)
+SCENARIOS=(defaults dev prod prod-pinned monitoring)
 args_for() {
   case "$1" in
     defaults) echo "--set gcp.project=courier-example --set auth.jwksURL=https://example.com/jwks.json" ;;
@@ -38,6 +42,10 @@ args_for() {
     prod-pinned) echo "-f $CHART/values-prod.yaml --set image.registry=europe-west1-docker.pkg.dev/courier-prod/courier \
       --set image.tag=v1.2.3 --set wsEdge.image.digest=sha256:$(printf '0%.0s' {1..64}) \
       --set metrics.serviceMonitor.enabled=true --set auth.hs256.enabled=false" ;;
+    # Every monitoring object, both Prometheus flavours (the promtool tests expect this project and namespace).
+    monitoring) echo "-f $CHART/values-prod.yaml --set gcp.project=courier-example --set metrics.serviceMonitor.enabled=true \
+      --set metrics.prometheusRule.enabled=true --set metrics.prometheusRule.pubsub=true --set metrics.gmpRules.enabled=true \
+      --set metrics.dashboards.enabled=true" ;;
   esac
 }
 
@@ -62,6 +70,7 @@ check_rendered() {
   rm -rf "$vdir"
   echo "== go test ./tests/deploy (rules on $dir)"
   (cd tests/deploy && COURIER_RENDERED_DIR="$dir" COURIER_REQUIRE_RENDERED=1 GOWORK=off \
+    COURIER_PROMTOOL="$PROMTOOL" COURIER_REQUIRE_MONITORING="$REQUIRE_MONITORING" \
     go test -count=1 ${GOTESTFLAGS:-} ./...) || rc=1
   return $rc
 }
@@ -83,7 +92,7 @@ for s in "${SCENARIOS[@]}"; do
 done
 [ $status -eq 0 ] || { echo "helm-lint: lint or template failed" >&2; exit 1; }
 
-check_rendered "$OUT" || status=1
+REQUIRE_MONITORING=1 check_rendered "$OUT" || status=1
 
 echo "== guards: settings the chart must refuse"
 refuse() { # refuse "MESSAGE FRAGMENT" HELM ARGS...: helm template must fail with that message
