@@ -32,7 +32,7 @@ PROMTOOL="$(tool promtool github.com/prometheus/prometheus/cmd/promtool@v0.316.0
 REQUIRE_MONITORING=0
 
 # Scenario name -> helm arguments. "defaults" is values.yaml with only what it requires.
-SCENARIOS=(defaults dev prod prod-pinned monitoring)
+SCENARIOS=(defaults dev prod prod-pinned monitoring load)
 args_for() {
   case "$1" in
     defaults) echo "--set gcp.project=courier-example --set auth.jwksURL=https://example.com/jwks.json" ;;
@@ -46,6 +46,8 @@ args_for() {
     monitoring) echo "-f $CHART/values-prod.yaml --set gcp.project=courier-example --set metrics.serviceMonitor.enabled=true \
       --set metrics.prometheusRule.enabled=true --set metrics.prometheusRule.pubsub=true --set metrics.gmpRules.enabled=true \
       --set metrics.dashboards.enabled=true" ;;
+    # What skaffold's "load" profile deploys: the dev release, its dashboards, and k8s/loadgen/job.yaml (appended below).
+    load) echo "-f $CHART/values-dev.yaml --set metrics.dashboards.enabled=true" ;;
   esac
 }
 
@@ -89,6 +91,7 @@ for s in "${SCENARIOS[@]}"; do
   echo "== helm template ($s) > $OUT/$s.yaml"
   # shellcheck disable=SC2046
   "$HELM" template courier "$CHART" --namespace courier --kube-version "$KUBE_VERSION" $(args_for "$s") >"$OUT/$s.yaml" || status=1
+  if [ "$s" = load ]; then printf -- '---\n# Source: k8s/loadgen/job.yaml\n' >>"$OUT/$s.yaml"; cat k8s/loadgen/job.yaml >>"$OUT/$s.yaml"; fi
 done
 [ $status -eq 0 ] || { echo "helm-lint: lint or template failed" >&2; exit 1; }
 
