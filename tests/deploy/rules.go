@@ -52,6 +52,7 @@ var ImageValues = map[string]string{
 	"ws-edge":         "wsEdge",
 	"provisioner":     "courierctl",
 	"sweep":           "courierctl",
+	"loadgen":         "courierctl", // k8s/loadgen/job.yaml, skaffold's load profile
 }
 
 func workloads(s Set) ([]Workload, []string) {
