@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -40,11 +41,22 @@ func flavours(t *testing.T, s Set) map[string][]ruleGroup {
 	out := map[string][]ruleGroup{}
 	for kind, flavour := range map[string]string{"PrometheusRule": "prometheus-operator", "Rules": "gmp", "GlobalRules": "gmp"} {
 		for _, o := range s.OfKind(kind) {
+			// Strictly: kubectl-validate has no schema for these CRDs offline, so
+			// a misspelt field (a rule's "expression") would pass unseen.
 			var spec struct {
 				Groups []ruleGroup `json:"groups"`
 			}
-			if err := convert(o.Raw["spec"], &spec); err != nil {
-				t.Fatalf("%s: %v", o, err)
+			b, err := json.Marshal(o.Raw["spec"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&spec); err != nil {
+				t.Fatalf("%s: spec is not a list of Prometheus rule groups: %v", o, err)
+			}
+			if len(spec.Groups) == 0 {
+				t.Fatalf("%s: no rule groups", o)
 			}
 			out[flavour] = append(out[flavour], spec.Groups...)
 		}
