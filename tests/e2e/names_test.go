@@ -129,7 +129,7 @@ func repoUses(t *testing.T, root string) []metricnames.Use {
 	var files []string
 	for _, g := range []string{"README.md", "docs/*.md", "docs/runbooks/*.md", "services/*/README.md", "clients/*/README.md",
 		"cmd/*/README.md", "k8s/courier/*.yaml", "k8s/courier/README.md", "k8s/courier/templates/*", "k8s/courier/files/*",
-		"k8s/courier/dashboards/*.json", "tests/deploy/*.go", "skaffold.yaml"} {
+		"k8s/courier/dashboards/*.json", "tests/deploy/*.go", "tests/deploy/testdata/promtool/*.yaml", "skaffold.yaml", "k8s/loadgen/*.yaml"} {
 		m, err := filepath.Glob(filepath.Join(root, g))
 		if err != nil {
 			t.Fatal(err)
