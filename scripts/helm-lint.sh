@@ -7,6 +7,8 @@
 #      are skaffold's artifacts, ws-edge's POD_NAME and drain time, references, hooks, Workload Identity),
 #      and mutation tests proving each rule fails on a broken manifest
 #   5. guards: settings the chart must refuse (each must fail helm template with its message)
+#   The "monitoring" scenario renders the alert rules (PrometheusRule, GMP Rules/GlobalRules) and the Grafana
+#   dashboards; tests/deploy runs promtool's checks and unit tests on the rules (TestPromtoolRules).
 # Tools are installed into .tools/bin on first use (go install; no network beyond the Go module proxy).
 #
 # helm-lint.sh --rendered DIR runs only steps 3 and 4 on DIR/*.yaml (check-deploy.sh: skaffold's output).
@@ -26,9 +28,11 @@ tool() { # tool NAME PACKAGE@VERSION: prints the path of .tools/bin/NAME, instal
 }
 HELM="$(tool helm helm.sh/helm/v3/cmd/helm@v3.22.0)"
 KUBECTL_VALIDATE="$(tool kubectl-validate sigs.k8s.io/kubectl-validate@v0.0.4)"
+PROMTOOL="$(tool promtool github.com/prometheus/prometheus/cmd/promtool@v0.316.0)"
+REQUIRE_MONITORING=0
 
 # Scenario name -> helm arguments. "defaults" is values.yaml with only what it requires.
-SCENARIOS=(defaults dev prod prod-pinned)
+SCENARIOS=(defaults dev prod prod-pinned monitoring load)
 args_for() {
   case "$1" in
     defaults) echo "--set gcp.project=courier-example --set auth.jwksURL=https://example.com/jwks.json \
@@ -39,6 +43,12 @@ args_for() {
     prod-pinned) echo "-f $CHART/values-prod.yaml --set image.registry=europe-west1-docker.pkg.dev/courier-prod/courier \
       --set image.tag=v1.2.3 --set wsEdge.image.digest=sha256:$(printf '0%.0s' {1..64}) \
       --set metrics.serviceMonitor.enabled=true --set auth.hs256.enabled=false" ;;
+    # Every monitoring object, both Prometheus flavours (the promtool tests expect this project and namespace).
+    monitoring) echo "-f $CHART/values-prod.yaml --set gcp.project=courier-example --set metrics.serviceMonitor.enabled=true \
+      --set metrics.prometheusRule.enabled=true --set metrics.prometheusRule.pubsub=true --set metrics.gmpRules.enabled=true \
+      --set metrics.dashboards.enabled=true" ;;
+    # What skaffold's "load" profile deploys: the dev release, its dashboards, and k8s/loadgen/job.yaml (appended below).
+    load) echo "-f $CHART/values-dev.yaml --set metrics.dashboards.enabled=true" ;;
   esac
 }
 
@@ -63,6 +73,7 @@ check_rendered() {
   rm -rf "$vdir"
   echo "== go test ./tests/deploy (rules on $dir)"
   (cd tests/deploy && COURIER_RENDERED_DIR="$dir" COURIER_REQUIRE_RENDERED=1 GOWORK=off \
+    COURIER_PROMTOOL="$PROMTOOL" COURIER_REQUIRE_MONITORING="$REQUIRE_MONITORING" \
     go test -count=1 ${GOTESTFLAGS:-} ./...) || rc=1
   return $rc
 }
@@ -81,10 +92,14 @@ for s in "${SCENARIOS[@]}"; do
   echo "== helm template ($s) > $OUT/$s.yaml"
   # shellcheck disable=SC2046
   "$HELM" template courier "$CHART" --namespace courier --kube-version "$KUBE_VERSION" $(args_for "$s") >"$OUT/$s.yaml" || status=1
+  if [ "$s" = load ]; then # skaffold gives the Job its courierctl build's tag; a fixed tag stands for it here
+    printf -- '---\n# Source: k8s/loadgen/job.yaml\n' >>"$OUT/$s.yaml"
+    sed 's|^\( *image: courierctl\)$|\1:loadgen-check|' k8s/loadgen/job.yaml >>"$OUT/$s.yaml"
+  fi
 done
 [ $status -eq 0 ] || { echo "helm-lint: lint or template failed" >&2; exit 1; }
 
-check_rendered "$OUT" || status=1
+REQUIRE_MONITORING=1 check_rendered "$OUT" || status=1
 
 echo "== guards: settings the chart must refuse"
 refuse() { # refuse "MESSAGE FRAGMENT" HELM ARGS...: helm template must fail with that message

@@ -54,6 +54,7 @@ var ImageValues = map[string]string{
 	"ws-edge":         "wsEdge",
 	"provisioner":     "courierctl",
 	"sweep":           "courierctl",
+	"loadgen":         "courierctl", // k8s/loadgen/job.yaml, skaffold's load profile
 }
 
 func workloads(s Set) ([]Workload, []string) {
@@ -703,7 +704,7 @@ func checkAutoscaling(s Set, _ Project) []string {
 			if fmt.Sprint(dig(mm, "resource", "name")) == "cpu" {
 				cpu = true
 			}
-			if mm["type"] == "Pods" && strings.Contains(fmt.Sprint(dig(mm, "pods", "metric", "name")), "courier_edge_sessions") {
+			if mm["type"] == "Pods" && strings.Contains(fmt.Sprint(dig(mm, "pods", "metric", "name")), "courier_ws_edge_sessions") {
 				sessions = true
 			}
 		}
@@ -711,7 +712,7 @@ func checkAutoscaling(s Set, _ Project) []string {
 			errs = append(errs, fmt.Sprintf("%s does not scale on CPU", hpa))
 		}
 		if hpa.Labels["app.kubernetes.io/component"] == "ws-edge" && !sessions {
-			errs = append(errs, fmt.Sprintf("%s does not scale on sessions (Pods metric courier_edge_sessions)", hpa))
+			errs = append(errs, fmt.Sprintf("%s does not scale on sessions (Pods metric courier_ws_edge_sessions)", hpa))
 		}
 	}
 	return errs

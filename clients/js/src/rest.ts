@@ -61,7 +61,10 @@ export interface MessageView {
   message: Message;
   /** `delivered` once a recipient received it on a WebSocket (and acked it). */
   state: "stored" | "delivered" | string;
+  /** Who acked it; empty for a send to more than 16 users (the recipient list rule). */
   deliveredTo: string[];
+  /** How many recipients acked it: always set, whatever the size of the send. */
+  deliveredCount: number;
 }
 
 interface Answer {
@@ -130,13 +133,15 @@ export class RestClient {
   async get(id: string, opts: { signal?: AbortSignal } = {}): Promise<MessageView> {
     if (typeof id !== "string" || id === "") throw new CourierError("invalid_argument", "get: an id is required");
     const { answer } = await this.request("GET", "/v1/messages/" + encodeURIComponent(id), { signal: opts.signal });
-    const b = answer.body as { message?: unknown; state?: unknown; delivered_to?: unknown } | null;
+    const b = answer.body as { message?: unknown; state?: unknown; delivered_to?: unknown; delivered_count?: unknown } | null;
     const m = parseMessage(b?.message);
     if (!b || typeof m === "string" || typeof b.state !== "string") {
       throw new CourierError("bad_response", "get: the gateway's answer is not a message view");
     }
     const deliveredTo = Array.isArray(b.delivered_to) ? b.delivered_to.filter((u): u is string => typeof u === "string") : [];
-    return { message: m, state: b.state, deliveredTo };
+    // A gateway older than delivered_count sent only the list, which was then complete.
+    const deliveredCount = typeof b.delivered_count === "number" ? b.delivered_count : deliveredTo.length;
+    return { message: m, state: b.state, deliveredTo, deliveredCount };
   }
 
   /**

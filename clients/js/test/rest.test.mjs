@@ -160,7 +160,9 @@ test("sync pages the inbox and get reads one message's state", async () => {
   const f = fakeFetch(
     json(200, { messages: [m("a", "c1"), m("b", "c2")], next_cursor: "c2" }),
     json(200, { messages: [], next_cursor: "c2" }),
-    json(200, { message: m("a"), state: "delivered", delivered_to: ["alice"] }),
+    json(200, { message: m("a"), state: "delivered", delivered_to: ["alice"], delivered_count: 1 }),
+    // A send to 40 users: delivered_to is empty by the recipient list rule, delivered_count is not.
+    json(200, { message: { ...m("big"), to: [], to_count: 40 }, state: "delivered", delivered_to: [], delivered_count: 25 }),
   );
   const { c, clock } = client(f);
   const p1 = await clock.drive(c.sync({ limit: 2 }));
@@ -172,11 +174,18 @@ test("sync pages the inbox and get reads one message's state", async () => {
   const p2 = await clock.drive(c.sync({ cursor: p1.nextCursor, limit: 2 }));
   assert.deepEqual(p2, { messages: [], nextCursor: "c2" });
   const v = await clock.drive(c.get("a"));
-  assert.deepEqual({ id: v.message.id, state: v.state, deliveredTo: v.deliveredTo }, { id: "a", state: "delivered", deliveredTo: ["alice"] });
+  assert.deepEqual(
+    { id: v.message.id, state: v.state, deliveredTo: v.deliveredTo, deliveredCount: v.deliveredCount },
+    { id: "a", state: "delivered", deliveredTo: ["alice"], deliveredCount: 1 },
+  );
+  const big = await clock.drive(c.get("big"));
+  assert.deepEqual({ to: big.message.to, toCount: big.message.to_count, deliveredTo: big.deliveredTo, deliveredCount: big.deliveredCount },
+    { to: [], toCount: 40, deliveredTo: [], deliveredCount: 25 });
   assert.deepEqual(f.calls.map((x) => x.url), [
     "http://gw.example/v1/messages?limit=2",
     "http://gw.example/v1/messages?cursor=c2&limit=2",
     "http://gw.example/v1/messages/a",
+    "http://gw.example/v1/messages/big",
   ]);
   assert.ok(f.calls.every((x) => x.method === "GET"));
 });

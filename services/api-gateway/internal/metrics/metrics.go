@@ -78,5 +78,10 @@ func New(reg prometheus.Registerer, limiterKeys func() float64) *Metrics {
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.HTTPInFlight, m.GRPCRequests, m.GRPCDuration,
 		m.PublishDuration, m.RateLimited, m.RateLimiterKeys,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Exported at 0 from the start, so the first refusal is an increase
+	// rate() sees, and dashboards show zero rather than no data.
+	for _, tr := range []string{"http", "grpc"} {
+		m.RateLimited.WithLabelValues(tr)
+	}
 	return m
 }

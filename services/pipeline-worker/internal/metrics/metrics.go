@@ -4,7 +4,20 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/courierhq/courier/pkg/wire"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/classify"
 )
+
+// DeadLetterReasons are every reason the worker dead-letters with; their
+// series exist from the start, so the first dead letter is an increase
+// that rate() and the CourierDeadLettersArriving alert see (a counter born
+// at 1 is not).
+var DeadLetterReasons = []string{wire.ReasonUndecodable, wire.ReasonInvalid, wire.ReasonTooLarge,
+	classify.ReasonRejected, classify.ReasonExhausted}
+
+// NackReasons are every reason a message is handed back to Pub/Sub.
+var NackReasons = []string{"retry_budget", "shutdown", "dead_letter_failed"}
 
 const namespace = "courier_pipeline_worker"
 
@@ -144,6 +157,12 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	for _, k := range []string{"ack", "nack"} {
 		m.AckErrors.WithLabelValues(k)
+	}
+	for _, r := range DeadLetterReasons {
+		m.DeadLettered.WithLabelValues(r)
+	}
+	for _, r := range NackReasons {
+		m.Nacked.WithLabelValues(r)
 	}
 	return m
 }

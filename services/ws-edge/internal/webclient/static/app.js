@@ -424,7 +424,8 @@
         throw new CourierError("bad_response", "get: the gateway's answer is not a message view");
       }
       const deliveredTo = Array.isArray(b.delivered_to) ? b.delivered_to.filter((u) => typeof u === "string") : [];
-      return { message: m, state: b.state, deliveredTo };
+      const deliveredCount = typeof b.delivered_count === "number" ? b.delivered_count : deliveredTo.length;
+      return { message: m, state: b.state, deliveredTo, deliveredCount };
     }
     /**
      * One call with retries: network failures, per-attempt timeouts, 502,

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
+)
+
+// devAuth is the least environment loadSettings accepts.
+var devAuth = map[string]string{"AUTH_HS256_SECRET": "docs-test-secret-0123456789"}
+
+func settingsWith(t *testing.T, kv map[string]string) (settings, error) {
+	t.Helper()
+	m := map[string]string{}
+	for k, v := range devAuth {
+		m[k] = v
+	}
+	for k, v := range kv {
+		m[k] = v
+	}
+	return loadSettings(config.FromMap(m))
+}
+
+// readVariables returns every variable loadSettings reads.
+func readVariables(t *testing.T) map[string]bool {
+	t.Helper()
+	read := map[string]bool{}
+	e := &config.Env{Lookup: func(k string) (string, bool) {
+		read[k] = true
+		v, ok := devAuth[k]
+		return v, ok
+	}}
+	if _, err := loadSettings(e); err != nil {
+		t.Fatal(err)
+	}
+	return read
+}
+
+var (
+	tableRow = regexp.MustCompile("^\\|([^|]*)\\|([^|]*)\\|")
+	ticked   = regexp.MustCompile("`([^`]*)`")
+)
+
+// configTable returns the variables of a README's configuration table (the
+// section starting with heading) and their documented defaults ("" when
+// the default is not a single value: unset, empty, prose).
+func configTable(t *testing.T, path, heading string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	i := strings.Index(text, heading)
+	if i < 0 {
+		t.Fatalf("%s: no %q section", path, heading)
+	}
+	text = text[i+len(heading):]
+	if j := strings.Index(text, "\n## "); j >= 0 {
+		text = text[:j]
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		m := tableRow.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		var names, defs []string
+		for _, n := range ticked.FindAllStringSubmatch(m[1], -1) {
+			names = append(names, n[1])
+		}
+		for _, d := range ticked.FindAllStringSubmatch(m[2], -1) {
+			defs = append(defs, d[1])
+		}
+		for k, n := range names {
+			rows[n] = ""
+			if len(defs) == len(names) {
+				rows[n] = defs[k]
+			}
+		}
+	}
+	if len(rows) == 0 {
+		t.Fatalf("%s: no table rows under %q", path, heading)
+	}
+	return rows
+}
+
+// TestREADMEConfigurationMatchesSettings keeps the configuration tables
+// (this README's, and the root README's shared one) true to loadSettings:
+// every variable it reads is documented, and every documented default,
+// set explicitly, changes nothing (so it is the code's default).
+func TestREADMEConfigurationMatchesSettings(t *testing.T) {
+	own := configTable(t, "README.md", "## Environment")
+	shared := configTable(t, "../../README.md", "## Configuration")
+	read := readVariables(t)
+	for v := range read {
+		if _, ok := own[v]; !ok {
+			if _, ok := shared[v]; !ok {
+				t.Errorf("%s is read by loadSettings but documented in neither README's configuration table", v)
+			}
+		}
+	}
+	defaults, err := settingsWith(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, table := range []map[string]string{own, shared} {
+		for v, def := range table {
+			if !read[v] || def == "" {
+				continue
+			}
+			got, err := settingsWith(t, map[string]string{v: def})
+			if err != nil {
+				t.Errorf("%s=%s (the documented default) is refused: %v", v, def, err)
+				continue
+			}
+			if !reflect.DeepEqual(got, defaults) {
+				t.Errorf("%s: the README's default %q is not the code's", v, def)
+			}
+			checked++
+		}
+	}
+	if checked < 15 {
+		t.Errorf("only %d documented defaults checked: is the table still parsed?", checked)
+	}
+}
+
+// TestOpenAPILimitsMatchSettings keeps docs/openapi.yaml's limits true to
+// the settings: `to` allows what MAX_RECIPIENTS can be set to at most, and
+// the page size's bound and default are the inbox's.
+func TestOpenAPILimitsMatchSettings(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(openapi.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := doc.Components.Schemas["SendRequest"].Value.Properties["to"].Value
+	if to.MaxItems == nil {
+		t.Fatal("SendRequest.to has no maxItems")
+	}
+	maxItems := int(*to.MaxItems)
+	if _, err := settingsWith(t, map[string]string{"MAX_RECIPIENTS": strconv.Itoa(maxItems)}); err != nil {
+		t.Errorf("openapi maxItems %d: MAX_RECIPIENTS=%d is refused (%v)", maxItems, maxItems, err)
+	}
+	if _, err := settingsWith(t, map[string]string{"MAX_RECIPIENTS": strconv.Itoa(maxItems + 1)}); err == nil {
+		t.Errorf("openapi maxItems %d, but MAX_RECIPIENTS=%d is accepted: the spec refuses sends a deployment allows", maxItems, maxItems+1)
+	}
+	if to.MinItems != 1 {
+		t.Errorf("SendRequest.to minItems %d, want 1", to.MinItems)
+	}
+	s, err := settingsWith(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limit *openapi3.Schema
+	for _, p := range doc.Paths.Find("/v1/messages").Get.Parameters {
+		if p.Value.Name == "limit" {
+			limit = p.Value.Schema.Value
+		}
+	}
+	if limit == nil || limit.Max == nil {
+		t.Fatal("GET /v1/messages has no bounded limit parameter")
+	}
+	if int(*limit.Max) != s.Limits.MaxPageSize || limit.Default != float64(s.Limits.DefaultPageSize) {
+		t.Errorf("openapi limit: maximum %v default %v; the inbox: %d and %d", *limit.Max, limit.Default, s.Limits.MaxPageSize, s.Limits.DefaultPageSize)
+	}
+}
