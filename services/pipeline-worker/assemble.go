@@ -61,7 +61,10 @@ func assemble(s settings, ps *pubsub.Client, fs *firestore.Client, log *slog.Log
 	if s.TargetedRouting {
 		pres = presence.NewTable(fs)
 	}
-	fan := fanout.New(func(out []pubsubx.Outgoing) []error { return pubsubx.PublishAll(w.deliveries, out) }, pres, s.AttemptTimeout, w.m, log)
+	fan, err := fanout.New(func(out []pubsubx.Outgoing) []error { return pubsubx.PublishAll(w.deliveries, out) }, pres, s.AttemptTimeout, w.m, log)
+	if err != nil {
+		return nil, err
+	}
 	dl := handler.NewDeadLetters(func(ctx context.Context, msg *pubsub.Message, id string) error {
 		_, err := pubsubx.Publish(ctx, w.deadLetters, msg, id)
 		return err

@@ -8,6 +8,8 @@ package fanout
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -70,6 +72,8 @@ type lookup struct {
 	err    error
 }
 
+var errReadPanicked = errors.New("presence read panicked")
+
 // keepGroups bounds the presence reads remembered: far more batches than
 // are between their commit and their fan-out at once. A group forgotten
 // and asked again (a publish retried much later) is simply read again.
@@ -77,9 +81,12 @@ const keepGroups = 256
 
 // New returns a Fanout publishing with publish. presence is nil without
 // targeted routing; timeout bounds one presence read.
-func New(publish PublishFunc, presence Presence, timeout time.Duration, m *metrics.Metrics, log *slog.Logger) *Fanout {
+func New(publish PublishFunc, presence Presence, timeout time.Duration, m *metrics.Metrics, log *slog.Logger) (*Fanout, error) {
+	if timeout <= 0 {
+		return nil, fmt.Errorf("fanout: presence read timeout %s, want more than 0", timeout)
+	}
 	return &Fanout{publish: publish, presence: presence, timeout: timeout, m: m, log: log,
-		tracer: otel.Tracer(tracerName), lookups: map[Group]*lookup{}}
+		tracer: otel.Tracer(tracerName), lookups: map[Group]*lookup{}}, nil
 }
 
 // Publish publishes items in order under ctx and returns one error per item.
@@ -130,10 +137,16 @@ func (f *Fanout) podsOf(ctx context.Context, g Group) (map[string][]string, erro
 	}
 	f.mu.Unlock()
 	if !ok {
-		// Not cut short by this caller's ctx: the group's other messages
-		// share the answer.
-		l.byUser, l.err = f.read(context.WithoutCancel(ctx), g)
-		close(l.done)
+		func() {
+			// Closed even if the read panics (Recover, around the attempt,
+			// catches it): the group's other messages then go unrouted
+			// instead of waiting.
+			defer close(l.done)
+			l.err = errReadPanicked
+			// Not cut short by this caller's ctx: the group's other
+			// messages share the answer.
+			l.byUser, l.err = f.read(context.WithoutCancel(ctx), g)
+		}()
 	}
 	select {
 	case <-l.done:

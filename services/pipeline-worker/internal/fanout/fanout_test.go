@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,7 +59,11 @@ func item(id string, g Group, to ...string) Item {
 
 func newFanout(p Presence, r *recorder) (*Fanout, *metrics.Metrics) {
 	m := metrics.New(prometheus.NewRegistry())
-	return New(r.publish, p, 0x7fffffff, m, slog.New(slog.NewTextHandler(io.Discard, nil))), m
+	f, err := New(r.publish, p, time.Minute, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		panic(err)
+	}
+	return f, m
 }
 
 func (r *recorder) attrs(id string) map[string]string {
@@ -149,3 +154,30 @@ func keys(m map[string]string) []string {
 	slices.Sort(ks)
 	return ks
 }
+
+// A presence read that panics leaves its batch's other messages unrouted
+// (to every pod) rather than waiting for it; the panic itself goes up to
+// the handler's Recover.
+func TestPanickingPresenceReadDoesNotHoldTheBatch(t *testing.T) {
+	rec := &recorder{}
+	f, _ := newFanout(panicking{}, rec)
+	g := &group{users: []string{"bob"}}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic did not reach the caller")
+			}
+		}()
+		f.Publish(context.Background(), []Item{item("m1", g, "bob")})
+	}()
+	if errs := f.Publish(context.Background(), []Item{item("m2", g, "bob")}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if _, ok := rec.attrs("m2")[routing.AttrRouted]; ok {
+		t.Fatalf("m2 routed after a panicking read: %v", rec.attrs("m2"))
+	}
+}
+
+type panicking struct{}
+
+func (panicking) PodsOf(context.Context, []string) (map[string][]string, error) { panic("boom") }

@@ -79,8 +79,11 @@ func msg(id string, to ...string) *Message {
 }
 
 func newHandler(f *fakeBatches, p *published) *Handler {
-	m := metrics.New(prometheus.NewRegistry())
-	return NewHandler(f, fanout.New(p.publish, nil, time.Second, m, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	fan, err := fanout.New(p.publish, nil, time.Second, metrics.New(prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		panic(err)
+	}
+	return NewHandler(f, fan)
 }
 
 func TestStoredMessagesArePublishedInOrder(t *testing.T) {
