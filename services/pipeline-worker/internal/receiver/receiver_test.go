@@ -126,7 +126,7 @@ func (f *fakeAPI) waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // handlerFunc handles a run one message at a time, in order; after a Nack
-// the rest of the run is nacked unhandled (what the processor promises).
+// the rest of the run is nacked unhandled (what the handler promises).
 type handlerFunc func(ctx context.Context, retrying context.Context, m *pubsub.Message) Outcome
 
 func (h handlerFunc) Handle(ctx context.Context, retrying context.Context, ms []*pubsub.Message) []Outcome {
