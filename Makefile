@@ -74,7 +74,7 @@ check-deploy: ## helm-lint plus skaffold diagnose/render offline (builds skaffol
 	scripts/check-deploy.sh
 
 bench-worker: ## worker throughput on the emulators (needs `make emulators`)
-	cd services/pipeline-worker && eval "$$(../../scripts/emulators.sh env)" && COURIER_REQUIRE_EMULATORS=1 go test -run '^$$' -bench Pipeline -benchtime 1x ./internal/pipeline
+	cd services/pipeline-worker && eval "$$(../../scripts/emulators.sh env)" && COURIER_REQUIRE_EMULATORS=1 go test -run '^$$' -bench Pipeline -benchtime 1x .
 
 bench: ## one benchmark report (raw limits, end to end, worker, edge, Go); BENCH_QUICK=1 small, BENCH_BASELINE=<rev> side by side; docs/benchmarks.md
 	scripts/bench.sh $(if $(filter-out 0,$(BENCH_QUICK)),--quick,)

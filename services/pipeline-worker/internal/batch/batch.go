@@ -18,13 +18,14 @@
 // fails its preconditions and reads again); committing them one after the
 // other costs nothing under load, since the next batch is simply bigger.
 //
-// With a Router, the batch's recipients' presence is read once, after the
-// commit (package routing explains why after), concurrently with the next
-// batch's commit.
+// It only commits: what happens after (the fan-out, targeted routing's
+// presence read once per batch) is package fanout's, which tells a batch by
+// Result.Batch.
 package batch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -38,7 +39,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/courierhq/courier/pkg/inbox"
-	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/classify"
@@ -52,11 +52,6 @@ type Committer interface {
 	Commit(ctx context.Context, envs []*courierv1.Envelope) []inbox.Result
 }
 
-// Router reads which ws-edge pods hold sessions of users (presence.Table).
-type Router interface {
-	PodsOf(ctx context.Context, users []string) (map[string][]string, error)
-}
-
 // Config sets when a batch closes.
 type Config struct {
 	// A batch holds at most MaxMessages messages, MaxWrites Firestore
@@ -68,8 +63,17 @@ type Config struct {
 	// Linger is how long the oldest queued message may wait for others
 	// when fewer than a full batch are queued and the committer is idle.
 	Linger time.Duration
-	// Timeout bounds one batch's commit, and its presence read.
+	// Timeout bounds one batch's commit.
 	Timeout time.Duration
+}
+
+// validate rejects limits the committer cannot work with; the values come
+// from the worker's settings, not from here.
+func (c Config) validate() error {
+	if c.MaxMessages < 1 || c.MaxWrites < 1 || c.MaxBytes < 1 || c.Timeout <= 0 || c.Linger < 0 {
+		return fmt.Errorf("batch: limits %+v: every maximum must be at least 1, the timeout more than 0", c)
+	}
+	return nil
 }
 
 // Item is one message of a run.
@@ -83,21 +87,43 @@ type Item struct {
 // Result is the outcome of one item.
 type Result struct {
 	inbox.Result
-	// BatchSize is the number of messages in the batch that committed it.
-	BatchSize int
-	// With a Router: Routed says presence was read and Pods are the pods
-	// holding the message's recipients (none: nobody is connected);
-	// RouteErr says why presence is unknown.
-	Routed   bool
-	Pods     []string
-	RouteErr error
+	// Batch is the batch that committed it (nil when it failed): the
+	// messages of one batch share it.
+	Batch *Batch
+}
+
+// Batch is one committed batch as the steps after the commit see it.
+type Batch struct {
+	// Size is the number of messages the batch held.
+	Size   int
+	lead   context.Context
+	stored []*courierv1.Envelope
+}
+
+// Lead carries the span of the batch's first message: spans about the
+// whole batch (its commit, a presence read) are its children.
+func (b *Batch) Lead() context.Context { return b.lead }
+
+// Recipients returns the distinct recipients of the batch's stored
+// messages, in order of first appearance.
+func (b *Batch) Recipients() []string {
+	var users []string
+	seen := map[string]bool{}
+	for _, e := range b.stored {
+		for _, u := range e.Recipients {
+			if !seen[u] {
+				seen[u] = true
+				users = append(users, u)
+			}
+		}
+	}
+	return users
 }
 
 // Batcher is the queue and its committer.
 type Batcher struct {
 	cfg    Config
 	c      Committer
-	router Router
 	m      *metrics.Metrics
 	log    *slog.Logger
 	tracer trace.Tracer
@@ -126,21 +152,20 @@ type entry struct {
 	queued time.Time
 }
 
-// New returns a Batcher committing with c. router may be nil (no targeted
-// routing).
-func New(cfg Config, c Committer, router Router, m *metrics.Metrics, log *slog.Logger) *Batcher {
-	cfg.MaxMessages = max(cfg.MaxMessages, 1)
-	cfg.MaxWrites = max(cfg.MaxWrites, 1)
-	cfg.MaxBytes = max(cfg.MaxBytes, 1)
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+// New returns a Batcher committing with c, or why cfg is unusable.
+func New(cfg Config, c Committer, m *metrics.Metrics, log *slog.Logger) (*Batcher, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	return &Batcher{cfg: cfg, c: c, router: router, m: m, log: log, tracer: otel.Tracer(tracerName), now: time.Now,
-		wake: make(chan struct{}, 1)}
+	if c == nil {
+		return nil, errors.New("batch: no committer")
+	}
+	return &Batcher{cfg: cfg, c: c, m: m, log: log, tracer: otel.Tracer(tracerName), now: time.Now,
+		wake: make(chan struct{}, 1)}, nil
 }
 
 // Commit queues one run (one sender's messages, in order) and waits until
-// each is committed (and routed) or failed, or until ctx is done: then the
+// each is committed or failed, or until ctx is done: then the
 // run's messages still queued are dropped, and those without a result get
 // ctx's error (a batch already committing finishes without telling them).
 // The results are in the order of items.
@@ -209,10 +234,8 @@ func (b *Batcher) stop(r *run, cause error) {
 }
 
 // Run commits batches until ctx is done, then fails whatever is still
-// queued with ctx's error and returns once the last routing read is over.
+// queued with ctx's error.
 func (b *Batcher) Run(ctx context.Context) {
-	var routes sync.WaitGroup
-	defer routes.Wait()
 	for {
 		batch, ok := b.next(ctx)
 		if !ok {
@@ -232,17 +255,12 @@ func (b *Batcher) Run(ctx context.Context) {
 				b.stop(e.run, results[k].Err)
 			}
 		}
-		if b.router == nil {
-			for k, e := range batch {
-				if results[k].Err == nil {
-					b.settle(e, results[k])
-				}
+		for k, e := range batch {
+			if results[k].Err == nil {
+				b.settle(e, results[k])
 			}
 		}
 		b.mu.Unlock()
-		if b.router != nil {
-			routes.Go(func() { b.route(ctx, batch, results) })
-		}
 	}
 }
 
@@ -315,12 +333,16 @@ func (b *Batcher) commit(ctx context.Context, batch []*entry) []Result {
 	b.m.BatchMessages.Observe(float64(len(batch)))
 	committed := b.safeCommit(ctx, envs)
 	results := make([]Result, len(batch))
+	done := &Batch{Size: len(batch), lead: batch[0].item.Ctx}
 	failed := 0
 	for k, r := range committed {
-		results[k] = Result{Result: r, BatchSize: len(batch)}
+		results[k] = Result{Result: r}
 		if r.Err != nil {
 			failed++
+			continue
 		}
+		results[k].Batch = done
+		done.stored = append(done.stored, envs[k])
 	}
 	if failed > 0 {
 		span.SetAttributes(attribute.Int("courier.batch.failed", failed))
@@ -329,17 +351,6 @@ func (b *Batcher) commit(ctx context.Context, batch []*entry) []Result {
 			"err", firstErr(committed))
 	}
 	return results
-}
-
-// podsOf reads presence; a panic makes it unknown (deliveries go out
-// unrouted) instead of ending the process.
-func (b *Batcher) podsOf(ctx context.Context, users []string) (byUser map[string][]string, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			byUser, err = nil, &classify.PanicError{Value: r, Stack: debug.Stack()}
-		}
-	}()
-	return b.router.PodsOf(ctx, users)
 }
 
 // safeCommit commits envs; a panic fails every message of the batch with a
@@ -364,52 +375,4 @@ func firstErr(rs []inbox.Result) error {
 		}
 	}
 	return nil
-}
-
-// route reads the presence of the batch's stored messages' recipients in
-// one request and settles those messages.
-func (b *Batcher) route(ctx context.Context, batch []*entry, results []Result) {
-	var users []string
-	seen := map[string]bool{}
-	for k, e := range batch {
-		if results[k].Err != nil {
-			continue
-		}
-		for _, u := range e.item.Env.Recipients {
-			if !seen[u] {
-				seen[u] = true
-				users = append(users, u)
-			}
-		}
-	}
-	var byUser map[string][]string
-	var err error
-	if len(users) > 0 {
-		rctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
-		rctx, span := b.tracer.Start(trace.ContextWithSpan(rctx, trace.SpanFromContext(batch[0].item.Ctx)), "firestore read presence",
-			trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attribute.String("db.system.name", "gcp.firestore"),
-				attribute.Int("courier.route.users", len(users))))
-		b.m.RoundTrip("read_presence")
-		byUser, err = b.podsOf(rctx, users)
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "presence unknown")
-		}
-		span.End()
-		cancel()
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for k, e := range batch {
-		if results[k].Err != nil {
-			continue
-		}
-		res := results[k]
-		if err != nil {
-			res.RouteErr = err
-		} else {
-			res.Routed, res.Pods = true, presence.PodsFor(byUser, e.item.Env.Recipients)
-		}
-		b.settle(e, res)
-	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -107,10 +108,16 @@ func items(envs ...*courierv1.Envelope) []Item {
 	return out
 }
 
-func newBatcher(t *testing.T, cfg Config, c Committer, r Router) (*Batcher, *metrics.Metrics) {
+func newBatcher(t *testing.T, cfg Config, c Committer) (*Batcher, *metrics.Metrics) {
 	t.Helper()
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
 	m := metrics.New(prometheus.NewRegistry())
-	b := New(cfg, c, r, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b, err := New(cfg, c, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); b.Run(ctx) }()
@@ -181,7 +188,7 @@ func TestBatchClosingRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &fakeCommitter{}
 			release := gateFirst(c)
-			b, m := newBatcher(t, tc.cfg, c, nil)
+			b, m := newBatcher(t, tc.cfg, c)
 			done := make(chan []Result)
 			go func() { done <- commitAll(b, env("first")) }()
 			<-c.entered
@@ -210,7 +217,7 @@ func TestBatchClosingRules(t *testing.T) {
 // message waits up to Linger for company; a full batch never waits.
 func TestLingerOnlyWhenFewerThanAFullBatchIsQueued(t *testing.T) {
 	c := &fakeCommitter{}
-	b, _ := newBatcher(t, Config{MaxMessages: 3, MaxWrites: 1000, MaxBytes: 1 << 20, Linger: time.Hour}, c, nil)
+	b, _ := newBatcher(t, Config{MaxMessages: 3, MaxWrites: 1000, MaxBytes: 1 << 20, Linger: time.Hour}, c)
 	// A full batch at once: committed without waiting the hour.
 	for _, r := range b.Commit(context.Background(), items(env("a1"), env("a2"), env("a3"))) {
 		if r.Err != nil {
@@ -241,7 +248,7 @@ func TestLingerOnlyWhenFewerThanAFullBatchIsQueued(t *testing.T) {
 func TestMessagesThatWaitedDuringACommitDoNotLinger(t *testing.T) {
 	c := &fakeCommitter{}
 	release := gateFirst(c)
-	b, _ := newBatcher(t, Config{MaxMessages: 10, MaxWrites: 1000, MaxBytes: 1 << 20, Linger: time.Hour}, c, nil)
+	b, _ := newBatcher(t, Config{MaxMessages: 10, MaxWrites: 1000, MaxBytes: 1 << 20, Linger: time.Hour}, c)
 	var mu sync.Mutex
 	now := time.Now()
 	b.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -275,7 +282,7 @@ func TestMessagesThatWaitedDuringACommitDoNotLinger(t *testing.T) {
 func TestRunsKeepTheirOrderAcrossBatches(t *testing.T) {
 	c := &fakeCommitter{}
 	release := gateFirst(c)
-	b, _ := newBatcher(t, Config{MaxMessages: 2, MaxWrites: 1000, MaxBytes: 1 << 20}, c, nil)
+	b, _ := newBatcher(t, Config{MaxMessages: 2, MaxWrites: 1000, MaxBytes: 1 << 20}, c)
 	go commitAll(b, env("first"))
 	<-c.entered
 	var wg sync.WaitGroup
@@ -326,7 +333,7 @@ func TestAFailureStopsTheRestOfItsRun(t *testing.T) {
 		return nil
 	}}
 	release := gateFirst(c)
-	b, _ := newBatcher(t, Config{MaxMessages: 2, MaxWrites: 1000, MaxBytes: 1 << 20}, c, nil)
+	b, _ := newBatcher(t, Config{MaxMessages: 2, MaxWrites: 1000, MaxBytes: 1 << 20}, c)
 	go commitAll(b, env("first"))
 	<-c.entered
 	runA := make(chan []Result)
@@ -362,7 +369,7 @@ func TestAFailureStopsTheRestOfItsRun(t *testing.T) {
 func TestAbandonedRunLeavesTheQueue(t *testing.T) {
 	c := &fakeCommitter{}
 	release := gateFirst(c)
-	b, _ := newBatcher(t, Config{MaxMessages: 10, MaxWrites: 1000, MaxBytes: 1 << 20}, c, nil)
+	b, _ := newBatcher(t, Config{MaxMessages: 10, MaxWrites: 1000, MaxBytes: 1 << 20}, c)
 	go commitAll(b, env("first"))
 	<-c.entered
 	ctx, cancel := context.WithCancel(context.Background())
@@ -386,68 +393,52 @@ func TestAbandonedRunLeavesTheQueue(t *testing.T) {
 	}
 }
 
-type routerFunc func(ctx context.Context, users []string) (map[string][]string, error)
-
-func (f routerFunc) PodsOf(ctx context.Context, users []string) (map[string][]string, error) {
-	return f(ctx, users)
-}
-
-// With a router, presence is read once per batch, after its commit, for
-// the batch's distinct recipients; each message gets its recipients' pods.
-// Unreadable presence leaves the messages stored, routed nowhere known.
-func TestPresenceIsReadOncePerBatchAfterTheCommit(t *testing.T) {
-	var events []string
-	var mu sync.Mutex
-	fail := false
-	c := &fakeCommitter{events: &events}
-	release := gateFirst(c)
-	r := routerFunc(func(_ context.Context, users []string) (map[string][]string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		slices.Sort(users)
-		c.mu.Lock()
-		events = append(events, "presence "+strings.Join(users, ","))
-		c.mu.Unlock()
-		if fail {
-			return nil, errors.New("firestore unavailable")
+// The messages of one batch share its Batch: its size, and the distinct
+// recipients of the messages it stored (what the fan-out reads presence
+// for, once per batch); a failed message has none.
+func TestResultsNameTheirBatch(t *testing.T) {
+	c := &fakeCommitter{fail: func(id string) error {
+		if id == "m3" {
+			return status.Error(codes.Unavailable, "down")
 		}
-		return map[string][]string{"bob": {"edge-a"}, "carol": {"edge-a", "edge-b"}}, nil
-	})
-	b, m := newBatcher(t, Config{MaxMessages: 10, MaxWrites: 1000, MaxBytes: 1 << 20}, c, r)
-	firstDone := make(chan []Result)
-	go func() { firstDone <- commitAll(b, env("first", "dave")) }()
+		return nil
+	}}
+	release := gateFirst(c)
+	b, _ := newBatcher(t, Config{MaxMessages: 10, MaxWrites: 1000, MaxBytes: 1 << 20}, c)
+	first := make(chan []Result)
+	go func() { first <- commitAll(b, env("first", "dave")) }()
 	<-c.entered
 	done := make(chan []Result)
 	go func() {
-		done <- b.Commit(context.Background(), items(env("m1", "bob", "dave"), env("m2", "carol", "bob"), env("m3", "dave")))
+		done <- b.Commit(context.Background(), items(env("m1", "bob", "dave"), env("m2", "carol", "bob"), env("m3", "erin")))
 	}()
 	queued(t, b, 3)
 	release()
-	res := <-done
-	<-firstDone
-	c.mu.Lock()
-	got := slices.Clone(events)
-	c.mu.Unlock()
-	// Each batch's presence read follows its own commit (and may overlap
-	// the next batch's commit).
-	at := func(e string) int { return slices.Index(got, e) }
-	if len(got) != 4 || at("commit first") < 0 || at("commit m1,m2,m3") < 0 ||
-		at("presence dave") < at("commit first") || at("presence bob,carol,dave") < at("commit m1,m2,m3") {
-		t.Fatalf("events %q", got)
+	res, firstRes := <-done, <-first
+	if firstRes[0].Batch == nil || firstRes[0].Batch == res[0].Batch || fmt.Sprint(firstRes[0].Batch.Recipients()) != "[dave]" {
+		t.Fatalf("first batch %+v", firstRes[0].Batch)
 	}
-	if !res[0].Routed || fmt.Sprint(res[0].Pods) != "[edge-a]" || fmt.Sprint(res[1].Pods) != "[edge-a edge-b]" ||
-		!res[2].Routed || len(res[2].Pods) != 0 {
-		t.Fatalf("routes %+v", res)
+	bt := res[0].Batch
+	if bt == nil || res[1].Batch != bt || res[2].Batch != nil || res[2].Err == nil {
+		t.Fatalf("results %+v", res)
 	}
-	mu.Lock()
-	fail = true
-	mu.Unlock()
-	unrouted := b.Commit(context.Background(), items(env("m4", "bob")))[0]
-	if unrouted.Err != nil || unrouted.Routed || unrouted.RouteErr == nil {
-		t.Fatalf("unreadable presence: %+v", unrouted)
+	if bt.Size != 3 || fmt.Sprint(bt.Recipients()) != "[bob dave carol]" {
+		t.Fatalf("batch of size %d, recipients %v", bt.Size, bt.Recipients())
 	}
-	if n := testutil.ToFloat64(m.FirestoreRoundTrips.WithLabelValues("read_presence")); n != 3 {
-		t.Fatalf("presence reads counted %v, want 3", n)
+	if trace.SpanFromContext(bt.Lead()) != trace.SpanFromContext(context.Background()) {
+		t.Fatal("the batch's lead context is not its first message's")
+	}
+}
+
+// A limit the committer cannot work with is refused: the worker's settings
+// give every value, the batcher fills in none.
+func TestNewRefusesUnusableLimits(t *testing.T) {
+	m := metrics.New(prometheus.NewRegistry())
+	if _, err := New(Config{MaxMessages: 0, MaxWrites: 1, MaxBytes: 1, Timeout: time.Second}, &fakeCommitter{}, m, nil); err == nil {
+		t.Fatal("MaxMessages 0 accepted")
+	}
+	if _, err := New(Config{MaxMessages: 1, MaxWrites: 1, MaxBytes: 1}, &fakeCommitter{}, m, nil); err == nil {
+		t.Fatal("no timeout accepted")
 	}
 }
 
@@ -455,7 +446,7 @@ func TestPresenceIsReadOncePerBatchAfterTheCommit(t *testing.T) {
 // error; the committer goes on with the next batch.
 func TestPanicInACommitFailsItsBatch(t *testing.T) {
 	c := &fakeCommitter{panics: true}
-	b, _ := newBatcher(t, Config{MaxMessages: 10, MaxWrites: 1000, MaxBytes: 1 << 20}, c, nil)
+	b, _ := newBatcher(t, Config{MaxMessages: 10, MaxWrites: 1000, MaxBytes: 1 << 20}, c)
 	r := b.Commit(context.Background(), items(env("p1")))[0]
 	var pe *classify.PanicError
 	if !errors.As(r.Err, &pe) {

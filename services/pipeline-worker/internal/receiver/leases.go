@@ -71,7 +71,7 @@ func (l *leases) run(ctx context.Context, tick time.Duration) {
 
 // extendDue extends every lease past half its length, and lets go of the
 // ones held longer than maxExtension (Pub/Sub redelivers them; the
-// processor's in-process retry budget is far shorter, so this only catches
+// handler's in-process retry budget is far shorter, so this only catches
 // a handler that is stuck).
 func (l *leases) extendDue(ctx context.Context) {
 	now := l.now()

@@ -37,15 +37,27 @@ import (
 
 	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
+)
+
+// Outcome is what the receiver does with a message once its handler
+// returns.
+type Outcome int
+
+const (
+	Ack  Outcome = iota // done (stored and fanned out, or dead-lettered)
+	Nack                // hand back to Pub/Sub for redelivery
 )
 
 // Handler processes a run of messages: one ordering key's messages in
-// delivery order, or one message without a key (processor.Processor). It
-// returns one outcome per message; after a Nack, every later message of the
-// run that is not done must be nacked too.
+// delivery order, or one message without a key. It returns one outcome per
+// message; after a Nack, every later message of the run that is not done
+// must be nacked too.
+//
+// work is cancelled only when the work must be abandoned (the drain
+// deadline); retrying ends when shutdown begins: an attempt in progress may
+// finish under work, but no new retry should start once retrying is done.
 type Handler interface {
-	Handle(ctx context.Context, stopRetrying <-chan struct{}, ms []*pubsub.Message) []processor.Outcome
+	Handle(work, retrying context.Context, ms []*pubsub.Message) []Outcome
 }
 
 // API is the part of the Pub/Sub subscriber API the receiver calls; the
@@ -82,8 +94,28 @@ type Config struct {
 	// PullTimeout bounds one Pull; an empty answer at its end is normal
 	// (the server holds a Pull open while there is nothing to deliver).
 	// Shutdown waits for the Pulls in progress, so it is also the longest
-	// a shutdown waits before draining. Default 5s.
+	// a shutdown waits before draining.
 	PullTimeout time.Duration
+}
+
+// validate rejects a configuration the receive loop cannot run with; the
+// values themselves come from the worker's settings, not from here.
+func (c Config) validate() error {
+	var errs []error
+	for name, v := range map[string]int{"MaxOutstandingMessages": c.MaxOutstandingMessages, "MaxOutstandingBytes": c.MaxOutstandingBytes, "Pullers": c.Pullers} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("receiver: %s %d, want at least 1", name, v))
+		}
+	}
+	for name, d := range map[string]time.Duration{"PullTimeout": c.PullTimeout, "AckDeadline": c.AckDeadline, "ExtensionStep": c.ExtensionStep, "MaxExtension": c.MaxExtension} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("receiver: %s %s, want more than 0", name, d))
+		}
+	}
+	if c.Subscription == "" {
+		errs = append(errs, errors.New("receiver: no subscription"))
+	}
+	return errors.Join(errs...)
 }
 
 // Receiver runs the receive loop.
@@ -99,9 +131,9 @@ type Receiver struct {
 	acks   *acker
 
 	// Set by Run for the message goroutines.
-	work         context.Context // attempts run under it; cancelled at the drain deadline
-	stopRetrying <-chan struct{} // closed when shutdown begins
-	inFlight     sync.WaitGroup  // one per message handed to a goroutine
+	work     context.Context // attempts run under it; cancelled at the drain deadline
+	retrying context.Context // Run's context: done when shutdown begins
+	inFlight sync.WaitGroup  // one per message handed to a goroutine
 
 	mu   sync.Mutex
 	keys map[string][]*message // ordering key → messages waiting behind the one in progress
@@ -114,13 +146,12 @@ type message struct {
 	m     *pubsub.Message
 }
 
-// New returns a Receiver of cfg.Subscription through api.
-func New(api API, h Handler, cfg Config, m *metrics.Metrics, log *slog.Logger) *Receiver {
-	if cfg.PullTimeout <= 0 {
-		cfg.PullTimeout = 5 * time.Second
+// New returns a Receiver of cfg.Subscription through api, or why cfg is
+// unusable.
+func New(api API, h Handler, cfg Config, m *metrics.Metrics, log *slog.Logger) (*Receiver, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	cfg.Pullers = max(cfg.Pullers, 1)
-	cfg.MaxOutstandingMessages = max(cfg.MaxOutstandingMessages, 1)
 	return &Receiver{
 		api: api, h: h, cfg: cfg, metrics: m, log: log,
 		flow: newFlow(cfg.MaxOutstandingMessages, cfg.MaxOutstandingBytes),
@@ -128,7 +159,7 @@ func New(api API, h Handler, cfg Config, m *metrics.Metrics, log *slog.Logger) *
 			metrics: m, log: log, now: time.Now, held: map[string]*lease{}},
 		acks: newAcker(api, cfg.Subscription, m, log),
 		keys: map[string][]*message{},
-	}
+	}, nil
 }
 
 // hardStopMargin is how long after the drain deadline Run gives up on the
@@ -147,7 +178,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	// DrainTimeout to finish and their leases and acks keep flowing.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	r.work, r.stopRetrying = work, ctx.Done()
+	r.work, r.retrying = work, ctx
 
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
@@ -289,7 +320,7 @@ func (r *Receiver) dispatch(ms []*message) {
 	for _, m := range ms {
 		if r.shuttingDown() {
 			r.mu.Unlock()
-			r.settle(m, processor.Nack)
+			r.settle(m, Nack)
 			r.mu.Lock()
 			continue
 		}
@@ -298,7 +329,7 @@ func (r *Receiver) dispatch(ms []*message) {
 			r.inFlight.Add(1)
 			go func() {
 				defer r.inFlight.Done()
-				r.settle(m, r.h.Handle(r.work, r.stopRetrying, []*pubsub.Message{m.m})[0])
+				r.settle(m, r.h.Handle(r.work, r.retrying, []*pubsub.Message{m.m})[0])
 			}()
 			continue
 		}
@@ -337,19 +368,19 @@ func (r *Receiver) runKey(key string) {
 		r.keys[key] = nil // present: the key is running
 		r.mu.Unlock()
 
-		outs := make([]processor.Outcome, len(run)) // zero values are replaced below
+		outs := make([]Outcome, len(run)) // zero values are replaced below
 		if r.shuttingDown() {
 			for i := range outs {
-				outs[i] = processor.Nack
+				outs[i] = Nack
 			}
 		} else {
 			ms := make([]*pubsub.Message, len(run))
 			for i, m := range run {
 				ms[i] = m.m
 			}
-			outs = r.h.Handle(r.work, r.stopRetrying, ms)
+			outs = r.h.Handle(r.work, r.retrying, ms)
 		}
-		nacked := slices.Contains(outs, processor.Nack)
+		nacked := slices.Contains(outs, Nack)
 		var rest []*message
 		if nacked {
 			r.mu.Lock()
@@ -361,7 +392,7 @@ func (r *Receiver) runKey(key string) {
 			r.settle(m, outs[i])
 		}
 		for _, later := range rest {
-			r.settle(later, processor.Nack)
+			r.settle(later, Nack)
 		}
 		if nacked {
 			return
@@ -370,25 +401,17 @@ func (r *Receiver) runKey(key string) {
 }
 
 // settle acks or nacks m as out says and frees its slot.
-func (r *Receiver) settle(m *message, out processor.Outcome) {
+func (r *Receiver) settle(m *message, out Outcome) {
 	r.leases.remove(m.ackID)
-	switch out {
-	case processor.Ack, processor.DeadLettered:
+	if out == Ack {
 		r.acks.ack(m.ackID)
-	default:
+	} else {
 		r.acks.nack(m.ackID)
 	}
 	r.flow.release(m.size)
 }
 
-func (r *Receiver) shuttingDown() bool {
-	select {
-	case <-r.stopRetrying:
-		return true
-	default:
-		return false
-	}
-}
+func (r *Receiver) shuttingDown() bool { return r.retrying.Err() != nil }
 
 // setErr records the last Pull's outcome in the receiving gauge.
 func (r *Receiver) setErr(err error) {

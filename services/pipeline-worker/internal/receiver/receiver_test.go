@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,7 +29,6 @@ import (
 	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/processor"
 )
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -126,27 +126,27 @@ func (f *fakeAPI) waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // handlerFunc handles a run one message at a time, in order; after a Nack
-// the rest of the run is nacked unhandled (what the processor promises).
-type handlerFunc func(ctx context.Context, stop <-chan struct{}, m *pubsub.Message) processor.Outcome
+// the rest of the run is nacked unhandled (what the handler promises).
+type handlerFunc func(ctx context.Context, retrying context.Context, m *pubsub.Message) Outcome
 
-func (h handlerFunc) Handle(ctx context.Context, stop <-chan struct{}, ms []*pubsub.Message) []processor.Outcome {
-	outs := make([]processor.Outcome, len(ms))
+func (h handlerFunc) Handle(ctx context.Context, retrying context.Context, ms []*pubsub.Message) []Outcome {
+	outs := make([]Outcome, len(ms))
 	nacked := false
 	for i, m := range ms {
 		if nacked {
-			outs[i] = processor.Nack
+			outs[i] = Nack
 			continue
 		}
-		outs[i] = h(ctx, stop, m)
-		nacked = outs[i] == processor.Nack
+		outs[i] = h(ctx, retrying, m)
+		nacked = outs[i] == Nack
 	}
 	return outs
 }
 
 // runsFunc sees whole runs.
-type runsFunc func(ms []*pubsub.Message) []processor.Outcome
+type runsFunc func(ms []*pubsub.Message) []Outcome
 
-func (f runsFunc) Handle(_ context.Context, _ <-chan struct{}, ms []*pubsub.Message) []processor.Outcome {
+func (f runsFunc) Handle(_, _ context.Context, ms []*pubsub.Message) []Outcome {
 	return f(ms)
 }
 
@@ -158,6 +158,26 @@ func config() Config {
 		DrainTimeout: 5 * time.Second,
 		Restart:      backoff.Policy{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond},
 		PullTimeout:  200 * time.Millisecond,
+	}
+}
+
+func mustNew(t *testing.T, api API, h Handler, cfg Config, m *metrics.Metrics, log *slog.Logger) *Receiver {
+	t.Helper()
+	r, err := New(api, h, cfg, m, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A configuration the loop cannot run with is refused, naming the field:
+// the worker's settings give every value, the receiver fills in none.
+func TestNewRefusesAnUnusableConfig(t *testing.T) {
+	cfg := config()
+	cfg.Pullers, cfg.PullTimeout = 0, 0
+	_, err := New(newFakeAPI(), nil, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	if err == nil || !strings.Contains(err.Error(), "Pullers") || !strings.Contains(err.Error(), "PullTimeout") {
+		t.Fatalf("New with no pullers and no pull timeout: %v", err)
 	}
 }
 
@@ -173,16 +193,16 @@ func start(r *Receiver) (stop func() error) {
 // messages are acked too, nacked ones are nacked.
 func TestAcksAndNacksAsTheHandlerSays(t *testing.T) {
 	api := newFakeAPI()
-	h := handlerFunc(func(_ context.Context, _ <-chan struct{}, m *pubsub.Message) processor.Outcome {
+	h := handlerFunc(func(_, _ context.Context, m *pubsub.Message) Outcome {
 		switch string(m.Data) {
 		case "dead":
-			return processor.DeadLettered
+			return Ack
 		case "nack":
-			return processor.Nack
+			return Nack
 		}
-		return processor.Ack
+		return Ack
 	})
-	r := New(api, h, config(), metrics.New(prometheus.NewRegistry()), discard)
+	r := mustNew(t, api, h, config(), metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	for _, id := range []string{"a", "b", "dead", "nack"} {
 		api.put(id, "")
@@ -205,15 +225,15 @@ func TestFlowControlBoundsMessagesInHand(t *testing.T) {
 	cfg.MaxOutstandingMessages, cfg.Pullers = 5, 3
 	var inHand, peak atomic.Int32
 	release := make(chan struct{})
-	h := handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome {
+	h := handlerFunc(func(context.Context, context.Context, *pubsub.Message) Outcome {
 		n := inHand.Add(1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
 		<-release
 		inHand.Add(-1)
-		return processor.Ack
+		return Ack
 	})
-	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	r := mustNew(t, api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	for i := range 40 {
 		api.put(fmt.Sprint(i), "")
@@ -256,7 +276,7 @@ func TestOneKeyAtATimeInOrder(t *testing.T) {
 	running := map[string]int{}
 	var overlap atomic.Bool
 	firsts, release := make(chan string, 3), make(chan struct{})
-	h := handlerFunc(func(_ context.Context, _ <-chan struct{}, m *pubsub.Message) processor.Outcome {
+	h := handlerFunc(func(_, _ context.Context, m *pubsub.Message) Outcome {
 		mu.Lock()
 		running[m.OrderingKey]++
 		if running[m.OrderingKey] > 1 {
@@ -272,9 +292,9 @@ func TestOneKeyAtATimeInOrder(t *testing.T) {
 		mu.Lock()
 		running[m.OrderingKey]--
 		mu.Unlock()
-		return processor.Ack
+		return Ack
 	})
-	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	r := mustNew(t, api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
 	var want []string
 	for i := range 30 {
 		key := []string{"alice", "bob", "carol"}[i%3]
@@ -317,20 +337,20 @@ func TestNackNacksTheRestOfTheKey(t *testing.T) {
 	cfg.Pullers = 1
 	var handled []string
 	var mu sync.Mutex
-	h := handlerFunc(func(_ context.Context, _ <-chan struct{}, m *pubsub.Message) processor.Outcome {
+	h := handlerFunc(func(_, _ context.Context, m *pubsub.Message) Outcome {
 		mu.Lock()
 		handled = append(handled, m.ID)
 		mu.Unlock()
 		if m.ID == "k2" {
-			return processor.Nack
+			return Nack
 		}
-		return processor.Ack
+		return Ack
 	})
 	// All four in one Pull, so k3 and k4 wait behind k2 in the receiver.
 	for _, id := range []string{"k1", "k2", "k3", "k4"} {
 		api.put(id, "k")
 	}
-	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	r := mustNew(t, api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	api.waitUntil(t, "all settled", func() bool { return len(api.acked)+len(api.nacked) == 4 })
 	if err := stop(); err != nil {
@@ -348,12 +368,12 @@ func TestLeasesOfSlowMessagesAreExtended(t *testing.T) {
 	api := newFakeAPI()
 	cfg := config()
 	cfg.AckDeadline, cfg.ExtensionStep = time.Second, 2*time.Second
-	h := handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome {
+	h := handlerFunc(func(context.Context, context.Context, *pubsub.Message) Outcome {
 		// Finish only once the lease has been extended.
 		api.waitUntil(t, "an extension", func() bool { return api.extended["ack-slow"] == 2 })
-		return processor.Ack
+		return Ack
 	})
-	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	r := mustNew(t, api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
 	m := r.metrics
 	stop := start(r)
 	api.put("slow", "")
@@ -397,7 +417,7 @@ func TestPullErrorsAreRetriedAndReported(t *testing.T) {
 	api := newFakeAPI()
 	perr := error(status.Error(codes.NotFound, "subscription not found"))
 	api.pullErr.Store(&perr)
-	r := New(api, handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome { return processor.Ack }),
+	r := mustNew(t, api, handlerFunc(func(context.Context, context.Context, *pubsub.Message) Outcome { return Ack }),
 		config(), metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	testenv.WaitFor(t, 10*time.Second, 5*time.Millisecond, func() error {
@@ -428,7 +448,7 @@ func TestEmptyPullIsNotAFailure(t *testing.T) {
 	api := newFakeAPI()
 	cfg := config()
 	cfg.PullTimeout = 20 * time.Millisecond
-	r := New(api, nil, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	r := mustNew(t, api, nil, cfg, metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	api.waitUntil(t, "several Pulls", func() bool { return len(api.pullsAsked) >= 6 })
 	if got := testutil.ToFloat64(r.metrics.Receiving); got != 1 {
@@ -453,18 +473,18 @@ func TestShutdownDrainsInProgressAndNacksTheRest(t *testing.T) {
 	inProgress := make(chan struct{})
 	results := make(chan string, 2)
 	var handled atomic.Int32
-	h := handlerFunc(func(ctx context.Context, stop <-chan struct{}, m *pubsub.Message) processor.Outcome {
+	h := handlerFunc(func(ctx context.Context, retrying context.Context, m *pubsub.Message) Outcome {
 		handled.Add(1)
 		close(inProgress)
-		<-stop
+		<-retrying.Done()
 		if ctx.Err() == nil {
 			results <- "work alive"
 		} else {
 			results <- "work cancelled"
 		}
-		return processor.Ack
+		return Ack
 	})
-	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	r := mustNew(t, api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	api.put("k1", "k")
 	<-inProgress
@@ -509,7 +529,7 @@ func TestKeyMessagesAreHandedOverInRuns(t *testing.T) {
 	var runs [][]string
 	first := make(chan struct{})
 	release := make(chan struct{})
-	h := runsFunc(func(ms []*pubsub.Message) []processor.Outcome {
+	h := runsFunc(func(ms []*pubsub.Message) []Outcome {
 		var ids []string
 		for _, m := range ms {
 			ids = append(ids, m.ID)
@@ -522,12 +542,12 @@ func TestKeyMessagesAreHandedOverInRuns(t *testing.T) {
 			close(first)
 			<-release
 		}
-		return make([]processor.Outcome, len(ms)) // Ack
+		return make([]Outcome, len(ms)) // Ack
 	})
 	for _, id := range []string{"a1", "a2", "a3"} {
 		api.put(id, "a")
 	}
-	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	r := mustNew(t, api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	<-first
 	for _, id := range []string{"a4", "a5"} {
@@ -558,12 +578,12 @@ func TestRunAbandonsAHandlerThatNeverReturns(t *testing.T) {
 	started := make(chan struct{})
 	block := make(chan struct{})
 	defer close(block)
-	h := handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome {
+	h := handlerFunc(func(context.Context, context.Context, *pubsub.Message) Outcome {
 		close(started)
 		<-block
-		return processor.Nack
+		return Nack
 	})
-	r := New(api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
+	r := mustNew(t, api, h, cfg, metrics.New(prometheus.NewRegistry()), discard)
 	api.put("stuck", "")
 	stop := start(r)
 	<-started
@@ -583,7 +603,7 @@ func TestRunAbandonsAHandlerThatNeverReturns(t *testing.T) {
 // redelivers it), and the receiver goes on.
 func TestAckFailuresAreCounted(t *testing.T) {
 	api := &failingAcks{fakeAPI: newFakeAPI()}
-	r := New(api, handlerFunc(func(context.Context, <-chan struct{}, *pubsub.Message) processor.Outcome { return processor.Ack }),
+	r := mustNew(t, api, handlerFunc(func(context.Context, context.Context, *pubsub.Message) Outcome { return Ack }),
 		config(), metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	api.put("a", "")
@@ -623,11 +643,11 @@ func TestMessageFieldsReachTheHandler(t *testing.T) {
 		PublishTime: timestamppb.New(published)}}
 	api.queue <- &pubsubpb.ReceivedMessage{AckId: "ack-bare", Message: &pubsubpb.PubsubMessage{MessageId: "bare"}}
 	got := make(chan *pubsub.Message, 2)
-	h := handlerFunc(func(_ context.Context, _ <-chan struct{}, m *pubsub.Message) processor.Outcome {
+	h := handlerFunc(func(_, _ context.Context, m *pubsub.Message) Outcome {
 		got <- m
-		return processor.Ack
+		return Ack
 	})
-	r := New(api, h, config(), metrics.New(prometheus.NewRegistry()), discard)
+	r := mustNew(t, api, h, config(), metrics.New(prometheus.NewRegistry()), discard)
 	stop := start(r)
 	api.waitUntil(t, "both acked", func() bool { return len(api.acked) == 2 })
 	if err := stop(); err != nil {

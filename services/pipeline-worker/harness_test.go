@@ -1,4 +1,4 @@
-package pipeline_test
+package main
 
 import (
 	"cmp"
@@ -13,7 +13,6 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel"
 	"google.golang.org/protobuf/proto"
@@ -21,7 +20,6 @@ import (
 	"github.com/courierhq/courier/pkg/config"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
-	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
@@ -29,7 +27,6 @@ import (
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
 )
 
 // spans records every span the tests create (the global provider, as in
@@ -83,36 +80,37 @@ func newWorld(t testing.TB, mutate func(*topology.Config)) *world {
 }
 
 // settings are the defaults for w's topology, with a short drain.
-func (w *world) settings() pipeline.Settings {
-	s := pipeline.SettingsFromEnv(config.FromMap(nil), 5*time.Second)
+func (w *world) settings() settings {
+	s, err := loadSettings(config.FromMap(map[string]string{"SHUTDOWN_TIMEOUT": "5s"}))
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	s.Topology = w.topo
 	s.PullTimeout = 2 * time.Second // each stop waits for the Pulls in progress
 	return s
 }
 
-// worker is one running pipeline.
-type worker struct {
+// running is one running worker.
+type running struct {
 	m    *metrics.Metrics
 	stop func() error // cancels and waits for Run
 	done chan struct{}
 }
 
-// start runs a pipeline with settings s; wrap, when set, wraps its inbox
+// start runs a worker (what main assembles, without its listeners) with
+// settings s; wrap, when set, wraps its inbox
 // committer (to inject failures).
-func (w *world) start(s pipeline.Settings, wrap func(batch.Committer) batch.Committer) *worker {
+func (w *world) start(s settings, wrap func(batch.Committer) batch.Committer) *running {
 	w.t.Helper()
-	m := metrics.New(prometheus.NewRegistry())
-	var committer batch.Committer = pipeline.Committer(s, w.store, m)
-	if wrap != nil {
-		committer = wrap(committer)
-	}
 	logs := &testenv.LogBuffer{}
 	logs.ShowOnFailure(w.t, "worker log")
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	p := pipeline.New(s, w.ps, committer, presence.NewTable(w.fs), m, log)
+	p, err := assemble(s, w.ps, w.fs, log, wrap)
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	wk := &worker{m: m, done: make(chan struct{})}
-	var err error
+	wk := &running{m: p.m, done: make(chan struct{})}
 	go func() { defer close(wk.done); err = p.Run(ctx) }()
 	var once sync.Once
 	wk.stop = func() error {
@@ -130,7 +128,7 @@ func (w *world) start(s pipeline.Settings, wrap func(batch.Committer) batch.Comm
 	return wk
 }
 
-func (wk *worker) processed(result string) float64 {
+func (wk *running) processed(result string) float64 {
 	return testutil.ToFloat64(wk.m.Processed.WithLabelValues(result))
 }
 

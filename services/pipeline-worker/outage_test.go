@@ -1,4 +1,4 @@
-package pipeline_test
+package main
 
 import (
 	"fmt"
@@ -111,7 +111,7 @@ func boolInt(b bool) int {
 // the test ends.
 func privateFirestore(t *testing.T) (host string, freeze, thaw func()) {
 	t.Helper()
-	root, err := filepath.Abs("../../../..")
+	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}

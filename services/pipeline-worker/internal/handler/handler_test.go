@@ -1,4 +1,4 @@
-package attempt
+package handler
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -19,6 +19,7 @@ import (
 	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/fanout"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
@@ -41,7 +42,10 @@ func (f *fakeBatches) Commit(ctx context.Context, items []batch.Item) []batch.Re
 	}
 	res := make([]batch.Result, len(items))
 	for i, r := range f.store.Commit(ctx, envs) {
-		res[i] = batch.Result{Result: r, BatchSize: len(items)}
+		res[i] = batch.Result{Result: r}
+		if r.Err == nil {
+			res[i].Batch = &batch.Batch{Size: len(items)}
+		}
 		if f.result != nil {
 			f.result(ids[i], &res[i])
 		}
@@ -69,21 +73,24 @@ func (p *published) publish(out []pubsubx.Outgoing) []error {
 }
 
 func msg(id string, to ...string) *Message {
-	return &Message{Ctx: context.Background(), Env: &courierv1.Envelope{
+	return &Message{ctx: context.Background(), env: &courierv1.Envelope{
 		MessageId: id, Sender: "alice", Recipients: to, Payload: []byte(`{"n":1}`), ContentType: "application/json", SentAt: timestamppb.Now(),
 	}}
 }
 
-func newRunner(routed bool, f *fakeBatches, p *published) (*Runner, *metrics.Metrics) {
-	m := metrics.New(prometheus.NewRegistry())
-	return New(f, p.publish, routed, m, slog.New(slog.NewTextHandler(io.Discard, nil))), m
+func newHandler(f *fakeBatches, p *published) *Handler {
+	fan, err := fanout.New(p.publish, nil, time.Second, metrics.New(prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		panic(err)
+	}
+	return NewHandler(f, fan)
 }
 
 func TestStoredMessagesArePublishedInOrder(t *testing.T) {
 	f, p := &fakeBatches{}, &published{}
-	r, _ := newRunner(false, f, p)
+	h := newHandler(f, p)
 	msgs := []*Message{msg("m1", "bob", "carol"), msg("m2", "bob")}
-	for _, err := range r.Run(context.Background(), msgs) {
+	for _, err := range h.Attempt(context.Background(), msgs) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,8 +116,8 @@ func TestStoredMessagesArePublishedInOrder(t *testing.T) {
 		del.Recipients[1].Cursor != inbox.EncodeCursor(1) {
 		t.Fatalf("delivery body %v %v", &del, err)
 	}
-	if !msgs[0].Done() || msgs[0].Result() != "stored" {
-		t.Fatalf("done %v result %s", msgs[0].Done(), msgs[0].Result())
+	if !msgs[0].Done() || msgs[0].result() != "stored" {
+		t.Fatalf("done %v result %s", msgs[0].Done(), msgs[0].result())
 	}
 }
 
@@ -118,14 +125,14 @@ func TestStoredMessagesArePublishedInOrder(t *testing.T) {
 func TestStoredBeforeIsPublishedAgain(t *testing.T) {
 	store := inboxtest.NewMemory()
 	m := msg("m1", "bob")
-	inboxtest.MustCommit(t, store, m.Env)
+	inboxtest.MustCommit(t, store, m.env)
 	f, p := &fakeBatches{store: store.NewCommitter()}, &published{}
-	r, _ := newRunner(false, f, p)
-	if errs := r.Run(context.Background(), []*Message{m}); errs[0] != nil {
+	h := newHandler(f, p)
+	if errs := h.Attempt(context.Background(), []*Message{m}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if len(p.out) != 1 || m.Result() != "duplicate" {
-		t.Fatalf("published %d, result %s", len(p.out), m.Result())
+	if len(p.out) != 1 || m.result() != "duplicate" {
+		t.Fatalf("published %d, result %s", len(p.out), m.result())
 	}
 }
 
@@ -144,14 +151,14 @@ func TestTheNextAttemptDoesOnlyWhatIsLeft(t *testing.T) {
 		}
 		return nil
 	}}
-	r, _ := newRunner(false, f, p)
+	h := newHandler(f, p)
 	msgs := []*Message{msg("m1", "bob"), msg("m2", "bob"), msg("m3", "bob")}
-	errs := r.Run(context.Background(), msgs)
+	errs := h.Attempt(context.Background(), msgs)
 	if !errors.Is(errs[0], down) || errs[1] != nil || errs[2] == nil {
 		t.Fatalf("first attempt %v", errs)
 	}
 	f.result, p.fail = nil, nil
-	if errs := r.Run(context.Background(), msgs); errs[0] != nil || errs[1] != nil || errs[2] != nil {
+	if errs := h.Attempt(context.Background(), msgs); errs[0] != nil || errs[1] != nil || errs[2] != nil {
 		t.Fatalf("second attempt %v", errs)
 	}
 	if fmt.Sprint(f.commits) != "[[m1 m2 m3] [m3]]" {
@@ -163,42 +170,5 @@ func TestTheNextAttemptDoesOnlyWhatIsLeft(t *testing.T) {
 	}
 	if fmt.Sprint(ids) != "[m2 m1 m3]" {
 		t.Fatalf("published %v", ids)
-	}
-}
-
-// With targeted routing each delivery names its recipients' pods, read
-// after the commit; no pod: routed nowhere; presence unknown: unrouted.
-func TestDeliveriesAreMarkedWithTheirRoute(t *testing.T) {
-	f := &fakeBatches{result: func(id string, r *batch.Result) {
-		switch id {
-		case "routed":
-			r.Routed, r.Pods = true, []string{"edge-a", "edge-b"}
-		case "nowhere":
-			r.Routed = true
-		case "unrouted":
-			r.RouteErr = errors.New("firestore unavailable")
-		}
-	}}
-	p := &published{}
-	r, m := newRunner(true, f, p)
-	for _, err := range r.Run(context.Background(), []*Message{msg("routed", "bob"), msg("nowhere", "bob"), msg("unrouted", "bob")}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	a := p.out[0].Msg.Attributes
-	if a["courier_routed"] != "1" || a["courier_route_edge_a"] != "1" || a["courier_route_edge_b"] != "1" {
-		t.Fatalf("routed delivery %v", a)
-	}
-	if n := p.out[1].Msg.Attributes; n["courier_routed"] != "1" || len(n) != 6 {
-		t.Fatalf("delivery to nobody connected %v", n)
-	}
-	if _, ok := p.out[2].Msg.Attributes["courier_routed"]; ok {
-		t.Fatalf("delivery with unknown presence is routed: %v", p.out[2].Msg.Attributes)
-	}
-	for _, l := range []string{"routed", "nowhere", "unrouted"} {
-		if got := testutil.ToFloat64(m.Routing.WithLabelValues(l)); got != 1 {
-			t.Errorf("routing{%s} = %v", l, got)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package processor
+package handler
 
 import (
 	"context"
@@ -22,9 +22,8 @@ import (
 	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/attempt"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/deadletter"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/receiver"
 )
 
 // fakeAttempts is an Attempter of a func field; it records every attempt's
@@ -35,10 +34,10 @@ type fakeAttempts struct {
 	run   func(call int, ids []string) []error
 }
 
-func (f *fakeAttempts) Run(_ context.Context, msgs []*attempt.Message) []error {
+func (f *fakeAttempts) attempt(_ context.Context, msgs []*Message) []error {
 	ids := make([]string, len(msgs))
 	for i, m := range msgs {
-		ids[i] = m.Env.MessageId
+		ids[i] = m.env.MessageId
 	}
 	f.mu.Lock()
 	f.calls = append(f.calls, ids)
@@ -58,12 +57,12 @@ func (f *fakeAttempts) seen() [][]string {
 
 type fakeDL struct {
 	mu      sync.Mutex
-	letters []deadletter.Letter
+	letters []wire.Letter
 	ids     []string
 	err     error
 }
 
-func (f *fakeDL) Send(_ context.Context, m *pubsub.Message, l deadletter.Letter) error {
+func (f *fakeDL) Send(_ context.Context, m *pubsub.Message, l wire.Letter) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -106,12 +105,16 @@ func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	h.p = New(cfg, h.at, h.dl, h.m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var err error
+	h.p, err = New(cfg, h.at.attempt, h.dl, h.m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return h
 }
 
-func (h *harness) handle(ms ...*pubsub.Message) []Outcome {
-	return h.p.Handle(context.Background(), make(chan struct{}), ms)
+func (h *harness) handle(ms ...*pubsub.Message) []outcome {
+	return h.p.process(context.Background(), context.Background(), ms)
 }
 
 func unavailable(string) error { return status.Error(codes.Unavailable, "firestore down") }
@@ -119,7 +122,7 @@ func unavailable(string) error { return status.Error(codes.Unavailable, "firesto
 func TestValidMessagesAreAttemptedAsOneRunAndAcked(t *testing.T) {
 	h := newHarness(t, nil)
 	outs := h.handle(envelopeMsg(t, "m1", "bob"), envelopeMsg(t, "m2", "bob", "carol"))
-	if !slices.Equal(outs, []Outcome{Ack, Ack}) {
+	if !slices.Equal(outs, []outcome{ack, ack}) {
 		t.Fatalf("outcomes %v", outs)
 	}
 	if got := h.at.seen(); fmt.Sprint(got) != "[[m1 m2]]" {
@@ -136,7 +139,7 @@ func TestPoisonInARunIsDeadLetteredAndTheRestFlow(t *testing.T) {
 	h := newHarness(t, nil)
 	outs := h.handle(envelopeMsg(t, "m1", "bob"), &pubsub.Message{ID: "x", Data: []byte{0xff, 0x01}},
 		envelopeMsg(t, "m2"), envelopeMsg(t, "m3", "bob"))
-	if !slices.Equal(outs, []Outcome{Ack, DeadLettered, DeadLettered, Ack}) {
+	if !slices.Equal(outs, []outcome{ack, deadLettered, deadLettered, ack}) {
 		t.Fatalf("outcomes %v", outs)
 	}
 	if got := h.at.seen(); fmt.Sprint(got) != "[[m1 m3]]" {
@@ -164,7 +167,7 @@ func TestRejectedMessageIsDeadLetteredAtOnce(t *testing.T) {
 		return errs
 	}
 	outs := h.handle(envelopeMsg(t, "m1", "bob"), envelopeMsg(t, "big", "bob"), envelopeMsg(t, "m2", "bob"))
-	if !slices.Equal(outs, []Outcome{Ack, DeadLettered, Ack}) {
+	if !slices.Equal(outs, []outcome{ack, deadLettered, ack}) {
 		t.Fatalf("outcomes %v", outs)
 	}
 	if len(h.at.seen()) != 1 || len(h.dl.letters) != 1 || h.dl.letters[0].Reason != "rejected" || h.dl.letters[0].Err == nil {
@@ -189,7 +192,7 @@ func TestTransientFailureRetriesTheRestOfTheRunInOrder(t *testing.T) {
 		return errs
 	}
 	outs := h.handle(envelopeMsg(t, "m1", "bob"), envelopeMsg(t, "m2", "bob"), envelopeMsg(t, "m3", "bob"))
-	if !slices.Equal(outs, []Outcome{Ack, Ack, Ack}) {
+	if !slices.Equal(outs, []outcome{ack, ack, ack}) {
 		t.Fatalf("outcomes %v", outs)
 	}
 	if got := h.at.seen(); fmt.Sprint(got) != "[[m1 m2 m3] [m2 m3] [m2 m3]]" {
@@ -223,7 +226,7 @@ func TestMessageBehindARetryWaitsItsTurn(t *testing.T) {
 		return errs
 	}
 	outs := h.handle(envelopeMsg(t, "m1", "bob"), envelopeMsg(t, "m2", "bob"))
-	if !slices.Equal(outs, []Outcome{Ack, DeadLettered}) {
+	if !slices.Equal(outs, []outcome{ack, deadLettered}) {
 		t.Fatalf("outcomes %v", outs)
 	}
 	if got := h.at.seen(); fmt.Sprint(got) != "[[m1 m2] [m1 m2]]" {
@@ -234,8 +237,8 @@ func TestMessageBehindARetryWaitsItsTurn(t *testing.T) {
 func TestRetryBudgetSpentNacksBeforeTheLastAttempt(t *testing.T) {
 	for _, tc := range []struct {
 		attempt int
-		want    Outcome
-	}{{1, Nack}, {4, Nack}, {5, DeadLettered}, {7, DeadLettered}} {
+		want    outcome
+	}{{1, nack}, {4, nack}, {5, deadLettered}, {7, deadLettered}} {
 		h := newHarness(t, func(c *Config) { c.Retry.Budget = 30 * time.Millisecond })
 		h.at.run = func(_ int, ids []string) []error { return []error{unavailable(ids[0])} }
 		m := envelopeMsg(t, "m1", "bob")
@@ -247,10 +250,10 @@ func TestRetryBudgetSpentNacksBeforeTheLastAttempt(t *testing.T) {
 		if el := time.Since(start); el < 15*time.Millisecond {
 			t.Errorf("attempt %d: gave up after %s, before spending the budget", tc.attempt, el)
 		}
-		if tc.want == DeadLettered && (h.dl.letters[0].Reason != "exhausted" || h.dl.letters[0].Attempt != tc.attempt) {
+		if tc.want == deadLettered && (h.dl.letters[0].Reason != "exhausted" || h.dl.letters[0].Attempt != tc.attempt) {
 			t.Errorf("letter %+v", h.dl.letters[0])
 		}
-		if tc.want == Nack && testutil.ToFloat64(h.m.Nacked.WithLabelValues("retry_budget")) != 1 {
+		if tc.want == nack && testutil.ToFloat64(h.m.Nacked.WithLabelValues("retry_budget")) != 1 {
 			t.Errorf("nacked{retry_budget} not counted")
 		}
 	}
@@ -274,7 +277,7 @@ func TestBudgetSpentInARun(t *testing.T) {
 	m0, m1, m2, m3 := envelopeMsg(t, "m0", "bob"), envelopeMsg(t, "m1", "bob"), envelopeMsg(t, "m2", "bob"), envelopeMsg(t, "m3", "bob")
 	m1.DeliveryAttempt, m2.DeliveryAttempt, m3.DeliveryAttempt = &five, &one, &five
 	outs := h.handle(m0, m1, m2, m3)
-	if !slices.Equal(outs, []Outcome{Ack, DeadLettered, Nack, Nack}) {
+	if !slices.Equal(outs, []outcome{ack, deadLettered, nack, nack}) {
 		t.Fatalf("outcomes %v", outs)
 	}
 	if fmt.Sprint(h.dl.ids) != "[ps-m1]" {
@@ -290,7 +293,7 @@ func TestNoDeliveryAttemptNeverExhausts(t *testing.T) {
 	h.at.run = func(_ int, ids []string) []error { return []error{unavailable(ids[0])} }
 	m := envelopeMsg(t, "m1", "bob")
 	m.DeliveryAttempt = nil // subscription without a dead-letter policy
-	if out := h.handle(m); out[0] != Nack {
+	if out := h.handle(m); out[0] != nack {
 		t.Fatalf("outcome %v", out)
 	}
 }
@@ -303,7 +306,7 @@ func TestPanicIsRecoveredAsTransient(t *testing.T) {
 		}
 		return make([]error, len(ids))
 	}
-	if out := h.handle(envelopeMsg(t, "m1", "bob"), envelopeMsg(t, "m2", "bob")); !slices.Equal(out, []Outcome{Ack, Ack}) {
+	if out := h.handle(envelopeMsg(t, "m1", "bob"), envelopeMsg(t, "m2", "bob")); !slices.Equal(out, []outcome{ack, ack}) {
 		t.Fatalf("outcome %v", out)
 	}
 	if testutil.ToFloat64(h.m.Failures.WithLabelValues("transient")) != 1 {
@@ -323,14 +326,16 @@ func TestShutdownStopsRetryingAndNacks(t *testing.T) {
 		}
 		return []error{unavailable(ids[0])}
 	}
-	stop := make(chan struct{})
-	done := make(chan []Outcome)
-	go func() { done <- h.p.Handle(context.Background(), stop, []*pubsub.Message{envelopeMsg(t, "m1", "bob")}) }()
+	retrying, stop := context.WithCancel(context.Background())
+	done := make(chan []outcome)
+	go func() {
+		done <- h.p.process(context.Background(), retrying, []*pubsub.Message{envelopeMsg(t, "m1", "bob")})
+	}()
 	<-attempted
-	close(stop)
+	stop()
 	select {
 	case out := <-done:
-		if out[0] != Nack {
+		if out[0] != nack {
 			t.Fatalf("outcome %v", out)
 		}
 	case <-time.After(5 * time.Second):
@@ -347,7 +352,7 @@ func TestDeadLetterPublishFailureNacksTheRest(t *testing.T) {
 	h := newHarness(t, nil)
 	h.dl.err = errors.New("pubsub down")
 	outs := h.handle(envelopeMsg(t, "m1", "bob"), &pubsub.Message{ID: "x", Data: []byte{0xff}}, envelopeMsg(t, "m2", "bob"))
-	if !slices.Equal(outs, []Outcome{Ack, Nack, Nack}) {
+	if !slices.Equal(outs, []outcome{ack, nack, nack}) {
 		t.Fatalf("outcomes %v", outs)
 	}
 	if got := h.at.seen(); fmt.Sprint(got) != "[[m1]]" {
@@ -360,17 +365,39 @@ func TestFirstFailureTimeSurvivesRedelivery(t *testing.T) {
 	h.at.run = func(_ int, ids []string) []error { return []error{unavailable(ids[0])} }
 	t0, base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Now()
 	h.p.now = func() time.Time { return t0.Add(time.Since(base)) }
-	if out := h.handle(envelopeMsg(t, "m1", "bob")); out[0] != Nack {
+	if out := h.handle(envelopeMsg(t, "m1", "bob")); out[0] != nack {
 		t.Fatalf("first attempt: %v", out)
 	}
 	h.p.now = time.Now
 	last := envelopeMsg(t, "m1", "bob")
 	five := 5
 	last.DeliveryAttempt = &five
-	if out := h.handle(last); out[0] != DeadLettered {
+	if out := h.handle(last); out[0] != deadLettered {
 		t.Fatalf("last attempt: %v", out)
 	}
 	if got := h.dl.letters[0].FirstFailure; got.Before(t0) || got.After(t0.Add(time.Minute)) {
 		t.Fatalf("first failure %s, want %s", got, t0)
+	}
+}
+
+// The receiver sees two outcomes: a processed or dead-lettered message is
+// acked, every other one nacked.
+func TestHandleTellsTheReceiverAckOrNack(t *testing.T) {
+	h := newHarness(t, nil)
+	h.dl.err = errors.New("pubsub down")
+	outs := h.p.Handle(context.Background(), context.Background(), []*pubsub.Message{envelopeMsg(t, "m1", "bob"), {ID: "x", Data: []byte{0xff}}})
+	if !slices.Equal(outs, []receiver.Outcome{receiver.Ack, receiver.Nack}) {
+		t.Fatalf("outcomes %v", outs)
+	}
+	h.dl.err = nil
+	if outs := h.p.Handle(context.Background(), context.Background(), []*pubsub.Message{{ID: "y", Data: []byte{0xff}}}); outs[0] != receiver.Ack {
+		t.Fatalf("dead-lettered message: %v", outs)
+	}
+}
+
+// A configuration the policies cannot work with is refused.
+func TestNewRefusesAnUnusableConfig(t *testing.T) {
+	if _, err := New(Config{}, (&fakeAttempts{}).attempt, &fakeDL{}, metrics.New(prometheus.NewRegistry()), nil); err == nil {
+		t.Fatal("a zero Config accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline_test
+package main
 
 import (
 	"fmt"
@@ -106,7 +106,7 @@ func benchPipeline(b *testing.B, routed bool, senders int, recipients func() []s
 }
 
 // roundTrips is the worker's count of Firestore requests so far.
-func roundTrips(wk *worker) float64 {
+func roundTrips(wk *running) float64 {
 	total := 0.0
 	for _, op := range []string{"commit", "get_messages", "read_head", "read_presence"} {
 		total += testutil.ToFloat64(wk.m.FirestoreRoundTrips.WithLabelValues(op))

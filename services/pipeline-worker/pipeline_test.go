@@ -1,4 +1,4 @@
-package pipeline_test
+package main
 
 import (
 	"bytes"
@@ -28,7 +28,6 @@ import (
 	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/batch"
-	"github.com/courierhq/courier/services/pipeline-worker/internal/pipeline"
 )
 
 // The same envelope published twice (a client retry with its idempotency
@@ -400,17 +399,17 @@ func TestShutdownDeadlineNacksStuckMessages(t *testing.T) {
 	}
 }
 
-func TestSettingsFromEnv(t *testing.T) {
+func TestLoadSettings(t *testing.T) {
 	e := config.FromMap(map[string]string{
 		"WORKER_MAX_OUTSTANDING_MESSAGES": "7", "WORKER_PULL_CONCURRENCY": "2", "WORKER_RETRY_BUDGET": "3s",
 		"WORKER_MAX_RECIPIENTS": "20", "INGRESS_MAX_DELIVERY_ATTEMPTS": "9",
 		"WORKER_BATCH_MAX_MESSAGES": "50", "WORKER_BATCH_LINGER": "5ms", "WORKER_HEAD_CACHE_SIZE": "10",
 	})
-	s := pipeline.SettingsFromEnv(e, 25*time.Second)
-	if err := e.Err(); err != nil {
+	s, err := loadSettings(e)
+	if err != nil {
 		t.Fatal(err)
 	}
-	rc := s.ReceiverConfig()
+	rc := s.receiverConfig()
 	if rc.MaxOutstandingMessages != 7 || rc.Pullers != 2 || rc.MaxOutstandingBytes != 64<<20 ||
 		s.Retry.Budget != 3*time.Second || s.Limits.MaxRecipients != 20 || s.Topology.MaxDeliveryAttempts != 9 {
 		t.Errorf("settings %+v", s)
@@ -427,8 +426,7 @@ func TestSettingsFromEnv(t *testing.T) {
 
 	bad := config.FromMap(map[string]string{"WORKER_RETRY_INITIAL": "10s", "WORKER_MAX_RECIPIENTS": "1001", "WORKER_PULL_CONCURRENCY": "x",
 		"WORKER_ACK_EXTENSION_STEP": "11m", "WORKER_PULL_TIMEOUT": "1s", "WORKER_BATCH_MAX_BYTES": "10485760", "WORKER_BATCH_MAX_MESSAGES": "0"})
-	pipeline.SettingsFromEnv(bad, time.Second)
-	err := bad.Err()
+	_, err = loadSettings(bad)
 	for _, name := range []string{"WORKER_RETRY_INITIAL", "WORKER_MAX_RECIPIENTS", "WORKER_PULL_CONCURRENCY", "WORKER_ACK_EXTENSION_STEP", "WORKER_PULL_TIMEOUT",
 		"WORKER_BATCH_MAX_BYTES", "WORKER_BATCH_MAX_MESSAGES"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
