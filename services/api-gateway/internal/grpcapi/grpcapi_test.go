@@ -38,6 +38,7 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/ingress"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
+	"github.com/courierhq/courier/services/api-gateway/internal/transport"
 )
 
 // spans records every span of every test in this package.
@@ -66,8 +67,11 @@ func serve(t *testing.T, o options) courierv1.MessagesClient {
 		v = hs
 	}
 	srv, _ := grpcapi.NewServer(grpcapi.Config{
-		Service: messages.New(o.pub, o.store, messages.Limits{MaxPayloadBytes: 1000}), Verifier: v,
-		Limiter: ratelimit.New(o.rate), MaxRecvBytes: 4096,
+		Config: transport.Config{
+			Service: messages.New(o.pub, o.store, messages.Limits{MaxPayloadBytes: 1000}), Verifier: v,
+			Limiter: ratelimit.New(o.rate),
+		},
+		MaxRecvBytes: 4096,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

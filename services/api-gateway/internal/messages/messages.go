@@ -59,6 +59,10 @@ type Limits struct {
 	MaxPageBytes int
 }
 
+// withDefaults fills zero limits. The binary never relies on it
+// (settings.go sets every limit, TestPackagesDoNotFillIn); it stays because
+// tests build cores from partial Limits, where a zero limit would refuse
+// every send or page.
 func (l Limits) withDefaults() Limits {
 	if l.MaxRecipients <= 0 {
 		l.MaxRecipients = 100
@@ -121,7 +125,7 @@ type Service struct {
 	recent  *recentKeys // keyed sends published lately (keys.go)
 }
 
-// New returns a Service; zero limits take their defaults.
+// New returns a Service; zero limits take test-safe values (withDefaults).
 func New(pub Publisher, store Store, limits Limits) *Service {
 	return &Service{pub: pub, store: store, limits: limits.withDefaults(), now: time.Now, recent: newRecentKeys(recentKeysSize)}
 }
