@@ -259,10 +259,10 @@ func TestGRPCOverEmulators(t *testing.T) {
 	if err := proto.Unmarshal(got.Data, &env); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := store.Commit(ctx, &env); err != nil { // what the worker does
+	if _, _, err := inboxtest.Commit(ctx, store, &env); err != nil { // what the worker does
 		t.Fatal(err)
 	}
-	if _, _, err := store.Commit(ctx, &courierv1.Envelope{MessageId: "secret", Sender: "carol", Recipients: []string{"dave"},
+	if _, _, err := inboxtest.Commit(ctx, store, &courierv1.Envelope{MessageId: "secret", Sender: "carol", Recipients: []string{"dave"},
 		Payload: []byte(`1`), SentAt: timestamppb.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestGRPCIdempotencyKeyReused(t *testing.T) {
 	_, err = send(c, `{"n":2}`)
 	wantStatus(t, err, codes.AlreadyExists, "idempotency_key_reused")
 	ctx := testenv.Context(t, time.Minute)
-	if _, _, err := store.Commit(ctx, rec.Published()[0]); err != nil { // what the worker does
+	if _, _, err := inboxtest.Commit(ctx, store, rec.Published()[0]); err != nil { // what the worker does
 		t.Fatal(err)
 	}
 	other := serve(t, options{pub: rec, store: store})
