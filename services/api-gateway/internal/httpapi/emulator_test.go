@@ -244,8 +244,9 @@ func TestPublishFailureIsUnavailable(t *testing.T) {
 	}
 }
 
-// TestUsersSeeOnlyTheirOwn seeds Firestore through inbox.Store.Commit and
-// checks that a token only ever reads its own inbox and its own messages.
+// TestUsersSeeOnlyTheirOwn seeds Firestore through inboxtest.Commit (a
+// batch of one, as the worker commits) and checks that a token only ever
+// reads its own inbox and its own messages.
 func TestUsersSeeOnlyTheirOwn(t *testing.T) {
 	project := testenv.Project(t)
 	store := inbox.New(testenv.Firestore(t, project))
