@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/courierhq/courier/pkg/periodic"
 )
 
 // Probe checks the service's dependencies every interval and exports the
@@ -45,16 +47,9 @@ func NewProbe(reg prometheus.Registerer, checks map[string]Check, interval, time
 
 // Run checks at once, then every interval, until ctx ends.
 func (p *Probe) Run(ctx context.Context) error {
-	t := time.NewTicker(p.interval)
-	defer t.Stop()
-	for {
-		p.CheckAll(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	p.CheckAll(ctx)
+	periodic.Run(ctx, p.interval, p.CheckAll)
+	return nil
 }
 
 // CheckAll runs every check once, concurrently, and records the results.

@@ -3,7 +3,6 @@ package inbox
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -18,8 +17,8 @@ import (
 // recipient rather than a field of the message: a message to 1,000 users
 // acknowledged within a second would otherwise be 1,000 writes to one
 // document, far past what one Firestore document sustains (about one write
-// a second). Messages acknowledged before this layout keep their acks in
-// the message's "delivered" map, which is still read (Stored.Delivered).
+// a second). Acks kept before this layout, in the message's "delivered"
+// map, are moved here once by `courierctl migrate-acks` (migrate.go).
 const DeliveriesCollection = "deliveries"
 
 type deliveryDoc struct {
@@ -29,11 +28,6 @@ type deliveryDoc struct {
 // Ack is one recipient's acknowledgement of one message.
 type Ack struct {
 	MessageID, User string
-}
-
-// MarkDelivered records one ack; see MarkDeliveredBatch.
-func (s *Store) MarkDelivered(ctx context.Context, id, user string) error {
-	return s.MarkDeliveredBatch(ctx, []Ack{{MessageID: id, User: user}})[0]
 }
 
 // MarkDeliveredBatch records acks in two round trips whatever their number
@@ -96,9 +90,7 @@ func (s *Store) MarkDeliveredBatch(ctx context.Context, acks []Ack) []error {
 	return errs
 }
 
-// Acknowledged reports whether user acknowledged message id (in
-// messages/{id}/deliveries; the caller checks Stored.Delivered, the old
-// layout). A recipient is shown only its own state, so this is one read
+// Acknowledged reports whether user acknowledged message id. A recipient is shown only its own state, so this is one read
 // whatever the size of the send.
 func (s *Store) Acknowledged(ctx context.Context, id, user string) (bool, error) {
 	_, err := s.fs.Collection(MessagesCollection).Doc(id).Collection(DeliveriesCollection).Doc(user).Get(ctx)
@@ -114,8 +106,7 @@ func (s *Store) Acknowledged(ctx context.Context, id, user string) (bool, error)
 // DeliveryState says who acknowledged message id: how many recipients, and
 // which (sorted) when listUsers is set — callers ask only for sends whose
 // recipient list is shown (MaxListedRecipients), so the list stays small.
-// legacy holds acks kept the old way (Stored.Delivered) and is merged in.
-func (s *Store) DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) (users []string, count int, err error) {
+func (s *Store) DeliveryState(ctx context.Context, id string, listUsers bool) (users []string, count int, err error) {
 	col := s.fs.Collection(MessagesCollection).Doc(id).Collection(DeliveriesCollection)
 	if !listUsers {
 		res, err := col.NewAggregationQuery().WithCount("n").Get(ctx)
@@ -126,21 +117,17 @@ func (s *Store) DeliveryState(ctx context.Context, id string, listUsers bool, le
 		if err != nil {
 			return nil, 0, fmt.Errorf("count acks of message %s: %w", id, err)
 		}
-		// A message's acks are kept one way or the other, never both.
-		return nil, int(n) + len(legacy), nil
+		return nil, int(n), nil
 	}
 	docs, err := col.Limit(MaxListedRecipients + 1).Documents(ctx).GetAll()
 	if err != nil && status.Code(err) != codes.NotFound {
 		return nil, 0, fmt.Errorf("list acks of message %s: %w", id, err)
 	}
-	seen := maps.Clone(legacy)
-	if seen == nil {
-		seen = map[string]time.Time{}
-	}
 	for _, d := range docs {
-		seen[d.Ref.ID] = time.Time{}
+		users = append(users, d.Ref.ID)
 	}
-	users = slices.Sorted(maps.Keys(seen))
+	// Document ids come back in order; sorted says so for any reader.
+	slices.Sort(users)
 	return users, len(users), nil
 }
 

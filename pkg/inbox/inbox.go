@@ -70,9 +70,6 @@ type messageDoc struct {
 	StoredAt       time.Time        `firestore:"stored_at"`
 	IdempotencyKey string           `firestore:"idempotency_key,omitempty"`
 	Seqs           map[string]int64 `firestore:"seqs"`
-	// Delivered is how acks were kept before messages/{id}/deliveries
-	// (delivered.go): read, never written any more.
-	Delivered map[string]time.Time `firestore:"delivered,omitempty"`
 }
 
 // entryDoc is users/{uid}/inbox/{seq}.
@@ -93,9 +90,8 @@ type entryDoc struct {
 
 // Stored is a committed message with each recipient's inbox position.
 type Stored struct {
-	Message   *courierv1.Message
-	Seqs      map[string]int64
-	Delivered map[string]time.Time
+	Message *courierv1.Message
+	Seqs    map[string]int64
 }
 
 // Delivery returns the fan-out delivery for s.
@@ -117,17 +113,6 @@ type Entry struct {
 func (e Entry) Cursor() string { return EncodeCursor(e.Seq) }
 
 func inboxID(seq int64) string { return fmt.Sprintf("%020d", seq) }
-
-// Commit stores env's message and one inbox entry per recipient in one
-// atomic write (a batch of one, with no cached heads; the pipeline-worker
-// commits batches through a Committer). It is idempotent on the message id:
-// when the message already exists nothing is written and the stored version
-// is returned with created=false, so a redelivered envelope yields the same
-// delivery.
-func (s *Store) Commit(ctx context.Context, env *courierv1.Envelope) (st Stored, created bool, err error) {
-	r := s.NewCommitter(CommitterOptions{}).Commit(ctx, []*courierv1.Envelope{env})[0]
-	return r.Stored, r.Created, r.Err
-}
 
 func newMessageDoc(env *courierv1.Envelope, now time.Time) messageDoc {
 	return messageDoc{
@@ -197,7 +182,6 @@ func storedFrom(id string, doc messageDoc) Stored {
 			Id: id, From: doc.From, To: doc.To, Payload: doc.Payload, ContentType: doc.ContentType,
 			SentAt: timestamppb.New(doc.SentAt), StoredAt: timestamppb.New(doc.StoredAt),
 		},
-		Seqs:      doc.Seqs,
-		Delivered: doc.Delivered,
+		Seqs: doc.Seqs,
 	}
 }

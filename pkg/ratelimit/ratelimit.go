@@ -79,7 +79,10 @@ type debt struct {
 	fullAt int64  // unix nanoseconds
 }
 
-// New returns a Limiter.
+// New returns a Limiter. Services pass every option from their settings;
+// the zero-value fallbacks stay because tests build limiters from partial
+// Options, and a zero rate would divide by zero and a zero burst refuse
+// everything.
 func New(o Options) *Limiter {
 	if o.PerSecond <= 0 {
 		o.PerSecond = 20

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"reflect"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
 )
 
@@ -134,6 +136,61 @@ func TestREADMEConfigurationMatchesSettings(t *testing.T) {
 	}
 }
 
+var update = flag.Bool("update", false, "rewrite README.md's generated configuration table from settings.go")
+
+const (
+	tableBegin = "<!-- settings table: generated from settings.go; `go test . -run TestREADMEEnvironmentIsGenerated -update` rewrites it -->\n"
+	tableEnd   = "<!-- end of settings table -->\n"
+)
+
+// TestREADMEEnvironmentIsGenerated keeps the README's table of the
+// gateway's own variables exactly what settings.go's table renders, so a
+// default, a bound or a meaning changed in code and not in the README
+// fails here (-update writes it). TestREADMEConfigurationMatchesSettings
+// then checks, by setting each documented default, that the table's
+// defaults are the ones loadSettings applies.
+func TestREADMEEnvironmentIsGenerated(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	i, j := strings.Index(text, tableBegin), strings.Index(text, tableEnd)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no generated settings table (%q … %q)", tableBegin, tableEnd)
+	}
+	got, want := text[i+len(tableBegin):j], markdownTable()
+	if got == want {
+		return
+	}
+	if *update {
+		if err := os.WriteFile("README.md", []byte(text[:i+len(tableBegin)]+want+text[j:]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("README.md's settings table differs from settings.go; run `go test . -run TestREADMEEnvironmentIsGenerated -update`.\nwant:\n%s\ngot:\n%s", want, got)
+}
+
+// TestEveryOwnVariableIsInTheTable: a variable the gateway reads itself
+// (not through pkg/topology or pkg/auth, documented in the root README)
+// is a row of settings.go's table, so it is in the generated README table.
+func TestEveryOwnVariableIsInTheTable(t *testing.T) {
+	rows := map[string]bool{}
+	for _, v := range table {
+		if rows[v.name] {
+			t.Errorf("%s is twice in the table", v.name)
+		}
+		rows[v.name] = true
+	}
+	shared := configTable(t, "../../README.md", "## Configuration")
+	for v := range readVariables(t) {
+		if _, ok := shared[v]; !ok && !rows[v] {
+			t.Errorf("%s is read by loadSettings but is not a row of settings.go's table", v)
+		}
+	}
+}
+
 // TestOpenAPILimitsMatchSettings keeps docs/openapi.yaml's limits true to
 // the settings: `to` allows what MAX_RECIPIENTS can be set to at most, and
 // the page size's bound and default are the inbox's.
@@ -171,5 +228,18 @@ func TestOpenAPILimitsMatchSettings(t *testing.T) {
 	}
 	if int(*limit.Max) != s.Limits.MaxPageSize || limit.Default != float64(s.Limits.DefaultPageSize) {
 		t.Errorf("openapi limit: maximum %v default %v; the inbox: %d and %d", *limit.Max, limit.Default, s.Limits.MaxPageSize, s.Limits.DefaultPageSize)
+	}
+}
+
+// TestPackagesDoNotFillIn: settings.go sets every limit, so the messages
+// core's zero-value fallbacks (kept for tests' partial configs) never
+// apply in the binary: the core keeps exactly what settings gave it.
+func TestPackagesDoNotFillIn(t *testing.T) {
+	s, err := settingsWith(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := messages.New(nil, nil, s.Limits).Limits(); got != s.Limits {
+		t.Errorf("the core changed the configured limits: %+v, settings %+v", got, s.Limits)
 	}
 }

@@ -26,9 +26,6 @@ type Backend struct {
 	// NewCommitter returns a batch committer on Store; the suite runs
 	// several at once, as several workers do.
 	NewCommitter func() Committer
-	// PutLegacyAcks records acks of an existing message the way they were
-	// kept before messages/{id}/deliveries (the message's "delivered" map).
-	PutLegacyAcks func(ctx context.Context, id string, acks map[string]time.Time) error
 }
 
 // Run checks every behaviour the services rely on of an inbox store.
@@ -48,7 +45,6 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"ConcurrentDuplicateCommits", concurrentDuplicateCommits},
 		{"RecipientListRule", recipientListRule},
 		{"Acks", acks},
-		{"LegacyAcksAreMerged", legacyAcksAreMerged},
 		{"BatchTakesConsecutivePositions", batchTakesConsecutivePositions},
 		{"StoredMessagesLeaveTheBatch", storedMessagesLeaveTheBatch},
 		{"RejectedMessageFailsAlone", rejectedMessageFailsAlone},
@@ -66,14 +62,41 @@ func Envelope(id, from string, to ...string) *courierv1.Envelope {
 	}
 }
 
+// Commit stores env's message alone, in a batch of one with no cached
+// heads: what the pipeline-worker does for a batch, for tests that store
+// one message at a time. It is idempotent on the message id (created false
+// and the stored version when it exists). s is an *inbox.Store, a *Memory
+// or a *Faulty.
+func Commit(ctx context.Context, s Store, env *courierv1.Envelope) (st inbox.Stored, created bool, err error) {
+	var c Committer
+	switch s := s.(type) {
+	case *inbox.Store:
+		c = s.NewCommitter(inbox.CommitterOptions{})
+	case *Memory:
+		c = s.NewCommitter()
+	case *Faulty:
+		c = s.Memory.NewCommitter()
+	default:
+		return inbox.Stored{}, false, fmt.Errorf("inboxtest.Commit: %T is none of the kit's stores", s)
+	}
+	r := c.Commit(ctx, []*courierv1.Envelope{env})[0]
+	return r.Stored, r.Created, r.Err
+}
+
+// MarkDelivered records one ack through MarkDeliveredBatch and returns its
+// error.
+func MarkDelivered(ctx context.Context, s interface {
+	MarkDeliveredBatch(context.Context, []inbox.Ack) []error
+}, id, user string) error {
+	return s.MarkDeliveredBatch(ctx, []inbox.Ack{{MessageID: id, User: user}})[0]
+}
+
 // MustCommit commits envs one by one and fails the test on any error.
-func MustCommit(t testing.TB, s interface {
-	Commit(context.Context, *courierv1.Envelope) (inbox.Stored, bool, error)
-}, envs ...*courierv1.Envelope) []inbox.Stored {
+func MustCommit(t testing.TB, s Store, envs ...*courierv1.Envelope) []inbox.Stored {
 	t.Helper()
 	out := make([]inbox.Stored, len(envs))
 	for i, env := range envs {
-		st, _, err := s.Commit(testenv.Context(t, time.Minute), env)
+		st, _, err := Commit(testenv.Context(t, time.Minute), s, env)
 		if err != nil {
 			t.Fatalf("commit %s: %v", env.MessageId, err)
 		}
@@ -115,11 +138,11 @@ func NoErrors(t testing.TB, res []inbox.Result) {
 func commitIsIdempotent(t *testing.T, b Backend) {
 	s := b.Store
 	ctx := testenv.Context(t, time.Minute)
-	st, created, err := s.Commit(ctx, Envelope("m1", "alice", "bob", "carol"))
+	st, created, err := Commit(ctx, s, Envelope("m1", "alice", "bob", "carol"))
 	if err != nil || !created {
 		t.Fatalf("first commit: %v created=%v", err, created)
 	}
-	again, created, err := s.Commit(ctx, Envelope("m1", "alice", "bob", "carol"))
+	again, created, err := Commit(ctx, s, Envelope("m1", "alice", "bob", "carol"))
 	if err != nil || created {
 		t.Fatalf("second commit: %v created=%v", err, created)
 	}
@@ -294,13 +317,13 @@ func failuresAreNotNotFound(t *testing.T, b Backend) {
 	if _, err := s.Head(done, "bob"); err == nil {
 		t.Fatal("head answered without its context")
 	}
-	if _, _, err := s.DeliveryState(done, "m1", true, nil); err == nil {
+	if _, _, err := s.DeliveryState(done, "m1", true); err == nil {
 		t.Fatal("delivery state answered without its context")
 	}
 	if errs := s.MarkDeliveredBatch(done, []inbox.Ack{{MessageID: "m1", User: "bob"}}); errs[0] == nil || errors.Is(errs[0], inbox.ErrNotFound) {
 		t.Fatalf("ack: %v", errs)
 	}
-	if _, _, err := s.Commit(done, Envelope("m2", "alice", "bob")); err == nil {
+	if _, _, err := Commit(done, s, Envelope("m2", "alice", "bob")); err == nil {
 		t.Fatal("commit succeeded without its context")
 	}
 	if res := b.NewCommitter().Commit(done, []*courierv1.Envelope{Envelope("m3", "alice", "bob")}); res[0].Err == nil {
@@ -312,7 +335,7 @@ func failuresAreNotNotFound(t *testing.T, b Backend) {
 			t.Fatalf("%s after a failed commit: %v", id, err)
 		}
 	}
-	if users, n, err := s.DeliveryState(ctx, "m1", true, nil); err != nil || n != 0 {
+	if users, n, err := s.DeliveryState(ctx, "m1", true); err != nil || n != 0 {
 		t.Fatalf("after a failed ack: %v %d %v", users, n, err)
 	}
 	if got := Positions(t, s, "bob"); !slices.Equal(got, []string{"m1"}) {
@@ -333,7 +356,7 @@ func concurrentCommitsLeaveNoGap(t *testing.T, b Backend) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range per {
-				if _, _, err := s.Commit(ctx, Envelope(fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("s%d", w), "dana")); err != nil {
+				if _, _, err := Commit(ctx, s, Envelope(fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("s%d", w), "dana")); err != nil {
 					errs <- err
 				}
 			}
@@ -391,7 +414,7 @@ func concurrentDuplicateCommits(t *testing.T, b Backend) {
 	created := make([]bool, n)
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { results[i], created[i], errs[i] = s.Commit(ctx, Envelope("dup", "alice", "bob", "carol")) })
+		wg.Go(func() { results[i], created[i], errs[i] = Commit(ctx, s, Envelope("dup", "alice", "bob", "carol")) })
 	}
 	wg.Wait()
 	creators := 0
@@ -466,16 +489,16 @@ func acks(t *testing.T, b Backend) {
 	s := b.Store
 	ctx := testenv.Context(t, time.Minute)
 	MustCommit(t, s, Envelope("m1", "alice", "bob", "carol"))
-	if users, n, err := s.DeliveryState(ctx, "m1", true, nil); err != nil || n != 0 || len(users) != 0 {
+	if users, n, err := s.DeliveryState(ctx, "m1", true); err != nil || n != 0 || len(users) != 0 {
 		t.Fatalf("before any ack: %v %d %v", users, n, err)
 	}
-	if err := s.MarkDelivered(ctx, "m1", "mallory"); !errors.Is(err, inbox.ErrNotFound) {
+	if err := MarkDelivered(ctx, s, "m1", "mallory"); !errors.Is(err, inbox.ErrNotFound) {
 		t.Fatalf("non-recipient mark: %v", err)
 	}
-	if err := s.MarkDelivered(ctx, "m1", "alice"); !errors.Is(err, inbox.ErrNotFound) {
+	if err := MarkDelivered(ctx, s, "m1", "alice"); !errors.Is(err, inbox.ErrNotFound) {
 		t.Fatalf("the sender's mark: %v", err)
 	}
-	if err := s.MarkDelivered(ctx, "nope", "bob"); !errors.Is(err, inbox.ErrNotFound) {
+	if err := MarkDelivered(ctx, s, "nope", "bob"); !errors.Is(err, inbox.ErrNotFound) {
 		t.Fatalf("unknown message: %v", err)
 	}
 	errs := s.MarkDeliveredBatch(ctx, []inbox.Ack{
@@ -484,17 +507,17 @@ func acks(t *testing.T, b Backend) {
 	if len(errs) != 4 || errs[0] != nil || !errors.Is(errs[1], inbox.ErrNotFound) || !errors.Is(errs[2], inbox.ErrNotFound) || errs[3] != nil {
 		t.Fatalf("batch results: %v", errs)
 	}
-	users, n, err := s.DeliveryState(ctx, "m1", true, nil)
+	users, n, err := s.DeliveryState(ctx, "m1", true)
 	if err != nil || n != 1 || fmt.Sprint(users) != "[bob]" {
 		t.Fatalf("after bob's acks: %v %d %v", users, n, err)
 	}
-	if _, n, err := s.DeliveryState(ctx, "m1", false, nil); err != nil || n != 1 {
+	if _, n, err := s.DeliveryState(ctx, "m1", false); err != nil || n != 1 {
 		t.Fatalf("count: %d %v", n, err)
 	}
-	if err := s.MarkDelivered(ctx, "m1", "carol"); err != nil {
+	if err := MarkDelivered(ctx, s, "m1", "carol"); err != nil {
 		t.Fatal(err)
 	}
-	if users, n, err := s.DeliveryState(ctx, "m1", true, nil); err != nil || n != 2 || fmt.Sprint(users) != "[bob carol]" {
+	if users, n, err := s.DeliveryState(ctx, "m1", true); err != nil || n != 2 || fmt.Sprint(users) != "[bob carol]" {
 		t.Fatalf("after carol's ack: %v %d %v", users, n, err)
 	}
 	for _, c := range []struct {
@@ -508,36 +531,8 @@ func acks(t *testing.T, b Backend) {
 	if errs := s.MarkDeliveredBatch(ctx, nil); len(errs) != 0 {
 		t.Fatalf("empty batch: %v", errs)
 	}
-	if users, n, err := s.DeliveryState(ctx, "nope", true, nil); err != nil || n != 0 || len(users) != 0 {
+	if users, n, err := s.DeliveryState(ctx, "nope", true); err != nil || n != 0 || len(users) != 0 {
 		t.Fatalf("unknown message: %v %d %v", users, n, err)
-	}
-}
-
-// Acks kept the old way (a "delivered" map on the message) come back from
-// Get and count with the new ones.
-func legacyAcksAreMerged(t *testing.T, b Backend) {
-	s := b.Store
-	ctx := testenv.Context(t, time.Minute)
-	MustCommit(t, s, Envelope("m1", "alice", "bob", "carol", "dave"))
-	if st, err := s.Get(ctx, "m1"); err != nil || len(st.Delivered) != 0 {
-		t.Fatalf("a new message has legacy acks: %v %v", st.Delivered, err)
-	}
-	if err := b.PutLegacyAcks(ctx, "m1", map[string]time.Time{"carol": time.Now(), "dave": time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.MarkDelivered(ctx, "m1", "bob"); err != nil {
-		t.Fatal(err)
-	}
-	st, err := s.Get(ctx, "m1")
-	if err != nil || len(st.Delivered) != 2 {
-		t.Fatalf("legacy acks read back: %v %v", st.Delivered, err)
-	}
-	users, n, err := s.DeliveryState(ctx, "m1", true, st.Delivered)
-	if err != nil || n != 3 || fmt.Sprint(users) != "[bob carol dave]" {
-		t.Fatalf("with legacy acks: %v %d %v", users, n, err)
-	}
-	if _, n, err := s.DeliveryState(ctx, "m1", false, st.Delivered); err != nil || n != 3 {
-		t.Fatalf("count with legacy acks: %d %v", n, err)
 	}
 }
 

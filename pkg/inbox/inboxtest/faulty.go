@@ -2,7 +2,6 @@ package inboxtest
 
 import (
 	"context"
-	"time"
 
 	"github.com/courierhq/courier/pkg/inbox"
 )
@@ -16,7 +15,7 @@ type Faulty struct {
 	GetFunc                func(ctx context.Context, id string) (inbox.Stored, error)
 	ListFunc               func(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
 	HeadFunc               func(ctx context.Context, user string) (int64, error)
-	DeliveryStateFunc      func(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error)
+	DeliveryStateFunc      func(ctx context.Context, id string, listUsers bool) ([]string, int, error)
 	MarkDeliveredBatchFunc func(ctx context.Context, acks []inbox.Ack) []error
 }
 
@@ -54,15 +53,11 @@ func (f *Faulty) Head(ctx context.Context, user string) (int64, error) {
 	return f.Memory.Head(ctx, user)
 }
 
-func (f *Faulty) DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error) {
+func (f *Faulty) DeliveryState(ctx context.Context, id string, listUsers bool) ([]string, int, error) {
 	if f.DeliveryStateFunc != nil {
-		return f.DeliveryStateFunc(ctx, id, listUsers, legacy)
+		return f.DeliveryStateFunc(ctx, id, listUsers)
 	}
-	return f.Memory.DeliveryState(ctx, id, listUsers, legacy)
-}
-
-func (f *Faulty) MarkDelivered(ctx context.Context, id, user string) error {
-	return f.MarkDeliveredBatch(ctx, []inbox.Ack{{MessageID: id, User: user}})[0]
+	return f.Memory.DeliveryState(ctx, id, listUsers)
 }
 
 func (f *Faulty) MarkDeliveredBatch(ctx context.Context, acks []inbox.Ack) []error {

@@ -28,14 +28,12 @@ import (
 // Store is what the services use of an inbox store. *inbox.Store and
 // *Memory satisfy it.
 type Store interface {
-	Commit(ctx context.Context, env *courierv1.Envelope) (st inbox.Stored, created bool, err error)
 	List(ctx context.Context, user string, after int64, limit int) ([]inbox.Entry, error)
 	ListPage(ctx context.Context, user string, after int64, lim inbox.PageLimit) (inbox.Page, error)
 	Head(ctx context.Context, user string) (int64, error)
 	Get(ctx context.Context, id string) (inbox.Stored, error)
-	MarkDelivered(ctx context.Context, id, user string) error
 	MarkDeliveredBatch(ctx context.Context, acks []inbox.Ack) []error
-	DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) (users []string, count int, err error)
+	DeliveryState(ctx context.Context, id string, listUsers bool) (users []string, count int, err error)
 	Acknowledged(ctx context.Context, id, user string) (bool, error)
 }
 
@@ -53,7 +51,7 @@ const maxDocumentBytes = 1 << 20
 // Memory is an inbox store held in memory. It keeps the Firestore store's
 // contract (Run): idempotent commits, gap-free positions 1..n per user in
 // commit order, the recipient-list rule on entries, acks only from
-// recipients, legacy acks merged. Every value it returns is a copy. It is
+// recipients. Every value it returns is a copy. It is
 // safe for concurrent use; each commit is atomic.
 type Memory struct {
 	mu       sync.Mutex
@@ -63,21 +61,14 @@ type Memory struct {
 }
 
 type message struct {
-	m      *courierv1.Message // as Get returns it: the whole recipient list, no to_count
-	seqs   map[string]int64
-	acks   map[string]time.Time // messages/{id}/deliveries
-	legacy map[string]time.Time // the message's old "delivered" map
+	m    *courierv1.Message // as Get returns it: the whole recipient list, no to_count
+	seqs map[string]int64
+	acks map[string]time.Time // messages/{id}/deliveries
 }
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
 	return &Memory{now: time.Now, messages: map[string]*message{}, inboxes: map[string][]*courierv1.Message{}}
-}
-
-// Commit stores one message; see inbox.Store.Commit.
-func (s *Memory) Commit(ctx context.Context, env *courierv1.Envelope) (inbox.Stored, bool, error) {
-	r := s.commit(ctx, []*courierv1.Envelope{env})[0]
-	return r.Stored, r.Created, r.Err
 }
 
 // NewCommitter returns a batch committer on s; see inbox.Committer.
@@ -143,11 +134,7 @@ func entryBytes(env *courierv1.Envelope) int {
 }
 
 func (m *message) stored() inbox.Stored {
-	st := inbox.Stored{Message: proto.Clone(m.m).(*courierv1.Message), Seqs: maps.Clone(m.seqs)}
-	if len(m.legacy) > 0 {
-		st.Delivered = maps.Clone(m.legacy)
-	}
-	return st
+	return inbox.Stored{Message: proto.Clone(m.m).(*courierv1.Message), Seqs: maps.Clone(m.seqs)}
 }
 
 // List returns up to limit entries of user's inbox after position after.
@@ -204,11 +191,6 @@ func (s *Memory) Get(ctx context.Context, id string) (inbox.Stored, error) {
 	return m.stored(), nil
 }
 
-// MarkDelivered records one ack; see MarkDeliveredBatch.
-func (s *Memory) MarkDelivered(ctx context.Context, id, user string) error {
-	return s.MarkDeliveredBatch(ctx, []inbox.Ack{{MessageID: id, User: user}})[0]
-}
-
 // MarkDeliveredBatch records acks: inbox.ErrNotFound for an unknown message
 // or a user who is not its recipient.
 func (s *Memory) MarkDeliveredBatch(ctx context.Context, acks []inbox.Ack) []error {
@@ -243,7 +225,7 @@ func (s *Memory) MarkDeliveredBatch(ctx context.Context, acks []inbox.Ack) []err
 // DeliveryState says who acknowledged message id; see
 // inbox.Store.DeliveryState. Like Firestore's, a listing reads at most
 // inbox.MaxListedRecipients+1 acks (callers list only small sends).
-func (s *Memory) DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error) {
+func (s *Memory) DeliveryState(ctx context.Context, id string, listUsers bool) ([]string, int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, fmt.Errorf("acks of message %s: %w", id, err)
 	}
@@ -254,16 +236,9 @@ func (s *Memory) DeliveryState(ctx context.Context, id string, listUsers bool, l
 		acked = slices.Sorted(maps.Keys(m.acks))
 	}
 	if !listUsers {
-		return nil, len(acked) + len(legacy), nil
+		return nil, len(acked), nil
 	}
-	seen := maps.Clone(legacy)
-	if seen == nil {
-		seen = map[string]time.Time{}
-	}
-	for _, u := range acked[:min(len(acked), inbox.MaxListedRecipients+1)] {
-		seen[u] = time.Time{}
-	}
-	users := slices.Sorted(maps.Keys(seen))
+	users := acked[:min(len(acked), inbox.MaxListedRecipients+1)]
 	return users, len(users), nil
 }
 
@@ -281,20 +256,4 @@ func (s *Memory) Acknowledged(ctx context.Context, id, user string) (bool, error
 	}
 	_, acked := m.acks[user]
 	return acked, nil
-}
-
-// PutLegacyAcks records acks of message id the way they were kept before
-// messages/{id}/deliveries: Get returns them in Stored.Delivered.
-func (s *Memory) PutLegacyAcks(id string, acks map[string]time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, ok := s.messages[id]
-	if !ok {
-		return inbox.ErrNotFound
-	}
-	if m.legacy == nil {
-		m.legacy = map[string]time.Time{}
-	}
-	maps.Copy(m.legacy, acks)
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
@@ -15,8 +14,7 @@ import (
 func TestMemoryKeepsTheContract(t *testing.T) {
 	inboxtest.Run(t, func(*testing.T) inboxtest.Backend {
 		m := inboxtest.NewMemory()
-		return inboxtest.Backend{Store: m, NewCommitter: m.NewCommitter,
-			PutLegacyAcks: func(_ context.Context, id string, acks map[string]time.Time) error { return m.PutLegacyAcks(id, acks) }}
+		return inboxtest.Backend{Store: m, NewCommitter: m.NewCommitter}
 	})
 }
 
@@ -51,13 +49,13 @@ func TestFaultyFallsThroughToMemory(t *testing.T) {
 	if st, err := f.Get(ctx, "m1"); err != nil || st.Message.Id != "m1" {
 		t.Fatalf("get without GetFunc: %v %v", st, err)
 	}
-	if err := f.MarkDelivered(ctx, "m1", "bob"); err != nil {
+	if err := inboxtest.MarkDelivered(ctx, f, "m1", "bob"); err != nil {
 		t.Fatalf("ack without MarkDeliveredBatchFunc: %v", err)
 	}
 	f.GetFunc = func(context.Context, string) (inbox.Stored, error) { return inbox.Stored{}, down }
 	f.ListFunc = func(context.Context, string, int64, int) ([]inbox.Entry, error) { return nil, down }
 	f.HeadFunc = func(context.Context, string) (int64, error) { return 0, down }
-	f.DeliveryStateFunc = func(context.Context, string, bool, map[string]time.Time) ([]string, int, error) { return nil, 0, down }
+	f.DeliveryStateFunc = func(context.Context, string, bool) ([]string, int, error) { return nil, 0, down }
 	f.MarkDeliveredBatchFunc = func(_ context.Context, a []inbox.Ack) []error { return []error{down} }
 	if _, err := f.Get(ctx, "m1"); err != down {
 		t.Errorf("get: %v", err)
@@ -68,10 +66,10 @@ func TestFaultyFallsThroughToMemory(t *testing.T) {
 	if _, err := f.Head(ctx, "bob"); err != down {
 		t.Errorf("head: %v", err)
 	}
-	if _, _, err := f.DeliveryState(ctx, "m1", true, nil); err != down {
+	if _, _, err := f.DeliveryState(ctx, "m1", true); err != down {
 		t.Errorf("delivery state: %v", err)
 	}
-	if err := f.MarkDelivered(ctx, "m1", "bob"); err != down {
+	if err := inboxtest.MarkDelivered(ctx, f, "m1", "bob"); err != down {
 		t.Errorf("ack: %v", err)
 	}
 }

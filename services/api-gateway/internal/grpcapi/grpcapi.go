@@ -30,24 +30,18 @@ import (
 	"github.com/courierhq/courier/pkg/inbox"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
-	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/services/api-gateway/internal/apierr"
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
-	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
+	"github.com/courierhq/courier/services/api-gateway/internal/transport"
 )
 
 // Config is everything the gRPC server needs.
 type Config struct {
-	Service  *messages.Service
-	Verifier authn.Verifier
-	Limiter  ratelimit.Allower
-	Metrics  *metrics.Metrics
-	Logger   *slog.Logger
-	// MaxRecvBytes caps a request message (default 262144, like REST's body).
+	transport.Config
+	// MaxRecvBytes caps a request message (MAX_BODY_BYTES, like REST's
+	// body); zero, in tests only, is 256 KiB rather than grpc's 4 MiB.
 	MaxRecvBytes int
-	// RequestTimeout bounds each call's work (default 10s).
-	RequestTimeout time.Duration
 }
 
 // ErrorDomain is the ErrorInfo domain of Courier's errors.
@@ -56,14 +50,9 @@ const ErrorDomain = "courier.v1"
 // NewServer returns a gRPC server with courier.v1.Messages and the standard
 // health service registered. The health service needs no token.
 func NewServer(cfg Config) (*grpc.Server, *health.Server) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Config = cfg.Config.Safe()
 	if cfg.MaxRecvBytes <= 0 {
 		cfg.MaxRecvBytes = 256 << 10
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 10 * time.Second
 	}
 	i := &interceptors{cfg: cfg}
 	srv := grpc.NewServer(

@@ -38,6 +38,7 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/ingress"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
+	"github.com/courierhq/courier/services/api-gateway/internal/transport"
 )
 
 // spans records every span of every test in this package.
@@ -66,8 +67,11 @@ func serve(t *testing.T, o options) courierv1.MessagesClient {
 		v = hs
 	}
 	srv, _ := grpcapi.NewServer(grpcapi.Config{
-		Service: messages.New(o.pub, o.store, messages.Limits{MaxPayloadBytes: 1000}), Verifier: v,
-		Limiter: ratelimit.New(o.rate), MaxRecvBytes: 4096,
+		Config: transport.Config{
+			Service: messages.New(o.pub, o.store, messages.Limits{MaxPayloadBytes: 1000}), Verifier: v,
+			Limiter: ratelimit.New(o.rate),
+		},
+		MaxRecvBytes: 4096,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -255,10 +259,10 @@ func TestGRPCOverEmulators(t *testing.T) {
 	if err := proto.Unmarshal(got.Data, &env); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := store.Commit(ctx, &env); err != nil { // what the worker does
+	if _, _, err := inboxtest.Commit(ctx, store, &env); err != nil { // what the worker does
 		t.Fatal(err)
 	}
-	if _, _, err := store.Commit(ctx, &courierv1.Envelope{MessageId: "secret", Sender: "carol", Recipients: []string{"dave"},
+	if _, _, err := inboxtest.Commit(ctx, store, &courierv1.Envelope{MessageId: "secret", Sender: "carol", Recipients: []string{"dave"},
 		Payload: []byte(`1`), SentAt: timestamppb.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +309,7 @@ func TestGRPCIdempotencyKeyReused(t *testing.T) {
 	_, err = send(c, `{"n":2}`)
 	wantStatus(t, err, codes.AlreadyExists, "idempotency_key_reused")
 	ctx := testenv.Context(t, time.Minute)
-	if _, _, err := store.Commit(ctx, rec.Published()[0]); err != nil { // what the worker does
+	if _, _, err := inboxtest.Commit(ctx, store, rec.Published()[0]); err != nil { // what the worker does
 		t.Fatal(err)
 	}
 	other := serve(t, options{pub: rec, store: store})

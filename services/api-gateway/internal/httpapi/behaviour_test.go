@@ -54,7 +54,7 @@ func TestListAndGetShapes(t *testing.T) {
 		&courierv1.Envelope{MessageId: "m1", Sender: "alice", Recipients: []string{"bob"}, Payload: []byte(`{"a":1}`),
 			ContentType: "application/json", SentAt: sent},
 		inboxtest.Envelope("to-carol", "alice", "carol"))
-	if err := store.MarkDelivered(context.Background(), "m1", "bob"); err != nil {
+	if err := inboxtest.MarkDelivered(context.Background(), store, "m1", "bob"); err != nil {
 		t.Fatal(err)
 	}
 	s := newServer(t, options{store: store})

@@ -184,7 +184,7 @@ func contractScenarios(t *testing.T) map[string]scenario {
 		inboxtest.Envelope("m3", "bob", "alice"),
 		// What alice once sent with Idempotency-Key "k-409".
 		inboxtest.Envelope(messages.DeriveID("alice", "k-409"), "alice", "carol"))
-	if err := store.MarkDelivered(context.Background(), "m1", "carol"); err != nil {
+	if err := inboxtest.MarkDelivered(context.Background(), store, "m1", "carol"); err != nil {
 		t.Fatal(err)
 	}
 	down := status.Error(codes.Unavailable, "down")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/topology"
@@ -200,7 +201,7 @@ func TestIdempotencyKeyGivesOneDelivery(t *testing.T) {
 		if err := proto.Unmarshal(m.Data, &env); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := store.Commit(ctx, &env); err != nil {
+		if _, ok, err := inboxtest.Commit(ctx, store, &env); err != nil {
 			t.Fatal(err)
 		} else if ok {
 			created[env.MessageId]++
@@ -243,15 +244,16 @@ func TestPublishFailureIsUnavailable(t *testing.T) {
 	}
 }
 
-// TestUsersSeeOnlyTheirOwn seeds Firestore through inbox.Store.Commit and
-// checks that a token only ever reads its own inbox and its own messages.
+// TestUsersSeeOnlyTheirOwn seeds Firestore through inboxtest.Commit (a
+// batch of one, as the worker commits) and checks that a token only ever
+// reads its own inbox and its own messages.
 func TestUsersSeeOnlyTheirOwn(t *testing.T) {
 	project := testenv.Project(t)
 	store := inbox.New(testenv.Firestore(t, project))
 	ctx := testenv.Context(t, time.Minute)
 	seed := func(id, from string, to ...string) {
 		t.Helper()
-		_, _, err := store.Commit(ctx, &courierv1.Envelope{MessageId: id, Sender: from, Recipients: to,
+		_, _, err := inboxtest.Commit(ctx, store, &courierv1.Envelope{MessageId: id, Sender: from, Recipients: to,
 			Payload: []byte(`{"id":"` + id + `"}`), ContentType: "application/json", SentAt: timestamppb.Now()})
 		if err != nil {
 			t.Fatal(err)
@@ -308,7 +310,7 @@ func TestUsersSeeOnlyTheirOwn(t *testing.T) {
 		}
 	}
 
-	if err := store.MarkDelivered(ctx, "m1", "bob"); err != nil {
+	if err := inboxtest.MarkDelivered(ctx, store, "m1", "bob"); err != nil {
 		t.Fatal(err)
 	}
 	r := get(alice, "m1").json(t)
@@ -331,12 +333,12 @@ func TestLargeSendHidesRecipients(t *testing.T) {
 		to[i] = fmt.Sprintf("member%02d", i)
 	}
 	for id, rcpts := range map[string][]string{"big": to, "small": to[:3]} {
-		if _, _, err := store.Commit(ctx, &courierv1.Envelope{MessageId: id, Sender: "alice", Recipients: rcpts,
+		if _, _, err := inboxtest.Commit(ctx, store, &courierv1.Envelope{MessageId: id, Sender: "alice", Recipients: rcpts,
 			Payload: []byte(`{}`), ContentType: "application/json", SentAt: timestamppb.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := store.MarkDelivered(ctx, "big", "member05"); err != nil {
+	if err := inboxtest.MarkDelivered(ctx, store, "big", "member05"); err != nil {
 		t.Fatal(err)
 	}
 	s := newServer(t, options{store: store})
@@ -393,13 +395,13 @@ func TestRecipientsSeeOnlyTheirOwnDeliveryState(t *testing.T) {
 		big[i] = fmt.Sprintf("member%02d", i)
 	}
 	for id, rcpts := range map[string][]string{"small": {"bob", "carol"}, "big": big} {
-		if _, _, err := store.Commit(ctx, &courierv1.Envelope{MessageId: id, Sender: "alice", Recipients: rcpts,
+		if _, _, err := inboxtest.Commit(ctx, store, &courierv1.Envelope{MessageId: id, Sender: "alice", Recipients: rcpts,
 			Payload: []byte(`{}`), ContentType: "application/json", SentAt: timestamppb.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, a := range [][2]string{{"small", "bob"}, {"big", "member01"}, {"big", "member02"}} {
-		if err := store.MarkDelivered(ctx, a[0], a[1]); err != nil {
+		if err := inboxtest.MarkDelivered(ctx, store, a[0], a[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -470,7 +472,7 @@ func TestIdempotencyKeyReusedWithOtherContent(t *testing.T) {
 		if string(env.Payload) != `{"text":"first"}` {
 			t.Errorf("published %s", env.Payload)
 		}
-		_, ok, err := store.Commit(ctx, &env)
+		_, ok, err := inboxtest.Commit(ctx, store, &env)
 		if err != nil {
 			t.Fatal(err)
 		}

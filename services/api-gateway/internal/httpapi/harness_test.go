@@ -25,6 +25,7 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
 	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
+	"github.com/courierhq/courier/services/api-gateway/internal/transport"
 )
 
 // spans records every span of every test in this package; tests find
@@ -94,16 +95,18 @@ func newServer(t testing.TB, o options) *testServer {
 	reg := prometheus.NewRegistry()
 	logs := &testenv.LogBuffer{}
 	e := httpapi.New(httpapi.Config{
-		Service:        messages.New(o.pub, o.store, o.limits),
-		Verifier:       v,
-		Limiter:        lim,
-		Metrics:        metrics.New(reg, func() float64 { return float64(lim.Len()) }),
-		Logger:         telemetry.NewLogger(logs, telemetry.LogOptions{Level: slog.LevelDebug}),
-		Ready:          o.ready,
-		MaxBodyBytes:   o.maxBody,
-		RequestTimeout: o.timeout,
-		CORSOrigins:    o.cors,
-		OpenAPI:        openapi.Spec,
+		Config: transport.Config{
+			Service:        messages.New(o.pub, o.store, o.limits),
+			Verifier:       v,
+			Limiter:        lim,
+			Metrics:        metrics.New(reg, func() float64 { return float64(lim.Len()) }),
+			Logger:         telemetry.NewLogger(logs, telemetry.LogOptions{Level: slog.LevelDebug}),
+			RequestTimeout: o.timeout,
+		},
+		Ready:        o.ready,
+		MaxBodyBytes: o.maxBody,
+		CORSOrigins:  o.cors,
+		OpenAPI:      openapi.Spec,
 	})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)

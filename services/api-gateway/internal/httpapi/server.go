@@ -5,7 +5,6 @@
 package httpapi
 
 import (
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -16,26 +15,17 @@ import (
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/telemetry"
 
-	"github.com/courierhq/courier/pkg/ratelimit"
-	"github.com/courierhq/courier/services/api-gateway/internal/authn"
-	"github.com/courierhq/courier/services/api-gateway/internal/messages"
-	"github.com/courierhq/courier/services/api-gateway/internal/metrics"
+	"github.com/courierhq/courier/services/api-gateway/internal/transport"
 )
 
 // Config is everything the REST server needs.
 type Config struct {
-	Service  *messages.Service
-	Verifier authn.Verifier
-	Limiter  ratelimit.Allower
-	Metrics  *metrics.Metrics
-	Logger   *slog.Logger
+	transport.Config
 	// Ready are the /readyz checks (e.g. pubsub, firestore).
 	Ready        map[string]health.Check
-	ReadyTimeout time.Duration // default 2s
-	// MaxBodyBytes caps a request body (default 262144).
+	ReadyTimeout time.Duration // READY_TIMEOUT
+	// MaxBodyBytes caps a request body (MAX_BODY_BYTES).
 	MaxBodyBytes int64
-	// RequestTimeout bounds each request's work (default 10s).
-	RequestTimeout time.Duration
 	// CORSOrigins are the browser origins allowed to call the API; empty
 	// disables CORS.
 	CORSOrigins []string
@@ -61,17 +51,15 @@ type server struct {
 // http.Server of the caller's own (echo's Start is not used, so the caller
 // controls listeners and shutdown).
 func New(cfg Config) *echo.Echo {
+	// The binary sets every field (settings.go); these fallbacks keep the
+	// partial configs of tests safe, where zero would refuse every body
+	// or fail every readiness check.
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 256 << 10
 	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 10 * time.Second
-	}
+	cfg.Config = cfg.Config.Safe()
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 2 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	s := &server{cfg: cfg, routes: map[string]bool{}}
 

@@ -16,16 +16,17 @@ import (
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
 
-// Options tune the publisher.
+// Options tune the publisher. The gateway sets each from its settings
+// (PUBLISH_TIMEOUT, PUBLISH_MAX_OUTSTANDING, PUBLISH_DELAY_THRESHOLD).
 type Options struct {
-	// Timeout bounds one publish (default 5s); on expiry the caller answers
+	// Timeout bounds one publish; on expiry the caller answers
 	// 503 and the client retries with its idempotency key.
 	Timeout time.Duration
 	// MaxOutstanding caps messages waiting for Pub/Sub; beyond it a publish
-	// fails at once (503) instead of queueing without bound (default 1000).
+	// fails at once (503) instead of queueing without bound.
 	MaxOutstanding int
-	// DelayThreshold is how long the client batches before sending (default
-	// 5ms: a request waits for it, so keep it short).
+	// DelayThreshold is how long the client batches before sending (a
+	// request waits for it, so keep it short).
 	DelayThreshold time.Duration
 	// Latency, when set, observes each publish by result ("ok", "error").
 	Latency *prometheus.HistogramVec
@@ -43,6 +44,9 @@ type Publisher struct {
 // messages reach the worker in the order the gateway accepted them (hence
 // in order to each recipient).
 func New(client *pubsub.Client, topic string, o Options) *Publisher {
+	// Tests pass partial Options; zero would mean no bound at all (or the
+	// client library's own values), so they get the gateway's defaults.
+	// The binary never relies on this: settings.go sets all three.
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}

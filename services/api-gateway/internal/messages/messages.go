@@ -39,7 +39,7 @@ type Publisher interface {
 type Store interface {
 	ListPage(ctx context.Context, user string, after int64, lim inbox.PageLimit) (inbox.Page, error)
 	Get(ctx context.Context, id string) (inbox.Stored, error)
-	DeliveryState(ctx context.Context, id string, listUsers bool, legacy map[string]time.Time) ([]string, int, error)
+	DeliveryState(ctx context.Context, id string, listUsers bool) ([]string, int, error)
 	Acknowledged(ctx context.Context, id, user string) (bool, error)
 }
 
@@ -59,6 +59,10 @@ type Limits struct {
 	MaxPageBytes int
 }
 
+// withDefaults fills zero limits. The binary never relies on it
+// (settings.go sets every limit, TestPackagesDoNotFillIn); it stays because
+// tests build cores from partial Limits, where a zero limit would refuse
+// every send or page.
 func (l Limits) withDefaults() Limits {
 	if l.MaxRecipients <= 0 {
 		l.MaxRecipients = 100
@@ -121,7 +125,7 @@ type Service struct {
 	recent  *recentKeys // keyed sends published lately (keys.go)
 }
 
-// New returns a Service; zero limits take their defaults.
+// New returns a Service; zero limits take test-safe values (withDefaults).
 func New(pub Publisher, store Store, limits Limits) *Service {
 	return &Service{pub: pub, store: store, limits: limits.withDefaults(), now: time.Now, recent: newRecentKeys(recentKeysSize)}
 }
@@ -399,9 +403,9 @@ func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 	shown := inbox.Shown(st.Message)
 	listed := len(shown.GetTo()) > 0
 	if st.Message.GetFrom() != user {
-		return s.recipientView(ctx, shown, listed, user, st.Delivered)
+		return s.recipientView(ctx, shown, listed, user)
 	}
-	users, count, err := s.store.DeliveryState(ctx, id, listed, st.Delivered)
+	users, count, err := s.store.DeliveryState(ctx, id, listed)
 	if err != nil {
 		return View{}, storeError(err)
 	}
@@ -417,14 +421,11 @@ func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 
 // recipientView is message m as its recipient user sees it: its own
 // delivery state only.
-func (s *Service) recipientView(ctx context.Context, m *courierv1.Message, listed bool, user string, legacy map[string]time.Time) (View, error) {
+func (s *Service) recipientView(ctx context.Context, m *courierv1.Message, listed bool, user string) (View, error) {
 	v := View{Message: m, State: "stored", DeliveredTo: []string{}}
-	_, acked := legacy[user]
-	if !acked {
-		var err error
-		if acked, err = s.store.Acknowledged(ctx, m.GetId(), user); err != nil {
-			return View{}, storeError(err)
-		}
+	acked, err := s.store.Acknowledged(ctx, m.GetId(), user)
+	if err != nil {
+		return View{}, storeError(err)
 	}
 	if acked {
 		v.State, v.DeliveredCount = "delivered", 1

@@ -161,8 +161,8 @@ func TestSendPublishFailureIsUnavailable(t *testing.T) {
 	}
 }
 
-// TestGetOnlyForSenderAndRecipients reads from the in-memory store: bob's
-// ack is kept the current way, carol's the legacy way (on the message).
+// TestGetOnlyForSenderAndRecipients reads from the in-memory store, where
+// bob and carol acknowledged m1.
 func TestGetOnlyForSenderAndRecipients(t *testing.T) {
 	store := inboxtest.NewFaulty()
 	store.GetFunc = func(ctx context.Context, id string) (inbox.Stored, error) {
@@ -173,16 +173,16 @@ func TestGetOnlyForSenderAndRecipients(t *testing.T) {
 	}
 	ctx := context.Background()
 	inboxtest.MustCommit(t, store, inboxtest.Envelope("m1", "alice", "bob", "carol"), inboxtest.Envelope("m2", "alice", "bob"))
-	if err := store.MarkDelivered(ctx, "m1", "bob"); err != nil {
+	if err := inboxtest.MarkDelivered(ctx, store, "m1", "bob"); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.PutLegacyAcks("m1", map[string]time.Time{"carol": time.Now()}); err != nil {
+	if err := inboxtest.MarkDelivered(ctx, store, "m1", "carol"); err != nil {
 		t.Fatal(err)
 	}
 	svc := messages.New(nil, store, messages.Limits{})
 	// The sender sees every recipient's state; a recipient only its own.
 	inboxtest.MustCommit(t, store, inboxtest.Envelope("m3", "alice", "bob", "dave"))
-	if err := store.MarkDelivered(ctx, "m3", "bob"); err != nil {
+	if err := inboxtest.MarkDelivered(ctx, store, "m3", "bob"); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -191,7 +191,7 @@ func TestGetOnlyForSenderAndRecipients(t *testing.T) {
 	}{
 		{"alice", "m1", "delivered", "bob,carol", 2},
 		{"bob", "m1", "delivered", "bob", 1},
-		{"carol", "m1", "delivered", "carol", 1}, // her legacy ack
+		{"carol", "m1", "delivered", "carol", 1},
 		{"alice", "m3", "delivered", "bob", 1},
 		{"dave", "m3", "stored", "", 0}, // bob's ack is not dave's to see
 	} {

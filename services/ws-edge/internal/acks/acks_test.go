@@ -86,7 +86,7 @@ func TestBatchesAndBound(t *testing.T) {
 	if !errors.Is(results["bad"], inbox.ErrNotFound) || results["m1"] != nil || results["m4"] != nil {
 		t.Fatalf("results %v", results)
 	}
-	if users, _, err := s.DeliveryState(ctx, "m4", true, nil); err != nil || len(users) != 1 || users[0] != "bob" {
+	if users, _, err := s.DeliveryState(ctx, "m4", true); err != nil || len(users) != 1 || users[0] != "bob" {
 		t.Fatalf("m4's acks %v %v", users, err)
 	}
 	s.mu.Lock()
@@ -114,7 +114,7 @@ func TestBadAckFailsAlone(t *testing.T) {
 	store := inbox.New(testenv.Firestore(t, testenv.Project(t)))
 	ctx := testenv.Context(t, time.Minute)
 	for _, id := range []string{"m1", "m2", "m3"} {
-		if _, _, err := store.Commit(ctx, inboxtest.Envelope(id, "alice", "bob", "carol", "dave")); err != nil {
+		if _, _, err := inboxtest.Commit(ctx, store, inboxtest.Envelope(id, "alice", "bob", "carol", "dave")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -158,7 +158,7 @@ func TestBadAckFailsAlone(t *testing.T) {
 		}
 	}
 	for id, want := range map[string]string{"m1": "[bob carol]", "m2": "[carol]", "m3": "[dave]"} {
-		if users, _, err := store.DeliveryState(ctx, id, true, nil); err != nil || fmt.Sprint(users) != want {
+		if users, _, err := store.DeliveryState(ctx, id, true); err != nil || fmt.Sprint(users) != want {
 			t.Errorf("acks of %s: %v %v, want %s", id, users, err, want)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/testenv"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/ws-edge/internal/edge"
@@ -70,7 +71,7 @@ func fakeGateway(t *testing.T, w *world) *httptest.Server {
 			}
 			sum := sha256.Sum256([]byte(p.UserID + "\x00" + key))
 			id := hex.EncodeToString(sum[:16])
-			st, _, err := w.store.Commit(r.Context(), &courierv1.Envelope{
+			st, _, err := inboxtest.Commit(r.Context(), w.store, &courierv1.Envelope{
 				MessageId: id, Sender: p.UserID, Recipients: body.To, Payload: body.Payload,
 				ContentType: "application/json", SentAt: timestamppb.Now(),
 			})
@@ -114,7 +115,7 @@ func fakeGateway(t *testing.T, w *world) *httptest.Server {
 				problem(rw, http.StatusServiceUnavailable, "unavailable")
 				return
 			}
-			to, n, err := w.store.DeliveryState(r.Context(), st.Message.GetId(), true, st.Delivered)
+			to, n, err := w.store.DeliveryState(r.Context(), st.Message.GetId(), true)
 			if err != nil {
 				problem(rw, http.StatusServiceUnavailable, "unavailable")
 				return
@@ -168,7 +169,7 @@ func TestDemoClientInChromium(t *testing.T) {
 	if err := b.eval(t, `document.querySelector("#messages li[data-mine=true]").dataset.id`, &ownID); err != nil {
 		t.Fatal(err)
 	}
-	if users, _, err := w.store.DeliveryState(t.Context(), ownID, true, nil); err != nil || len(users) != 1 || users[0] != "bob" {
+	if users, _, err := w.store.DeliveryState(t.Context(), ownID, true); err != nil || len(users) != 1 || users[0] != "bob" {
 		t.Fatalf("the page's ack of %s is not stored: %v %v", ownID, err, users)
 	}
 
@@ -230,7 +231,7 @@ func TestDemoClientInChromium(t *testing.T) {
 		t.Errorf("replayed frames after the reload = %v, want 2 (the message sent while reloading)", n)
 	}
 	testenv.Eventually(t, 10*time.Second, "the page acked what the resume replayed", func() bool {
-		users, _, err := w.store.DeliveryState(t.Context(), "while-reloading", true, nil)
+		users, _, err := w.store.DeliveryState(t.Context(), "while-reloading", true)
 		return err == nil && len(users) == 1 && users[0] == "bob"
 	})
 }

@@ -482,7 +482,7 @@ func TestAckFramesAndAbuse(t *testing.T) {
 	}
 	send(websocket.MessageText, `{"type":"ack","id":"m1"}`)
 	testenv.Eventually(t, 10*time.Second, "m1 marked delivered for bob", func() bool {
-		users, _, err := w.store.DeliveryState(context.Background(), "m1", true, nil)
+		users, _, err := w.store.DeliveryState(context.Background(), "m1", true)
 		return err == nil && fmt.Sprint(users) == "[bob]"
 	})
 	send(websocket.MessageText, `{"type":"ping"}`)
@@ -532,7 +532,7 @@ func TestBadAckIsAnsweredAloneAndAcksAreRateLimited(t *testing.T) {
 	write(carol, `{"type":"ack","id":"m1"}`)
 	bob.expect(t, "error:bad_ack")
 	testenv.Eventually(t, 10*time.Second, "carol's ack recorded", func() bool {
-		users, _, err := w.store.DeliveryState(context.Background(), "m1", true, nil)
+		users, _, err := w.store.DeliveryState(context.Background(), "m1", true)
 		return err == nil && fmt.Sprint(users) == "[carol]"
 	})
 	// Carol's allowance is 3 acks (the rate adds one per 1000 s): she has

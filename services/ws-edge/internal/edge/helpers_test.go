@@ -24,6 +24,7 @@ import (
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/edges"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/telemetry"
@@ -66,7 +67,7 @@ func (w *world) commit(t *testing.T, id, from string, payload string, to ...stri
 	if payload == "" {
 		payload = `{"text":"` + id + `"}`
 	}
-	st, _, err := w.store.Commit(testenv.Context(t, time.Minute), &courierv1.Envelope{
+	st, _, err := inboxtest.Commit(testenv.Context(t, time.Minute), w.store, &courierv1.Envelope{
 		MessageId: id, Sender: from, Recipients: to, Payload: []byte(payload),
 		ContentType: "application/json", SentAt: timestamppb.Now(),
 	})
