@@ -1,7 +1,7 @@
 // Package fanout owns this pod's subscription to the deliveries topic: it
 // creates the subscription at start, records the pod's heartbeat (for
 // `courierctl sweep`), receives deliveries, encodes each one's frame once and
-// hands it to the hub for the recipients this pod holds, and deletes the
+// hands it to the sequencer of each recipient this pod holds, and deletes the
 // subscription at stop.
 package fanout
 
@@ -37,9 +37,9 @@ type Heartbeats interface {
 	Remove(ctx context.Context, pod string) error
 }
 
-// Hub hands deliveries to the local sessions of their recipients
-// (hub.Hub).
-type Hub interface {
+// Sequencer takes the deliveries of the recipients this pod holds and
+// hands them, in inbox order, to their sessions (sequencer.Set).
+type Sequencer interface {
 	Deliver(user string, it frame.Item) bool
 	HasUser(user string) bool
 }
@@ -65,7 +65,7 @@ type Fanout struct {
 	beats   Heartbeats
 	started time.Time
 	cfg     Config
-	hub     Hub
+	seq     Sequencer
 	m       *metrics.Metrics
 	log     *slog.Logger
 	subID   string
@@ -75,7 +75,7 @@ type Fanout struct {
 }
 
 // New returns a Fanout; call Ensure before Run.
-func New(client *pubsub.Client, beats Heartbeats, cfg Config, hub Hub, m *metrics.Metrics, log *slog.Logger) *Fanout {
+func New(client *pubsub.Client, beats Heartbeats, cfg Config, seq Sequencer, m *metrics.Metrics, log *slog.Logger) *Fanout {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = time.Minute
 	}
@@ -87,7 +87,7 @@ func New(client *pubsub.Client, beats Heartbeats, cfg Config, hub Hub, m *metric
 	}
 	id := cfg.Topology.EdgeSubscriptionID(cfg.Pod)
 	return &Fanout{
-		client: client, beats: beats, started: time.Now(), cfg: cfg, hub: hub, m: m, log: log,
+		client: client, beats: beats, started: time.Now(), cfg: cfg, seq: seq, m: m, log: log,
 		subID: id, subName: cfg.Topology.SubscriptionPath(id),
 		tracer: otel.Tracer("github.com/courierhq/courier/services/ws-edge/internal/fanout"),
 	}
@@ -194,7 +194,7 @@ func (f *Fanout) heartbeat(ctx context.Context) {
 }
 
 // Handle processes one delivery: it encodes the message's frame once and
-// hands it to the hub for every recipient this pod holds, then acks.
+// hands it to the sequencer of every recipient this pod holds, then acks.
 // Deliveries for users this pod does not hold, and undecodable ones, are
 // acked and dropped: redelivering them could not help.
 func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
@@ -213,7 +213,7 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 		}
 	}
 	// Cheap check first: most deliveries concern users on other pods.
-	if !wire.MayConcern(msg.Attributes, f.hub.HasUser) {
+	if !wire.MayConcern(msg.Attributes, f.seq.HasUser) {
 		f.m.Dropped.WithLabelValues("no_local_session").Inc()
 		msg.Ack()
 		return
@@ -257,7 +257,7 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 			f.log.ErrorContext(ctx, "dropping recipient with a bad cursor", "message_id", d.Message.Id, "user", rc.GetUserId(), "err", err)
 			continue
 		}
-		if f.hub.Deliver(rc.GetUserId(), frame.Item{M: m, Seq: seq}) {
+		if f.seq.Deliver(rc.GetUserId(), frame.Item{M: m, Seq: seq}) {
 			users++
 		}
 	}

@@ -4,7 +4,7 @@
 // writer) and its reader. The writer writes the hello frame, finds where
 // the session starts (the resume replay after the client's cursor, or the
 // inbox head), then writes what the hub hands it: the user's deliveries,
-// already in inbox order (package hub, package order). Keepalive pings
+// already in inbox order (package sequencer). Keepalive pings
 // ride on the writer's timer.
 //
 // A session never closes a client for being behind. Deliveries wait in a
@@ -117,7 +117,7 @@ type Reader interface {
 }
 
 // Starter is told where a session stands once it has read its inbox
-// (hub.Hub.Start), so the user's deliveries can be ordered from there.
+// (sequencer.Set.Start), so the user's deliveries can be ordered from there.
 type Starter interface {
 	Start(user string, pos int64)
 }
@@ -267,7 +267,7 @@ func (s *Session) Deliver(items []frame.Item) {
 			it.M.Release()
 		case it.Seq != s.queuedLast+1:
 			// Positions are missing from what this session got (a gap the
-			// hub gave up on): read them.
+			// sequencer gave up on): read them.
 			s.catchUpLocked()
 			s.addPending(it)
 		case len(s.queue) >= s.deps.Options.QueueSize:
