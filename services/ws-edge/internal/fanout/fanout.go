@@ -229,23 +229,26 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 		msg.Ack()
 		return
 	}
-	// The sessions write later, after this span ended: the write span is a
-	// child of it, without the Receive context's cancellation, and ends
-	// with the last local socket write of the message (frame.Message).
-	_, write := f.tracer.Start(trace.ContextWithSpan(context.Background(), span), "websocket write", trace.WithAttributes(
+	// The fan-out span covers handing the message to every local
+	// recipient's sequencer, so to their sessions' queues: it ends where the
+	// fan-out ends, here. Each session's write is measured on its own, from
+	// FannedOut (session_write_latency_seconds): a span per socket would
+	// make a group message of 1,000 recipients 1,000 spans.
+	_, write := f.tracer.Start(ctx, "websocket write", trace.WithAttributes(
 		pubsubx.KeyCourierMessageID.String(d.Message.GetId()),
 		attribute.String("network.protocol.name", "websocket"),
 	))
-	m, err := frame.NewMessage(trace.ContextWithSpan(context.Background(), write), d.Message)
+	defer write.End()
+	m, err := frame.NewMessage(d.Message)
 	if err != nil {
-		write.End()
+		write.RecordError(err)
 		f.m.Dropped.WithLabelValues("bad_data").Inc()
 		f.log.ErrorContext(ctx, "encode frame", "err", err)
 		msg.Ack()
 		return
 	}
 	write.SetAttributes(attribute.Int("messaging.message.body.size", m.Size()))
-	m.Track(write)
+	m.FannedOut = time.Now()
 	users := 0
 	for _, rc := range d.Recipients {
 		seq, err := inbox.DecodeCursor(rc.GetCursor())
@@ -266,6 +269,5 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 	}
 	span.SetAttributes(attribute.Int("courier.edge.local_recipients", users))
 	write.SetAttributes(attribute.Int("courier.edge.local_recipients", users))
-	m.Release() // ours; the write span ends with the sessions' last write
 	msg.Ack()
 }

@@ -41,10 +41,9 @@ type Conn interface {
 	// Done is closed once the session is fully closed.
 	Done() <-chan struct{}
 	// Deliver takes the user's next items, in inbox order, without
-	// blocking; it owns one reference to each item's message and releases
-	// it once the item is written or dropped. It is called under the
-	// hub's lock: it must not call back into the hub, nor keep items (the
-	// slice is reused).
+	// blocking. It is called under the hub's lock: it must not call back
+	// into the hub, nor keep the slice (it is reused; the items may be
+	// copied).
 	Deliver(items []frame.Item)
 }
 
@@ -166,8 +165,7 @@ func (h *Hub[C]) Remove(c C) bool {
 }
 
 // Broadcast hands items, the user's next in inbox order, to every session
-// of user here (sequencer.Sink). It takes one reference to each item's
-// message per session; the caller keeps its own.
+// of user here (sequencer.Sink).
 func (h *Hub[C]) Broadcast(user string, items []frame.Item) {
 	s := h.shard(user)
 	s.mu.Lock()
@@ -175,9 +173,6 @@ func (h *Hub[C]) Broadcast(user string, items []frame.Item) {
 	conns := s.users[user]
 	if len(conns) == 0 {
 		return
-	}
-	for _, it := range items {
-		it.M.Ref(len(conns))
 	}
 	for _, c := range conns {
 		c.Deliver(items)

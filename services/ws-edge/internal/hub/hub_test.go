@@ -35,14 +35,12 @@ func newConn(id, user string) *fakeConn {
 	return &fakeConn{id: id, user: user, done: make(chan struct{})}
 }
 
-// Deliver records the positions and releases the references, as a session
-// does once it has written them.
+// Deliver records the positions.
 func (c *fakeConn) Deliver(items []frame.Item) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, it := range items {
 		c.got = append(c.got, it.Seq)
-		it.M.Release()
 	}
 }
 
@@ -169,7 +167,7 @@ func TestShutdownDeadline(t *testing.T) {
 
 func newMessage(tb testing.TB) *frame.Message {
 	tb.Helper()
-	m, err := frame.NewMessage(context.Background(), &courierv1.Message{Id: "m", From: "alice", Payload: []byte(`{}`)})
+	m, err := frame.NewMessage(&courierv1.Message{Id: "m", From: "alice", Payload: []byte(`{}`)})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -182,9 +182,7 @@ func (s *Set) Close(name string) {
 		if u.timer != nil {
 			u.timer.Stop()
 		}
-		for _, it := range u.buf.Reset() {
-			it.M.Release()
-		}
+		u.buf.Reset()
 		u.ready = nil
 	}()
 }
@@ -220,8 +218,7 @@ func (s *Set) HasUser(name string) bool {
 
 // Deliver offers a live delivery to name's sequencer, which hands it and
 // what it unblocks to the Sink in inbox order. It reports whether this pod
-// holds a session of name. It takes its own references to it.M; the
-// caller keeps its own.
+// holds a session of name.
 func (s *Set) Deliver(name string, it frame.Item) bool {
 	u := s.lock(name)
 	if u == nil {
@@ -241,15 +238,8 @@ func (s *Set) Deliver(name string, it frame.Item) bool {
 			s.m.GapsFilledLate.Inc()
 		}
 	}
-	switch r {
-	case Held:
-		it.M.Ref(1) // the buffer's
-	case Released:
+	if r == Released {
 		s.hand(u, ready)
-		// ready[1:] were held: give the buffer's references back.
-		for _, x := range ready[1:] {
-			x.M.Release()
-		}
 	}
 	s.schedule(u, now)
 	return true
@@ -267,7 +257,8 @@ func (s *Set) Start(name string, pos int64) {
 	if u.buf.Started() {
 		return
 	}
-	// Held items at or below pos are dropped by Start: release them too.
+	// Held items at or below pos are dropped by Start (counted as
+	// duplicates); those that follow it are released, the rest wait.
 	held := u.buf.Reset()
 	u.buf.Start(pos, nil)
 	var ready []frame.Item
@@ -276,13 +267,9 @@ func (s *Set) Start(name string, pos int64) {
 		ready, r, _ = u.buf.Offer(it.Seq, it, s.now(), ready)
 		if r == Duplicate {
 			s.m.Ordered(r.String())
-			it.M.Release()
 		}
 	}
 	s.hand(u, ready)
-	for _, x := range ready {
-		x.M.Release()
-	}
 	s.schedule(u, s.now())
 }
 
@@ -438,11 +425,7 @@ func (s *Set) filled(u *user, entries []Entry[frame.Item], after, upTo int64, si
 	if u.gone.Load() {
 		return false
 	}
-	ready := u.buf.Fill(entries, after, upTo, since, nil)
-	s.hand(u, ready)
-	for _, x := range ready {
-		x.M.Release() // the buffer's (no-op for what the read brought)
-	}
+	s.hand(u, u.buf.Fill(entries, after, upTo, since, nil))
 	if last {
 		u.reading = false
 		s.schedule(u, s.now())

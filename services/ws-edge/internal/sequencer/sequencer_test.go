@@ -22,7 +22,7 @@ import (
 
 func newMessage(tb testing.TB) *frame.Message {
 	tb.Helper()
-	m, err := frame.NewMessage(context.Background(), &courierv1.Message{Id: "m", From: "alice", Payload: []byte(`{}`)})
+	m, err := frame.NewMessage(&courierv1.Message{Id: "m", From: "alice", Payload: []byte(`{}`)})
 	if err != nil {
 		tb.Fatal(err)
 	}

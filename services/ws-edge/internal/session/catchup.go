@@ -168,7 +168,6 @@ func (w *writer) goLiveLocked() {
 	for _, it := range s.pending {
 		if it.Seq <= s.queuedLast {
 			s.deps.Metrics.DroppedDuplicate.Inc()
-			it.M.Release()
 			continue
 		}
 		if it.Seq != s.queuedLast+1 {

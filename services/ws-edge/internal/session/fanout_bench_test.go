@@ -133,7 +133,7 @@ func benchFanout(b *testing.B, n int, batch bool) {
 			waitFrames(int64(i-inFlight) * int64(n))
 		}
 		seq++
-		fm, err := frame.NewMessage(context.Background(), msg)
+		fm, err := frame.NewMessage(msg)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -245,14 +245,13 @@ func (s *Session) CloseStatus() (websocket.StatusCode, string) {
 }
 
 // Deliver takes the user's next items, in inbox order, without blocking
-// (hub.Conn). It owns one reference to each item's message.
+// (hub.Conn).
 func (s *Session) Deliver(items []frame.Item) {
 	m := s.deps.Metrics
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		m.DroppedClosed.Add(float64(len(items)))
-		release(items)
 		return
 	}
 	m.Queued.Add(float64(len(items)))
@@ -264,7 +263,6 @@ func (s *Session) Deliver(items []frame.Item) {
 		switch {
 		case it.Seq <= s.queuedLast:
 			m.DroppedDuplicate.Inc()
-			it.M.Release()
 		case it.Seq != s.queuedLast+1:
 			// Positions are missing from what this session got (a gap the
 			// sequencer gave up on): read them.
@@ -290,7 +288,6 @@ func (s *Session) Deliver(items []frame.Item) {
 func (s *Session) catchUpLocked() {
 	s.deps.Metrics.CatchUps.Inc()
 	s.deps.Metrics.DropC.Add(float64(len(s.queue)))
-	release(s.queue)
 	s.queue = nil
 	s.mode = catchingUp
 	s.signal()
@@ -301,7 +298,6 @@ func (s *Session) catchUpLocked() {
 func (s *Session) addPending(it frame.Item) {
 	if len(s.pending) >= s.deps.Options.QueueSize {
 		s.deps.Metrics.DropC.Add(float64(len(s.pending)))
-		release(s.pending)
 		s.pending, s.pendingLost = nil, true
 	}
 	s.pending = append(s.pending, it)
@@ -364,14 +360,12 @@ func (s *Session) Abort() {
 	s.endOnce.Do(func() { close(s.done) })
 }
 
-// drop releases everything the session still holds, once it is closed.
+// drop lets go of everything the session still holds, once it is closed.
 func (s *Session) drop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := len(s.queue) + len(s.pending)
 	s.deps.Metrics.DroppedClosed.Add(float64(n))
-	release(s.queue)
-	release(s.pending)
 	s.queue, s.pending, s.control = nil, nil, nil
 }
 
@@ -402,10 +396,4 @@ func (s *Session) Serve(conn *websocket.Conn) {
 	reader.Wait()
 	s.drop()
 	s.deps.Log.Debug("session closed", "session_id", s.p.ID, "user", s.p.User, "code", int(code), "reason", reason)
-}
-
-func release(items []frame.Item) {
-	for _, it := range items {
-		it.M.Release()
-	}
 }

@@ -130,7 +130,6 @@ func (w *writer) drain() error {
 
 // writeItems writes message frames in order: one WebSocket message each,
 // or, for a batch=1 client, as many as fit in MaxBatchBytes per message.
-// Every item's reference is released.
 func (w *writer) writeItems(items []frame.Item) error {
 	if len(items) == 0 {
 		return nil
@@ -156,9 +155,7 @@ func (w *writer) writeItems(items []frame.Item) error {
 			n++
 		}
 		*bp = buf
-		err := w.write(buf)
-		if err != nil {
-			release(items)
+		if err := w.write(buf); err != nil {
 			return err
 		}
 		w.wrote(items[:n])
@@ -207,8 +204,10 @@ func (w *writer) wrote(items []frame.Item) {
 			if !it.M.SentAt.IsZero() {
 				m.DeliveryLatency.Observe(now.Sub(it.M.SentAt).Seconds())
 			}
+			if !it.M.FannedOut.IsZero() {
+				m.SessionWriteLatency.Observe(now.Sub(it.M.FannedOut).Seconds())
+			}
 		}
-		it.M.Release()
 	}
 	m.WrittenLive.Add(float64(live))
 	m.WrittenInb.Add(float64(len(items) - live))
