@@ -1,11 +1,14 @@
 // Package session serves one client's WebSocket session.
 //
-// A session has two goroutines: the one that serves the connection (its
-// writer) and its reader. The writer writes the hello frame, finds where
-// the session starts (the resume replay after the client's cursor, or the
-// inbox head), then writes what the hub hands it: the user's deliveries,
-// already in inbox order (package sequencer). Keepalive pings
-// ride on the writer's timer.
+// An idle session has one goroutine: its reader (coder/websocket answers
+// pings and sees closes only while something reads), on the goroutine that
+// serves the connection. Its writer is a goroutine that exists only while
+// there is something to write: the first one writes the hello frame and
+// finds where the session starts (the resume replay after the client's
+// cursor, or the inbox head); later ones write what the hub hands the
+// session (the user's deliveries, already in inbox order: package
+// sequencer), control frames, and the close. Each ends, giving its buffers
+// back, once nothing waits. Keepalive pings ride on a timer.
 //
 // A session never closes a client for being behind. Deliveries wait in a
 // bounded queue; when it overflows (this pod fell behind, or the client is
@@ -175,10 +178,12 @@ type Session struct {
 	p    Params
 	deps *Deps
 
-	closing chan struct{}
 	done    chan struct{}
-	wake    chan struct{} // the writer has work; buffered 1
 	endOnce sync.Once
+	// w is the writer's state; one writer goroutine runs at a time
+	// (writing), handed over under mu.
+	w       writer
+	writers sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
@@ -198,13 +203,17 @@ type Session struct {
 	// closeAfter, when set, closes the session once the control frames
 	// queued before it are written (the error that explains a close).
 	closeAfter *closeRequest
+	// serving: Serve has the connection, a writer may start; writing: a
+	// writer goroutine runs; finished: the last one has closed the
+	// connection, none starts again.
+	serving, writing, finished bool
+	ping                       *time.Timer // the next keepalive ping
 
-	// Owned by the writer goroutine.
+	// Owned by the writer goroutine of the moment.
 	last int64 // position of the last message frame written
 
 	badFrames atomic.Int32
 	ackBucket bucket // the reader's only
-	pinging   atomic.Bool
 }
 
 // New returns a session that holds deliveries until Serve has found where
@@ -215,12 +224,8 @@ func New(p Params, deps *Deps) *Session {
 		_, _ = rand.Read(b)
 		p.ID = hex.EncodeToString(b)
 	}
-	s := &Session{
-		p: p, deps: deps,
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-	}
+	s := &Session{p: p, deps: deps, done: make(chan struct{})}
+	s.w.s = s
 	if p.Resume {
 		s.last = p.After
 	}
@@ -303,11 +308,15 @@ func (s *Session) addPending(it frame.Item) {
 	s.pending = append(s.pending, it)
 }
 
+// signal makes sure a writer runs: it starts one unless one runs already,
+// the session is not served yet, or it is over. Called with s.mu held.
 func (s *Session) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if !s.serving || s.writing || s.finished {
+		return
 	}
+	s.writing = true
+	s.writers.Add(1)
+	go s.w.run()
 }
 
 // sendControl queues a control frame (an error, a pong) for the writer.
@@ -350,7 +359,7 @@ func (s *Session) closeLocked(code websocket.StatusCode, reason string) {
 		return
 	}
 	s.closed, s.code, s.reason = true, code, reason
-	close(s.closing)
+	s.signal() // the writer closes the connection
 }
 
 // Abort ends a session that will never be served (the upgrade failed).
@@ -370,8 +379,10 @@ func (s *Session) drop() {
 }
 
 // Serve runs the session on conn until it closes: the hello frame, the
-// resume replay if asked, then live deliveries. It returns once the
-// connection is closed and the reader has stopped.
+// resume replay if asked, then live deliveries, all written by writer
+// goroutines started when there is something to write, while Serve's own
+// goroutine reads. It returns once the connection is closed and the last
+// writer has ended.
 func (s *Session) Serve(conn *websocket.Conn) {
 	defer s.endOnce.Do(func() { close(s.done) })
 	conn.SetReadLimit(s.deps.Options.ReadLimit)
@@ -379,21 +390,21 @@ func (s *Session) Serve(conn *websocket.Conn) {
 		t := time.AfterFunc(time.Until(s.p.Expires), func() { s.Close(websocket.StatusPolicyViolation, "token expired") })
 		defer t.Stop()
 	}
-	var reader sync.WaitGroup
-	reader.Go(func() { s.readLoop(conn) })
+	s.mu.Lock()
+	s.w.conn = conn
+	s.serving = true
+	s.signal() // the first writer: hello, then where the session starts
+	s.mu.Unlock()
 
-	w := writer{s: s, conn: conn}
-	w.run()
+	s.readLoop(conn) // returns once the session is closed
 
-	code, reason := s.CloseStatus()
-	if code == StatusAbnormal {
-		_ = conn.CloseNow()
-	} else {
-		// The close handshake; bounded by the library (5s to write, 5s to
-		// hear back).
-		_ = conn.Close(code, reason)
+	s.writers.Wait()
+	s.mu.Lock()
+	if s.ping != nil {
+		s.ping.Stop()
 	}
-	reader.Wait()
+	s.mu.Unlock()
 	s.drop()
+	code, reason := s.CloseStatus()
 	s.deps.Log.Debug("session closed", "session_id", s.p.ID, "user", s.p.User, "code", int(code), "reason", reason)
 }
