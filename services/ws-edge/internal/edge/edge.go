@@ -1,7 +1,9 @@
-// Package edge assembles one ws-edge pod: the session hub, the pod's
-// subscription to the deliveries topic, and the HTTP surface (the WebSocket
-// endpoint, the demo client, health and metrics). main wires it from the
-// environment; tests run several in one process.
+// Package edge assembles one ws-edge pod: the session registry (hub), the
+// users' sequencers, the pod's subscription to the deliveries topic, and the
+// HTTP surface (the WebSocket endpoint, the demo client, health and
+// metrics). Deliveries flow one way, fanout → sequencer → hub → session
+// (docs/architecture.md). main wires it from the environment; tests run
+// several in one process.
 package edge
 
 import (
