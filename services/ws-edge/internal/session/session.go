@@ -15,7 +15,8 @@
 // slow) the session drops the queue and catches up from the inbox, the same
 // path as a resume, through the pod's bounded inbox reader: the writer then
 // reads pages instead of writing queued frames, and what arrives meanwhile
-// waits in a bounded pending list that is merged at the seam. 1008 is kept
+// waits in the same bounded queue, merged at the seam. Two modes (reading,
+// live), one queue. 1008 is kept
 // for a client that does not read at all: a socket write that makes no
 // progress for WS_WRITE_TIMEOUT ends the session with 1008 "client not
 // reading" (the close frame reaches the client if it reads again within
@@ -167,9 +168,11 @@ const StatusAbnormal = websocket.StatusAbnormalClosure
 type mode uint8
 
 const (
-	starting   mode = iota // finding the start; deliveries wait in pending
-	live                   // deliveries go to the queue
-	catchingUp             // reading the inbox; deliveries wait in pending
+	// reading: the writer reads the inbox (the start: replay or head; or a
+	// catch-up); deliveries wait in the queue, unwritten, for the seam.
+	reading mode = iota
+	// live: the writer writes the queue.
+	live
 )
 
 // Session is one WebSocket session. Deliver and Close may be called from
@@ -190,16 +193,17 @@ type Session struct {
 	code   websocket.StatusCode
 	reason string
 	mode   mode
-	// queue holds live items (mode live); queuedLast is the position of the
-	// last item queued or written, to check that what arrives follows it.
+	// queue holds the deliveries handed to the session, bounded by
+	// QueueSize: written in live mode, waiting for the seam while reading.
+	// Live, queuedLast is the position of the last item queued or written:
+	// the session's one check that what arrives follows it (a gap the
+	// sequencer gave up on, or an overflow, turns it to reading). While
+	// reading, an overflow empties the queue and sets lost: the read goes
+	// on past those positions instead.
 	queue      []frame.Item
 	queuedLast int64
-	// pending holds what arrives while starting or catching up; when it
-	// would overflow it is emptied and pendingLost set: the catch-up reads
-	// those positions from the inbox instead.
-	pending     []frame.Item
-	pendingLost bool
-	control     [][]byte // error frames and pongs, written first
+	lost       bool
+	control    [][]byte // error frames and pongs, written first
 	// closeAfter, when set, closes the session once the control frames
 	// queued before it are written (the error that explains a close).
 	closeAfter *closeRequest
@@ -261,8 +265,8 @@ func (s *Session) Deliver(items []frame.Item) {
 	}
 	m.Queued.Add(float64(len(items)))
 	for i, it := range items {
-		if s.mode != live {
-			s.addPending(it)
+		if s.mode == reading {
+			s.wait(it)
 			continue
 		}
 		switch {
@@ -272,12 +276,12 @@ func (s *Session) Deliver(items []frame.Item) {
 			// Positions are missing from what this session got (a gap the
 			// sequencer gave up on): read them.
 			s.catchUpLocked()
-			s.addPending(it)
+			s.wait(it)
 		case len(s.queue) >= s.deps.Options.QueueSize:
 			m.QueueOverflows.Inc()
 			s.catchUpLocked()
 			for _, rest := range items[i:] {
-				s.addPending(rest)
+				s.wait(rest)
 			}
 			return
 		default:
@@ -294,18 +298,18 @@ func (s *Session) catchUpLocked() {
 	s.deps.Metrics.CatchUps.Inc()
 	s.deps.Metrics.DropC.Add(float64(len(s.queue)))
 	s.queue = nil
-	s.mode = catchingUp
+	s.mode = reading
 	s.signal()
 }
 
-// addPending keeps it for the seam, or gives up the pending list when it
-// is full (the catch-up then reads those positions).
-func (s *Session) addPending(it frame.Item) {
-	if len(s.pending) >= s.deps.Options.QueueSize {
-		s.deps.Metrics.DropC.Add(float64(len(s.pending)))
-		s.pending, s.pendingLost = nil, true
+// wait keeps it for the seam while the session reads the inbox, or empties
+// the queue when it is full (the read then goes on past those positions).
+func (s *Session) wait(it frame.Item) {
+	if len(s.queue) >= s.deps.Options.QueueSize {
+		s.deps.Metrics.DropC.Add(float64(len(s.queue)))
+		s.queue, s.lost = nil, true
 	}
-	s.pending = append(s.pending, it)
+	s.queue = append(s.queue, it)
 }
 
 // signal makes sure a writer runs: it starts one unless one runs already,
@@ -373,9 +377,8 @@ func (s *Session) Abort() {
 func (s *Session) drop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := len(s.queue) + len(s.pending)
-	s.deps.Metrics.DroppedClosed.Add(float64(n))
-	s.queue, s.pending, s.control = nil, nil, nil
+	s.deps.Metrics.DroppedClosed.Add(float64(len(s.queue)))
+	s.queue, s.control = nil, nil
 }
 
 // Serve runs the session on conn until it closes: the hello frame, the

@@ -48,19 +48,19 @@ func seqs(its []frame.Item) []int64 {
 	return out
 }
 
-// Until it knows where it starts, a session keeps deliveries in a bounded
-// pending list; an overflow empties it and records that the catch-up must
-// read those positions (never a close).
-func TestPendingWhileStarting(t *testing.T) {
+// Until it knows where it starts, a session keeps deliveries in its bounded
+// queue, unwritten; an overflow empties it and records that the read must
+// go on past those positions (never a close).
+func TestQueueWaitsWhileStarting(t *testing.T) {
 	s, m := newTestSession(3)
 	msg := newMsg(t)
 	s.Deliver(items(msg, 1, 2, 3))
-	if got := seqs(s.pending); !slices.Equal(got, []int64{1, 2, 3}) || s.pendingLost {
-		t.Fatalf("pending %v lost %v", got, s.pendingLost)
+	if got := seqs(s.queue); !slices.Equal(got, []int64{1, 2, 3}) || s.lost || s.mode != reading {
+		t.Fatalf("queue %v lost %v mode %d", got, s.lost, s.mode)
 	}
 	s.Deliver(items(msg, 4))
-	if got := seqs(s.pending); !slices.Equal(got, []int64{4}) || !s.pendingLost {
-		t.Fatalf("after overflow: pending %v lost %v", got, s.pendingLost)
+	if got := seqs(s.queue); !slices.Equal(got, []int64{4}) || !s.lost {
+		t.Fatalf("after overflow: queue %v lost %v", got, s.lost)
 	}
 	if code, _ := s.CloseStatus(); code != 0 {
 		t.Fatalf("an overflow closed the session with %d", code)
@@ -70,14 +70,14 @@ func TestPendingWhileStarting(t *testing.T) {
 	}
 	s.Close(websocket.StatusGoingAway, "bye")
 	s.drop()
-	if len(s.pending) != 0 || testutil.ToFloat64(m.DroppedClosed) != 1 {
-		t.Fatalf("a closed session kept %d pending items (dropped %v)", len(s.pending), testutil.ToFloat64(m.DroppedClosed))
+	if len(s.queue) != 0 || testutil.ToFloat64(m.DroppedClosed) != 1 {
+		t.Fatalf("a closed session kept %d items (dropped %v)", len(s.queue), testutil.ToFloat64(m.DroppedClosed))
 	}
 }
 
 // The seam: going live keeps what follows the start, drops what the read
 // already covered.
-func TestGoLiveMergesPending(t *testing.T) {
+func TestGoLiveMergesTheQueue(t *testing.T) {
 	s, m := newTestSession(10)
 	msg := newMsg(t)
 	s.Deliver(items(msg, 4, 5, 6, 7))
@@ -105,7 +105,7 @@ func TestLiveFallsBehindAndCatchesUp(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		deliver []int64
-		pending []int64
+		waiting []int64
 	}{
 		{"queue overflow", []int64{1, 2, 3, 4, 5}, []int64{4, 5}},
 		{"positions missing", []int64{1, 3, 4}, []int64{3, 4}},
@@ -117,8 +117,8 @@ func TestLiveFallsBehindAndCatchesUp(t *testing.T) {
 			(&writer{s: s}).goLiveLocked()
 			s.mu.Unlock()
 			s.Deliver(items(msg, tc.deliver...))
-			if s.mode != catchingUp || len(s.queue) != 0 || !slices.Equal(seqs(s.pending), tc.pending) {
-				t.Fatalf("mode %d queue %v pending %v", s.mode, seqs(s.queue), seqs(s.pending))
+			if s.mode != reading || !slices.Equal(seqs(s.queue), tc.waiting) {
+				t.Fatalf("mode %d queue %v, want reading with %v waiting", s.mode, seqs(s.queue), tc.waiting)
 			}
 			if testutil.ToFloat64(m.CatchUps) != 1 {
 				t.Fatal("catch-up not counted")
@@ -137,7 +137,7 @@ func TestClosedSessionTakesNothing(t *testing.T) {
 	s.Close(websocket.StatusGoingAway, "bye")
 	s.Close(websocket.StatusPolicyViolation, "later") // the first close wins
 	s.Deliver(items(msg, 1, 2))
-	if len(s.queue) != 0 || len(s.pending) != 0 || testutil.ToFloat64(m.DroppedClosed) != 2 {
+	if len(s.queue) != 0 || testutil.ToFloat64(m.DroppedClosed) != 2 {
 		t.Fatal("a closed session kept its items")
 	}
 	if code, _ := s.CloseStatus(); code != websocket.StatusGoingAway {

@@ -122,10 +122,13 @@ func (w *writer) drain() error {
 		ctrl := s.control
 		s.control = nil
 		closeAfter := s.closeAfter
-		items := s.queue
-		s.queue = w.spare
-		w.spare = nil
-		catchUp := s.mode == catchingUp
+		var items []frame.Item
+		if s.mode == live {
+			items = s.queue
+			s.queue = w.spare
+			w.spare = nil
+		}
+		catchUp := s.mode == reading
 		if len(ctrl) == 0 && closeAfter == nil && len(items) == 0 && !catchUp {
 			// Nothing waits: this writer ends, and gives its buffers back.
 			s.writing = false
