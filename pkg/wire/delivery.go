@@ -17,7 +17,7 @@ import (
 // recipients) and writes it to the local sessions of its recipients.
 //
 // No ordering key. An edge orders each user's deliveries by inbox position
-// (ws-edge internal/order), which is the order that matters, per recipient;
+// (ws-edge internal/sequencer), which is the order that matters, per recipient;
 // a per-sender ordering key would only serialize the worker's publishes and
 // pause all of a sender's later deliveries after one failed publish, and
 // edge subscriptions are not ordered anyway.

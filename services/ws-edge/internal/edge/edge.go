@@ -1,7 +1,9 @@
-// Package edge assembles one ws-edge pod: the session hub, the pod's
-// subscription to the deliveries topic, and the HTTP surface (the WebSocket
-// endpoint, the demo client, health and metrics). main wires it from the
-// environment; tests run several in one process.
+// Package edge assembles one ws-edge pod: the session registry (hub), the
+// users' sequencers, the pod's subscription to the deliveries topic, and the
+// HTTP surface (the WebSocket endpoint, the demo client, health and
+// metrics). Deliveries flow one way, fanout → sequencer → hub → session
+// (docs/architecture.md). main wires it from the environment; tests run
+// several in one process.
 package edge
 
 import (
@@ -27,10 +29,12 @@ import (
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
 	"github.com/courierhq/courier/services/ws-edge/internal/fanout"
+	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 	"github.com/courierhq/courier/services/ws-edge/internal/hub"
 	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
 	"github.com/courierhq/courier/services/ws-edge/internal/routes"
+	"github.com/courierhq/courier/services/ws-edge/internal/sequencer"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
 )
 
@@ -120,6 +124,7 @@ type Edge struct {
 	log        *slog.Logger
 	m          *metrics.Metrics
 	hub        *hub.Hub[*session.Session]
+	seqs       *sequencer.Set
 	fanout     *fanout.Fanout
 	acks       *acks.Writer
 	sessions   *session.Deps
@@ -177,14 +182,21 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	opts := cfg.Session.WithDefaults()
 	e := &Edge{cfg: cfg, deps: deps, log: log, m: m, unauthenticated: make(chan struct{}, cfg.MaxUnauthenticated),
 		connects: ratelimit.New(ratelimit.Options{PerSecond: cfg.ConnectRate, Burst: cfg.ConnectBurst, MaxKeys: max(cfg.MaxSessions, 1000)}),
-		hub: hub.New[*session.Session](hub.Config{
-			MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser,
-			ReorderWait: cfg.ReorderWait, ReorderWaitMax: cfg.ReorderWaitMax, MaxHeld: cfg.MaxHeld,
-			ReadLimit: opts.ReplayLimit, ReadTimeout: opts.StoreTimeout,
-		}, reader, m, log),
-		acks: acks.New(acks.Config{Queue: cfg.AckQueue}, deps.Store, log),
+		acks:     acks.New(acks.Config{Queue: cfg.AckQueue}, deps.Store, log),
 	}
-	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.hub, Acks: e.acks, Metrics: m, Log: log}
+	e.stopCtx, e.stopRecv = context.WithCancel(context.Background())
+	// One way: fan-out → sequencer (order, gap reads) → hub (the user's
+	// sessions) → session. The hub's first/last-session events open and
+	// close the user's sequencer; gap reads end with the pod (stopCtx).
+	e.seqs = sequencer.New(e.stopCtx, sequencer.Config{
+		ReorderWait: cfg.ReorderWait, ReorderWaitMax: cfg.ReorderWaitMax, MaxHeld: cfg.MaxHeld,
+		ReadLimit: opts.ReplayLimit, ReadTimeout: opts.StoreTimeout,
+	}, func(ctx context.Context, user string, after int64, limit int) (inboxreader.Page, error) {
+		return reader.Read(ctx, inboxreader.Gap, user, after, limit)
+	}, func(user string, items []frame.Item) { e.hub.Broadcast(user, items) }, m, log)
+	e.hub = hub.New[*session.Session](hub.Config{MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser},
+		sequencerEvents{e.seqs})
+	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.seqs, Acks: e.acks, Metrics: m, Log: log}
 	filter := ""
 	if cfg.TargetedRouting {
 		if deps.Presence == nil {
@@ -198,10 +210,16 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	e.fanout = fanout.New(deps.PubSub, deps.Heartbeats, fanout.Config{
 		Topology: cfg.Topology, Pod: cfg.Pod, Filter: filter, HeartbeatInterval: cfg.HeartbeatInterval,
-	}, e.hub, m, log)
-	e.stopCtx, e.stopRecv = context.WithCancel(context.Background())
+	}, e.seqs, m, log)
 	return e, nil
 }
+
+// sequencerEvents opens a user's sequencer with the user's first session
+// here and closes it with the last (hub.Events).
+type sequencerEvents struct{ s *sequencer.Set }
+
+func (ev sequencerEvents) FirstSession(user string) { ev.s.Open(user) }
+func (ev sequencerEvents) LastSession(user string)  { ev.s.Close(user) }
 
 // Start creates the pod's subscription. Deliveries published from then on
 // reach this pod.
@@ -257,7 +275,8 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	}
 	closeErr := e.hub.Shutdown(closeCtx, websocket.StatusGoingAway, "going away", e.cfg.CloseConcurrency)
 	e.log.Info("sessions closed", "sessions", n, "took", time.Since(start).String(), "err", closeErr)
-	e.stopRecv()
+	e.stopRecv() // also cancels the gap reads in flight
+	e.seqs.Wait()
 	e.runMu.Lock()
 	done := e.runDone
 	e.runMu.Unlock()

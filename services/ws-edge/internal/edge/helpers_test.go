@@ -168,7 +168,8 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// counter reads a metric of the edge (labels as name=value pairs).
+// counter reads a metric of the edge (labels as name=value pairs); for a
+// histogram, its count of observations.
 func (te *testEdge) counter(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := te.reg.Gather()
@@ -197,6 +198,8 @@ func (te *testEdge) counter(t *testing.T, name string, labels ...string) float64
 				return m.Counter.GetValue()
 			case m.Gauge != nil:
 				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
 			}
 		}
 	}

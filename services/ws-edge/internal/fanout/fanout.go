@@ -1,7 +1,7 @@
 // Package fanout owns this pod's subscription to the deliveries topic: it
 // creates the subscription at start, records the pod's heartbeat (for
 // `courierctl sweep`), receives deliveries, encodes each one's frame once and
-// hands it to the hub for the recipients this pod holds, and deletes the
+// hands it to the sequencer of each recipient this pod holds, and deletes the
 // subscription at stop.
 package fanout
 
@@ -37,9 +37,9 @@ type Heartbeats interface {
 	Remove(ctx context.Context, pod string) error
 }
 
-// Hub hands deliveries to the local sessions of their recipients
-// (hub.Hub).
-type Hub interface {
+// Sequencer takes the deliveries of the recipients this pod holds and
+// hands them, in inbox order, to their sessions (sequencer.Set).
+type Sequencer interface {
 	Deliver(user string, it frame.Item) bool
 	HasUser(user string) bool
 }
@@ -65,7 +65,7 @@ type Fanout struct {
 	beats   Heartbeats
 	started time.Time
 	cfg     Config
-	hub     Hub
+	seq     Sequencer
 	m       *metrics.Metrics
 	log     *slog.Logger
 	subID   string
@@ -75,7 +75,7 @@ type Fanout struct {
 }
 
 // New returns a Fanout; call Ensure before Run.
-func New(client *pubsub.Client, beats Heartbeats, cfg Config, hub Hub, m *metrics.Metrics, log *slog.Logger) *Fanout {
+func New(client *pubsub.Client, beats Heartbeats, cfg Config, seq Sequencer, m *metrics.Metrics, log *slog.Logger) *Fanout {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = time.Minute
 	}
@@ -87,7 +87,7 @@ func New(client *pubsub.Client, beats Heartbeats, cfg Config, hub Hub, m *metric
 	}
 	id := cfg.Topology.EdgeSubscriptionID(cfg.Pod)
 	return &Fanout{
-		client: client, beats: beats, started: time.Now(), cfg: cfg, hub: hub, m: m, log: log,
+		client: client, beats: beats, started: time.Now(), cfg: cfg, seq: seq, m: m, log: log,
 		subID: id, subName: cfg.Topology.SubscriptionPath(id),
 		tracer: otel.Tracer("github.com/courierhq/courier/services/ws-edge/internal/fanout"),
 	}
@@ -194,7 +194,7 @@ func (f *Fanout) heartbeat(ctx context.Context) {
 }
 
 // Handle processes one delivery: it encodes the message's frame once and
-// hands it to the hub for every recipient this pod holds, then acks.
+// hands it to the sequencer of every recipient this pod holds, then acks.
 // Deliveries for users this pod does not hold, and undecodable ones, are
 // acked and dropped: redelivering them could not help.
 func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
@@ -213,7 +213,7 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 		}
 	}
 	// Cheap check first: most deliveries concern users on other pods.
-	if !wire.MayConcern(msg.Attributes, f.hub.HasUser) {
+	if !wire.MayConcern(msg.Attributes, f.seq.HasUser) {
 		f.m.Dropped.WithLabelValues("no_local_session").Inc()
 		msg.Ack()
 		return
@@ -229,23 +229,26 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 		msg.Ack()
 		return
 	}
-	// The sessions write later, after this span ended: the write span is a
-	// child of it, without the Receive context's cancellation, and ends
-	// with the last local socket write of the message (frame.Message).
-	_, write := f.tracer.Start(trace.ContextWithSpan(context.Background(), span), "websocket write", trace.WithAttributes(
+	// The fan-out span covers handing the message to every local
+	// recipient's sequencer, so to their sessions' queues: it ends where the
+	// fan-out ends, here. Each session's write is measured on its own, from
+	// FannedOut (session_write_latency_seconds): a span per socket would
+	// make a group message of 1,000 recipients 1,000 spans.
+	_, write := f.tracer.Start(ctx, "websocket write", trace.WithAttributes(
 		pubsubx.KeyCourierMessageID.String(d.Message.GetId()),
 		attribute.String("network.protocol.name", "websocket"),
 	))
-	m, err := frame.NewMessage(trace.ContextWithSpan(context.Background(), write), d.Message)
+	defer write.End()
+	m, err := frame.NewMessage(d.Message)
 	if err != nil {
-		write.End()
+		write.RecordError(err)
 		f.m.Dropped.WithLabelValues("bad_data").Inc()
 		f.log.ErrorContext(ctx, "encode frame", "err", err)
 		msg.Ack()
 		return
 	}
 	write.SetAttributes(attribute.Int("messaging.message.body.size", m.Size()))
-	m.Track(write)
+	m.FannedOut = time.Now()
 	users := 0
 	for _, rc := range d.Recipients {
 		seq, err := inbox.DecodeCursor(rc.GetCursor())
@@ -257,7 +260,7 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 			f.log.ErrorContext(ctx, "dropping recipient with a bad cursor", "message_id", d.Message.Id, "user", rc.GetUserId(), "err", err)
 			continue
 		}
-		if f.hub.Deliver(rc.GetUserId(), frame.Item{M: m, Seq: seq}) {
+		if f.seq.Deliver(rc.GetUserId(), frame.Item{M: m, Seq: seq}) {
 			users++
 		}
 	}
@@ -266,6 +269,5 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 	}
 	span.SetAttributes(attribute.Int("courier.edge.local_recipients", users))
 	write.SetAttributes(attribute.Int("courier.edge.local_recipients", users))
-	m.Release() // ours; the write span ends with the sessions' last write
 	msg.Ack()
 }

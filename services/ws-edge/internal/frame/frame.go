@@ -11,15 +11,11 @@
 package frame
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
-
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/courierhq/courier/pkg/inbox"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
@@ -29,29 +25,25 @@ import (
 const Separator = '\n'
 
 // Message is one delivered message, encoded once and shared by the sessions
-// of every recipient on this pod.
+// of every recipient on this pod. It is immutable once handed on: nothing
+// counts its holders, the garbage collector frees it after the last.
 type Message struct {
 	ID     string
 	SentAt time.Time // zero when unknown
-	// Ctx carries the delivery's trace: spans about writing this message
-	// are its children.
-	Ctx context.Context
+	// FannedOut is when the fan-out handed the live delivery to its
+	// recipients' sessions (zero for a message read from the inbox): each
+	// session's write of it is measured from there.
+	FannedOut time.Time
 	// FromInbox marks a message read from the inbox (a replay, a catch-up
 	// or a gap fill) rather than delivered live.
 	FromInbox bool
 	// prefix is `{"type":"message","message":{…},"cursor":"`.
 	prefix []byte
-
-	// The write span covers the message's time on this pod: from fan-out
-	// to its last socket write. refs counts the holders that have still to
-	// write or drop it; the last Release ends the span.
-	span trace.Span
-	refs atomic.Int32
 }
 
 // NewMessage encodes m as clients see it (inbox.ToWire: the recipient-list
-// rule applies). ctx is the delivery's trace context.
-func NewMessage(ctx context.Context, m *courierv1.Message) (*Message, error) {
+// rule applies).
+func NewMessage(m *courierv1.Message) (*Message, error) {
 	body, err := json.Marshal(inbox.ToWire(m))
 	if err != nil {
 		return nil, fmt.Errorf("encode message %s: %w", m.GetId(), err)
@@ -60,7 +52,7 @@ func NewMessage(ctx context.Context, m *courierv1.Message) (*Message, error) {
 	prefix = append(prefix, `{"type":"message","message":`...)
 	prefix = append(prefix, body...)
 	prefix = append(prefix, `,"cursor":"`...)
-	msg := &Message{ID: m.GetId(), Ctx: ctx, prefix: prefix}
+	msg := &Message{ID: m.GetId(), prefix: prefix}
 	if m.GetSentAt() != nil {
 		msg.SentAt = m.GetSentAt().AsTime()
 	}
@@ -69,27 +61,6 @@ func NewMessage(ctx context.Context, m *courierv1.Message) (*Message, error) {
 
 // Size is the length of a frame of m (give or take the cursor).
 func (m *Message) Size() int { return len(m.prefix) + 32 }
-
-// Track makes span end once every reference taken with Ref is released
-// (Release). The caller holds one reference until its fan-out is done.
-func (m *Message) Track(span trace.Span) {
-	m.span = span
-	m.refs.Store(1)
-}
-
-// Ref takes n more references (n sessions will write or drop m).
-func (m *Message) Ref(n int) {
-	if m.span != nil {
-		m.refs.Add(int32(n))
-	}
-}
-
-// Release gives one reference back; the last one ends the write span.
-func (m *Message) Release() {
-	if m.span != nil && m.refs.Add(-1) == 0 {
-		m.span.End()
-	}
-}
 
 // Item is m at one recipient's inbox position.
 type Item struct {

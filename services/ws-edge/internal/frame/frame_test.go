@@ -2,7 +2,6 @@ package frame_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -27,7 +26,7 @@ func TestItemFrameIsTheWireMessageWithItsCursor(t *testing.T) {
 		// Whitespace with newlines in the payload must not survive: batched
 		// frames are split on '\n'.
 		Payload: []byte("{\n  \"text\": \"hi\\nthere\"\n}"), ContentType: "application/json", SentAt: timestamppb.Now()}
-	msg, err := frame.NewMessage(context.Background(), m)
+	msg, err := frame.NewMessage(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +74,7 @@ func TestControlFrames(t *testing.T) {
 func BenchmarkItemAppend(b *testing.B) {
 	m := &courierv1.Message{Id: "01JABCDEFGHJKMNPQRSTVWXYZ0", From: "alice", ToCount: 1000,
 		Payload: []byte(`{"text":"` + strings.Repeat("x", 200) + `"}`), ContentType: "application/json", SentAt: timestamppb.Now()}
-	msg, err := frame.NewMessage(context.Background(), m)
+	msg, err := frame.NewMessage(m)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,20 +1,12 @@
-// Package hub holds the WebSocket sessions of this pod, indexed by user,
-// and hands each user's deliveries to the user's sessions in inbox order.
+// Package hub is this pod's registry of WebSocket sessions: users to
+// sessions, with the per-user and per-pod limits. It registers, looks up
+// and broadcasts, as centrifugal/centrifuge's hub does; it does not order
+// (package sequencer does) nor read the inbox.
 //
 // Sessions are indexed in shards (one mutex each) so that fan-out from many
-// Pub/Sub callbacks and connects/disconnects rarely contend, after the hub
-// of centrifugal/centrifuge; per-user and per-pod limits are enforced here.
-//
-// Ordering is per user, not per session: a user's deliveries go through
-// one order.Buffer on this pod, so a position that arrives late is waited
-// for once and, if it never comes, read from the inbox once, whatever the
-// number of the user's sessions. A gap read never runs under a lock nor in
-// a session's writer: it is a goroutine of its own, bounded pod-wide by the
-// inbox reader.
-//
-// Messages are reference counted for their write spans (frame.Message): the
-// hub takes a reference for every item it holds and for every session it
-// hands an item to; Conn.Deliver releases each once written or dropped.
+// Pub/Sub callbacks and connects/disconnects rarely contend. A user's first
+// session and last session are events (Events), emitted under the shard's
+// lock so that they reach their consumers in order for each user.
 //
 // Shutdown copies the sessions out under the locks and closes them outside,
 // with bounded concurrency.
@@ -24,18 +16,12 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
-	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/coder/websocket"
 
-	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
-	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
-	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
-	"github.com/courierhq/courier/services/ws-edge/internal/order"
 )
 
 // Errors returned by Add.
@@ -55,35 +41,25 @@ type Conn interface {
 	// Done is closed once the session is fully closed.
 	Done() <-chan struct{}
 	// Deliver takes the user's next items, in inbox order, without
-	// blocking; it owns one reference to each item's message and releases
-	// it once the item is written or dropped. It is called under the
-	// hub's lock: it must not call back into the hub, nor keep items (the
-	// slice is reused).
+	// blocking. It is called under the hub's lock: it must not call back
+	// into the hub, nor keep the slice (it is reused; the items may be
+	// copied).
 	Deliver(items []frame.Item)
 }
 
-// Reader reads inbox pages (inboxreader.Reader).
-type Reader interface {
-	Read(ctx context.Context, p inboxreader.Purpose, user string, after int64, limit int) (inboxreader.Page, error)
+// Events hears of a user's first session on this pod and of the user's
+// last one leaving (the sequencer opens and closes the user's order on
+// them). They are called under the hub's lock, in order for each user: a
+// handler must not block nor call back into the hub.
+type Events interface {
+	FirstSession(user string)
+	LastSession(user string)
 }
 
 // Config bounds the hub.
 type Config struct {
 	MaxSessions        int
 	MaxSessionsPerUser int
-	// ReorderWait is the least time a user's deliveries wait for a missing
-	// position before it is read from the inbox; the window grows with the
-	// lateness seen on this pod, up to ReorderWaitMax (order.Window).
-	ReorderWait, ReorderWaitMax time.Duration
-	// MaxHeld bounds the deliveries held per user behind a gap; a full
-	// buffer reads the gap at once.
-	MaxHeld int
-	// ReadLimit is the page size of gap reads.
-	ReadLimit int
-	// ReadTimeout bounds one gap read; ReadAttempts failed reads give the
-	// gap up (the sessions then catch up from the inbox themselves).
-	ReadTimeout  time.Duration
-	ReadAttempts int
 }
 
 func (c Config) withDefaults() Config {
@@ -93,24 +69,6 @@ func (c Config) withDefaults() Config {
 	if c.MaxSessionsPerUser <= 0 {
 		c.MaxSessionsPerUser = 16
 	}
-	if c.ReorderWait <= 0 {
-		c.ReorderWait = 2 * time.Second
-	}
-	if c.ReorderWaitMax < c.ReorderWait {
-		c.ReorderWaitMax = max(c.ReorderWait, 30*time.Second)
-	}
-	if c.MaxHeld <= 0 {
-		c.MaxHeld = 1024
-	}
-	if c.ReadLimit <= 0 {
-		c.ReadLimit = 500
-	}
-	if c.ReadTimeout <= 0 {
-		c.ReadTimeout = 10 * time.Second
-	}
-	if c.ReadAttempts <= 0 {
-		c.ReadAttempts = 3
-	}
 	return c
 }
 
@@ -118,45 +76,33 @@ const numShards = 64
 
 type shard[C Conn] struct {
 	mu     sync.Mutex
-	users  map[string]*user[C]
+	users  map[string][]C
 	closed bool
-	// ready is scratch space for the items one call releases, reused
-	// under mu so a delivery costs no allocation.
-	ready []frame.Item
 }
 
-// user is one user's sessions and the order of their deliveries.
-type user[C Conn] struct {
-	conns   []C
-	buf     order.Buffer[frame.Item]
-	gapOpen bool        // a gap is being waited for (counted once)
-	timer   *time.Timer // fires when the gap is due to be read
-	reading bool        // a gap read is in flight
-	gone    bool        // removed: late timers and reads do nothing
-}
-
-// Hub indexes sessions by user and orders their deliveries.
+// Hub indexes sessions by user.
 type Hub[C Conn] struct {
 	cfg    Config
+	events Events
 	shards [numShards]shard[C]
 	seed   maphash.Seed
 	total  atomic.Int64
-	reader Reader
-	window *order.Window
-	m      *metrics.Metrics
-	log    *slog.Logger
-	now    func() time.Time
 }
 
-// New returns a hub; reader serves its gap reads.
-func New[C Conn](cfg Config, reader Reader, m *metrics.Metrics, log *slog.Logger) *Hub[C] {
-	cfg = cfg.withDefaults()
-	h := &Hub[C]{cfg: cfg, seed: maphash.MakeSeed(), reader: reader, m: m, log: log, now: time.Now,
-		window: order.NewWindow(cfg.ReorderWait, cfg.ReorderWaitMax)}
-	for i := range h.shards {
-		h.shards[i].users = make(map[string]*user[C])
+type noEvents struct{}
+
+func (noEvents) FirstSession(string) {}
+func (noEvents) LastSession(string)  {}
+
+// New returns a hub; ev (nil for none) hears of first and last sessions.
+func New[C Conn](cfg Config, ev Events) *Hub[C] {
+	if ev == nil {
+		ev = noEvents{}
 	}
-	m.ReorderWindow.Set(cfg.ReorderWait.Seconds())
+	h := &Hub[C]{cfg: cfg.withDefaults(), events: ev, seed: maphash.MakeSeed()}
+	for i := range h.shards {
+		h.shards[i].users = make(map[string][]C)
+	}
 	return h
 }
 
@@ -165,8 +111,7 @@ func (h *Hub[C]) shard(u string) *shard[C] {
 }
 
 // Add registers c, or refuses it with ErrUserLimit, ErrPodLimit or
-// ErrClosed. Deliveries for c's user are held from now until the first of
-// the user's sessions here calls Start.
+// ErrClosed. The user's first session here is a FirstSession event.
 func (h *Hub[C]) Add(c C) error {
 	s := h.shard(c.UserID())
 	s.mu.Lock()
@@ -174,34 +119,30 @@ func (h *Hub[C]) Add(c C) error {
 	if s.closed {
 		return ErrClosed
 	}
-	u := s.users[c.UserID()]
-	if u != nil && len(u.conns) >= h.cfg.MaxSessionsPerUser {
+	conns := s.users[c.UserID()]
+	if len(conns) >= h.cfg.MaxSessionsPerUser {
 		return ErrUserLimit
 	}
 	if h.total.Add(1) > int64(h.cfg.MaxSessions) {
 		h.total.Add(-1)
 		return ErrPodLimit
 	}
-	if u == nil {
-		u = &user[C]{buf: order.Buffer[frame.Item]{Max: h.cfg.MaxHeld}}
-		s.users[c.UserID()] = u
+	if len(conns) == 0 {
+		h.events.FirstSession(c.UserID())
 	}
-	u.conns = append(u.conns, c)
+	s.users[c.UserID()] = append(conns, c)
 	return nil
 }
 
-// Remove unregisters c; it reports whether c was registered. The last
-// session of a user takes the user's ordering state with it.
+// Remove unregisters c; it reports whether c was registered. The user's
+// last session leaving is a LastSession event.
 func (h *Hub[C]) Remove(c C) bool {
 	s := h.shard(c.UserID())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := s.users[c.UserID()]
-	if u == nil {
-		return false
-	}
+	conns := s.users[c.UserID()]
 	i := -1
-	for j, x := range u.conns {
+	for j, x := range conns {
 		if x.ID() == c.ID() {
 			i = j
 		}
@@ -209,231 +150,33 @@ func (h *Hub[C]) Remove(c C) bool {
 	if i < 0 {
 		return false
 	}
-	u.conns[i] = u.conns[len(u.conns)-1]
+	conns[i] = conns[len(conns)-1]
 	var zero C
-	u.conns[len(u.conns)-1] = zero
-	u.conns = u.conns[:len(u.conns)-1]
+	conns[len(conns)-1] = zero
+	conns = conns[:len(conns)-1]
 	h.total.Add(-1)
-	if len(u.conns) == 0 {
+	if len(conns) == 0 {
 		delete(s.users, c.UserID())
-		u.gone = true
-		if u.timer != nil {
-			u.timer.Stop()
-		}
-		for _, it := range u.buf.Reset() {
-			it.M.Release()
-		}
+		h.events.LastSession(c.UserID())
+		return true
 	}
+	s.users[c.UserID()] = conns
 	return true
 }
 
-// Deliver hands a live delivery to user's sessions, in inbox order. It
-// reports whether this pod holds a session of user. It takes its own
-// references to it.M; the caller keeps its own.
-func (h *Hub[C]) Deliver(name string, it frame.Item) bool {
-	s := h.shard(name)
+// Broadcast hands items, the user's next in inbox order, to every session
+// of user here (sequencer.Sink).
+func (h *Hub[C]) Broadcast(user string, items []frame.Item) {
+	s := h.shard(user)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := s.users[name]
-	if u == nil {
-		return false
-	}
-	now := h.now()
-	ready, r, late := u.buf.Offer(it.Seq, it, now, s.ready[:0])
-	defer func() { s.ready = ready[:0] }()
-	h.m.Ordered(r.String())
-	if late > 0 {
-		h.m.Lateness.Observe(late.Seconds())
-		h.window.Observe(late, now)
-		if r == order.Released {
-			h.m.GapsFilledLive.Inc()
-		} else {
-			h.m.GapsFilledLate.Inc()
-		}
-	}
-	switch r {
-	case order.Held:
-		it.M.Ref(1) // the buffer's
-	case order.Released:
-		h.hand(u, ready)
-		// ready[1:] were held: give the buffer's references back.
-		for _, x := range ready[1:] {
-			x.M.Release()
-		}
-	}
-	h.schedule(name, u, now)
-	return true
-}
-
-// Start tells the hub where user's session stands once it has read its
-// inbox (replay or head): the first such call sets the user's ordering
-// baseline and releases what was held after it.
-func (h *Hub[C]) Start(name string, pos int64) {
-	s := h.shard(name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u := s.users[name]
-	if u == nil || u.buf.Started() {
+	conns := s.users[user]
+	if len(conns) == 0 {
 		return
 	}
-	// Held items at or below pos are dropped by Start: release them too.
-	held := u.buf.Reset()
-	u.buf.Start(pos, nil)
-	var ready []frame.Item
-	for _, it := range held {
-		var r order.Result
-		ready, r, _ = u.buf.Offer(it.Seq, it, h.now(), ready)
-		if r == order.Duplicate {
-			h.m.Ordered(r.String())
-			it.M.Release()
-		}
+	for _, c := range conns {
+		c.Deliver(items)
 	}
-	h.hand(u, ready)
-	for _, x := range ready {
-		x.M.Release()
-	}
-	h.schedule(name, u, h.now())
-}
-
-// hand gives ready items to every session of u.
-func (h *Hub[C]) hand(u *user[C], ready []frame.Item) {
-	if len(ready) == 0 {
-		return
-	}
-	for _, it := range ready {
-		it.M.Ref(len(u.conns))
-	}
-	for _, c := range u.conns {
-		c.Deliver(ready)
-	}
-}
-
-// schedule (re)arms u's gap timer after any change. Called under the
-// shard's lock.
-func (h *Hub[C]) schedule(name string, u *user[C], now time.Time) {
-	_, _, since, ok := u.buf.Gap()
-	if !ok {
-		u.gapOpen = false
-		if u.timer != nil {
-			u.timer.Stop()
-		}
-		return
-	}
-	if !u.gapOpen {
-		u.gapOpen = true
-		h.m.Gaps.Inc()
-	}
-	if u.reading {
-		return
-	}
-	w := h.window.At(now)
-	h.m.ReorderWindow.Set(w.Seconds())
-	wait := since.Add(w).Sub(now)
-	if u.buf.Len() >= h.cfg.MaxHeld {
-		wait = 0
-	}
-	if u.timer == nil {
-		u.timer = time.AfterFunc(wait, func() { h.gapDue(name, u) })
-		return
-	}
-	u.timer.Reset(wait)
-}
-
-// gapDue runs when u's gap has waited the whole window: it reads the gap
-// unless it has closed or the window has grown meanwhile.
-func (h *Hub[C]) gapDue(name string, u *user[C]) {
-	s := h.shard(name)
-	s.mu.Lock()
-	if u.gone || u.reading {
-		s.mu.Unlock()
-		return
-	}
-	after, upTo, since, ok := u.buf.Gap()
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	now := h.now()
-	if due := since.Add(h.window.At(now)); now.Before(due) && u.buf.Len() < h.cfg.MaxHeld {
-		u.timer.Reset(due.Sub(now))
-		s.mu.Unlock()
-		return
-	}
-	u.reading = true
-	s.mu.Unlock()
-	go h.fillGap(name, u, after, upTo, since)
-}
-
-// fillGap reads positions after+1..upTo of user's inbox, page by page, and
-// releases them with what waited behind them. A read that keeps failing
-// gives the gap up: the held items are released past it, and a session
-// that misses the positions catches up from the inbox itself.
-func (h *Hub[C]) fillGap(name string, u *user[C], after, upTo int64, since time.Time) {
-	for after < upTo {
-		limit := int(min(int64(h.cfg.ReadLimit), upTo-after))
-		items, more, err := h.readGap(name, after, limit)
-		pageUpTo := upTo
-		if err == nil && more && len(items) > 0 {
-			// A page cut by its limit (entries or bytes): the next page
-			// starts after its last entry, never past the gap's positions.
-			pageUpTo = items[len(items)-1].Seq
-		}
-		if err != nil {
-			h.log.Warn("inbox gap not read; releasing what waited behind it", "user", name, "after", after, "up_to", upTo, "err", err)
-			h.m.GapsGivenUp.Inc()
-		}
-		entries := make([]order.Entry[frame.Item], len(items))
-		for i, it := range items {
-			entries[i] = order.Entry[frame.Item]{Seq: it.Seq, V: it}
-		}
-		if !h.filled(name, u, entries, after, pageUpTo, since, pageUpTo >= upTo) {
-			return
-		}
-		after = pageUpTo
-	}
-}
-
-// readGap reads one page of a gap. The page's read budget is given back at
-// once: its items join the user's ordered stream and the sessions' queues,
-// which bound them (WS_SEND_QUEUE), like live deliveries.
-func (h *Hub[C]) readGap(name string, after int64, limit int) ([]frame.Item, bool, error) {
-	retry := backoff.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second}
-	var err error
-	for attempt := range h.cfg.ReadAttempts {
-		if attempt > 0 {
-			time.Sleep(retry.Delay(attempt-1, nil))
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ReadTimeout)
-		var page inboxreader.Page
-		page, err = h.reader.Read(ctx, inboxreader.Gap, name, after, limit)
-		cancel()
-		if err == nil {
-			page.Done()
-			return page.Items, page.More, nil
-		}
-	}
-	return nil, false, err
-}
-
-// filled applies one page of a gap read; it reports whether the read
-// should go on.
-func (h *Hub[C]) filled(name string, u *user[C], entries []order.Entry[frame.Item], after, upTo int64, since time.Time, last bool) bool {
-	s := h.shard(name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if u.gone {
-		return false
-	}
-	ready := u.buf.Fill(entries, after, upTo, since, nil)
-	h.hand(u, ready)
-	for _, x := range ready {
-		x.M.Release() // the buffer's (no-op for what the read brought)
-	}
-	if last {
-		u.reading = false
-		h.schedule(name, u, h.now())
-	}
-	return !last
 }
 
 // AppendSessions appends user's sessions to dst and returns it.
@@ -441,9 +184,7 @@ func (h *Hub[C]) AppendSessions(dst []C, name string) []C {
 	s := h.shard(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u := s.users[name]; u != nil {
-		dst = append(dst, u.conns...)
-	}
+	dst = append(dst, s.users[name]...)
 	return dst
 }
 
@@ -478,8 +219,8 @@ func (h *Hub[C]) Shutdown(ctx context.Context, code websocket.StatusCode, reason
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.Lock()
-		for _, u := range s.users {
-			all = append(all, u.conns...)
+		for _, conns := range s.users {
+			all = append(all, conns...)
 		}
 		s.mu.Unlock()
 	}

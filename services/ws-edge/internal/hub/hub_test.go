@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,12 +12,9 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/courierhq/courier/pkg/testenv"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 	"github.com/courierhq/courier/services/ws-edge/internal/hub"
-	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
-	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
 )
 
 type fakeConn struct {
@@ -39,14 +35,12 @@ func newConn(id, user string) *fakeConn {
 	return &fakeConn{id: id, user: user, done: make(chan struct{})}
 }
 
-// Deliver records the positions and releases the references, as a session
-// does once it has written them.
+// Deliver records the positions.
 func (c *fakeConn) Deliver(items []frame.Item) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, it := range items {
 		c.got = append(c.got, it.Seq)
-		it.M.Release()
 	}
 }
 
@@ -57,7 +51,7 @@ func (c *fakeConn) positions() []int64 {
 }
 
 func newHub(maxTotal, maxPerUser int) *hub.Hub[*fakeConn] {
-	return hub.New[*fakeConn](hub.Config{MaxSessions: maxTotal, MaxSessionsPerUser: maxPerUser}, nil, metrics.Discard(), slog.Default())
+	return hub.New[*fakeConn](hub.Config{MaxSessions: maxTotal, MaxSessionsPerUser: maxPerUser}, nil)
 }
 
 func (c *fakeConn) ID() string            { return c.id }
@@ -173,153 +167,73 @@ func TestShutdownDeadline(t *testing.T) {
 
 func newMessage(tb testing.TB) *frame.Message {
 	tb.Helper()
-	m, err := frame.NewMessage(context.Background(), &courierv1.Message{Id: "m", From: "alice", Payload: []byte(`{}`)})
+	m, err := frame.NewMessage(&courierv1.Message{Id: "m", From: "alice", Payload: []byte(`{}`)})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return m
 }
 
-// reader is a fake inbox: positions 1..head of every user exist, except
-// those in missing; it counts reads per user.
-type reader struct {
-	mu      sync.Mutex
-	head    int64
-	missing map[int64]bool
-	reads   map[string]int
-	msg     *frame.Message
-	// cut, when set, ends every page after that many entries with more
-	// to follow, as a page bounded by bytes does.
-	cut int
+// events records the hub's events in order.
+type events struct {
+	mu  sync.Mutex
+	got []string
 }
 
-func (r *reader) Read(_ context.Context, _ inboxreader.Purpose, user string, after int64, limit int) (inboxreader.Page, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.reads[user]++
-	var out []frame.Item
-	for s := after + 1; s <= r.head && len(out) < limit; s++ {
-		if r.cut > 0 && len(out) == r.cut {
-			return inboxreader.Page{Items: out, More: true}, nil
-		}
-		if !r.missing[s] {
-			out = append(out, frame.Item{M: r.msg, Seq: s})
+func (e *events) FirstSession(u string) { e.add("first " + u) }
+func (e *events) LastSession(u string)  { e.add("last " + u) }
+func (e *events) add(s string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, s)
+}
+
+// A user's first session and the last one leaving are events, once each;
+// a refused session is none.
+func TestFirstAndLastSessionEvents(t *testing.T) {
+	ev := &events{}
+	h := hub.New[*fakeConn](hub.Config{MaxSessions: 10, MaxSessionsPerUser: 2}, ev)
+	b1, b2, b3, c1 := newConn("b1", "bob"), newConn("b2", "bob"), newConn("b3", "bob"), newConn("c1", "carol")
+	for _, c := range []*fakeConn{b1, b2, c1} {
+		if err := h.Add(c); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return inboxreader.Page{Items: out, More: len(out) == limit}, nil
+	if err := h.Add(b3); !errors.Is(err, hub.ErrUserLimit) {
+		t.Fatalf("third session of bob: %v", err)
+	}
+	h.Remove(b1)
+	h.Remove(b1) // not registered any more: no event
+	h.Remove(b2)
+	h.Remove(c1)
+	if err := h.Add(b3); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"first bob", "first carol", "last bob", "last carol", "first bob"}
+	if !slices.Equal(ev.got, want) {
+		t.Fatalf("events %v, want %v", ev.got, want)
+	}
 }
 
-func (r *reader) count(user string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.reads[user]
-}
-
-// Ordering is per user: a late position is waited for once for all of the
-// user's sessions, and a position that never comes is read once for all.
-func TestOrderingPerUser(t *testing.T) {
-	rd := &reader{head: 100, reads: map[string]int{}, msg: newMessage(t)}
-	const wait = 300 * time.Millisecond
-	h := hub.New[*fakeConn](hub.Config{MaxSessions: 100, MaxSessionsPerUser: 8, ReorderWait: wait, ReorderWaitMax: wait},
-		rd, metrics.Discard(), slog.Default())
-	bob := []*fakeConn{newConn("b1", "bob"), newConn("b2", "bob"), newConn("b3", "bob")}
-	carol := newConn("c1", "carol")
-	for _, c := range append(bob, carol) {
+// Broadcast hands the items to every session of the user, and to no one
+// else.
+func TestBroadcast(t *testing.T) {
+	h := newHub(10, 4)
+	b1, b2, c1 := newConn("b1", "bob"), newConn("b2", "bob"), newConn("c1", "carol")
+	for _, c := range []*fakeConn{b1, b2, c1} {
 		if err := h.Add(c); err != nil {
 			t.Fatal(err)
 		}
 	}
 	m := newMessage(t)
-	// Before any session of bob has started, deliveries are held.
-	h.Deliver("bob", frame.Item{M: m, Seq: 2})
-	if got := bob[0].positions(); len(got) != 0 {
-		t.Fatalf("delivered before Start: %v", got)
-	}
-	h.Start("bob", 0)
-	h.Start("bob", 5) // the second Start changes nothing
-	h.Start("carol", 0)
-	// Position 1 arrives late, within the window: no read.
-	h.Deliver("bob", frame.Item{M: m, Seq: 3})
-	h.Deliver("bob", frame.Item{M: m, Seq: 1})
-	for _, c := range bob {
-		if got := c.positions(); !slices.Equal(got, []int64{1, 2, 3}) {
+	h.Broadcast("bob", []frame.Item{{M: m, Seq: 1}, {M: m, Seq: 2}})
+	h.Broadcast("dave", []frame.Item{{M: m, Seq: 1}})
+	for _, c := range []*fakeConn{b1, b2} {
+		if got := c.positions(); !slices.Equal(got, []int64{1, 2}) {
 			t.Fatalf("%s got %v", c.id, got)
 		}
 	}
-	// Position 4 never comes live: after the window it is read, once.
-	h.Deliver("bob", frame.Item{M: m, Seq: 5})
-	h.Deliver("carol", frame.Item{M: m, Seq: 2})
-	testenv.WaitFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if !slices.Equal(bob[2].positions(), []int64{1, 2, 3, 4, 5}) || !slices.Equal(carol.positions(), []int64{1, 2}) {
-			return fmt.Errorf("not filled: bob %v carol %v", bob[2].positions(), carol.positions())
-		}
-		return nil
-	})
-	if n := rd.count("bob"); n != 1 {
-		t.Errorf("bob's gap read %d times for three sessions, want once", n)
-	}
-	if n := rd.count("carol"); n != 1 {
-		t.Errorf("carol's gap read %d times, want once", n)
-	}
-	for _, c := range bob[:2] {
-		if got := c.positions(); !slices.Equal(got, []int64{1, 2, 3, 4, 5}) {
-			t.Fatalf("%s got %v", c.id, got)
-		}
-	}
-	// The original of 4 arrives after all: a duplicate, delivered to no one.
-	h.Deliver("bob", frame.Item{M: m, Seq: 4})
-	if got := bob[0].positions(); len(got) != 5 {
-		t.Fatalf("a late duplicate was delivered: %v", got)
-	}
-}
-
-// A gap read whose pages are cut short by their byte bound (fewer entries
-// than asked, more to follow) reads on from each page's last entry: no
-// position of the gap is stepped over.
-func TestGapFillFollowsPagesCutByBytes(t *testing.T) {
-	rd := &reader{head: 100, reads: map[string]int{}, msg: newMessage(t), cut: 3}
-	h := hub.New[*fakeConn](hub.Config{MaxSessions: 10, MaxSessionsPerUser: 8, ReorderWait: 50 * time.Millisecond, ReorderWaitMax: 50 * time.Millisecond, ReadLimit: 500},
-		rd, metrics.Discard(), slog.Default())
-	c := newConn("b1", "bob")
-	if err := h.Add(c); err != nil {
-		t.Fatal(err)
-	}
-	h.Start("bob", 0)
-	h.Deliver("bob", frame.Item{M: newMessage(t), Seq: 11}) // 1..10 never come live
-	want := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
-	testenv.WaitFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if got := c.positions(); !slices.Equal(got, want) {
-			return fmt.Errorf("bob got %v, want %v", got, want)
-		}
-		return nil
-	})
-}
-
-// Removing a user's last session forgets what was held for it; a later
-// session starts afresh.
-func TestLastSessionTakesTheUsersState(t *testing.T) {
-	rd := &reader{head: 100, reads: map[string]int{}, msg: newMessage(t)}
-	h := hub.New[*fakeConn](hub.Config{MaxSessions: 10, MaxSessionsPerUser: 8, ReorderWait: time.Hour}, rd, metrics.Discard(), slog.Default())
-	a := newConn("a", "bob")
-	if err := h.Add(a); err != nil {
-		t.Fatal(err)
-	}
-	h.Start("bob", 0)
-	h.Deliver("bob", frame.Item{M: newMessage(t), Seq: 3}) // held: 1 and 2 missing
-	h.Remove(a)
-	if h.HasUser("bob") || h.Deliver("bob", frame.Item{M: newMessage(t), Seq: 4}) {
-		t.Fatal("bob still known after his last session left")
-	}
-	b := newConn("b", "bob")
-	if err := h.Add(b); err != nil {
-		t.Fatal(err)
-	}
-	h.Start("bob", 3)
-	h.Deliver("bob", frame.Item{M: newMessage(t), Seq: 4})
-	if got := b.positions(); !slices.Equal(got, []int64{4}) {
-		t.Fatalf("new session got %v", got)
-	}
-	if rd.count("bob") != 0 {
-		t.Fatal("a gap of a departed session was read")
+	if got := c1.positions(); len(got) != 0 {
+		t.Fatalf("carol got bob's items: %v", got)
 	}
 }

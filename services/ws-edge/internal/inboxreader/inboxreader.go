@@ -276,7 +276,7 @@ func (r *Reader) read(ctx context.Context, c *call, user string, after int64, li
 	c.items = make([]frame.Item, 0, len(c.page.Entries))
 	for _, e := range c.page.Entries {
 		used += inbox.EntryBytes(e.Message)
-		m, err := frame.NewMessage(context.Background(), e.Message)
+		m, err := frame.NewMessage(e.Message)
 		if err != nil {
 			return err
 		}

@@ -53,6 +53,10 @@ type Metrics struct {
 	// DeliveryLatency is the time from the message's sent_at (gateway
 	// acceptance) to the socket write of a live delivery.
 	DeliveryLatency prometheus.Histogram
+	// SessionWriteLatency is, per session, the time from the fan-out
+	// handing a live delivery to the user's sessions to that session's
+	// socket write of it (ordering, the queue and the write itself).
+	SessionWriteLatency prometheus.Histogram
 	// FramesPerWrite is how many frames one socket write carried (more
 	// than one only for batch=1 sessions with a backlog).
 	FramesPerWrite prometheus.Histogram
@@ -70,7 +74,7 @@ type Metrics struct {
 	// no filter, so there it measures what the filter saves.
 	RoutedElsewhere prometheus.Counter
 
-	// Ordering (package order): deliveries offered to users' buffers by
+	// Ordering (package sequencer): deliveries offered to users' buffers by
 	// result (released, held, duplicate, dropped); gaps seen (a position
 	// missing while later ones arrived); gaps closed by the late delivery
 	// itself; originals that arrived after their gap was read (the window
@@ -117,6 +121,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "From the message's sent_at to the socket write of a live delivery.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		SessionWriteLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    ns + "session_write_latency_seconds",
+			Help:    "Per session: from the fan-out handing a live delivery to the user's sessions to this session's socket write of it.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
 		FramesPerWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: ns + "frames_per_write", Help: "Frames carried by one socket write.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
@@ -161,7 +170,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.Sessions, m.Connects, m.Rejected, m.Disconnects, m.Received,
-		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.CatchUps, m.Stalled, m.DeliveryLatency, m.FramesPerWrite,
+		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.CatchUps, m.Stalled, m.DeliveryLatency, m.SessionWriteLatency, m.FramesPerWrite,
 		m.BadFrames, m.Acks, m.ReceiveErrors, m.RoutedElsewhere, m.Offered, m.Gaps, m.GapsFilledLive,
 		m.GapsFilledLate, m.GapsGivenUp, m.Lateness, m.ReorderWindow, m.InboxReads} {
 		if err := reg.Register(c); err != nil {

@@ -97,8 +97,8 @@ func (w *writer) catchUp() error { return w.catchUpAs(inboxreader.CatchUp) }
 
 // catchUpAs writes the inbox after the last written position page by page
 // until it reaches the head, then merges what arrived meanwhile and goes
-// live. Deliveries arriving during the reads wait in the bounded pending
-// list; if it overflows, the reads simply go on.
+// live. Deliveries arriving during the reads wait in the bounded queue; if
+// it overflows, the reads simply go on.
 func (w *writer) catchUpAs(p inboxreader.Purpose) error {
 	s := w.s
 	o := s.deps.Options
@@ -109,7 +109,7 @@ func (w *writer) catchUpAs(p inboxreader.Purpose) error {
 			s.mu.Unlock()
 			return errClosing
 		}
-		s.pendingLost = false
+		s.lost = false
 		s.mu.Unlock()
 
 		// The wait may include the pod's read budget, held by pages being
@@ -129,11 +129,11 @@ func (w *writer) catchUpAs(p inboxreader.Purpose) error {
 			continue
 		}
 		s.mu.Lock()
-		if s.pendingLost {
+		if s.lost {
 			s.mu.Unlock()
 			continue
 		}
-		if next := firstAfter(s.pending, s.last); next > s.last+1 && hole != s.last {
+		if next := firstAfter(s.queue, s.last); next > s.last+1 && hole != s.last {
 			// What arrived starts past what the read found: those positions
 			// were stored after the read began. Read once more; a position
 			// still missing then is a hole the inbox does not have, and the
@@ -159,16 +159,16 @@ func firstAfter(items []frame.Item, last int64) int64 {
 	return last + 1
 }
 
-// goLiveLocked makes the pending deliveries above the last written
-// position the live queue and switches to live. Called with s.mu held.
+// goLiveLocked keeps the waiting deliveries above the last written
+// position and switches to live: the writer writes them. Called with s.mu
+// held.
 func (w *writer) goLiveLocked() {
 	s := w.s
 	s.queuedLast = s.last
-	queue := make([]frame.Item, 0, len(s.pending))
-	for _, it := range s.pending {
+	queue := s.queue[:0] // filtered in place
+	for _, it := range s.queue {
 		if it.Seq <= s.queuedLast {
 			s.deps.Metrics.DroppedDuplicate.Inc()
-			it.M.Release()
 			continue
 		}
 		if it.Seq != s.queuedLast+1 {
@@ -178,8 +178,8 @@ func (w *writer) goLiveLocked() {
 		queue = append(queue, it)
 		s.queuedLast = it.Seq
 	}
-	s.pending, s.pendingLost = nil, false
-	s.queue = queue
+	clear(s.queue[len(queue):])
+	s.queue, s.lost = queue, false
 	s.mode = live
 	if len(queue) > 0 {
 		s.signal()

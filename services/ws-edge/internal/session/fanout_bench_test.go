@@ -22,6 +22,7 @@ import (
 	"github.com/courierhq/courier/services/ws-edge/internal/hub"
 	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
+	"github.com/courierhq/courier/services/ws-edge/internal/sequencer"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
 )
 
@@ -36,8 +37,14 @@ type noAcks struct{}
 
 func (noAcks) Add(string, string, func(error)) bool { return true }
 
+// events opens and closes the users' sequencers as the edge does.
+type events struct{ s *sequencer.Set }
+
+func (e events) FirstSession(u string) { e.s.Open(u) }
+func (e events) LastSession(u string)  { e.s.Close(u) }
+
 // BenchmarkFanout is the fan-out path end to end in one process: one op is
-// one group message that the hub hands to N local sessions (one user
+// one group message that the sequencers and the hub hand to N local sessions (one user
 // each), each writes its frame to a real WebSocket, and N clients read it.
 // Reports frames per second (the clients' reads included: they share the
 // machine).
@@ -52,9 +59,11 @@ func BenchmarkFanout(b *testing.B) {
 func benchFanout(b *testing.B, n int, batch bool) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := metrics.Discard()
-	h := hub.New[*session.Session](hub.Config{MaxSessions: n + 10}, emptyInbox{}, m, log)
+	var h *hub.Hub[*session.Session]
+	seqs := sequencer.New(context.Background(), sequencer.Config{}, nil, func(u string, items []frame.Item) { h.Broadcast(u, items) }, m, log)
+	h = hub.New[*session.Session](hub.Config{MaxSessions: n + 10}, events{seqs})
 	opts := session.Options{}.WithDefaults()
-	deps := &session.Deps{Options: &opts, Reader: emptyInbox{}, Starter: h, Acks: noAcks{}, Metrics: m, Log: log}
+	deps := &session.Deps{Options: &opts, Reader: emptyInbox{}, Starter: seqs, Acks: noAcks{}, Metrics: m, Log: log}
 	var started sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := session.New(session.Params{User: r.URL.Query().Get("user"), Batch: batch}, deps)
@@ -124,12 +133,12 @@ func benchFanout(b *testing.B, n int, batch bool) {
 			waitFrames(int64(i-inFlight) * int64(n))
 		}
 		seq++
-		fm, err := frame.NewMessage(context.Background(), msg)
+		fm, err := frame.NewMessage(msg)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for _, u := range users {
-			h.Deliver(u, frame.Item{M: fm, Seq: seq})
+			seqs.Deliver(u, frame.Item{M: fm, Seq: seq})
 		}
 	}
 	want := int64(b.N) * int64(n)

@@ -1,18 +1,22 @@
 // Package session serves one client's WebSocket session.
 //
-// A session has two goroutines: the one that serves the connection (its
-// writer) and its reader. The writer writes the hello frame, finds where
-// the session starts (the resume replay after the client's cursor, or the
-// inbox head), then writes what the hub hands it: the user's deliveries,
-// already in inbox order (package hub, package order). Keepalive pings
-// ride on the writer's timer.
+// An idle session has one goroutine: its reader (coder/websocket answers
+// pings and sees closes only while something reads), on the goroutine that
+// serves the connection. Its writer is a goroutine that exists only while
+// there is something to write: the first one writes the hello frame and
+// finds where the session starts (the resume replay after the client's
+// cursor, or the inbox head); later ones write what the hub hands the
+// session (the user's deliveries, already in inbox order: package
+// sequencer), control frames, and the close. Each ends, giving its buffers
+// back, once nothing waits. Keepalive pings ride on a timer.
 //
 // A session never closes a client for being behind. Deliveries wait in a
 // bounded queue; when it overflows (this pod fell behind, or the client is
 // slow) the session drops the queue and catches up from the inbox, the same
 // path as a resume, through the pod's bounded inbox reader: the writer then
 // reads pages instead of writing queued frames, and what arrives meanwhile
-// waits in a bounded pending list that is merged at the seam. 1008 is kept
+// waits in the same bounded queue, merged at the seam. Two modes (reading,
+// live), one queue. 1008 is kept
 // for a client that does not read at all: a socket write that makes no
 // progress for WS_WRITE_TIMEOUT ends the session with 1008 "client not
 // reading" (the close frame reaches the client if it reads again within
@@ -117,7 +121,7 @@ type Reader interface {
 }
 
 // Starter is told where a session stands once it has read its inbox
-// (hub.Hub.Start), so the user's deliveries can be ordered from there.
+// (sequencer.Set.Start), so the user's deliveries can be ordered from there.
 type Starter interface {
 	Start(user string, pos int64)
 }
@@ -164,9 +168,11 @@ const StatusAbnormal = websocket.StatusAbnormalClosure
 type mode uint8
 
 const (
-	starting   mode = iota // finding the start; deliveries wait in pending
-	live                   // deliveries go to the queue
-	catchingUp             // reading the inbox; deliveries wait in pending
+	// reading: the writer reads the inbox (the start: replay or head; or a
+	// catch-up); deliveries wait in the queue, unwritten, for the seam.
+	reading mode = iota
+	// live: the writer writes the queue.
+	live
 )
 
 // Session is one WebSocket session. Deliver and Close may be called from
@@ -175,36 +181,43 @@ type Session struct {
 	p    Params
 	deps *Deps
 
-	closing chan struct{}
 	done    chan struct{}
-	wake    chan struct{} // the writer has work; buffered 1
 	endOnce sync.Once
+	// w is the writer's state; one writer goroutine runs at a time
+	// (writing), handed over under mu.
+	w       writer
+	writers sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
 	code   websocket.StatusCode
 	reason string
 	mode   mode
-	// queue holds live items (mode live); queuedLast is the position of the
-	// last item queued or written, to check that what arrives follows it.
+	// queue holds the deliveries handed to the session, bounded by
+	// QueueSize: written in live mode, waiting for the seam while reading.
+	// Live, queuedLast is the position of the last item queued or written:
+	// the session's one check that what arrives follows it (a gap the
+	// sequencer gave up on, or an overflow, turns it to reading). While
+	// reading, an overflow empties the queue and sets lost: the read goes
+	// on past those positions instead.
 	queue      []frame.Item
 	queuedLast int64
-	// pending holds what arrives while starting or catching up; when it
-	// would overflow it is emptied and pendingLost set: the catch-up reads
-	// those positions from the inbox instead.
-	pending     []frame.Item
-	pendingLost bool
-	control     [][]byte // error frames and pongs, written first
+	lost       bool
+	control    [][]byte // error frames and pongs, written first
 	// closeAfter, when set, closes the session once the control frames
 	// queued before it are written (the error that explains a close).
 	closeAfter *closeRequest
+	// serving: Serve has the connection, a writer may start; writing: a
+	// writer goroutine runs; finished: the last one has closed the
+	// connection, none starts again.
+	serving, writing, finished bool
+	ping                       *time.Timer // the next keepalive ping
 
-	// Owned by the writer goroutine.
+	// Owned by the writer goroutine of the moment.
 	last int64 // position of the last message frame written
 
 	badFrames atomic.Int32
 	ackBucket bucket // the reader's only
-	pinging   atomic.Bool
 }
 
 // New returns a session that holds deliveries until Serve has found where
@@ -215,12 +228,8 @@ func New(p Params, deps *Deps) *Session {
 		_, _ = rand.Read(b)
 		p.ID = hex.EncodeToString(b)
 	}
-	s := &Session{
-		p: p, deps: deps,
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-	}
+	s := &Session{p: p, deps: deps, done: make(chan struct{})}
+	s.w.s = s
 	if p.Resume {
 		s.last = p.After
 	}
@@ -245,36 +254,34 @@ func (s *Session) CloseStatus() (websocket.StatusCode, string) {
 }
 
 // Deliver takes the user's next items, in inbox order, without blocking
-// (hub.Conn). It owns one reference to each item's message.
+// (hub.Conn).
 func (s *Session) Deliver(items []frame.Item) {
 	m := s.deps.Metrics
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		m.DroppedClosed.Add(float64(len(items)))
-		release(items)
 		return
 	}
 	m.Queued.Add(float64(len(items)))
 	for i, it := range items {
-		if s.mode != live {
-			s.addPending(it)
+		if s.mode == reading {
+			s.wait(it)
 			continue
 		}
 		switch {
 		case it.Seq <= s.queuedLast:
 			m.DroppedDuplicate.Inc()
-			it.M.Release()
 		case it.Seq != s.queuedLast+1:
 			// Positions are missing from what this session got (a gap the
-			// hub gave up on): read them.
+			// sequencer gave up on): read them.
 			s.catchUpLocked()
-			s.addPending(it)
+			s.wait(it)
 		case len(s.queue) >= s.deps.Options.QueueSize:
 			m.QueueOverflows.Inc()
 			s.catchUpLocked()
 			for _, rest := range items[i:] {
-				s.addPending(rest)
+				s.wait(rest)
 			}
 			return
 		default:
@@ -290,28 +297,30 @@ func (s *Session) Deliver(items []frame.Item) {
 func (s *Session) catchUpLocked() {
 	s.deps.Metrics.CatchUps.Inc()
 	s.deps.Metrics.DropC.Add(float64(len(s.queue)))
-	release(s.queue)
 	s.queue = nil
-	s.mode = catchingUp
+	s.mode = reading
 	s.signal()
 }
 
-// addPending keeps it for the seam, or gives up the pending list when it
-// is full (the catch-up then reads those positions).
-func (s *Session) addPending(it frame.Item) {
-	if len(s.pending) >= s.deps.Options.QueueSize {
-		s.deps.Metrics.DropC.Add(float64(len(s.pending)))
-		release(s.pending)
-		s.pending, s.pendingLost = nil, true
+// wait keeps it for the seam while the session reads the inbox, or empties
+// the queue when it is full (the read then goes on past those positions).
+func (s *Session) wait(it frame.Item) {
+	if len(s.queue) >= s.deps.Options.QueueSize {
+		s.deps.Metrics.DropC.Add(float64(len(s.queue)))
+		s.queue, s.lost = nil, true
 	}
-	s.pending = append(s.pending, it)
+	s.queue = append(s.queue, it)
 }
 
+// signal makes sure a writer runs: it starts one unless one runs already,
+// the session is not served yet, or it is over. Called with s.mu held.
 func (s *Session) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if !s.serving || s.writing || s.finished {
+		return
 	}
+	s.writing = true
+	s.writers.Add(1)
+	go s.w.run()
 }
 
 // sendControl queues a control frame (an error, a pong) for the writer.
@@ -354,7 +363,7 @@ func (s *Session) closeLocked(code websocket.StatusCode, reason string) {
 		return
 	}
 	s.closed, s.code, s.reason = true, code, reason
-	close(s.closing)
+	s.signal() // the writer closes the connection
 }
 
 // Abort ends a session that will never be served (the upgrade failed).
@@ -364,20 +373,19 @@ func (s *Session) Abort() {
 	s.endOnce.Do(func() { close(s.done) })
 }
 
-// drop releases everything the session still holds, once it is closed.
+// drop lets go of everything the session still holds, once it is closed.
 func (s *Session) drop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := len(s.queue) + len(s.pending)
-	s.deps.Metrics.DroppedClosed.Add(float64(n))
-	release(s.queue)
-	release(s.pending)
-	s.queue, s.pending, s.control = nil, nil, nil
+	s.deps.Metrics.DroppedClosed.Add(float64(len(s.queue)))
+	s.queue, s.control = nil, nil
 }
 
 // Serve runs the session on conn until it closes: the hello frame, the
-// resume replay if asked, then live deliveries. It returns once the
-// connection is closed and the reader has stopped.
+// resume replay if asked, then live deliveries, all written by writer
+// goroutines started when there is something to write, while Serve's own
+// goroutine reads. It returns once the connection is closed and the last
+// writer has ended.
 func (s *Session) Serve(conn *websocket.Conn) {
 	defer s.endOnce.Do(func() { close(s.done) })
 	conn.SetReadLimit(s.deps.Options.ReadLimit)
@@ -385,27 +393,21 @@ func (s *Session) Serve(conn *websocket.Conn) {
 		t := time.AfterFunc(time.Until(s.p.Expires), func() { s.Close(websocket.StatusPolicyViolation, "token expired") })
 		defer t.Stop()
 	}
-	var reader sync.WaitGroup
-	reader.Go(func() { s.readLoop(conn) })
+	s.mu.Lock()
+	s.w.conn = conn
+	s.serving = true
+	s.signal() // the first writer: hello, then where the session starts
+	s.mu.Unlock()
 
-	w := writer{s: s, conn: conn}
-	w.run()
+	s.readLoop(conn) // returns once the session is closed
 
-	code, reason := s.CloseStatus()
-	if code == StatusAbnormal {
-		_ = conn.CloseNow()
-	} else {
-		// The close handshake; bounded by the library (5s to write, 5s to
-		// hear back).
-		_ = conn.Close(code, reason)
+	s.writers.Wait()
+	s.mu.Lock()
+	if s.ping != nil {
+		s.ping.Stop()
 	}
-	reader.Wait()
+	s.mu.Unlock()
 	s.drop()
+	code, reason := s.CloseStatus()
 	s.deps.Log.Debug("session closed", "session_id", s.p.ID, "user", s.p.User, "code", int(code), "reason", reason)
-}
-
-func release(items []frame.Item) {
-	for _, it := range items {
-		it.M.Release()
-	}
 }

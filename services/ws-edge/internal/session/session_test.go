@@ -1,7 +1,6 @@
 package session
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"slices"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
@@ -20,19 +17,13 @@ import (
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// tracked returns a message whose write span ends when every reference is
-// released, and a func telling whether it has.
-func tracked(t *testing.T) (*frame.Message, func() bool) {
+func newMsg(t *testing.T) *frame.Message {
 	t.Helper()
-	rec := tracetest.NewSpanRecorder()
-	tp := trace.NewTracerProvider(trace.WithSpanProcessor(rec))
-	_, span := tp.Tracer("test").Start(context.Background(), "websocket write")
-	m, err := frame.NewMessage(context.Background(), &courierv1.Message{Id: "m", Payload: []byte(`{}`)})
+	m, err := frame.NewMessage(&courierv1.Message{Id: "m", Payload: []byte(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Track(span)
-	return m, func() bool { return len(rec.Ended()) == 1 }
+	return m
 }
 
 func newTestSession(queue int) (*Session, *metrics.Metrics) {
@@ -46,7 +37,6 @@ func items(m *frame.Message, seqs ...int64) []frame.Item {
 	for i, s := range seqs {
 		out[i] = frame.Item{M: m, Seq: s}
 	}
-	m.Ref(len(seqs)) // what the hub does for each session
 	return out
 }
 
@@ -58,19 +48,19 @@ func seqs(its []frame.Item) []int64 {
 	return out
 }
 
-// Until it knows where it starts, a session keeps deliveries in a bounded
-// pending list; an overflow empties it and records that the catch-up must
-// read those positions (never a close).
-func TestPendingWhileStarting(t *testing.T) {
+// Until it knows where it starts, a session keeps deliveries in its bounded
+// queue, unwritten; an overflow empties it and records that the read must
+// go on past those positions (never a close).
+func TestQueueWaitsWhileStarting(t *testing.T) {
 	s, m := newTestSession(3)
-	msg, ended := tracked(t)
+	msg := newMsg(t)
 	s.Deliver(items(msg, 1, 2, 3))
-	if got := seqs(s.pending); !slices.Equal(got, []int64{1, 2, 3}) || s.pendingLost {
-		t.Fatalf("pending %v lost %v", got, s.pendingLost)
+	if got := seqs(s.queue); !slices.Equal(got, []int64{1, 2, 3}) || s.lost || s.mode != reading {
+		t.Fatalf("queue %v lost %v mode %d", got, s.lost, s.mode)
 	}
 	s.Deliver(items(msg, 4))
-	if got := seqs(s.pending); !slices.Equal(got, []int64{4}) || !s.pendingLost {
-		t.Fatalf("after overflow: pending %v lost %v", got, s.pendingLost)
+	if got := seqs(s.queue); !slices.Equal(got, []int64{4}) || !s.lost {
+		t.Fatalf("after overflow: queue %v lost %v", got, s.lost)
 	}
 	if code, _ := s.CloseStatus(); code != 0 {
 		t.Fatalf("an overflow closed the session with %d", code)
@@ -78,22 +68,18 @@ func TestPendingWhileStarting(t *testing.T) {
 	if testutil.ToFloat64(m.DropC) != 3 {
 		t.Fatalf("dropped for catch-up: %v", testutil.ToFloat64(m.DropC))
 	}
-	msg.Release() // the fan-out's own reference
-	if ended() {
-		t.Fatal("write span ended while an item is pending")
-	}
 	s.Close(websocket.StatusGoingAway, "bye")
 	s.drop()
-	if !ended() {
-		t.Fatal("write span not ended once the session dropped everything")
+	if len(s.queue) != 0 || testutil.ToFloat64(m.DroppedClosed) != 1 {
+		t.Fatalf("a closed session kept %d items (dropped %v)", len(s.queue), testutil.ToFloat64(m.DroppedClosed))
 	}
 }
 
 // The seam: going live keeps what follows the start, drops what the read
 // already covered.
-func TestGoLiveMergesPending(t *testing.T) {
+func TestGoLiveMergesTheQueue(t *testing.T) {
 	s, m := newTestSession(10)
-	msg, _ := tracked(t)
+	msg := newMsg(t)
 	s.Deliver(items(msg, 4, 5, 6, 7))
 	w := &writer{s: s}
 	s.last = 5
@@ -119,20 +105,20 @@ func TestLiveFallsBehindAndCatchesUp(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		deliver []int64
-		pending []int64
+		waiting []int64
 	}{
 		{"queue overflow", []int64{1, 2, 3, 4, 5}, []int64{4, 5}},
 		{"positions missing", []int64{1, 3, 4}, []int64{3, 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, m := newTestSession(3)
-			msg, _ := tracked(t)
+			msg := newMsg(t)
 			s.mu.Lock()
 			(&writer{s: s}).goLiveLocked()
 			s.mu.Unlock()
 			s.Deliver(items(msg, tc.deliver...))
-			if s.mode != catchingUp || len(s.queue) != 0 || !slices.Equal(seqs(s.pending), tc.pending) {
-				t.Fatalf("mode %d queue %v pending %v", s.mode, seqs(s.queue), seqs(s.pending))
+			if s.mode != reading || !slices.Equal(seqs(s.queue), tc.waiting) {
+				t.Fatalf("mode %d queue %v, want reading with %v waiting", s.mode, seqs(s.queue), tc.waiting)
 			}
 			if testutil.ToFloat64(m.CatchUps) != 1 {
 				t.Fatal("catch-up not counted")
@@ -144,15 +130,14 @@ func TestLiveFallsBehindAndCatchesUp(t *testing.T) {
 	}
 }
 
-// A closed session takes nothing and releases what it is handed.
-func TestClosedSessionReleases(t *testing.T) {
+// A closed session takes nothing of what it is handed.
+func TestClosedSessionTakesNothing(t *testing.T) {
 	s, m := newTestSession(3)
-	msg, ended := tracked(t)
+	msg := newMsg(t)
 	s.Close(websocket.StatusGoingAway, "bye")
 	s.Close(websocket.StatusPolicyViolation, "later") // the first close wins
 	s.Deliver(items(msg, 1, 2))
-	msg.Release()
-	if !ended() || testutil.ToFloat64(m.DroppedClosed) != 2 {
+	if len(s.queue) != 0 || testutil.ToFloat64(m.DroppedClosed) != 2 {
 		t.Fatal("a closed session kept its items")
 	}
 	if code, _ := s.CloseStatus(); code != websocket.StatusGoingAway {

@@ -11,16 +11,20 @@ import (
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 )
 
-// writer is the session's writing side; it runs on the goroutine that
-// serves the connection.
+// writer is the session's writing side. Its state lives as long as the
+// session, but its goroutine only while there is something to write
+// (Session.signal starts one; run ends it).
 type writer struct {
 	s    *Session
 	conn *websocket.Conn
+	// started: the first writer has written the hello frame and found
+	// where the session starts.
+	started bool
 	// stall fires when a write makes no progress for WriteTimeout.
 	stall *time.Timer
 	// spare is the queue slice handed back to Deliver after a drain, so a
-	// steady stream allocates nothing; dropped when it grew large, so an
-	// idle session holds little.
+	// steady stream allocates nothing; dropped when the writer goes idle,
+	// so an idle session holds no buffer.
 	spare []frame.Item
 }
 
@@ -29,57 +33,80 @@ var errClosing = errors.New("session closing")
 // bufPool holds write buffers: a session needs one only while it writes.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// run is one writer goroutine: it starts the session if no writer has yet,
+// writes what waits, and ends when nothing does. Once the session is
+// closed, the writer of the moment closes the connection and no other
+// starts.
 func (w *writer) run() {
 	s := w.s
-	select {
-	case <-s.closing:
-		return
-	default:
-	}
-	defer func() {
-		if w.stall != nil {
-			w.stall.Stop()
+	defer s.writers.Done()
+	if !w.started {
+		w.started = true
+		if err := w.begin(); err != nil {
+			w.finish()
+			return
 		}
-	}()
+	}
+	err := w.drain()
+	if err == nil {
+		return // idle: the next delivery starts another writer
+	}
+	if !errors.Is(err, errClosing) {
+		s.deps.Log.Debug("write failed", "session_id", s.p.ID, "err", err)
+		s.Close(StatusAbnormal, "write failed")
+	}
+	w.finish()
+}
+
+// begin writes the hello frame, starts the session (replay or head) and
+// arms the keepalive pings.
+func (w *writer) begin() error {
+	s := w.s
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return errClosing
+	}
 	if err := w.write(frame.Hello(s.p.ID, s.p.Pod, s.p.User, s.p.Resume)); err != nil {
 		s.Close(StatusAbnormal, "write failed")
-		return
+		return err
 	}
 	if err := w.start(); err != nil {
 		if !errors.Is(err, errClosing) {
 			s.deps.Log.Warn("resume failed", "session_id", s.p.ID, "user", s.p.User, "err", err)
 			s.Close(websocket.StatusInternalError, "resume failed")
 		}
-		return
+		return err
 	}
 	if iv := s.deps.Options.PingInterval; iv > 0 {
-		t := time.NewTimer(iv)
-		defer t.Stop()
-		w.loop(t.C, func() { w.ping(); t.Reset(iv) })
-		return
+		s.mu.Lock()
+		if !s.closed {
+			s.ping = time.AfterFunc(iv, w.pingOnce)
+		}
+		s.mu.Unlock()
 	}
-	w.loop(nil, nil)
+	return nil
 }
 
-func (w *writer) loop(pingC <-chan time.Time, onPing func()) {
+// finish closes the connection with the session's close status. The
+// close handshake is bounded by the library (5s to write, 5s to hear
+// back).
+func (w *writer) finish() {
 	s := w.s
-	for {
-		select {
-		case <-s.closing:
-			return
-		case <-pingC:
-			onPing()
-			continue
-		case <-s.wake:
-		}
-		if err := w.drain(); err != nil {
-			if !errors.Is(err, errClosing) {
-				s.deps.Log.Debug("write failed", "session_id", s.p.ID, "err", err)
-				s.Close(StatusAbnormal, "write failed")
-			}
-			return
-		}
+	if w.stall != nil {
+		w.stall.Stop()
 	}
+	code, reason := s.CloseStatus()
+	if code == StatusAbnormal {
+		_ = w.conn.CloseNow()
+	} else {
+		_ = w.conn.Close(code, reason)
+	}
+	s.mu.Lock()
+	s.finished = true
+	w.spare = nil
+	s.mu.Unlock()
 }
 
 // drain writes what waits: control frames first, then queued deliveries,
@@ -95,10 +122,20 @@ func (w *writer) drain() error {
 		ctrl := s.control
 		s.control = nil
 		closeAfter := s.closeAfter
-		items := s.queue
-		s.queue = w.spare
-		w.spare = nil
-		catchUp := s.mode == catchingUp
+		var items []frame.Item
+		if s.mode == live {
+			items = s.queue
+			s.queue = w.spare
+			w.spare = nil
+		}
+		catchUp := s.mode == reading
+		if len(ctrl) == 0 && closeAfter == nil && len(items) == 0 && !catchUp {
+			// Nothing waits: this writer ends, and gives its buffers back.
+			s.writing = false
+			s.queue, w.spare = nil, nil
+			s.mu.Unlock()
+			return nil
+		}
 		s.mu.Unlock()
 
 		for _, b := range ctrl {
@@ -120,17 +157,12 @@ func (w *writer) drain() error {
 			if err := w.catchUp(); err != nil {
 				return err
 			}
-			continue
-		}
-		if len(ctrl) == 0 && len(items) == 0 {
-			return nil
 		}
 	}
 }
 
 // writeItems writes message frames in order: one WebSocket message each,
 // or, for a batch=1 client, as many as fit in MaxBatchBytes per message.
-// Every item's reference is released.
 func (w *writer) writeItems(items []frame.Item) error {
 	if len(items) == 0 {
 		return nil
@@ -156,9 +188,7 @@ func (w *writer) writeItems(items []frame.Item) error {
 			n++
 		}
 		*bp = buf
-		err := w.write(buf)
-		if err != nil {
-			release(items)
+		if err := w.write(buf); err != nil {
 			return err
 		}
 		w.wrote(items[:n])
@@ -207,8 +237,10 @@ func (w *writer) wrote(items []frame.Item) {
 			if !it.M.SentAt.IsZero() {
 				m.DeliveryLatency.Observe(now.Sub(it.M.SentAt).Seconds())
 			}
+			if !it.M.FannedOut.IsZero() {
+				m.SessionWriteLatency.Observe(now.Sub(it.M.FannedOut).Seconds())
+			}
 		}
-		it.M.Release()
 	}
 	m.WrittenLive.Add(float64(live))
 	m.WrittenInb.Add(float64(len(items) - live))
@@ -246,21 +278,22 @@ func (w *writer) stalled() {
 	_ = w.conn.Close(websocket.StatusPolicyViolation, "client not reading")
 }
 
-// ping sends a keepalive ping on a short-lived goroutine (the library's
-// Ping waits for the pong, which the reader receives), so an idle session
-// keeps two goroutines. A peer that does not answer within the interval
-// is dropped.
-func (w *writer) ping() {
+// pingOnce sends a keepalive ping and waits for the pong (which the
+// session's reader receives) on the timer's goroutine, then arms the next
+// one. A peer that does not answer within the interval is dropped.
+func (w *writer) pingOnce() {
 	s := w.s
-	if !s.pinging.CompareAndSwap(false, true) {
-		return // the previous ping is still waiting; it will time out
+	iv := s.deps.Options.PingInterval
+	ctx, cancel := context.WithTimeout(context.Background(), iv)
+	err := w.conn.Ping(ctx)
+	cancel()
+	if err != nil {
+		s.Close(StatusAbnormal, "ping timeout")
+		return
 	}
-	go func() {
-		defer s.pinging.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), s.deps.Options.PingInterval)
-		defer cancel()
-		if err := w.conn.Ping(ctx); err != nil {
-			s.Close(StatusAbnormal, "ping timeout")
-		}
-	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.ping.Reset(iv)
+	}
 }

@@ -1,18 +1,4 @@
-// Package order puts one user's live deliveries back into inbox order on
-// this pod, without Firestore whenever it can.
-//
-// Deliveries reach a pod out of order: the edge subscription is not ordered
-// and the Pub/Sub client hands them to concurrent callbacks. Inbox
-// positions are handed out in commit order, so once position k+2 arrives,
-// k+1 is stored: it is either on its way (late) or will never come (its
-// delivery was lost, e.g. a worker died between commit and publish). A
-// Buffer holds what arrived past a gap; the hub waits up to the Window for
-// the missing position to arrive live and only then reads it from the
-// inbox, once for the user, whatever the number of the user's sessions.
-//
-// Buffer is plain data with no clock or locks of its own: the caller passes
-// the time and serializes the calls (the hub does both per user).
-package order
+package sequencer
 
 import (
 	"cmp"
@@ -50,7 +36,9 @@ type held[T any] struct {
 	at time.Time
 }
 
-// Buffer releases one user's items in position order.
+// Buffer releases one user's items in position order. It is plain data
+// with no clock or locks of its own: the Set passes the time and
+// serializes the calls per user.
 type Buffer[T any] struct {
 	// Max bounds the held items; past it, further items beyond the gap
 	// are dropped (they are stored: the gap read brings them).
