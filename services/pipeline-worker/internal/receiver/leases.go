@@ -8,6 +8,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
+	"github.com/courierhq/courier/pkg/periodic"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
@@ -57,16 +58,7 @@ func (l *leases) remove(ackID string) {
 
 // run extends leases until ctx is done, checking every tick.
 func (l *leases) run(ctx context.Context, tick time.Duration) {
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			l.extendDue(ctx)
-		}
-	}
+	periodic.Run(ctx, tick, l.extendDue)
 }
 
 // extendDue extends every lease past half its length, and lets go of the

@@ -23,6 +23,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/periodic"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
@@ -179,18 +180,11 @@ func (f *Fanout) Run(ctx context.Context) error {
 }
 
 func (f *Fanout) heartbeat(ctx context.Context) {
-	t := time.NewTicker(f.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	periodic.Run(ctx, f.cfg.HeartbeatInterval, func(ctx context.Context) {
 		if err := f.beats.Beat(ctx, f.cfg.Pod, f.subName, f.started); err != nil && ctx.Err() == nil {
 			f.log.Warn("edge heartbeat", "err", err)
 		}
-	}
+	})
 }
 
 // Handle processes one delivery: it encodes the message's frame once and
