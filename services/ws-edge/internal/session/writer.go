@@ -209,20 +209,8 @@ func (w *writer) writePage(items []frame.Item) error {
 	return w.writeItems(items)
 }
 
-// tooSlow runs when a page was not written within PageWriteTimeout. As
-// stalled, it closes from here because the writer is blocked in a write.
-func (w *writer) tooSlow() {
-	s := w.s
-	s.mu.Lock()
-	already := s.closed
-	s.closeLocked(websocket.StatusPolicyViolation, "client too slow")
-	s.mu.Unlock()
-	if already {
-		return
-	}
-	s.deps.Metrics.Stalled.Inc()
-	_ = w.conn.Close(websocket.StatusPolicyViolation, "client too slow")
-}
+// tooSlow runs when a page was not written within PageWriteTimeout.
+func (w *writer) tooSlow() { w.closeStuck("client too slow") }
 
 // wrote accounts for items written to the socket.
 func (w *writer) wrote(items []frame.Item) {
@@ -262,20 +250,24 @@ func (w *writer) write(b []byte) error {
 }
 
 // stalled runs when a write made no progress for WriteTimeout: the client
-// does not read. The writer is blocked in that write, so the close starts
-// here; the library drops the connection after its close handshake
-// timeout if the client stays silent, which unblocks the write.
-func (w *writer) stalled() {
+// does not read.
+func (w *writer) stalled() { w.closeStuck("client not reading") }
+
+// closeStuck closes a session whose writer is blocked in a write, with
+// 1008 and reason. The writer cannot do it, so the close starts here, on
+// a timer's goroutine; the library drops the connection after its close
+// handshake timeout if the client stays silent, which unblocks the write.
+func (w *writer) closeStuck(reason string) {
 	s := w.s
 	s.mu.Lock()
 	already := s.closed
-	s.closeLocked(websocket.StatusPolicyViolation, "client not reading")
+	s.closeLocked(websocket.StatusPolicyViolation, reason)
 	s.mu.Unlock()
 	if already {
 		return
 	}
 	s.deps.Metrics.Stalled.Inc()
-	_ = w.conn.Close(websocket.StatusPolicyViolation, "client not reading")
+	_ = w.conn.Close(websocket.StatusPolicyViolation, reason)
 }
 
 // pingOnce sends a keepalive ping and waits for the pong (which the
