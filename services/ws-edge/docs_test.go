@@ -182,3 +182,50 @@ func TestChartEnvMatchesTheTable(t *testing.T) {
 		t.Errorf("only %d chart variables seen: is values.yaml still parsed?", seen)
 	}
 }
+
+// notSettings are the edge.Config fields no variable sets: constants their
+// package owns (its zero-value fallback is their one default).
+var notSettings = map[string]bool{"CloseConcurrency": true, "Session.MaxBadFrames": true, "Session.StoreTimeout": true}
+
+// TestPackagesDoNotFillIn: settings.go sets every numeric knob of the
+// edge's configuration, so the packages' zero-value fallbacks (edge.New,
+// session.Options.WithDefaults, hub, sequencer, inboxreader, acks, fanout;
+// kept for tests' partial configs) never apply in the binary: a row
+// dropped from the table leaves its field zero and fails here.
+func TestPackagesDoNotFillIn(t *testing.T) {
+	s, err := settingsWith(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		for i := range v.NumField() {
+			f, name := v.Field(i), prefix+v.Type().Field(i).Name
+			switch f.Kind() {
+			case reflect.Struct:
+				if name == "Session" {
+					walk(name+".", f)
+				}
+			case reflect.Int, reflect.Int64, reflect.Float64:
+				if notSettings[name] {
+					continue
+				}
+				checked++
+				if f.IsZero() {
+					t.Errorf("edge.Config.%s is zero after loadSettings: its package would fill in a default of its own", name)
+				}
+			}
+		}
+	}
+	walk("", reflect.ValueOf(s.Edge))
+	if checked < 20 {
+		t.Errorf("only %d fields checked", checked)
+	}
+	// And the session's own fallbacks change nothing but its constants.
+	opts := s.Edge.Session.WithDefaults()
+	opts.MaxBadFrames, opts.StoreTimeout = s.Edge.Session.MaxBadFrames, s.Edge.Session.StoreTimeout
+	if opts != s.Edge.Session {
+		t.Errorf("session.Options.WithDefaults changed configured options: %+v, settings %+v", opts, s.Edge.Session)
+	}
+}
