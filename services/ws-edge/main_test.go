@@ -14,37 +14,36 @@ import (
 	"github.com/courierhq/courier/services/ws-edge/internal/edge"
 )
 
-func TestReadSettings(t *testing.T) {
+func TestLoadSettings(t *testing.T) {
 	env := config.FromMap(map[string]string{
 		"AUTH_HS256_SECRET": "dev-secret-0123456789", "DEV_TOKENS": "true", "POD_NAME": "WS-Edge_0", "WS_SEND_QUEUE": "8",
 		"WS_ALLOWED_ORIGINS": "a.example, https://*.b.example", "EDGE_TARGETED_ROUTING": "true",
 	})
-	s := readSettings(env)
-	if err := env.Err(); err != nil {
+	s, err := loadSettings(env)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if s.edge.Pod != "ws-edge-0" || s.edge.Session.QueueSize != 8 || len(s.edge.AllowedOrigins) != 2 || !s.edge.TargetedRouting {
-		t.Errorf("settings = %+v", s.edge)
+	if s.Edge.Pod != "ws-edge-0" || s.Edge.Session.QueueSize != 8 || len(s.Edge.AllowedOrigins) != 2 || !s.Edge.TargetedRouting {
+		t.Errorf("settings = %+v", s.Edge)
 	}
-	if s.httpAddr != ":8081" || s.adminAddr != ":9464" || s.shutdownTimeout != 25*time.Second || s.edge.Session.PingInterval != 20*time.Second ||
-		s.edge.Session.ReadLimit != 4096 || s.edge.MaxSessionsPerUser != 16 || s.edge.DevSecret == nil {
+	if s.HTTPAddr != ":8081" || s.AdminAddr != ":9464" || s.ShutdownTimeout != 25*time.Second || s.Edge.Session.PingInterval != 20*time.Second ||
+		s.Edge.Session.ReadLimit != 4096 || s.Edge.MaxSessionsPerUser != 16 || s.Edge.DevSecret == nil {
 		t.Errorf("defaults = %+v", s)
 	}
 
 	// JWKS wins: no development tokens then.
 	env = config.FromMap(map[string]string{"AUTH_HS256_SECRET": "dev-secret-0123456789", "AUTH_JWKS_URL": "https://idp/jwks", "POD_NAME": "p"})
-	if s := readSettings(env); s.edge.DevSecret != nil {
+	s, err = loadSettings(env)
+	if s.Edge.DevSecret != nil {
 		t.Error("dev tokens enabled alongside a JWKS URL")
 	}
 	// A JWKS URL without the issuer and the audience refuses to start.
-	readSettings(env)
-	if err := env.Err(); err == nil || !strings.Contains(err.Error(), "AUTH_ISSUER") || !strings.Contains(err.Error(), "AUTH_AUDIENCE") {
+	if err == nil || !strings.Contains(err.Error(), "AUTH_ISSUER") || !strings.Contains(err.Error(), "AUTH_AUDIENCE") {
 		t.Errorf("JWKS without issuer and audience: %v", err)
 	}
 
 	env = config.FromMap(map[string]string{"POD_NAME": "---", "WS_SEND_QUEUE": "0"})
-	readSettings(env)
-	err := env.Err()
+	_, err = loadSettings(env)
 	for _, name := range []string{"AUTH_JWKS_URL", "POD_NAME", "WS_SEND_QUEUE"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
@@ -73,15 +72,15 @@ func TestDevTokensOnlyWhenAsked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.env["POD_NAME"] = "p"
 			env := config.FromMap(tc.env)
-			s := readSettings(env)
-			if err := env.Err(); err != nil {
-				t.Fatal(err)
-			}
-			v, err := auth.NewFromConfig(context.Background(), s.auth)
+			s, err := loadSettings(env)
 			if err != nil {
 				t.Fatal(err)
 			}
-			e, err := edge.New(s.edge, edge.Deps{Verifier: v, Heartbeats: nopHeartbeats{}})
+			v, err := auth.NewFromConfig(context.Background(), s.Auth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := edge.New(s.Edge, edge.Deps{Verifier: v, Heartbeats: nopHeartbeats{}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,8 +102,7 @@ func TestDevTokensOnlyWhenAsked(t *testing.T) {
 		})
 	}
 	env := config.FromMap(map[string]string{"AUTH_JWKS_URL": "https://idp/jwks", "AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a", "DEV_TOKENS": "true", "POD_NAME": "p"})
-	readSettings(env)
-	if err := env.Err(); err == nil || !strings.Contains(err.Error(), "DEV_TOKENS") {
+	if _, err := loadSettings(env); err == nil || !strings.Contains(err.Error(), "DEV_TOKENS") {
 		t.Errorf("DEV_TOKENS with a JWKS URL: %v", err)
 	}
 }

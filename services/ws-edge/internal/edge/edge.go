@@ -153,6 +153,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
+	// Zero-value fallbacks: the binary never relies on them (settings.go
+	// sets every field; main's TestPackagesDoNotFillIn); they stay because
+	// tests build edges from partial configs.
 	if cfg.ReadConcurrency <= 0 {
 		cfg.ReadConcurrency = 32
 	}

@@ -62,6 +62,9 @@ type Config struct {
 	MaxSessionsPerUser int
 }
 
+// withDefaults fills zero limits. The binary never relies on it (ws-edge's
+// settings.go sets both; TestPackagesDoNotFillIn); it stays because tests
+// build hubs from partial configs.
 func (c Config) withDefaults() Config {
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 10000

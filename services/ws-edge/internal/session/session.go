@@ -82,7 +82,11 @@ type Options struct {
 	AckBurst int
 }
 
-// WithDefaults fills in the zero fields.
+// WithDefaults fills in the zero fields. For the fields a variable sets,
+// the binary never relies on it (ws-edge's settings.go sets them;
+// TestPackagesDoNotFillIn); it stays because tests build sessions from
+// partial options. MaxBadFrames and StoreTimeout have no variable: their
+// default is here only.
 func (o Options) WithDefaults() Options {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
