@@ -247,7 +247,7 @@ func fanout(r *report.Results) (*plot.Plot, bool) {
 		addSeries(p, "ws-edge"+suffix(b, len(r.Builds)), xys, i, b.Label == "old")
 		any = true
 	}
-	if peer := r.Peer; peer != nil && len(peer.Group) > 0 {
+	if peer := r.Peer(); peer != nil && len(peer.Group) > 0 {
 		var xys plotter.XYs
 		for _, s := range peer.Group {
 			xys = append(xys, plotter.XY{X: s.Rate, Y: s.FramesPerS})

@@ -246,7 +246,7 @@ func (r *Results) Summary(w io.Writer) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
-	if p := r.Peer; p != nil && len(p.Group) > 0 {
+	if p := r.Peer(); p != nil && len(p.Group) > 0 {
 		best := 0.0
 		for _, s := range p.Group {
 			best = max(best, s.FramesPerCoreSecond)
@@ -347,10 +347,10 @@ func (r *Results) Markdown(w io.Writer, charts []string) {
 	r.workerMarkdown(w)
 	r.edgeMarkdown(w)
 	r.goMarkdown(w)
-	if r.Peer != nil {
-		fmt.Fprintf(w, "## Peer: %s\n\n%s\n\n", r.Peer.Name, r.Peer.Status)
-		if len(r.Peer.Group) > 0 {
-			edgeSteps(w, r.Peer.Group)
+	for _, p := range r.Peers {
+		fmt.Fprintf(w, "## Peer: %s, history %s, round %d\n\n%s\n\n", p.Name, onOff(p.History), p.Repeat+1, p.Status)
+		if len(p.Group) > 0 {
+			edgeSteps(w, p.Group)
 		}
 	}
 }
@@ -482,4 +482,11 @@ func (r *Results) goMarkdown(w io.Writer) {
 		t.add(g.Package, g.Name, fmt.Sprint(g.Runs), num(g.Medians["ns/op"]), num(g.Medians["B/op"]), num(g.Medians["allocs/op"]), strings.Join(other, ", "))
 	}
 	t.write(w)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }

@@ -28,7 +28,8 @@ type Results struct {
 	Raw      Raw              `json:"raw_limits"`
 	Builds   []Build          `json:"builds"`
 	Go       []gobench.Result `json:"go_benchmarks"`
-	Peer     *PeerResult      `json:"peer,omitempty"`
+	// Peers is the well-known peer, per round, without and with history.
+	Peers []PeerResult `json:"peers,omitempty"`
 	// Errors are phases that failed (the run goes on with the others).
 	Errors []string `json:"errors,omitempty"`
 }
@@ -100,8 +101,11 @@ func (r Raw) HopsP99() float64 {
 
 // Build is phases 2–4 on one build.
 type Build struct {
-	Label  string                  `json:"label"` // "new" or "old"
-	Rev    string                  `json:"rev"`
+	Label string `json:"label"` // "new" or "old"
+	Rev   string `json:"rev"`
+	// Repeat is the round (0-based): each comparison runs several rounds,
+	// alternating the builds' order.
+	Repeat int                     `json:"repeat"`
 	E2E    *e2e.Result             `json:"end_to_end,omitempty"`
 	Worker []worker.ScenarioResult `json:"worker,omitempty"`
 	Edge   *edge.Result            `json:"edge,omitempty"`
@@ -121,9 +125,11 @@ type Ratios struct {
 
 // PeerResult is the optional well-known peer (see the peer phase).
 type PeerResult struct {
-	Name   string      `json:"name"`
-	Status string      `json:"status"`
-	Group  []edge.Step `json:"group,omitempty"`
+	Name    string      `json:"name"`
+	History bool        `json:"history"`
+	Repeat  int         `json:"repeat"`
+	Status  string      `json:"status"`
+	Group   []edge.Step `json:"group,omitempty"`
 }
 
 // Compute fills the ratios of every build.
@@ -145,7 +151,17 @@ func (r *Results) Compute() {
 	}
 }
 
-// Build returns the build labelled label, or nil.
+// Peer is the peer's first round without history (nil when none ran).
+func (r *Results) Peer() *PeerResult {
+	for i := range r.Peers {
+		if !r.Peers[i].History && r.Peers[i].Repeat == 0 {
+			return &r.Peers[i]
+		}
+	}
+	return nil
+}
+
+// Build returns the build labelled label (its first round), or nil.
 func (r *Results) Build(label string) *Build {
 	for i := range r.Builds {
 		if r.Builds[i].Label == label {

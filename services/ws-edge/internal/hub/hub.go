@@ -300,8 +300,13 @@ func (h *Hub[C]) hand(u *user[C], ready []frame.Item) {
 	if len(ready) == 0 {
 		return
 	}
-	for _, it := range ready {
+	now := time.Now()
+	for i, it := range ready {
 		it.M.Ref(len(u.conns))
+		if !it.M.Received.IsZero() {
+			h.m.ReorderWait.Observe(now.Sub(it.M.Received).Seconds())
+			ready[i].Handed = now
+		}
 	}
 	for _, c := range u.conns {
 		c.Deliver(ready)

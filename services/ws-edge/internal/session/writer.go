@@ -156,22 +156,25 @@ func (w *writer) writeItems(items []frame.Item) error {
 			n++
 		}
 		*bp = buf
+		began := time.Now()
 		err := w.write(buf)
 		if err != nil {
 			release(items)
 			return err
 		}
-		w.wrote(items[:n])
+		w.wrote(items[:n], began)
 		items = items[n:]
 	}
 	return nil
 }
 
-// wrote accounts for items written to the socket.
-func (w *writer) wrote(items []frame.Item) {
+// wrote accounts for items written to the socket by a write that began
+// at began.
+func (w *writer) wrote(items []frame.Item, began time.Time) {
 	m := w.s.deps.Metrics
 	m.FramesPerWrite.Observe(float64(len(items)))
 	now := time.Now()
+	m.SocketWrite.Observe(now.Sub(began).Seconds())
 	live := 0
 	for _, it := range items {
 		w.s.last = it.Seq
@@ -179,6 +182,9 @@ func (w *writer) wrote(items []frame.Item) {
 			live++
 			if !it.M.SentAt.IsZero() {
 				m.DeliveryLatency.Observe(now.Sub(it.M.SentAt).Seconds())
+			}
+			if !it.Handed.IsZero() {
+				m.QueueWait.Observe(began.Sub(it.Handed).Seconds())
 			}
 		}
 		it.M.Release()
