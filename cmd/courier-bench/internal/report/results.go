@@ -12,6 +12,7 @@ import (
 	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/edge"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/gobench"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/nullpipe"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/rawlimits"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/worker"
 )
@@ -28,6 +29,8 @@ type Results struct {
 	Raw      Raw              `json:"raw_limits"`
 	Builds   []Build          `json:"builds"`
 	Go       []gobench.Result `json:"go_benchmarks"`
+	// Null is the null pipeline (the end-to-end ceiling), per round.
+	Null []NullRound `json:"null_pipeline,omitempty"`
 	// Peers is the well-known peer, per round, without and with history.
 	Peers []PeerResult `json:"peers,omitempty"`
 	// Errors are phases that failed (the run goes on with the others).
@@ -121,6 +124,12 @@ type Ratios struct {
 	// P99OverHops is the end-to-end p99 at the steady rate ÷ (2 raw Pub/Sub
 	// hops + 1 raw commit) p99.
 	P99OverHops float64 `json:"steady_p99_over_raw_hops_p99"`
+}
+
+// NullRound is one round of the null pipeline.
+type NullRound struct {
+	Repeat int `json:"repeat"`
+	nullpipe.Result
 }
 
 // PeerResult is the optional well-known peer (see the peer phase).

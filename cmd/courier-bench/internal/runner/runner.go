@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/edge"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/gobench"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/nullpipe"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/procs"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/rawlimits"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/report"
@@ -44,9 +46,8 @@ type Options struct {
 	// Peer is a centrifugo binary: when set, the group fan-out ladder also
 	// runs on it (the well-known peer).
 	Peer string
-	// Repeats is how many times each comparison (end to end, edge, peer)
-	// runs, alternating the builds' order.
-	Repeats  int
+	// Tune shortens (or otherwise overrides) the plan.
+	Tune     Tune
 	Phases   map[string]bool // nil = all; keys: raw, e2e, worker, edge, go
 	P99Bound time.Duration
 	// Emulator ports; 0 picks free ones.
@@ -72,6 +73,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 	if o.Quick {
 		plan = Quick(o.P99Bound)
 	}
+	plan = o.Tune.Apply(plan)
 	say := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
 	res := &report.Results{Started: started, Quick: o.Quick, Machine: machine(), Commit: gitHead(o.Repo)}
 	res.Machine.LoadStart = loadAvg()
@@ -91,7 +93,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 		builds = append(builds, bl)
 	}
 	say("== courier-bench: %s mode, builds: %s; estimated total ≤ %s; results in %s", mode(o.Quick), labels(builds),
-		plan.Estimate(len(builds), o.GoBench && o.want("go")).Round(time.Minute), dir)
+		plan.Estimate(len(builds), o.GoBench && o.want("go"), o.Peer != "" && o.want("edge")).Round(time.Minute), dir)
 
 	say("== starting private emulators")
 	emu, err := procs.StartEmulators(o.Repo, filepath.Join(dir, "emulators"), o.PubSubPort, o.FirestorePort)
@@ -132,7 +134,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 			fail("raw limits", err)
 		}
 	}
-	repeats := max(o.Repeats, 1)
+	repeats := max(plan.Repeats, 1)
 	// entry is build i's results of repeat r (created on first use).
 	entry := func(i, r int) *report.Build {
 		for k := range res.Builds {
@@ -162,10 +164,19 @@ func Run(ctx context.Context, o Options) (string, error) {
 		}
 	}
 	if o.want("e2e") {
-		phase("end to end: open-loop ladders (pairs, group; acks off and on) and burst through gateway → worker → 2 edges")
+		phase("end to end: open-loop ladders (pairs, group; acks off and on) and burst through gateway → worker → 2 edges, beside the null pipeline")
 		eachBuild(0, repeats, "end to end", func(i, r int, b stack.Build) error {
+			// The null pipeline takes its turn in the same round: first in
+			// odd rounds, last in even ones.
+			ord := order(len(builds), r)
+			if r%2 == 1 && i == ord[0] {
+				nullRound(ctx, emu, plan, r, res, say, progress, fail)
+			}
 			er, err := e2ePhase(ctx, b, emu, logs, plan.E2E, progress)
 			entry(i, r).E2E = er
+			if r%2 == 0 && i == ord[len(ord)-1] {
+				nullRound(ctx, emu, plan, r, res, say, progress, fail)
+			}
 			return err
 		})
 	}
@@ -393,6 +404,37 @@ func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs str
 	}
 	r, err := e2e.Run(ctx, tg, c, progress)
 	return &r, err
+}
+
+// nullRound runs the null pipeline (the end-to-end ceiling without
+// Courier's code) on the end-to-end ladder's rates, as round r.
+func nullRound(ctx context.Context, emu *procs.Emulators, plan Plan, r int, res *report.Results, say func(string, ...any), progress func(string), fail func(string, error)) {
+	say("   -- null pipeline (no Courier code), round %d", r+1)
+	project := fmt.Sprintf("bench-null-%d", time.Now().UnixNano())
+	defer emu.ResetFirestore(context.Background(), project)
+	ps, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		fail("null pipeline", fmt.Errorf("pubsub client: %w", err))
+		return
+	}
+	defer ps.Close()
+	fs, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		fail("null pipeline", fmt.Errorf("firestore client: %w", err))
+		return
+	}
+	defer fs.Close()
+	c := plan.Null
+	rates := slices.Clone(plan.E2E.Ladder)
+	for k := 0; k < plan.E2E.Extend && len(rates) > 0; k++ {
+		rates = append(rates, math.Round(rates[len(rates)-1]*1.5))
+	}
+	c.Ladder = rates
+	nr, err := nullpipe.Run(ctx, ps, fs, project, emu.Meter, c, progress)
+	res.Null = append(res.Null, report.NullRound{Repeat: r, Result: nr})
+	if err != nil {
+		fail(fmt.Sprintf("null pipeline (round %d)", r+1), err)
+	}
 }
 
 func logFile(dir, name string) io.Writer {
