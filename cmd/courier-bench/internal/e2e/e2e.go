@@ -55,8 +55,10 @@ type Target struct {
 	Pids map[string]int
 	// Meter reads the load client's, the emulators' and the machine's CPU.
 	Meter procs.Meter
-	// Scrape reads each edge's metrics (catch-ups per step).
-	Scrape []func(context.Context) (promtext.Snapshot, error)
+	// Scrape reads each edge's metrics (catch-ups per step); ScrapeWorker
+	// the worker's (its lag: message age when processing starts).
+	Scrape       []func(context.Context) (promtext.Snapshot, error)
+	ScrapeWorker func(context.Context) (promtext.Snapshot, error)
 }
 
 // Config sizes the phase.
@@ -112,7 +114,10 @@ type StepResult struct {
 	// CatchUps is the edges' sessions that switched to catching up from
 	// the inbox during the step.
 	CatchUps float64 `json:"edge_catch_ups,omitempty"`
-	Broken   string  `json:"broken,omitempty"` // why this rate is not sustained
+	// WorkerLagP99 is the p99 of the worker's message age when it starts
+	// processing (its courier_pipeline_worker_message_age_seconds), ms.
+	WorkerLagP99 float64 `json:"worker_lag_p99_ms,omitempty"`
+	Broken       string  `json:"broken,omitempty"` // why this rate is not sustained
 }
 
 // Counts account for every message of a step.
@@ -602,6 +607,7 @@ func Run(ctx context.Context, tg Target, c Config, progress func(string)) (Resul
 		cpu0 := cpuNow(tg.Pids)
 		mark := tg.Meter.Start()
 		edges0 := scrapeAll(ctx, tg.Scrape)
+		worker0 := scrapeAll(ctx, workerScraper(tg))
 		errs0 := tr.errFrames.Load()
 		start, skipped := openloop.Run(ctx, st.rate, hi-lo, c.MaxInFlight, func(i int, due time.Time) {
 			s := lo + i
@@ -621,6 +627,11 @@ func Run(ctx context.Context, tg Target, c Config, progress func(string)) (Resul
 			Latency: stats.Summarize(lat), CPU: cores(cpu0, cpuNow(tg.Pids), elapsed), Usage: mark.Stop(),
 			AckErrors: int(tr.errFrames.Load() - errs0)}
 		edges1 := scrapeAll(ctx, tg.Scrape)
+		if w1 := scrapeAll(ctx, workerScraper(tg)); len(w1) == 1 && w1[0].Sums != nil && worker0[0].Sums != nil {
+			if d, ok := promtext.Between(worker0[0], w1[0], "courier_pipeline_worker_message_age_seconds"); ok && d.Count > 0 {
+				sr.WorkerLagP99 = d.P99
+			}
+		}
 		for k := range edges0 {
 			if k < len(edges1) && edges0[k].Sums != nil && edges1[k].Sums != nil {
 				sr.CatchUps += promtext.Delta(edges0[k], edges1[k], "courier_ws_edge_catchups_total")
@@ -770,8 +781,18 @@ func broken(s StepResult, bound time.Duration) string {
 	if s.Latency.P99 > float64(bound.Milliseconds()) {
 		why = append(why, fmt.Sprintf("p99 %.0f ms > %d ms", s.Latency.P99, bound.Milliseconds()))
 	}
+	if len(why) > 0 && s.WorkerLagP99 > 0 {
+		why = append(why, fmt.Sprintf("worker lag p99 %.0f ms", s.WorkerLagP99))
+	}
 	if len(why) > 0 && s.CatchUps > 0 {
 		why = append(why, fmt.Sprintf("%.0f edge catch-ups", s.CatchUps))
 	}
 	return strings.Join(why, "; ")
+}
+
+func workerScraper(tg Target) []func(context.Context) (promtext.Snapshot, error) {
+	if tg.ScrapeWorker == nil {
+		return nil
+	}
+	return []func(context.Context) (promtext.Snapshot, error){tg.ScrapeWorker}
 }

@@ -74,7 +74,7 @@ func RunPeer(ctx context.Context, bin string, emu *procs.Emulators, logDir strin
 	if history {
 		name = "centrifugo-history"
 		conf["channel"] = map[string]any{"without_namespace": map[string]any{
-			"history_size": 1_000_000, "history_ttl": "600s", "force_recovery": true,
+			"history_size": 100_000, "history_ttl": "600s", "force_recovery": true,
 		}}
 	}
 	b, _ := json.MarshalIndent(conf, "", "  ")

@@ -204,7 +204,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 				pr := report.PeerResult{Name: "centrifugo " + peerVersion(o.Repo), Group: steps, History: history, Repeat: r,
 					Status: fmt.Sprintf("%d WebSocket clients subscribed to one channel; each delivery is one Pub/Sub message whose data (the same 200-byte payload) centrifugo's Google Pub/Sub consumer publishes to that channel (publication data mode).", plan.Edge.Sessions)}
 				if history {
-					pr.Status += " History and recovery on (history_size 1,000,000, history_ttl 600 s, force_recovery): every publication carries its offset."
+					pr.Status += " History and recovery on (history_size 100,000, history_ttl 600 s, force_recovery): every publication carries its offset."
 				}
 				if perr != nil {
 					pr.Status += " Failed: " + perr.Error()
@@ -390,7 +390,8 @@ func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs str
 		return nil, err
 	}
 	started = append(started, wk)
-	tg := e2e.Target{Gateway: gw.HTTP, Secret: secret, Pids: map[string]int{"gateway": gw.Pid(), "worker": wk.Pid()}, Meter: emu.Meter}
+	tg := e2e.Target{Gateway: gw.HTTP, Secret: secret, Pids: map[string]int{"gateway": gw.Pid(), "worker": wk.Pid()}, Meter: emu.Meter,
+		ScrapeWorker: wk.Scrape}
 	for i := range 2 {
 		pod := fmt.Sprintf("bench-%d", i+1)
 		ed, err := stack.StartEdge(ctx, b, env, pod, 1000)
