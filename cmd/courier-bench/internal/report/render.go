@@ -20,23 +20,38 @@ type Headline struct {
 	Values map[string]float64 // by build label; absent = not measured
 }
 
-// Headlines are the numbers the summary shows for every build.
+// Headlines are the numbers the summary shows for every build: medians
+// over the rounds (report.md's comparisons give the spread).
 func (r *Results) Headlines() []Headline {
 	var hs []Headline
 	add := func(name, unit string, f func(b *Build) (float64, bool)) {
+		// The median over rounds (each round is one Builds entry).
 		h := Headline{Name: name, Unit: unit, Values: map[string]float64{}}
+		per := map[string][]float64{}
 		for i := range r.Builds {
 			if v, ok := f(&r.Builds[i]); ok {
-				h.Values[r.Builds[i].Label] = v
+				per[r.Builds[i].Label] = append(per[r.Builds[i].Label], v)
 			}
+		}
+		for l, vs := range per {
+			h.Values[l] = Median(vs)
 		}
 		if len(h.Values) > 0 {
 			hs = append(hs, h)
 		}
 	}
 	slow := r.Raw.Slowest()
-	add("end to end: sustained rate (p99 ≤ bound, 0 lost)", "msg/s", func(b *Build) (float64, bool) {
+	add("end to end: highest pairs rung held (p99 ≤ bound, 0 lost), acks off", "msg/s", func(b *Build) (float64, bool) {
 		return e2eVal(b, func(e *e2e.Result) float64 { return e.Sustained })
+	})
+	add("end to end, clients acking: highest pairs rung held", "msg/s", func(b *Build) (float64, bool) {
+		return e2eVal(b, func(e *e2e.Result) float64 { return e.SustainedAcks })
+	})
+	add("end to end, group of all recipients: highest rung held, acks off", "msg/s", func(b *Build) (float64, bool) {
+		return e2eVal(b, func(e *e2e.Result) float64 { return e.GroupSustained })
+	})
+	add("end to end, group of all recipients, clients acking: highest rung held", "msg/s", func(b *Build) (float64, bool) {
+		return e2eVal(b, func(e *e2e.Result) float64 { return e.GroupSustainedAcks })
 	})
 	add(fmt.Sprintf("end to end: p99 at %.0f msg/s", r.steadyRate()), "ms", func(b *Build) (float64, bool) {
 		return e2eVal(b, func(e *e2e.Result) float64 { return e.SteadyP99 })

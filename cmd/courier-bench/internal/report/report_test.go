@@ -46,7 +46,7 @@ func TestSummaryComparesBuilds(t *testing.T) {
 	var b bytes.Buffer
 	r.Summary(&b)
 	out := b.String()
-	for _, want := range []string{"new/old", "sustained rate", "2.00×", "0.50×"} {
+	for _, want := range []string{"new/old", "highest pairs rung held", "2.00×", "0.50×"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
