@@ -97,7 +97,7 @@ type Metrics struct {
 
 // partBuckets resolve the latency parts from a tenth of a millisecond (a
 // socket write) to seconds (an overloaded queue).
-var partBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+var partBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .02, .03, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 2.5, 5, 10}
 
 // New creates the collectors and registers them on reg.
 func New(reg prometheus.Registerer) (*Metrics, error) {
