@@ -27,7 +27,8 @@ for m in $(scripts/modules.sh); do
   (cd "$m" && go test $RACE -count=1 -timeout 20m ${GOTESTFLAGS:-} ./...) || status=1
 done
 # The benchmark in its quick mode, as a smoke test: it fails only when a
-# phase errors or a message is unaccounted for, never on timing. It starts
+# phase errors or a frame is mis-delivered, missing, duplicated or out of
+# order, never on timing. It starts
 # emulators of its own.
 echo "== bench smoke (scripts/bench.sh --quick)"
 env -u PUBSUB_EMULATOR_HOST -u FIRESTORE_EMULATOR_HOST scripts/bench.sh --quick || status=1
