@@ -92,8 +92,11 @@ func RunPeer(ctx context.Context, bin string, emu *procs.Emulators, logDir strin
 		return nil, err
 	}
 
+	// The edge's ladder, extension rungs included, so every rung is
+	// matched with the edge's.
+	rates := extended(c.GroupLadder, c.Extend)
 	total := 0
-	for _, r := range c.GroupLadder {
+	for _, r := range rates {
 		total += int(r * c.StepFor.Seconds())
 	}
 	bn := newBench(c, &stack.Service{Proc: p, HTTP: addr}, total, c.Sessions)
@@ -127,7 +130,10 @@ func RunPeer(ctx context.Context, bin string, emu *procs.Emulators, logDir strin
 	defer pub.Stop()
 	next := 0
 	var steps []Step
-	for _, rate := range c.GroupLadder {
+	for k, rate := range rates {
+		if k >= len(c.GroupLadder) && len(steps) > 0 && steps[len(steps)-1].Broken != "" {
+			break
+		}
 		st, err := bn.step(ctx, pub, "group", rate, &next)
 		if err != nil {
 			return steps, err
