@@ -263,9 +263,46 @@ func (r *Results) Summary(w io.Writer) {
 		}
 		fmt.Fprintf(w, "peer %s, group fan-out: highest rung held %s deliveries/s, best %s frames per core-second\n", p.Name, num(sustainedSteps(p.Group)), num(best))
 	}
+	if sat, n := r.SaturatedSteps(); n > 0 {
+		fmt.Fprintf(w, "saturated steps (machine busy cores ≥ 90 %%): %d of %d\n", sat, n)
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintln(w, "ERROR:", e)
 	}
+}
+
+// SaturatedSteps counts the measured steps (end to end, null pipeline,
+// edge, peer) where the machine was saturated, of all of them.
+func (r *Results) SaturatedSteps() (sat, n int) {
+	count := func(u procs.Usage) {
+		n++
+		if u.Saturated {
+			sat++
+		}
+	}
+	for _, b := range r.Builds {
+		if b.E2E != nil {
+			for _, s := range b.E2E.Steps {
+				count(s.Usage)
+			}
+		}
+		if b.Edge != nil {
+			for _, s := range append(slices.Clone(b.Edge.Group), b.Edge.OneToOne...) {
+				count(s.Usage)
+			}
+		}
+	}
+	for _, nr := range r.Null {
+		for _, s := range nr.Steps {
+			count(s.Usage)
+		}
+	}
+	for _, p := range r.Peers {
+		for _, s := range p.Group {
+			count(s.Usage)
+		}
+	}
+	return sat, n
 }
 
 func ratioHeader(labels []string) []string {
