@@ -14,7 +14,11 @@
 # edge,go runs a subset; BENCH_GO=0 skips the Go benchmarks;
 # BENCH_PUBSUB_PORT / BENCH_FIRESTORE_PORT pin the emulators' ports;
 # BENCH_PEER=1 also runs the group fan-out on a well-known peer, centrifugo
-# (built once from tools/centrifugo into .tools/bin, several minutes).
+# (built once from tools/centrifugo into .tools/bin, several minutes), with
+# and without history. Shortening a run (docs/benchmarks.md): BENCH_REPEATS
+# (rounds, 3 full), BENCH_STEP (30s full), BENCH_EXTEND, BENCH_NO_BURST=1,
+# BENCH_E2E_LADDER, BENCH_E2E_GROUP_LADDER, BENCH_EDGE_GROUP_LADDER,
+# BENCH_EDGE_ONE_LADDER, BENCH_IDLE (comma-separated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 args=()

@@ -28,7 +28,8 @@ for m in $(scripts/modules.sh); do
 done
 scripts/fuzz.sh || status=1 # every fuzz target for FUZZTIME (8s) each; a crash fails
 # The benchmark in its quick mode, as a smoke test: it fails only when a
-# phase errors or a message is unaccounted for, never on timing. It starts
+# phase errors or a frame is mis-delivered, missing, duplicated or out of
+# order, never on timing. It starts
 # emulators of its own.
 echo "== bench smoke (scripts/bench.sh --quick)"
 env -u PUBSUB_EMULATOR_HOST -u FIRESTORE_EMULATOR_HOST scripts/bench.sh --quick || status=1

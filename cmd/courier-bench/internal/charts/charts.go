@@ -31,6 +31,7 @@ func Write(r *report.Results, dir string) (names []string, err error) {
 			err = fmt.Errorf("draw charts: %v", p)
 		}
 	}()
+	r = firstRound(r)
 	for _, c := range []struct {
 		name string
 		draw func(*report.Results) (*plot.Plot, bool)
@@ -247,7 +248,7 @@ func fanout(r *report.Results) (*plot.Plot, bool) {
 		addSeries(p, "ws-edge"+suffix(b, len(r.Builds)), xys, i, b.Label == "old")
 		any = true
 	}
-	if peer := r.Peer; peer != nil && len(peer.Group) > 0 {
+	if peer := r.Peer(); peer != nil && len(peer.Group) > 0 {
 		var xys plotter.XYs
 		for _, s := range peer.Group {
 			xys = append(xys, plotter.XY{X: s.Rate, Y: s.FramesPerS})
@@ -256,4 +257,29 @@ func fanout(r *report.Results) (*plot.Plot, bool) {
 	}
 	p.Y.Min = 0
 	return p, any
+}
+
+// firstRound is r with its first round only, and of the end-to-end
+// ladders only the pairs without acks: one line per build and percentile
+// (report.md's comparisons have every round, mode and spread).
+func firstRound(r *report.Results) *report.Results {
+	c := *r
+	c.Builds = nil
+	for _, b := range r.Builds {
+		if b.Repeat != 0 {
+			continue
+		}
+		if b.E2E != nil {
+			e := *b.E2E
+			e.Steps = nil
+			for _, s := range b.E2E.Steps {
+				if (s.Mode == "" || s.Mode == "pairs") && !s.Acks {
+					e.Steps = append(e.Steps, s)
+				}
+			}
+			b.E2E = &e
+		}
+		c.Builds = append(c.Builds, b)
+	}
+	return &c
 }

@@ -6,43 +6,40 @@ import (
 	"time"
 )
 
+// pairs is a tracker of n messages, each to recipients 0 and 1, all
+// accepted and due at base.
+func pairs(n int, base time.Time) *tracker {
+	tr := newTracker(4, [2]int{n, 2})
+	for s := range n {
+		tr.to[s] = []int{0, 1}
+		tr.due[s].Store(base.UnixNano())
+		tr.state[s].Store(accepted)
+	}
+	return tr
+}
+
 // The tracker's accounting: every accepted message is delivered or lost,
 // a second frame marks it duplicated, a refused one that still arrives is
-// unconfirmed, and frames for other recipients or unknown sequences count
-// for nothing.
+// unconfirmed.
 func TestTrackerAccounting(t *testing.T) {
-	tr := newTracker(5, 4)
-	for s := range 5 {
-		tr.to[s] = [2]int{0, 1}
-	}
 	base := time.Unix(1000, 0)
-	for s := range 5 {
-		tr.due[s].Store(base.UnixNano())
-	}
-	tr.state[0].Store(accepted) // both recipients, once
-	tr.state[1].Store(accepted) // one recipient only: lost
-	tr.state[2].Store(accepted) // both, one of them twice: duplicated
-	tr.state[3].Store(refused)  // refused, yet delivered
+	tr := pairs(5, base)
+	tr.state[3].Store(refused) // refused, yet delivered
 	tr.state[4].Store(refused)
+	s0, s1 := &session{r: 0}, &session{r: 1}
 	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
-	tr.frame(at(10), 0, 0)
-	tr.frame(at(30), 1, 0)
-	tr.frame(at(20), 0, 1)
-	tr.frame(at(40), 0, 2)
-	tr.frame(at(50), 1, 2)
-	tr.frame(at(60), 1, 2)
-	tr.frame(at(70), 0, 3)
-	tr.frame(at(80), 2, 0)  // not a recipient of message 0
-	tr.frame(at(90), 0, 99) // no such message
+	tr.frame(at(10), s0, 0, 1)
+	tr.frame(at(30), s1, 0, 1)
+	tr.frame(at(20), s0, 1, 2) // message 1 reaches recipient 0 only: lost
+	tr.frame(at(40), s0, 2, 3)
+	tr.frame(at(50), s1, 2, 2)
+	tr.frame(at(60), s1, 2, 2) // duplicated
+	tr.frame(at(70), s0, 3, 4)
 
 	c, lat, last := tr.count(0, 5, 0, map[string]int{"503": 2})
-	want := Counts{Scheduled: 5, Accepted: 3, Delivered: 2, Lost: 1, Duplicated: 1, Unconfirmed: 1, Refused: map[string]int{"503": 2}}
-	if c.Scheduled != want.Scheduled || c.Accepted != want.Accepted || c.Delivered != want.Delivered ||
-		c.Lost != want.Lost || c.Duplicated != want.Duplicated || c.Unconfirmed != want.Unconfirmed {
-		t.Fatalf("counts %+v, want %+v", c, want)
-	}
-	if err := c.Check(); err != nil {
-		t.Fatalf("complete accounting reported a hole: %v", err)
+	if c.Scheduled != 5 || c.Accepted != 3 || c.Delivered != 2 || c.Lost != 1 || c.Duplicated != 1 || c.Unconfirmed != 1 ||
+		c.Unexpected != 0 || c.OutOfOrder != 0 {
+		t.Fatalf("counts %+v", c)
 	}
 	if len(lat) != 5 { // first frames of accepted messages: 2 + 1 + 2
 		t.Fatalf("%d latencies, want 5: %v", len(lat), lat)
@@ -52,6 +49,71 @@ func TestTrackerAccounting(t *testing.T) {
 	}
 	if n := tr.undelivered(0, 5); n != 1 {
 		t.Fatalf("undelivered = %d, want 1", n)
+	}
+}
+
+// Each fault fails the step's Check, and names itself: a frame for the
+// wrong recipient (which also leaves the right one's frame missing), a
+// duplicate, a reordered frame, a missing one.
+func TestTrackerFailsEachFault(t *testing.T) {
+	base := time.Unix(1000, 0)
+	clean := func(tr *tracker, s0, s1 *session, skip int) {
+		for s := range 3 {
+			if s != skip {
+				tr.frame(base, s0, int64(s), int64(s+1))
+				tr.frame(base, s1, int64(s), int64(s+1))
+			}
+		}
+	}
+	cases := map[string]func(tr *tracker, s0, s1, s2 *session){
+		"not addressed": func(tr *tracker, s0, s1, s2 *session) {
+			clean(tr, s0, s1, -1)
+			tr.frame(base, s2, 1, 1) // recipient 2 was not addressed
+		},
+		"duplicated": func(tr *tracker, s0, s1, s2 *session) {
+			clean(tr, s0, s1, -1)
+			tr.frame(base, s1, 2, 3)
+		},
+		"out of order": func(tr *tracker, s0, s1, s2 *session) {
+			tr.frame(base, s0, 0, 1)
+			tr.frame(base, s0, 2, 3)
+			tr.frame(base, s0, 1, 2) // position 2 after position 3
+			clean(tr, &session{r: 9}, s1, -1)
+		},
+		"lost": func(tr *tracker, s0, s1, s2 *session) {
+			clean(tr, s0, s1, 1)
+			tr.frame(base, s0, 1, 2) // recipient 1 never gets message 1
+		},
+	}
+	for name, fault := range cases {
+		t.Run(name, func(t *testing.T) {
+			tr := pairs(3, base)
+			fault(tr, &session{r: 0}, &session{r: 1}, &session{r: 2})
+			c, _, _ := tr.count(0, 3, 0, nil)
+			err := c.Check()
+			if err == nil {
+				t.Fatalf("counts %+v passed", c)
+			}
+			if !strings.Contains(err.Error(), name) {
+				t.Fatalf("error %q does not name %q", err, name)
+			}
+		})
+	}
+	tr := pairs(3, base)
+	clean(tr, &session{r: 0}, &session{r: 1}, -1)
+	if c, _, _ := tr.count(0, 3, 0, nil); c.Check() != nil || c.Delivered != 3 {
+		t.Fatalf("a clean step: %+v, %v", c, c.Check())
+	}
+}
+
+// A group message is addressed to every connected recipient.
+func TestTrackerGroupRecipients(t *testing.T) {
+	tr := newTracker(5, [2]int{2, 2}, [2]int{3, 5})
+	if len(tr.to[0]) != 2 || len(tr.to[2]) != 5 || tr.max != 5 {
+		t.Fatalf("recipients %v", tr.to)
+	}
+	if tr.to[0][0] == tr.to[0][1] {
+		t.Fatalf("a pair with one user twice: %v", tr.to[0])
 	}
 }
 

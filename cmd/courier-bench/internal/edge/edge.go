@@ -17,7 +17,10 @@ package edge
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +31,7 @@ import (
 
 	"github.com/courierhq/courier/cmd/courier-bench/internal/openloop"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/procs"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/promtext"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stack"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stats"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/wsclient"
@@ -40,11 +44,15 @@ import (
 
 // Config sizes the phase.
 type Config struct {
-	Idle            []int // session counts for the idle memory points, ascending
-	Sessions        int   // sessions (one user each) for the fan-out ladders
-	GroupLadder     []float64
-	OneLadder       []float64
-	StepFor         time.Duration
+	Idle        []int // session counts for the idle memory points, ascending
+	Sessions    int   // sessions (one user each) for the fan-out ladders
+	GroupLadder []float64
+	OneLadder   []float64
+	StepFor     time.Duration
+	// Extend adds up to this many rungs past each ladder's last, each 1.5×
+	// the one before, while the previous rung held (to find where it
+	// breaks).
+	Extend          int
 	Drain           time.Duration
 	P99Bound        time.Duration
 	PayloadSize     int
@@ -71,15 +79,35 @@ type IdlePoint struct {
 
 // Step is one rung of a fan-out ladder.
 type Step struct {
-	Kind       string            `json:"kind"` // "group" or "one-to-one"
-	Rate       float64           `json:"deliveries_s"`
-	Recipients int               `json:"recipients_per_delivery"`
-	Seconds    float64           `json:"seconds"`
-	Published  int               `json:"published"`
-	PublishErr int               `json:"publish_errors"`
-	Expected   int               `json:"expected_frames"`
-	Frames     int               `json:"frames"` // distinct frames received
-	Lost       int               `json:"lost"`
+	Kind       string  `json:"kind"` // "group" or "one-to-one"
+	Rate       float64 `json:"deliveries_s"`
+	Recipients int     `json:"recipients_per_delivery"`
+	Seconds    float64 `json:"seconds"`
+	Published  int     `json:"published"`
+	PublishErr int     `json:"publish_errors"`
+	// Expected counts (user, delivery) pairs: every published delivery to
+	// each of its recipients whose session was open at the start.
+	Expected int `json:"expected_frames"`
+	// Frames counts the expected pairs seen (first arrivals); Lost the
+	// expected pairs never seen.
+	Frames int `json:"frames"`
+	Lost   int `json:"lost"`
+	// LostToWindow is the part of Lost the edge itself explains as an
+	// artifact of this phase: originals that reached it after it had read
+	// their gap from the inbox, which this phase leaves empty (the
+	// edge's gaps_filled_late_total); in production that read returns
+	// them. LostClosed is the part at sessions the server closed during
+	// the step (a client resumes from its cursor).
+	LostToWindow int `json:"lost_past_reorder_window"`
+	LostClosed   int `json:"lost_at_closed_sessions"`
+	// Unexpected frames: for a user the delivery was not addressed to, or
+	// for no delivery of this run. BadCursor: a frame whose cursor is not
+	// the position its delivery was given for that user. OutOfOrder: a
+	// frame whose cursor is not above every cursor its session saw before
+	// (a duplicate is counted as one, not here).
+	Unexpected int               `json:"unexpected_frames"`
+	BadCursor  int               `json:"bad_cursor_frames"`
+	OutOfOrder int               `json:"out_of_order_frames"`
 	Duplicates int               `json:"duplicates"`
 	FramesPerS float64           `json:"frames_s"`
 	Latency    stats.Percentiles `json:"latency"`
@@ -87,13 +115,49 @@ type Step struct {
 	// FramesPerCoreSecond is frames / edge CPU seconds.
 	FramesPerCoreSecond float64        `json:"frames_per_edge_core_s"`
 	Closes              map[string]int `json:"closes_by_code,omitempty"`
-	Broken              string         `json:"broken,omitempty"`
+	// Usage is the load client's, the emulators' and the machine's CPU.
+	Usage procs.Usage `json:"usage"`
+	// Parts is the edge's latency broken into its parts over the step
+	// (its own histograms; absent on builds that predate them): pubsub_hop
+	// (publish time → the edge's handler), reorder_wait (handler → handed
+	// to the session), queue_wait (handed → socket write starts),
+	// socket_write (one write).
+	Parts map[string]promtext.Dist `json:"edge_latency_parts,omitempty"`
+	// Edge counters over the step: sessions that switched to catching up
+	// from the inbox, and send queues that overflowed.
+	CatchUps       float64 `json:"catch_ups,omitempty"`
+	QueueOverflows float64 `json:"queue_overflows,omitempty"`
+	// LossFails: lost frames the phase cannot explain fail the run
+	// (Courier's edges; the peer promises no delivery without history).
+	LossFails bool   `json:"-"`
+	Broken    string `json:"broken,omitempty"`
 }
 
-// Check reports an accounting hole.
+// Check fails a step with any mis-delivered, duplicated or reordered
+// frame, a frame at the wrong position, an accounting hole, or (where
+// LossFails) a lost frame the phase cannot explain.
 func (s Step) Check() error {
-	if s.Expected != s.Frames+s.Lost {
-		return fmt.Errorf("%s at %.0f/s: expected %d != frames %d + lost %d", s.Kind, s.Rate, s.Expected, s.Frames, s.Lost)
+	var bad []string
+	if s.Expected != s.Frames+s.Lost || s.Lost < 0 {
+		bad = append(bad, fmt.Sprintf("expected %d != frames %d + lost %d", s.Expected, s.Frames, s.Lost))
+	}
+	if s.Unexpected > 0 {
+		bad = append(bad, fmt.Sprintf("%d frames for a user the delivery was not addressed to", s.Unexpected))
+	}
+	if s.BadCursor > 0 {
+		bad = append(bad, fmt.Sprintf("%d frames at a cursor other than their position", s.BadCursor))
+	}
+	if s.Duplicates > 0 {
+		bad = append(bad, fmt.Sprintf("%d duplicate frames", s.Duplicates))
+	}
+	if s.OutOfOrder > 0 {
+		bad = append(bad, fmt.Sprintf("%d frames out of order", s.OutOfOrder))
+	}
+	if u := s.Lost - s.LostToWindow - s.LostClosed; s.LossFails && u > 0 {
+		bad = append(bad, fmt.Sprintf("%d frames lost (%d past the reorder window, %d at closed sessions explained)", u, s.LostToWindow, s.LostClosed))
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%s at %.0f/s: %s", s.Kind, s.Rate, strings.Join(bad, "; "))
 	}
 	return nil
 }
@@ -114,6 +178,11 @@ type client struct {
 	mu     sync.Mutex
 	counts []uint8 // frames per delivery index
 	arr    []arrival
+	// last is the highest cursor the session saw (its starting position
+	// from the synced frame, then every frame's); the counters below are
+	// taken (and reset) by each step.
+	last                              int64
+	unexpected, badCursor, outOfOrder int
 }
 
 type arrival struct {
@@ -136,9 +205,20 @@ type bench struct {
 	due    []atomic.Int64 // per delivery index
 	firsts []atomic.Int32 // first arrivals per delivery index
 	pos    []int64        // per user: last position published
-	cls    []*client
-	closes map[string]int
-	cmu    sync.Mutex
+	// rcpt is each delivery's recipient: a user index, or -1 for all
+	// (group). at is, per user, the delivery given each position
+	// (at[u][p-1]); strict says the cursor must be exactly that (Courier;
+	// the peer numbers its offsets itself). omu guards at, which the
+	// builder extends while earlier frames are still being read.
+	rcpt      []int32
+	at        [][]int32
+	omu       sync.RWMutex
+	strict    bool
+	lossFails bool
+	meter     procs.Meter
+	cls       []*client
+	closes    map[string]int
+	cmu       sync.Mutex
 }
 
 func (bn *bench) dial(ctx context.Context, u int, cursor string, track bool) (*client, error) {
@@ -160,25 +240,13 @@ func (bn *bench) dial(ctx context.Context, u int, cursor string, track bool) (*c
 			case wsclient.Synced:
 				if !once {
 					once = true
+					cl.mu.Lock()
+					cl.last = max(f.Cursor, 0)
+					cl.mu.Unlock()
 					close(synced)
 				}
 			case wsclient.Message:
-				if cl.counts == nil || f.Seq < 0 || f.Seq >= int64(len(cl.counts)) {
-					return
-				}
-				b := int(f.Seq)
-				cl.mu.Lock()
-				if cl.counts[b] < 255 {
-					cl.counts[b]++
-				}
-				first := cl.counts[b] == 1
-				if first {
-					cl.arr = append(cl.arr, arrival{b: int32(b), us: int32(now.Sub(time.Unix(0, bn.due[b].Load())).Microseconds())})
-				}
-				cl.mu.Unlock()
-				if first {
-					bn.firsts[b].Add(1)
-				}
+				bn.message(cl, now, f)
 			}
 		})
 		conn.CloseNow()
@@ -200,6 +268,37 @@ func (bn *bench) dial(ctx context.Context, u int, cursor string, track bool) (*c
 		cancel()
 		return nil, fmt.Errorf("session of %s: no synced frame within 60s", bn.names[u])
 	}
+}
+
+// message accounts for one message frame at session cl.
+func (bn *bench) message(cl *client, now time.Time, f wsclient.Frame) {
+	if cl.counts == nil {
+		return
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if !bn.addressed(cl.u, f.Seq) {
+		cl.unexpected++
+		return
+	}
+	b := int(f.Seq)
+	if cl.counts[b] < 255 {
+		cl.counts[b]++
+	}
+	if cl.counts[b] > 1 {
+		return // a duplicate: counted as one by the step, nothing else
+	}
+	if bn.strict && !bn.positioned(cl.u, b, f.Cursor) {
+		cl.badCursor++
+	}
+	if f.Cursor >= 0 {
+		if f.Cursor <= cl.last {
+			cl.outOfOrder++
+		}
+		cl.last = max(cl.last, f.Cursor)
+	}
+	cl.arr = append(cl.arr, arrival{b: int32(b), us: int32(now.Sub(time.Unix(0, bn.due[b].Load())).Microseconds())})
+	bn.firsts[b].Add(1)
 }
 
 // open dials users [from, to) with bounded parallelism.
@@ -283,14 +382,13 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 	}
 	defer func() { edge.Stop(25 * time.Second) }() // the edge of the moment
 
+	groupRates, oneRates := extended(c.GroupLadder, c.Extend), extended(c.OneLadder, c.Extend)
 	total := 0
-	for _, r := range c.GroupLadder {
-		total += int(r * c.StepFor.Seconds())
-	}
-	for _, r := range c.OneLadder {
+	for _, r := range append(slices.Clone(groupRates), oneRates...) {
 		total += int(r * c.StepFor.Seconds())
 	}
 	bn := newBench(c, edge, total, maxIdle)
+	bn.strict, bn.lossFails, bn.meter = true, true, emu.Meter
 	bn.dialer = func(ctx context.Context, u int, cursor string) (*websocket.Conn, error) {
 		return wsclient.Dial(ctx, bn.edge.HTTP, bn.tokens[u], cursor)
 	}
@@ -354,7 +452,11 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 	next := 0
 	ladder := func(kind string, rates []float64) ([]Step, error) {
 		var steps []Step
-		for _, rate := range rates {
+		for k, rate := range rates {
+			// Past the configured rungs only while the previous one held.
+			if k >= len(rates)-c.Extend && len(steps) > 0 && steps[len(steps)-1].Broken != "" {
+				break
+			}
 			st, err := bn.step(ctx, pub, kind, rate, &next)
 			if err != nil {
 				return steps, err
@@ -375,7 +477,7 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 		}
 		return steps, ctx.Err()
 	}
-	if res.Group, err = ladder("group", c.GroupLadder); err != nil {
+	if res.Group, err = ladder("group", groupRates); err != nil {
 		return res, err
 	}
 	// A fresh edge (and subscription) for one-to-one: an overloaded group
@@ -389,7 +491,7 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 	if err := bn.open(ctx, 0, c.Sessions, true); err != nil {
 		return res, fmt.Errorf("reopen sessions on a fresh edge: %w", err)
 	}
-	if res.OneToOne, err = ladder("one-to-one", c.OneLadder); err != nil {
+	if res.OneToOne, err = ladder("one-to-one", oneRates); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -411,8 +513,46 @@ func (bn *bench) closeAll() {
 }
 
 func newBench(c Config, svc *stack.Service, deliveries, users int) *bench {
-	return &bench{c: c, edge: svc, due: make([]atomic.Int64, deliveries), firsts: make([]atomic.Int32, deliveries),
-		pos: make([]int64, users), cls: make([]*client, users), closes: map[string]int{}}
+	bn := &bench{c: c, edge: svc, due: make([]atomic.Int64, deliveries), firsts: make([]atomic.Int32, deliveries),
+		pos: make([]int64, users), cls: make([]*client, users), closes: map[string]int{},
+		rcpt: make([]int32, deliveries), at: make([][]int32, users)}
+	for i := range bn.rcpt {
+		bn.rcpt[i] = -2 // not built yet: no frame may name it
+	}
+	return bn
+}
+
+// addressed reports whether delivery b was built with user u among its
+// recipients.
+func (bn *bench) addressed(u int, b int64) bool {
+	if b < 0 || b >= int64(len(bn.rcpt)) {
+		return false
+	}
+	bn.omu.RLock()
+	r := bn.rcpt[b]
+	bn.omu.RUnlock()
+	return r == -1 || r == int32(u)
+}
+
+// positioned reports whether cursor is the position delivery b was given
+// in user u's inbox.
+func (bn *bench) positioned(u, b int, cursor int64) bool {
+	bn.omu.RLock()
+	defer bn.omu.RUnlock()
+	at := bn.at[u]
+	return cursor >= 1 && cursor <= int64(len(at)) && at[cursor-1] == int32(b)
+}
+
+// extended is rates with up to extra rungs past the last, 1.5× each.
+func extended(rates []float64, extra int) []float64 {
+	out := slices.Clone(rates)
+	for range extra {
+		if len(out) == 0 {
+			break
+		}
+		out = append(out, math.Round(out[len(out)-1]*1.5))
+	}
+	return out
 }
 
 // reopenClosed resumes every fan-out session that the edge closed, from the
@@ -461,6 +601,12 @@ func (bn *bench) step(ctx context.Context, pub *pubsub.Publisher, kind string, r
 			to = []int{b % users}
 			rcpt[i] = b % users
 		}
+		bn.omu.Lock()
+		bn.rcpt[b] = -1
+		if kind != "group" {
+			bn.rcpt[b] = int32(to[0])
+		}
+		bn.omu.Unlock()
 		m, err := bn.build(b, to)
 		if err != nil {
 			return st, err
@@ -480,6 +626,8 @@ func (bn *bench) step(ctx context.Context, pub *pubsub.Publisher, kind string, r
 	}
 	bn.cmu.Unlock()
 	cpu0, _ := procs.CPUSeconds(bn.edge.Pid())
+	mark := bn.meter.Start()
+	snap0, _ := bn.edge.Scrape(ctx)
 	// Only published deliveries expect frames: a publish error or an
 	// event the generator skipped expects none.
 	ok := make([]atomic.Bool, n)
@@ -514,34 +662,17 @@ func (bn *bench) step(ctx context.Context, pub *pubsub.Publisher, kind string, r
 	}
 	elapsed := time.Since(start)
 	cpu1, _ := procs.CPUSeconds(bn.edge.Pid())
-	st.Expected = want
-	// Frames: first arrivals at sessions open at the start, for published
-	// deliveries; latencies of the same.
-	var lat []time.Duration
-	var last int64
-	for u := range users {
-		cl := bn.cls[u]
-		if cl == nil || !open[u] {
-			continue
-		}
-		cl.mu.Lock()
-		for _, a := range cl.arr {
-			i := int(a.b) - lo
-			if i < 0 || i >= n || !published[i] {
-				continue
-			}
-			lat = append(lat, time.Duration(a.us)*time.Microsecond)
-			last = max(last, bn.due[a.b].Load()+int64(a.us)*1000)
-		}
-		for i := range n {
-			if published[i] && cl.counts[lo+i] > 1 {
-				st.Duplicates += int(cl.counts[lo+i]) - 1
-			}
-		}
-		cl.mu.Unlock()
+	st.Usage = mark.Stop()
+	if snap1, err := bn.edge.Scrape(ctx); err == nil && snap0.Sums != nil {
+		st.Parts = latencyParts(snap0, snap1)
+		st.CatchUps = promtext.Delta(snap0, snap1, "courier_ws_edge_catchups_total")
+		st.QueueOverflows = promtext.Delta(snap0, snap1, "courier_ws_edge_queue_overflows_total")
+		st.LostToWindow = int(promtext.Delta(snap0, snap1, "courier_ws_edge_gaps_filled_late_total"))
 	}
-	st.Frames = len(lat)
-	st.Lost = st.Expected - st.Frames
+	st.LossFails = bn.lossFails
+	st.Expected = want
+	lat, last := bn.tally(&st, lo, n, published, rcpt, open)
+	st.LostToWindow = min(st.LostToWindow, st.Lost-st.LostClosed)
 	st.Latency = stats.Summarize(lat)
 	if last > 0 {
 		st.FramesPerS = stats.Rate(st.Frames, time.Unix(0, last).Sub(start))
@@ -560,10 +691,14 @@ func (bn *bench) step(ctx context.Context, pub *pubsub.Publisher, kind string, r
 		closed += v
 	}
 	switch {
+	case st.Check() != nil:
+		st.Broken = "accounting: " + st.Check().Error()
 	case st.Lost > 0:
 		st.Broken = fmt.Sprintf("lost %d", st.Lost)
 	case closed > 0:
 		st.Broken = fmt.Sprintf("%d sessions closed", closed)
+	case st.CatchUps > 0:
+		st.Broken = fmt.Sprintf("%.0f sessions caught up from the inbox", st.CatchUps)
 	case st.PublishErr > 0 || skipped > 0:
 		// Unpublished deliveries leave positions unused: later frames of
 		// those users then wait on a gap the edge cannot fill.
@@ -572,6 +707,60 @@ func (bn *bench) step(ctx context.Context, pub *pubsub.Publisher, kind string, r
 		st.Broken = fmt.Sprintf("p99 %.0f ms > %d ms", st.Latency.P99, bn.c.P99Bound.Milliseconds())
 	}
 	return st, nil
+}
+
+// tally counts step st's frames: deliveries [lo, lo+n) of which published
+// ones expect a frame at every recipient (rcpt[i] for one-to-one, everyone
+// for a group) whose session was open at the start. It takes (and resets)
+// the sessions' error counters, and returns the first arrivals' latencies
+// and the latest arrival (UnixNano).
+func (bn *bench) tally(st *Step, lo, n int, published []bool, rcpt []int, open []bool) ([]time.Duration, int64) {
+	kind := st.Kind
+	users := len(open)
+	// Frames: first arrivals at sessions open at the start, for published
+	// deliveries; latencies of the same.
+	var lat []time.Duration
+	var last int64
+	for u := range users {
+		cl := bn.cls[u]
+		if cl == nil || !open[u] {
+			continue
+		}
+		closedNow := cl.closed.Load() > 0
+		cl.mu.Lock()
+		st.Unexpected += cl.unexpected
+		st.BadCursor += cl.badCursor
+		st.OutOfOrder += cl.outOfOrder
+		cl.unexpected, cl.badCursor, cl.outOfOrder = 0, 0, 0
+		for i := range n {
+			if !published[i] || (kind != "group" && rcpt[i] != u) {
+				continue
+			}
+			if cl.counts[lo+i] > 0 {
+				st.Frames++
+			} else {
+				st.Lost++
+				if closedNow {
+					st.LostClosed++
+				}
+			}
+		}
+		for _, a := range cl.arr {
+			i := int(a.b) - lo
+			if i < 0 || i >= n || !published[i] {
+				continue
+			}
+			lat = append(lat, time.Duration(a.us)*time.Microsecond)
+			last = max(last, bn.due[a.b].Load()+int64(a.us)*1000)
+		}
+		for i := range n {
+			if published[i] && cl.counts[lo+i] > 1 {
+				st.Duplicates += int(cl.counts[lo+i]) - 1
+			}
+		}
+		cl.mu.Unlock()
+	}
+	return lat, last
 }
 
 // delivery builds delivery b to users, as the worker does (wire.EncodeDelivery):
@@ -583,6 +772,11 @@ func (bn *bench) delivery(b int, users []int) (*pubsub.Message, error) {
 	msg := &courierv1.Message{Id: id, From: sender, Payload: wsclient.Payload(int64(b), bn.c.PayloadSize),
 		ContentType: "application/json", SentAt: now, StoredAt: now}
 	d := &courierv1.Delivery{Message: msg}
+	bn.omu.Lock()
+	for _, u := range users {
+		bn.at[u] = append(bn.at[u], int32(b))
+	}
+	bn.omu.Unlock()
 	for _, u := range users {
 		bn.pos[u]++
 		msg.To = append(msg.To, bn.names[u])
@@ -592,4 +786,24 @@ func (bn *bench) delivery(b int, users []int) (*pubsub.Message, error) {
 	// recipient list rule) and every recipient's position.
 	d.Message = inbox.Shown(msg)
 	return wire.EncodeDelivery(d)
+}
+
+// latencyParts reads the edge's latency histograms over one step.
+func latencyParts(before, after promtext.Snapshot) map[string]promtext.Dist {
+	out := map[string]promtext.Dist{}
+	for part, name := range map[string]string{
+		"pubsub_hop":    "courier_ws_edge_pubsub_hop_seconds",
+		"reorder_wait":  "courier_ws_edge_reorder_wait_seconds",
+		"queue_wait":    "courier_ws_edge_queue_wait_seconds",
+		"socket_write":  "courier_ws_edge_socket_write_seconds",
+		"sent_to_write": "courier_ws_edge_delivery_latency_seconds",
+	} {
+		if d, ok := promtext.Between(before, after, name); ok {
+			out[part] = d
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

@@ -29,7 +29,12 @@ const peerChannel = "group"
 // its centrifugo-channels attribute), and c.Sessions WebSocket clients
 // subscribe to that channel. The equivalent of one Courier delivery to all
 // sessions' users is one message to the channel.
-func RunPeer(ctx context.Context, bin string, emu *procs.Emulators, logDir string, c Config, progress func(string)) ([]Step, error) {
+//
+// With history on, the channel keeps a history with recovery forced on
+// (the guarantee Courier keeps: a client can resume from its position),
+// and every publication carries its offset, which the accounting checks
+// rises strictly per session.
+func RunPeer(ctx context.Context, bin string, emu *procs.Emulators, logDir string, c Config, history bool, progress func(string)) ([]Step, error) {
 	project := fmt.Sprintf("bench-peer-%d", time.Now().UnixNano())
 	ps, err := pubsub.NewClient(ctx, project)
 	if err != nil {
@@ -65,12 +70,19 @@ func RunPeer(ctx context.Context, bin string, emu *procs.Emulators, logDir strin
 			},
 		}},
 	}
+	name := "centrifugo"
+	if history {
+		name = "centrifugo-history"
+		conf["channel"] = map[string]any{"without_namespace": map[string]any{
+			"history_size": 100_000, "history_ttl": "600s", "force_recovery": true,
+		}}
+	}
 	b, _ := json.MarshalIndent(conf, "", "  ")
-	confPath := filepath.Join(logDir, "centrifugo.json")
+	confPath := filepath.Join(logDir, name+".json")
 	if err := os.WriteFile(confPath, b, 0o644); err != nil {
 		return nil, err
 	}
-	p, err := procs.Start("peer-centrifugo", bin, emu.Env(), filepath.Join(logDir, "peer-centrifugo.log"), "--config", confPath)
+	p, err := procs.Start("peer-"+name, bin, emu.Env(), filepath.Join(logDir, "peer-"+name+".log"), "--config", confPath)
 	if err != nil {
 		return nil, err
 	}
@@ -80,11 +92,15 @@ func RunPeer(ctx context.Context, bin string, emu *procs.Emulators, logDir strin
 		return nil, err
 	}
 
+	// The edge's ladder, extension rungs included, so every rung is
+	// matched with the edge's.
+	rates := extended(c.GroupLadder, c.Extend)
 	total := 0
-	for _, r := range c.GroupLadder {
+	for _, r := range rates {
 		total += int(r * c.StepFor.Seconds())
 	}
 	bn := newBench(c, &stack.Service{Proc: p, HTTP: addr}, total, c.Sessions)
+	bn.meter = emu.Meter
 	bn.names = make([]string, c.Sessions)
 	bn.tokens = make([]string, c.Sessions)
 	bn.dialer = func(ctx context.Context, _ int, _ string) (*websocket.Conn, error) {
@@ -114,7 +130,10 @@ func RunPeer(ctx context.Context, bin string, emu *procs.Emulators, logDir strin
 	defer pub.Stop()
 	next := 0
 	var steps []Step
-	for _, rate := range c.GroupLadder {
+	for k, rate := range rates {
+		if k >= len(c.GroupLadder) && len(steps) > 0 && steps[len(steps)-1].Broken != "" {
+			break
+		}
 		st, err := bn.step(ctx, pub, "group", rate, &next)
 		if err != nil {
 			return steps, err
@@ -136,25 +155,24 @@ var (
 	peerPub   = []byte(`"pub":`)
 	peerData  = []byte(`"data":{"s":`)
 	peerSubOK = []byte(`"id":2,"subscribe":`)
+	peerOff   = []byte(`"offset":`)
 	peerErr   = []byte(`"error":`)
 )
 
 // parsePeer reads centrifugo's JSON protocol: the subscribe reply stands
 // for the edge's synced frame, a publication for a message frame.
 func parsePeer(part []byte) wsclient.Frame {
-	f := wsclient.Frame{Kind: wsclient.Other, Seq: -1, Raw: part}
+	f := wsclient.Frame{Kind: wsclient.Other, Seq: -1, Cursor: -1, Raw: part}
 	switch {
 	case bytes.Contains(part, peerPub):
 		f.Kind = wsclient.Message
 		if i := bytes.Index(part, peerData); i >= 0 {
-			rest := part[i+len(peerData):]
-			j := 0
-			for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
-				j++
-			}
-			if n, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
-				f.Seq = n
-			}
+			f.Seq = leadingInt(part[i+len(peerData):])
+		}
+		// The publication's offset in the channel's history (with
+		// history on); after the data, which the benchmark writes itself.
+		if i := bytes.LastIndex(part, peerOff); i >= 0 {
+			f.Cursor = leadingInt(part[i+len(peerOff):])
 		}
 	case bytes.Contains(part, peerErr):
 		f.Kind = wsclient.Error
@@ -162,4 +180,17 @@ func parsePeer(part []byte) wsclient.Frame {
 		f.Kind = wsclient.Synced
 	}
 	return f
+}
+
+// leadingInt parses the digits at the start of b (-1 when there are none).
+func leadingInt(b []byte) int64 {
+	j := 0
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	n, err := strconv.ParseInt(string(b[:j]), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }

@@ -19,8 +19,8 @@ func TestParsePeer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		f := parsePeer([]byte(tc.in))
-		if f.Kind != tc.kind || f.Seq != tc.seq {
-			t.Errorf("parsePeer(%s) = kind %d seq %d, want kind %d seq %d", tc.in, f.Kind, f.Seq, tc.kind, tc.seq)
+		if f.Kind != tc.kind || f.Seq != tc.seq || (tc.seq == 42) != (f.Cursor == 3) {
+			t.Errorf("parsePeer(%s) = kind %d seq %d cursor %d, want kind %d seq %d (cursor 3 for the publication)", tc.in, f.Kind, f.Seq, f.Cursor, tc.kind, tc.seq)
 		}
 	}
 }

@@ -17,6 +17,9 @@ type Emulators struct {
 	repo, dir     string
 	PubSubHost    string
 	FirestoreHost string
+	// Meter reads the emulators' CPU (their process groups) with the
+	// machine's.
+	Meter Meter
 }
 
 // StartEmulators starts the pair on the given ports (0 = a free port),
@@ -38,9 +41,14 @@ func StartEmulators(repo, dir string, pubsubPort, firestorePort int) (*Emulators
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("start emulators: %w\n%s", err, out)
 	}
-	return &Emulators{repo: repo, dir: dir,
+	e := &Emulators{repo: repo, dir: dir,
 		PubSubHost:    "127.0.0.1:" + strconv.Itoa(pubsubPort),
-		FirestoreHost: "127.0.0.1:" + strconv.Itoa(firestorePort)}, nil
+		FirestoreHost: "127.0.0.1:" + strconv.Itoa(firestorePort)}
+	// scripts/emulators.sh starts each launcher with setsid: its pid is
+	// the group of the JVM too.
+	e.Meter.PubSubGroup, _ = readPid(filepath.Join(dir, "pubsub.pid"))
+	e.Meter.FirestoreGroup, _ = readPid(filepath.Join(dir, "firestore.pid"))
+	return e, nil
 }
 
 // Stop stops exactly what StartEmulators started.

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/courierhq/courier/cmd/courier-bench/internal/promtext"
 )
 
 // FreePort returns a TCP port the kernel just had free on loopback.
@@ -248,6 +250,21 @@ func ScrapeMetrics(ctx context.Context, url string) (map[string]float64, error) 
 		return nil, fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
 	}
 	return ParseMetrics(resp.Body)
+}
+
+// Scrape reads a Prometheus text endpoint into a snapshot (sums and
+// histogram buckets).
+func Scrape(ctx context.Context, url string) (promtext.Snapshot, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return promtext.Snapshot{}, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return promtext.Snapshot{}, fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
+	}
+	return promtext.Parse(resp.Body)
 }
 
 // ParseMetrics sums each metric of a Prometheus text exposition over its

@@ -40,3 +40,14 @@ go_memstats_heap_alloc_bytes 1.5e+06
 		}
 	}
 }
+
+// Idle and iowait are not busy; guest columns are already in user.
+func TestParseCPULine(t *testing.T) {
+	busy, all := parseCPULine("cpu  100 5 50 800 40 3 2 0 10 0")
+	if busy != 160 || all != 1000 {
+		t.Fatalf("busy %v all %v, want 160 1000", busy, all)
+	}
+	if b, a := parseCPULine("cpu0 1 2 3 4"); b != 0 || a != 0 {
+		t.Fatalf("a per-CPU line was read: %v %v", b, a)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/edge"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/procs"
 )
 
 // Headline is one line of the summary: a number per build.
@@ -19,23 +20,38 @@ type Headline struct {
 	Values map[string]float64 // by build label; absent = not measured
 }
 
-// Headlines are the numbers the summary shows for every build.
+// Headlines are the numbers the summary shows for every build: medians
+// over the rounds (report.md's comparisons give the spread).
 func (r *Results) Headlines() []Headline {
 	var hs []Headline
 	add := func(name, unit string, f func(b *Build) (float64, bool)) {
+		// The median over rounds (each round is one Builds entry).
 		h := Headline{Name: name, Unit: unit, Values: map[string]float64{}}
+		per := map[string][]float64{}
 		for i := range r.Builds {
 			if v, ok := f(&r.Builds[i]); ok {
-				h.Values[r.Builds[i].Label] = v
+				per[r.Builds[i].Label] = append(per[r.Builds[i].Label], v)
 			}
+		}
+		for l, vs := range per {
+			h.Values[l] = Median(vs)
 		}
 		if len(h.Values) > 0 {
 			hs = append(hs, h)
 		}
 	}
 	slow := r.Raw.Slowest()
-	add("end to end: sustained rate (p99 ≤ bound, 0 lost)", "msg/s", func(b *Build) (float64, bool) {
+	add("end to end: highest pairs rung held (p99 ≤ bound, 0 lost), acks off", "msg/s", func(b *Build) (float64, bool) {
 		return e2eVal(b, func(e *e2e.Result) float64 { return e.Sustained })
+	})
+	add("end to end, clients acking: highest pairs rung held", "msg/s", func(b *Build) (float64, bool) {
+		return e2eVal(b, func(e *e2e.Result) float64 { return e.SustainedAcks })
+	})
+	add("end to end, group of all recipients: highest rung held, acks off", "msg/s", func(b *Build) (float64, bool) {
+		return e2eVal(b, func(e *e2e.Result) float64 { return e.GroupSustained })
+	})
+	add("end to end, group of all recipients, clients acking: highest rung held", "msg/s", func(b *Build) (float64, bool) {
+		return e2eVal(b, func(e *e2e.Result) float64 { return e.GroupSustainedAcks })
 	})
 	add(fmt.Sprintf("end to end: p99 at %.0f msg/s", r.steadyRate()), "ms", func(b *Build) (float64, bool) {
 		return e2eVal(b, func(e *e2e.Result) float64 { return e.SteadyP99 })
@@ -178,13 +194,7 @@ func sustainedSteps(steps []edge.Step) float64 {
 	return best
 }
 
-func (r *Results) labels() []string {
-	var ls []string
-	for _, b := range r.Builds {
-		ls = append(ls, b.Label)
-	}
-	return ls
-}
+func (r *Results) labels() []string { return r.uniqueLabels() }
 
 func num(v float64) string {
 	switch {
@@ -246,16 +256,53 @@ func (r *Results) Summary(w io.Writer) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
-	if p := r.Peer; p != nil && len(p.Group) > 0 {
+	if p := r.Peer(); p != nil && len(p.Group) > 0 {
 		best := 0.0
 		for _, s := range p.Group {
 			best = max(best, s.FramesPerCoreSecond)
 		}
 		fmt.Fprintf(w, "peer %s, group fan-out: highest rung held %s deliveries/s, best %s frames per core-second\n", p.Name, num(sustainedSteps(p.Group)), num(best))
 	}
+	if sat, n := r.SaturatedSteps(); n > 0 {
+		fmt.Fprintf(w, "saturated steps (machine busy cores ≥ 90 %%): %d of %d\n", sat, n)
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintln(w, "ERROR:", e)
 	}
+}
+
+// SaturatedSteps counts the measured steps (end to end, null pipeline,
+// edge, peer) where the machine was saturated, of all of them.
+func (r *Results) SaturatedSteps() (sat, n int) {
+	count := func(u procs.Usage) {
+		n++
+		if u.Saturated {
+			sat++
+		}
+	}
+	for _, b := range r.Builds {
+		if b.E2E != nil {
+			for _, s := range b.E2E.Steps {
+				count(s.Usage)
+			}
+		}
+		if b.Edge != nil {
+			for _, s := range append(slices.Clone(b.Edge.Group), b.Edge.OneToOne...) {
+				count(s.Usage)
+			}
+		}
+	}
+	for _, nr := range r.Null {
+		for _, s := range nr.Steps {
+			count(s.Usage)
+		}
+	}
+	for _, p := range r.Peers {
+		for _, s := range p.Group {
+			count(s.Usage)
+		}
+	}
+	return sat, n
 }
 
 func ratioHeader(labels []string) []string {
@@ -342,15 +389,18 @@ func (r *Results) Markdown(w io.Writer, charts []string) {
 	for _, c := range charts {
 		fmt.Fprintf(w, "![%s](%s)\n\n", strings.TrimSuffix(c, ".png"), c)
 	}
+	r.Comparisons(w)
+	fmt.Fprintln(w, "# Every step, every round")
+	fmt.Fprintln(w)
 	r.rawMarkdown(w)
 	r.e2eMarkdown(w)
 	r.workerMarkdown(w)
 	r.edgeMarkdown(w)
 	r.goMarkdown(w)
-	if r.Peer != nil {
-		fmt.Fprintf(w, "## Peer: %s\n\n%s\n\n", r.Peer.Name, r.Peer.Status)
-		if len(r.Peer.Group) > 0 {
-			edgeSteps(w, r.Peer.Group)
+	for _, p := range r.Peers {
+		fmt.Fprintf(w, "## Peer: %s, history %s, round %d\n\n%s\n\n", p.Name, onOff(p.History), p.Repeat+1, p.Status)
+		if len(p.Group) > 0 {
+			edgeSteps(w, p.Group)
 		}
 	}
 }
@@ -380,8 +430,8 @@ func (r *Results) e2eMarkdown(w io.Writer) {
 		if e == nil {
 			continue
 		}
-		fmt.Fprintf(w, "**%s** (%s): %d recipient sessions on 2 edges; latency from each POST's scheduled time to the frame, per recipient; p99 bound %.0f ms; lost = not received within %.0f s after the rung's last POST (burst: %.0f s).\n\n", b.Label, b.Rev, e.Sessions, e.P99Bound, e.Drain, e.BurstDrain)
-		t := table{head: []string{"offered msg/s", "accepted", "refused", "delivered", "lost", "dup", "p50 ms", "p90", "p99", "p99.9", "delivered msg/s", "CPU cores", "verdict"}}
+		fmt.Fprintf(w, "**%s** (%s), round %d: %d recipient sessions on 2 edges; latency from each POST's scheduled time to the frame, per recipient; p99 bound %.0f ms; lost = not received within %.0f s after the rung's last POST (burst: %.0f s).\n\n", b.Label, b.Rev, b.Repeat+1, e.Sessions, e.P99Bound, e.Drain, e.BurstDrain)
+		t := table{head: []string{"ladder", "acks", "offered msg/s", "accepted", "refused", "delivered", "lost", "dup", "wrong user", "out of order", "p50 ms", "p90", "p99", "p99.9", "delivered msg/s", "CPU cores", "client / emulators / machine busy", "verdict"}}
 		for _, s := range e.Steps {
 			label := num(s.Rate)
 			if s.Warmup {
@@ -394,12 +444,13 @@ func (r *Results) e2eMarkdown(w io.Writer) {
 			if s.Warmup {
 				verdict = "not counted"
 			}
-			t.add(label, fmt.Sprint(s.Accepted), refusedText(s.Refused), fmt.Sprint(s.Delivered), fmt.Sprint(s.Lost), fmt.Sprint(s.Duplicated),
-				ms(s.Latency.P50), ms(s.Latency.P90), ms(s.Latency.P99), ms(s.Latency.P999), num(s.Achieved), cpuText(s.CPU), verdict)
+			t.add(fmt.Sprintf("%s (%d)", s.Mode, s.Recipients), onOff(s.Acks), label, fmt.Sprint(s.Accepted), refusedText(s.Refused), fmt.Sprint(s.Delivered), fmt.Sprint(s.Lost), fmt.Sprint(s.Duplicated),
+				fmt.Sprint(s.Unexpected), fmt.Sprint(s.OutOfOrder),
+				ms(s.Latency.P50), ms(s.Latency.P90), ms(s.Latency.P99), ms(s.Latency.P999), num(s.Achieved), cpuText(s.CPU), usageCell(s.Usage), verdict)
 		}
 		t.write(w)
-		fmt.Fprintf(w, "Sustained: **%s msg/s**. Ratios: sustained ÷ slowest raw limit (%s) = **%.2f**; p99 at %.0f msg/s (%s ms) ÷ raw (2 hops + 1 commit) p99 (%s ms) = **%.2f**.\n\n",
-			num(e.Sustained), b.Ratios.SlowestLimit, b.Ratios.SustainedOverSlowest, e.SteadyRate, ms(e.SteadyP99), ms(r.Raw.HopsP99()), b.Ratios.P99OverHops)
+		fmt.Fprintf(w, "Highest pairs rung held: %s msg/s acks off, %s acks on; group: %s / %s. Ratios: sustained ÷ slowest raw limit (%s) = **%.2f**; p99 at %.0f msg/s (%s ms) ÷ raw (2 hops + 1 commit) p99 (%s ms) = **%.2f**.\n\n",
+			num(e.Sustained), num(e.SustainedAcks), num(e.GroupSustained), num(e.GroupSustainedAcks), b.Ratios.SlowestLimit, b.Ratios.SustainedOverSlowest, e.SteadyRate, ms(e.SteadyP99), ms(r.Raw.HopsP99()), b.Ratios.P99OverHops)
 		bu := e.Burst
 		fmt.Fprintf(w, "Burst: %d messages from %d senders, each to 2 of %d connected recipients, posted by %d concurrent clients: accepted %d, delivered %d, lost %d, duplicated %d; **%s msg/s** end to end (first POST → last frame, %.1f s); latency p50 %s ms, p99 %s ms. Closes seen by the clients: %s.\n\n",
 			bu.Messages, bu.Senders, bu.Recipients, bu.Clients, bu.Accepted, bu.Delivered, bu.Lost, bu.Duplicated, num(bu.Throughput), bu.Seconds, ms(bu.Latency.P50), ms(bu.Latency.P99), closesText(e.Closes))
@@ -428,14 +479,15 @@ func (r *Results) workerMarkdown(w io.Writer) {
 }
 
 func edgeSteps(w io.Writer, steps []edge.Step) {
-	t := table{head: []string{"deliveries/s", "recipients", "expected frames", "frames", "lost", "dup", "frames/s", "p50 ms", "p99 ms", "edge cores", "frames per core-s", "closes", "verdict"}}
+	t := table{head: []string{"deliveries/s", "recipients", "expected frames", "frames", "lost (window / closed)", "dup", "wrong user", "wrong cursor", "out of order", "frames/s", "p50 ms", "p99 ms", "server cores", "frames per core-s", "closes", "catch-ups", "client / emulators / machine busy", "verdict"}}
 	for _, s := range steps {
 		verdict := "ok"
 		if s.Broken != "" {
 			verdict = s.Broken
 		}
-		t.add(num(s.Rate), fmt.Sprint(s.Recipients), fmt.Sprint(s.Expected), fmt.Sprint(s.Frames), fmt.Sprint(s.Lost), fmt.Sprint(s.Duplicates), num(s.FramesPerS),
-			ms(s.Latency.P50), ms(s.Latency.P99), num(s.EdgeCores), num(s.FramesPerCoreSecond), closesText(s.Closes), verdict)
+		t.add(num(s.Rate), fmt.Sprint(s.Recipients), fmt.Sprint(s.Expected), fmt.Sprint(s.Frames), fmt.Sprintf("%d (%d / %d)", s.Lost, s.LostToWindow, s.LostClosed), fmt.Sprint(s.Duplicates),
+			fmt.Sprint(s.Unexpected), fmt.Sprint(s.BadCursor), fmt.Sprint(s.OutOfOrder), num(s.FramesPerS),
+			ms(s.Latency.P50), ms(s.Latency.P99), num(s.EdgeCores), num(s.FramesPerCoreSecond), closesText(s.Closes), num(s.CatchUps), usageCell(s.Usage), verdict)
 	}
 	t.write(w)
 }
@@ -458,7 +510,7 @@ func (r *Results) edgeMarkdown(w io.Writer) {
 		if b.Edge == nil {
 			continue
 		}
-		fmt.Fprintf(w, "**%s** (%s), group fan-out (each delivery to every session's user):\n\n", b.Label, b.Rev)
+		fmt.Fprintf(w, "**%s** (%s), round %d, group fan-out (each delivery to every session's user):\n\n", b.Label, b.Rev, b.Repeat+1)
 		edgeSteps(w, b.Edge.Group)
 		fmt.Fprintf(w, "**%s**, one-to-one (each delivery to one user):\n\n", b.Label)
 		edgeSteps(w, b.Edge.OneToOne)
@@ -482,4 +534,21 @@ func (r *Results) goMarkdown(w io.Writer) {
 		t.add(g.Package, g.Name, fmt.Sprint(g.Runs), num(g.Medians["ns/op"]), num(g.Medians["B/op"]), num(g.Medians["allocs/op"]), strings.Join(other, ", "))
 	}
 	t.write(w)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// usageCell is the load client's and the emulators' CPU in cores and the
+// machine's busy share, flagged when saturated.
+func usageCell(u procs.Usage) string {
+	c := fmt.Sprintf("%.2f / %.2f / %.0f%%", u.LoadClient, u.PubSub+u.Firestore, 100*u.BusyFraction)
+	if u.Saturated {
+		c += " **saturated**"
+	}
+	return c
 }

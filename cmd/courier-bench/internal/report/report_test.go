@@ -46,16 +46,42 @@ func TestSummaryComparesBuilds(t *testing.T) {
 	var b bytes.Buffer
 	r.Summary(&b)
 	out := b.String()
-	for _, want := range []string{"new/old", "sustained rate", "2.00×", "0.50×"} {
+	for _, want := range []string{"new/old", "highest pairs rung held", "2.00×", "0.50×"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
 	var md bytes.Buffer
 	r.Markdown(&md, []string{"latency.png"})
-	for _, want := range []string{"## 1. Raw limits", "## 2. End to end", "![latency](latency.png)", "Sustained: **400 msg/s**"} {
+	for _, want := range []string{"## 1. Raw limits", "## 2. End to end", "![latency](latency.png)", "Highest pairs rung held: 400 msg/s"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report.md lacks %q", want)
+		}
+	}
+}
+
+// The comparison of matched rungs: medians over rounds with their spread,
+// ratios of medians, saturated steps counted, every rung listed.
+func TestComparisonsMedianSpreadAndSaturation(t *testing.T) {
+	r := &Results{}
+	step := func(rate, got, p99 float64, sat bool) e2e.StepResult {
+		s := e2e.StepResult{Mode: "pairs", Rate: rate, Achieved: got}
+		s.Latency.P99 = p99
+		s.Usage.Saturated = sat
+		return s
+	}
+	for round, v := range []struct{ n, o float64 }{{400, 200}, {380, 220}, {420, 180}} {
+		r.Builds = append(r.Builds,
+			Build{Label: "new", Repeat: round, E2E: &e2e.Result{Steps: []e2e.StepResult{step(400, v.n, 100, round == 2), step(800, 700, 300, false)}}},
+			Build{Label: "old", Repeat: round, E2E: &e2e.Result{Steps: []e2e.StepResult{step(400, v.o, 200, false)}}})
+	}
+	var b bytes.Buffer
+	r.Comparisons(&b)
+	out := b.String()
+	for _, want := range []string{"3 round(s)", "| pairs | off | 400 | 400 (380–420) | 100 (100–100) | 3/3 | 200 (180–220) |", "2.00×", "0.50×", "**1/6**",
+		"| pairs | off | 800 | 700 (700–700) |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("comparisons lack %q:\n%s", want, out)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/edge"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/gobench"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/nullpipe"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/rawlimits"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/worker"
 )
@@ -28,7 +29,10 @@ type Results struct {
 	Raw      Raw              `json:"raw_limits"`
 	Builds   []Build          `json:"builds"`
 	Go       []gobench.Result `json:"go_benchmarks"`
-	Peer     *PeerResult      `json:"peer,omitempty"`
+	// Null is the null pipeline (the end-to-end ceiling), per round.
+	Null []NullRound `json:"null_pipeline,omitempty"`
+	// Peers is the well-known peer, per round, without and with history.
+	Peers []PeerResult `json:"peers,omitempty"`
 	// Errors are phases that failed (the run goes on with the others).
 	Errors []string `json:"errors,omitempty"`
 }
@@ -100,8 +104,11 @@ func (r Raw) HopsP99() float64 {
 
 // Build is phases 2–4 on one build.
 type Build struct {
-	Label  string                  `json:"label"` // "new" or "old"
-	Rev    string                  `json:"rev"`
+	Label string `json:"label"` // "new" or "old"
+	Rev   string `json:"rev"`
+	// Repeat is the round (0-based): each comparison runs several rounds,
+	// alternating the builds' order.
+	Repeat int                     `json:"repeat"`
 	E2E    *e2e.Result             `json:"end_to_end,omitempty"`
 	Worker []worker.ScenarioResult `json:"worker,omitempty"`
 	Edge   *edge.Result            `json:"edge,omitempty"`
@@ -119,11 +126,19 @@ type Ratios struct {
 	P99OverHops float64 `json:"steady_p99_over_raw_hops_p99"`
 }
 
+// NullRound is one round of the null pipeline.
+type NullRound struct {
+	Repeat int `json:"repeat"`
+	nullpipe.Result
+}
+
 // PeerResult is the optional well-known peer (see the peer phase).
 type PeerResult struct {
-	Name   string      `json:"name"`
-	Status string      `json:"status"`
-	Group  []edge.Step `json:"group,omitempty"`
+	Name    string      `json:"name"`
+	History bool        `json:"history"`
+	Repeat  int         `json:"repeat"`
+	Status  string      `json:"status"`
+	Group   []edge.Step `json:"group,omitempty"`
 }
 
 // Compute fills the ratios of every build.
@@ -145,7 +160,17 @@ func (r *Results) Compute() {
 	}
 }
 
-// Build returns the build labelled label, or nil.
+// Peer is the peer's first round without history (nil when none ran).
+func (r *Results) Peer() *PeerResult {
+	for i := range r.Peers {
+		if !r.Peers[i].History && r.Peers[i].Repeat == 0 {
+			return &r.Peers[i]
+		}
+	}
+	return nil
+}
+
+// Build returns the build labelled label (its first round), or nil.
 func (r *Results) Build(label string) *Build {
 	for i := range r.Builds {
 		if r.Builds[i].Label == label {

@@ -6,6 +6,7 @@ import (
 	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/edge"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/gobench"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/nullpipe"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/rawlimits"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/worker"
 )
@@ -18,13 +19,20 @@ type Plan struct {
 	Worker    worker.Config
 	Edge      edge.Config
 	Go        gobench.Options
+	// Null is the null pipeline (its ladder is the end-to-end pairs').
+	Null nullpipe.Config
+	// Repeats is how many rounds each comparison runs (builds alternating).
+	Repeats int
 }
 
 // payload is the message shape of every phase: a 200-byte JSON payload.
 const payload = 200
 
-// Full is `make bench`: chosen so that a run with a baseline (phases 2–4
-// twice) stays under 15 minutes on a 2-core machine.
+// Full is `make bench`: 30-second steps (what "sustained" means here),
+// every comparison three rounds, ladders extended past their last rung
+// until a rung breaks. With a baseline and the peer that is over an hour
+// on a 2-core machine; Tune shortens it (docs/benchmarks.md says how the
+// published run was shortened).
 func Full(p99Bound time.Duration) Plan {
 	return Plan{
 		PubSub: rawlimits.PubSubConfig{Burst: 5000, SteadyRate: 200, SteadyFor: 5 * time.Second, Drain: 15 * time.Second, PayloadSize: payload},
@@ -37,7 +45,7 @@ func Full(p99Bound time.Duration) Plan {
 			// Long enough for a fresh stack's first commits and the JVMs'
 			// collections after the previous phase.
 			Warmup: e2e.Step{Rate: 50, For: 8 * time.Second},
-			Ladder: []float64{25, 50, 100, 200, 300, 400, 600, 800, 1200, 1600}, StepFor: 8 * time.Second,
+			Ladder: []float64{100, 200, 400, 800, 1200}, GroupLadder: []float64{25, 50, 100}, Extend: 2, StepFor: 30 * time.Second,
 			Drain: 15 * time.Second, BurstDrain: 60 * time.Second, P99Bound: p99Bound, Steady: 200,
 			Burst: 2000, BurstSenders: 200, BurstClients: 32, MaxInFlight: 4000,
 		},
@@ -51,11 +59,14 @@ func Full(p99Bound time.Duration) Plan {
 		},
 		Edge: edge.Config{
 			Idle: []int{1000, 10000}, Sessions: 1000,
-			GroupLadder: []float64{5, 10, 20, 40, 60, 80}, OneLadder: []float64{200, 500, 1000, 2000},
-			StepFor: 5 * time.Second, Drain: 5 * time.Second, P99Bound: p99Bound, PayloadSize: payload,
+			GroupLadder: []float64{10, 20, 40, 60}, OneLadder: []float64{500, 1000, 2000}, Extend: 2,
+			StepFor: 30 * time.Second, Drain: 10 * time.Second, P99Bound: p99Bound, PayloadSize: payload,
 			DialParallel: 32, MaxInFlight: 4000, DeliverySenders: 200,
 		},
-		Go: gobench.Options{Count: 5, EmulatorCount: 2},
+		Null: nullpipe.Config{StepFor: 30 * time.Second, Drain: 15 * time.Second, PayloadSize: payload, Users: 40,
+			BatchMax: 166, Linger: 2 * time.Millisecond, MaxInFlight: 4000, P99Bound: p99Bound},
+		Go:      gobench.Options{Count: 5, EmulatorCount: 2},
+		Repeats: 3,
 	}
 }
 
@@ -69,7 +80,7 @@ func Quick(p99Bound time.Duration) Plan {
 		E2E: e2e.Config{
 			Senders: 20, Recipients: 10, PayloadSize: payload,
 			Warmup: e2e.Step{Rate: 20, For: time.Second},
-			Ladder: []float64{20, 50}, StepFor: 2 * time.Second,
+			Ladder: []float64{20, 50}, GroupLadder: []float64{10}, StepFor: 2 * time.Second,
 			Drain: 30 * time.Second, BurstDrain: 30 * time.Second, P99Bound: p99Bound, Steady: 50,
 			Burst: 100, BurstSenders: 20, BurstClients: 8, MaxInFlight: 1000,
 		},
@@ -87,17 +98,24 @@ func Quick(p99Bound time.Duration) Plan {
 			StepFor: 2 * time.Second, Drain: 20 * time.Second, P99Bound: p99Bound, PayloadSize: payload,
 			DialParallel: 16, MaxInFlight: 1000, DeliverySenders: 20,
 		},
-		Go: gobench.Options{Count: 1, Benchtime: "1x", EmulatorCount: 1},
+		Null: nullpipe.Config{StepFor: 2 * time.Second, Drain: 20 * time.Second, PayloadSize: payload, Users: 10,
+			BatchMax: 166, Linger: 2 * time.Millisecond, MaxInFlight: 1000, P99Bound: p99Bound},
+		Go:      gobench.Options{Count: 1, Benchtime: "1x", EmulatorCount: 1},
+		Repeats: 1,
 	}
 }
 
 // Estimate is a generous guess of the run's length with builds builds
-// measured in phases 2–4 (each ladder assumed to run to its end).
-func (p Plan) Estimate(builds int, goBench bool) time.Duration {
+// measured in phases 2–4 (each ladder assumed to run to its configured end,
+// extension rungs not counted), and the peer when peer is set.
+func (p Plan) Estimate(builds int, goBench, peer bool) time.Duration {
 	sec := func(d time.Duration) float64 { return d.Seconds() }
+	reps := float64(max(p.Repeats, 1))
 	burst := float64(p.PubSub.Burst) / 1500
 	raw := 2*(sec(p.PubSub.SteadyFor)+burst+4) + 1 + burst + 3*sec(p.Firestore.For) + 8
-	e := 10 + sec(p.E2E.Warmup.For) + 2 + float64(len(p.E2E.Ladder))*(sec(p.E2E.StepFor)+2) + float64(p.E2E.Burst)/150 + 5
+	// Every end-to-end rung runs twice (acks off and on).
+	e := 15 + sec(p.E2E.Warmup.For) + 2 + 2*float64(len(p.E2E.Ladder)+len(p.E2E.GroupLadder))*(sec(p.E2E.StepFor)+2) + float64(p.E2E.Burst)/150 + 5
+	null := 5 + float64(len(p.E2E.Ladder))*(sec(p.Null.StepFor)+2)
 	w := 0.0
 	for _, s := range p.Worker.Scenarios {
 		w += min(sec(p.Worker.Cap), float64(s.Messages*s.Recipients)/200) + 4
@@ -107,9 +125,58 @@ func (p Plan) Estimate(builds int, goBench bool) time.Duration {
 		maxIdle = max(maxIdle, n)
 	}
 	ed := 15 + float64(maxIdle)/600 + float64(len(p.Edge.GroupLadder)+len(p.Edge.OneLadder))*(sec(p.Edge.StepFor)+2)
-	total := 15 + raw + float64(builds)*(e+w+ed)
+	total := 15 + raw + reps*(float64(builds)*(e+ed)+null) + float64(builds)*w
+	if peer {
+		total += reps * 2 * (10 + float64(len(p.Edge.GroupLadder))*(sec(p.Edge.StepFor)+2))
+	}
 	if goBench {
 		total += 10 + 8*float64(p.Go.Count) + 12*float64(p.Go.EmulatorCount)
 	}
 	return time.Duration(total) * time.Second
+}
+
+// Tune overrides parts of a plan (zero values keep the plan's): how the
+// published run is shortened to fit the time it had.
+type Tune struct {
+	Repeats   int
+	StepFor   time.Duration
+	Extend    int  // -1 = none
+	NoBurst   bool // skip the end-to-end burst
+	E2ELadder []float64
+	E2EGroup  []float64
+	EdgeGroup []float64
+	EdgeOne   []float64
+	Idle      []int
+}
+
+// Apply returns p with t's overrides.
+func (t Tune) Apply(p Plan) Plan {
+	if t.Repeats > 0 {
+		p.Repeats = t.Repeats
+	}
+	if t.StepFor > 0 {
+		p.E2E.StepFor, p.Edge.StepFor, p.Null.StepFor = t.StepFor, t.StepFor, t.StepFor
+	}
+	if t.Extend != 0 {
+		p.E2E.Extend, p.Edge.Extend = max(t.Extend, 0), max(t.Extend, 0)
+	}
+	if t.NoBurst {
+		p.E2E.Burst = 0
+	}
+	if t.E2ELadder != nil {
+		p.E2E.Ladder = t.E2ELadder
+	}
+	if t.E2EGroup != nil {
+		p.E2E.GroupLadder = t.E2EGroup
+	}
+	if t.EdgeGroup != nil {
+		p.Edge.GroupLadder = t.EdgeGroup
+	}
+	if t.EdgeOne != nil {
+		p.Edge.OneLadder = t.EdgeOne
+	}
+	if t.Idle != nil {
+		p.Edge.Idle = t.Idle
+	}
+	return p
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/edge"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/gobench"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/nullpipe"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/procs"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/rawlimits"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/report"
@@ -43,7 +45,9 @@ type Options struct {
 	GoBench  bool
 	// Peer is a centrifugo binary: when set, the group fan-out ladder also
 	// runs on it (the well-known peer).
-	Peer     string
+	Peer string
+	// Tune shortens (or otherwise overrides) the plan.
+	Tune     Tune
 	Phases   map[string]bool // nil = all; keys: raw, e2e, worker, edge, go
 	P99Bound time.Duration
 	// Emulator ports; 0 picks free ones.
@@ -69,6 +73,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 	if o.Quick {
 		plan = Quick(o.P99Bound)
 	}
+	plan = o.Tune.Apply(plan)
 	say := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }
 	res := &report.Results{Started: started, Quick: o.Quick, Machine: machine(), Commit: gitHead(o.Repo)}
 	res.Machine.LoadStart = loadAvg()
@@ -88,7 +93,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 		builds = append(builds, bl)
 	}
 	say("== courier-bench: %s mode, builds: %s; estimated total ≤ %s; results in %s", mode(o.Quick), labels(builds),
-		plan.Estimate(len(builds), o.GoBench && o.want("go")).Round(time.Minute), dir)
+		plan.Estimate(len(builds), o.GoBench && o.want("go"), o.Peer != "" && o.want("edge")).Round(time.Minute), dir)
 
 	say("== starting private emulators")
 	emu, err := procs.StartEmulators(o.Repo, filepath.Join(dir, "emulators"), o.PubSubPort, o.FirestorePort)
@@ -117,9 +122,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 			steps++
 		}
 	}
-	if o.Peer != "" && o.want("edge") {
-		steps++
-	}
+
 	phase := func(name string) {
 		step++
 		say("== [%d/%d] %s (%s elapsed)", step, steps, name, time.Since(started).Round(time.Second))
@@ -131,55 +134,86 @@ func Run(ctx context.Context, o Options) (string, error) {
 			fail("raw limits", err)
 		}
 	}
-	res.Builds = make([]report.Build, len(builds))
-	for i, b := range builds {
-		res.Builds[i] = report.Build{Label: b.Label, Rev: b.Rev}
+	repeats := max(plan.Repeats, 1)
+	// entry is build i's results of repeat r (created on first use).
+	entry := func(i, r int) *report.Build {
+		for k := range res.Builds {
+			if res.Builds[k].Label == builds[i].Label && res.Builds[k].Repeat == r {
+				return &res.Builds[k]
+			}
+		}
+		res.Builds = append(res.Builds, report.Build{Label: builds[i].Label, Rev: builds[i].Rev, Repeat: r})
+		return &res.Builds[len(res.Builds)-1]
 	}
-	// eachBuild runs one of phases 2–4 on every build, taking turns (k is
-	// the phase's index, see order); a failure is recorded and the run
-	// goes on.
-	eachBuild := func(k int, name string, run func(i int, b stack.Build) error) {
-		for _, i := range order(len(builds), k) {
-			b := builds[i]
-			say("   -- %s build (%s)", b.Label, b.Rev)
-			if err := run(i, b); err != nil {
-				fail(name+" ("+b.Label+")", err)
+	for i := range builds {
+		entry(i, 0)
+	}
+	// eachBuild runs one of phases 2–4 on every build, reps times, taking
+	// turns (alternating which build goes first from one round to the
+	// next, see order), so every comparison is repeated on the same
+	// machine state; a failure is recorded and the run goes on.
+	eachBuild := func(k, reps int, name string, run func(i, r int, b stack.Build) error) {
+		for r := range reps {
+			for _, i := range order(len(builds), k+r) {
+				b := builds[i]
+				say("   -- %s build (%s), round %d/%d", b.Label, b.Rev, r+1, reps)
+				if err := run(i, r, b); err != nil {
+					fail(fmt.Sprintf("%s (%s, round %d)", name, b.Label, r+1), err)
+				}
 			}
 		}
 	}
 	if o.want("e2e") {
-		phase("end to end: open-loop ladder and burst through gateway → worker → 2 edges")
-		eachBuild(0, "end to end", func(i int, b stack.Build) error {
-			r, err := e2ePhase(ctx, b, emu, logs, plan.E2E, progress)
-			res.Builds[i].E2E = r
+		phase("end to end: open-loop ladders (pairs, group; acks off and on) and burst through gateway → worker → 2 edges, beside the null pipeline")
+		eachBuild(0, repeats, "end to end", func(i, r int, b stack.Build) error {
+			// The null pipeline takes its turn in the same round: first in
+			// odd rounds, last in even ones.
+			ord := order(len(builds), r)
+			if r%2 == 1 && i == ord[0] {
+				nullRound(ctx, emu, plan, r, res, say, progress, fail)
+			}
+			er, err := e2ePhase(ctx, b, emu, logs, plan.E2E, progress)
+			entry(i, r).E2E = er
+			if r%2 == 0 && i == ord[len(ord)-1] {
+				nullRound(ctx, emu, plan, r, res, say, progress, fail)
+			}
 			return err
 		})
 	}
 	if o.want("worker") {
 		phase("worker alone: envelopes straight to the ingress topic, Firestore RPCs counted by a proxy")
-		eachBuild(1, "worker alone", func(i int, b stack.Build) error {
-			r, err := worker.Run(ctx, b, emu, secret, logs, plan.Worker, progress)
-			res.Builds[i].Worker = r
+		eachBuild(1, 1, "worker alone", func(i, r int, b stack.Build) error {
+			wr, err := worker.Run(ctx, b, emu, secret, logs, plan.Worker, progress)
+			entry(i, r).Worker = wr
 			return err
 		})
 	}
 	if o.want("edge") {
-		phase("ws-edge alone: idle sessions, group fan-out, one-to-one")
-		eachBuild(2, "edge alone", func(i int, b stack.Build) error {
-			r, err := edge.Run(ctx, b, emu, secret, logs, plan.Edge, progress)
-			res.Builds[i].Edge = &r
+		phase("ws-edge alone (and the peer): idle sessions, group fan-out, one-to-one")
+		eachBuild(2, repeats, "edge alone", func(i, r int, b stack.Build) error {
+			er, err := edge.Run(ctx, b, emu, secret, logs, plan.Edge, progress)
+			entry(i, r).Edge = &er
+			if ord := order(len(builds), 2+r); o.Peer == "" || i != ord[len(ord)-1] {
+				return err
+			}
+			// The peer runs in the same round, after the last build, both
+			// ways (without and with history), alternating which first.
+			for _, history := range []bool{r%2 == 1, r%2 == 0} {
+				say("   -- peer centrifugo, history %s, round %d/%d", map[bool]string{true: "on", false: "off"}[history], r+1, repeats)
+				steps, perr := edge.RunPeer(ctx, o.Peer, emu, logs, plan.Edge, history, progress)
+				pr := report.PeerResult{Name: "centrifugo " + peerVersion(o.Repo), Group: steps, History: history, Repeat: r,
+					Status: fmt.Sprintf("%d WebSocket clients subscribed to one channel; each delivery is one Pub/Sub message whose data (the same 200-byte payload) centrifugo's Google Pub/Sub consumer publishes to that channel (publication data mode).", plan.Edge.Sessions)}
+				if history {
+					pr.Status += " History and recovery on (history_size 100,000, history_ttl 600 s, force_recovery): every publication carries its offset."
+				}
+				if perr != nil {
+					pr.Status += " Failed: " + perr.Error()
+					fail(fmt.Sprintf("peer (history %v, round %d)", history, r+1), perr)
+				}
+				res.Peers = append(res.Peers, pr)
+			}
 			return err
 		})
-	}
-	if o.Peer != "" && o.want("edge") {
-		phase("well-known peer: centrifugo, the same group fan-out ladder through its Google Pub/Sub consumer")
-		steps, err := edge.RunPeer(ctx, o.Peer, emu, logs, plan.Edge, progress)
-		res.Peer = &report.PeerResult{Name: "centrifugo " + peerVersion(o.Repo), Group: steps,
-			Status: fmt.Sprintf("%d WebSocket clients subscribed to one channel; each delivery is one Pub/Sub message whose data (the same 200-byte payload) centrifugo's Google Pub/Sub consumer publishes to that channel (publication data mode).", plan.Edge.Sessions)}
-		if err != nil {
-			res.Peer.Status += " Failed: " + err.Error()
-			fail("peer", err)
-		}
 	}
 	if o.want("go") && o.GoBench {
 		phase("Go benchmarks of the hot paths (medians)")
@@ -356,7 +390,8 @@ func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs str
 		return nil, err
 	}
 	started = append(started, wk)
-	tg := e2e.Target{Gateway: gw.HTTP, Secret: secret, Pids: map[string]int{"gateway": gw.Pid(), "worker": wk.Pid()}}
+	tg := e2e.Target{Gateway: gw.HTTP, Secret: secret, Pids: map[string]int{"gateway": gw.Pid(), "worker": wk.Pid()}, Meter: emu.Meter,
+		ScrapeWorker: wk.Scrape}
 	for i := range 2 {
 		pod := fmt.Sprintf("bench-%d", i+1)
 		ed, err := stack.StartEdge(ctx, b, env, pod, 1000)
@@ -365,10 +400,42 @@ func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs str
 		}
 		started = append(started, ed)
 		tg.Edges = append(tg.Edges, ed.HTTP)
+		tg.Scrape = append(tg.Scrape, ed.Scrape)
 		tg.Pids["edge-"+fmt.Sprint(i+1)] = ed.Pid()
 	}
 	r, err := e2e.Run(ctx, tg, c, progress)
 	return &r, err
+}
+
+// nullRound runs the null pipeline (the end-to-end ceiling without
+// Courier's code) on the end-to-end ladder's rates, as round r.
+func nullRound(ctx context.Context, emu *procs.Emulators, plan Plan, r int, res *report.Results, say func(string, ...any), progress func(string), fail func(string, error)) {
+	say("   -- null pipeline (no Courier code), round %d", r+1)
+	project := fmt.Sprintf("bench-null-%d", time.Now().UnixNano())
+	defer emu.ResetFirestore(context.Background(), project)
+	ps, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		fail("null pipeline", fmt.Errorf("pubsub client: %w", err))
+		return
+	}
+	defer ps.Close()
+	fs, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		fail("null pipeline", fmt.Errorf("firestore client: %w", err))
+		return
+	}
+	defer fs.Close()
+	c := plan.Null
+	rates := slices.Clone(plan.E2E.Ladder)
+	for k := 0; k < plan.E2E.Extend && len(rates) > 0; k++ {
+		rates = append(rates, math.Round(rates[len(rates)-1]*1.5))
+	}
+	c.Ladder = rates
+	nr, err := nullpipe.Run(ctx, ps, fs, project, emu.Meter, c, progress)
+	res.Null = append(res.Null, report.NullRound{Repeat: r, Result: nr})
+	if err != nil {
+		fail(fmt.Sprintf("null pipeline (round %d)", r+1), err)
+	}
 }
 
 func logFile(dir, name string) io.Writer {

@@ -10,12 +10,15 @@ package stack
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/courierhq/courier/cmd/courier-bench/internal/procs"
+	"github.com/courierhq/courier/cmd/courier-bench/internal/promtext"
 	"github.com/courierhq/courier/pkg/topology"
 )
 
@@ -41,17 +44,41 @@ type Service struct {
 	*procs.Proc
 	HTTP  string // host:port of HTTP_ADDR
 	Debug string // host:port of DEBUG_ADDR
-	// Admin is host:port of ADMIN_ADDR, or "" for a build older than it
-	// (a BENCH_BASELINE revision), which served /metrics on HTTP_ADDR.
+	// Admin is host:port of ADMIN_ADDR: builds that serve /metrics on a
+	// separate admin listener use it; older ones ignore the variable and
+	// serve /metrics on HTTP_ADDR.
 	Admin string
+
+	metricsOnce sync.Once
+	metricsURL  string
 }
 
-// MetricsURL is the service's Prometheus endpoint.
+// MetricsURL is the service's Prometheus endpoint: the admin listener's
+// when it answers /metrics, else the HTTP listener's. Decided once, on
+// first use (the service is ready by then), so every scrape of the run
+// reads the same place.
 func (s *Service) MetricsURL() string {
-	if s.Admin != "" {
-		return "http://" + s.Admin + "/metrics"
-	}
-	return "http://" + s.HTTP + "/metrics"
+	s.metricsOnce.Do(func() {
+		s.metricsURL = "http://" + s.HTTP + "/metrics"
+		if s.Admin == "" {
+			return
+		}
+		u := "http://" + s.Admin + "/metrics"
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(u)
+		if err != nil {
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			s.metricsURL = u
+		}
+	})
+	return s.metricsURL
+}
+
+// Scrape reads the service's metrics.
+func (s *Service) Scrape(ctx context.Context) (promtext.Snapshot, error) {
+	return procs.Scrape(ctx, s.MetricsURL())
 }
 
 // Provision applies Courier's topology to env's project.
@@ -95,11 +122,6 @@ func start(ctx context.Context, name, bin string, e Env, extra []string) (*Servi
 	if err := p.WaitReady(ctx, "http://"+httpAddr+"/readyz", 60*time.Second); err != nil {
 		p.Stop(5 * time.Second)
 		return nil, err
-	}
-	// Every service binds ADMIN_ADDR before it is ready, so one look tells a
-	// build that has it from an older one.
-	if _, err := procs.ScrapeMetrics(ctx, s.MetricsURL()); err != nil {
-		s.Admin = ""
 	}
 	return s, nil
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/courierhq/courier/pkg/inbox"
 )
 
 // StatusNoClose is reported for a session that ended without a close frame.
@@ -41,6 +43,12 @@ type Frame struct {
 	// Seq is the "s" field of the message's payload (Message only; -1 when
 	// the payload is not the benchmark's).
 	Seq int64
+	// Cursor is the frame's inbox position (Message and Synced; -1 when
+	// the frame has none or it does not decode).
+	Cursor int64
+	// ID is the message id (Message only; "" when absent), what an ack
+	// names.
+	ID string
 	// Raw is the frame; valid only during the callback.
 	Raw []byte
 }
@@ -117,10 +125,14 @@ var (
 // sequence number in its payload. The fast path needs the compact JSON
 // every Courier edge writes; anything else is decoded properly.
 func Parse(part []byte) Frame {
-	f := Frame{Kind: kind(part), Seq: -1, Raw: part}
+	f := Frame{Kind: kind(part), Seq: -1, Cursor: -1, Raw: part}
+	if f.Kind == Message || f.Kind == Synced {
+		f.Cursor = cursorOf(part)
+	}
 	if f.Kind != Message {
 		return f
 	}
+	f.ID = idOf(part)
 	if i := bytes.Index(part, seqKey); i >= 0 {
 		rest := part[i+len(seqKey):]
 		j := 0
@@ -134,16 +146,73 @@ func Parse(part []byte) Frame {
 	}
 	var m struct {
 		Message struct {
+			ID      string          `json:"id"`
 			Payload json.RawMessage `json:"payload"`
 		} `json:"message"`
 	}
 	var p struct {
 		S *int64 `json:"s"`
 	}
-	if json.Unmarshal(part, &m) == nil && json.Unmarshal(m.Message.Payload, &p) == nil && p.S != nil {
-		f.Seq = *p.S
+	if json.Unmarshal(part, &m) == nil {
+		if f.ID == "" {
+			f.ID = m.Message.ID
+		}
+		if json.Unmarshal(m.Message.Payload, &p) == nil && p.S != nil {
+			f.Seq = *p.S
+		}
 	}
 	return f
+}
+
+var (
+	cursorKey = []byte(`"cursor":"`)
+	cursorSp  = []byte(`"cursor": "`)
+	idKey     = []byte(`"message":{"id":"`)
+)
+
+// cursorOf finds the frame's "cursor" (the last one: a payload written by
+// the benchmark never holds that key) and decodes it.
+func cursorOf(part []byte) int64 {
+	i, key := bytes.LastIndex(part, cursorKey), cursorKey
+	if i < 0 {
+		if i, key = bytes.LastIndex(part, cursorSp), cursorSp; i < 0 {
+			return -1
+		}
+	}
+	rest := part[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return -1
+	}
+	n, err := inbox.DecodeCursor(string(rest[:j]))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// idOf finds the message id on the fast path (compact JSON, id first, as
+// every Courier edge writes it); "" sends Parse to the slow path.
+func idOf(part []byte) string {
+	i := bytes.Index(part, idKey)
+	if i < 0 {
+		return ""
+	}
+	rest := part[i+len(idKey):]
+	if j := bytes.IndexByte(rest, '"'); j >= 0 {
+		return string(rest[:j])
+	}
+	return ""
+}
+
+// Ack acknowledges message id as the JavaScript client does by default
+// (clients/js: one {"type":"ack","id"} frame per message received).
+func Ack(ctx context.Context, conn *websocket.Conn, id string) error {
+	b := make([]byte, 0, len(id)+24)
+	b = append(b, `{"type":"ack","id":`...)
+	b = strconv.AppendQuote(b, id)
+	b = append(b, '}')
+	return conn.Write(ctx, websocket.MessageText, b)
 }
 
 func kind(part []byte) Kind {

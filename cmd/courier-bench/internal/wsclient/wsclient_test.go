@@ -46,6 +46,25 @@ func TestParseFrames(t *testing.T) {
 	}
 }
 
+// The accounting needs every message frame's cursor (its inbox position)
+// and id (what an ack names).
+func TestParseCursorAndID(t *testing.T) {
+	msg := `{"type":"message","message":{"id":"m1","from":"a","to":["b"],"payload":{"s":4711,"p":"xx"}},"cursor":"YzEuMQ"}`
+	if f := Parse([]byte(msg)); f.Cursor != 1 || f.ID != "m1" {
+		t.Fatalf("compact frame: cursor %d id %q, want 1 m1", f.Cursor, f.ID)
+	}
+	spaced := `{"cursor": "YzEuNDI", "message": {"payload": {"s": 12}, "id": "m2"}, "type": "message"}`
+	if f := Parse([]byte(spaced)); f.Cursor != 42 || f.ID != "m2" || f.Seq != 12 {
+		t.Fatalf("spaced frame: %+v, want cursor 42 id m2 seq 12", f)
+	}
+	if f := Parse([]byte(`{"type":"synced","cursor":"YzEuNw"}`)); f.Cursor != 7 {
+		t.Fatalf("synced cursor %d, want 7", f.Cursor)
+	}
+	if f := Parse([]byte(`{"type":"message","message":{"id":"x","payload":{"s":1}},"cursor":"!!"}`)); f.Cursor != -1 {
+		t.Fatalf("an undecodable cursor reads %d, want -1", f.Cursor)
+	}
+}
+
 func TestPayloadSizeAndShape(t *testing.T) {
 	p := Payload(123, 200)
 	if len(p) != 200 {

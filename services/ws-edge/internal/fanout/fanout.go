@@ -192,6 +192,7 @@ func (f *Fanout) heartbeat(ctx context.Context) {
 // Deliveries for users this pod does not hold, and undecodable ones, are
 // acked and dropped: redelivering them could not help.
 func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
+	received := time.Now()
 	f.m.Received.Inc()
 	if !routing.RoutedTo(msg.Attributes, f.cfg.Pod) {
 		f.m.RoutedElsewhere.Inc()
@@ -242,6 +243,10 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 		return
 	}
 	write.SetAttributes(attribute.Int("messaging.message.body.size", m.Size()))
+	m.Received = received
+	if !msg.PublishTime.IsZero() {
+		f.m.PubSubHop.Observe(received.Sub(msg.PublishTime).Seconds())
+	}
 	m.FannedOut = time.Now()
 	users := 0
 	for _, rc := range d.Recipients {

@@ -37,6 +37,9 @@ type Message struct {
 	// FromInbox marks a message read from the inbox (a replay, a catch-up
 	// or a gap fill) rather than delivered live.
 	FromInbox bool
+	// Received is when this pod's subscription handler got the delivery
+	// (zero for inbox reads): where the edge's latency parts start.
+	Received time.Time
 	// prefix is `{"type":"message","message":{…},"cursor":"`.
 	prefix []byte
 }
@@ -66,6 +69,9 @@ func (m *Message) Size() int { return len(m.prefix) + 32 }
 type Item struct {
 	M   *Message
 	Seq int64
+	// Handed is when the sequencer handed the item to the sessions (zero for
+	// inbox reads): the reorder wait ends and the queue wait starts here.
+	Handed time.Time
 }
 
 // Append appends the frame of it to dst.

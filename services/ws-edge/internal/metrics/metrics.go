@@ -57,6 +57,15 @@ type Metrics struct {
 	// handing a live delivery to the user's sessions to that session's
 	// socket write of it (ordering, the queue and the write itself).
 	SessionWriteLatency prometheus.Histogram
+	// The edge's latency in parts (docs/benchmarks.md attributes the
+	// group fan-out's p99 with them): PubSubHop from the delivery's
+	// Pub/Sub publish time to this pod's handler (per delivery);
+	// ReorderWait from the handler to the hand-over to the sessions, i.e.
+	// the wait behind a missing position (per live frame and user);
+	// QueueWait from the hand-over to the start of the socket write that
+	// carries it (per live frame and session); SocketWrite one socket
+	// write (per write).
+	PubSubHop, ReorderWait, QueueWait, SocketWrite prometheus.Histogram
 	// FramesPerWrite is how many frames one socket write carried (more
 	// than one only for batch=1 sessions with a backlog).
 	FramesPerWrite prometheus.Histogram
@@ -89,6 +98,10 @@ type Metrics struct {
 	InboxReads                           *prometheus.CounterVec
 	inboxReads                           map[string]prometheus.Counter
 }
+
+// partBuckets resolve the latency parts from a tenth of a millisecond (a
+// socket write) to seconds (an overloaded queue).
+var partBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .02, .03, .05, .075, .1, .15, .2, .3, .4, .5, .75, 1, 2.5, 5, 10}
 
 // New creates the collectors and registers them on reg.
 func New(reg prometheus.Registerer) (*Metrics, error) {
@@ -126,6 +139,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Per session: from the fan-out handing a live delivery to the user's sessions to this session's socket write of it.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		PubSubHop: prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "pubsub_hop_seconds",
+			Help: "From a delivery's Pub/Sub publish time to this pod's handler.", Buckets: partBuckets}),
+		ReorderWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "reorder_wait_seconds",
+			Help: "From the handler to the hand-over to the user's sessions (the wait behind a missing position), per live frame and user.", Buckets: partBuckets}),
+		QueueWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "queue_wait_seconds",
+			Help: "From the hand-over to the start of the socket write that carries the frame, per live frame and session.", Buckets: partBuckets}),
+		SocketWrite: prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "socket_write_seconds",
+			Help: "One socket write.", Buckets: partBuckets}),
 		FramesPerWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: ns + "frames_per_write", Help: "Frames carried by one socket write.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
@@ -171,6 +192,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	var errs []error
 	for _, c := range []prometheus.Collector{m.Sessions, m.Connects, m.Rejected, m.Disconnects, m.Received,
 		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.CatchUps, m.Stalled, m.DeliveryLatency, m.SessionWriteLatency, m.FramesPerWrite,
+		m.PubSubHop, m.ReorderWait, m.QueueWait, m.SocketWrite,
 		m.BadFrames, m.Acks, m.ReceiveErrors, m.RoutedElsewhere, m.Offered, m.Gaps, m.GapsFilledLive,
 		m.GapsFilledLate, m.GapsGivenUp, m.Lateness, m.ReorderWindow, m.InboxReads} {
 		if err := reg.Register(c); err != nil {

@@ -274,10 +274,20 @@ func (s *Set) Start(name string, pos int64) {
 }
 
 // hand gives ready items to the Sink. Called with u locked.
+// Live items are stamped Handed: the reorder wait (from the fan-out
+// handler's receipt) ends here and the sessions' queue wait begins.
 func (s *Set) hand(u *user, ready []frame.Item) {
-	if len(ready) > 0 {
-		s.sink(u.name, ready)
+	if len(ready) == 0 {
+		return
 	}
+	now := time.Now()
+	for i, it := range ready {
+		if !it.M.Received.IsZero() {
+			s.m.ReorderWait.Observe(now.Sub(it.M.Received).Seconds())
+			ready[i].Handed = now
+		}
+	}
+	s.sink(u.name, ready)
 }
 
 // schedule (re)arms u's gap timer after any change. Called with u locked.

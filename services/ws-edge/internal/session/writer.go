@@ -188,10 +188,11 @@ func (w *writer) writeItems(items []frame.Item) error {
 			n++
 		}
 		*bp = buf
+		began := time.Now()
 		if err := w.write(buf); err != nil {
 			return err
 		}
-		w.wrote(items[:n])
+		w.wrote(items[:n], began)
 		items = items[n:]
 	}
 	return nil
@@ -212,11 +213,13 @@ func (w *writer) writePage(items []frame.Item) error {
 // tooSlow runs when a page was not written within PageWriteTimeout.
 func (w *writer) tooSlow() { w.closeStuck("client too slow") }
 
-// wrote accounts for items written to the socket.
-func (w *writer) wrote(items []frame.Item) {
+// wrote accounts for items written to the socket by a write that began
+// at began.
+func (w *writer) wrote(items []frame.Item, began time.Time) {
 	m := w.s.deps.Metrics
 	m.FramesPerWrite.Observe(float64(len(items)))
 	now := time.Now()
+	m.SocketWrite.Observe(now.Sub(began).Seconds())
 	live := 0
 	for _, it := range items {
 		w.s.last = it.Seq
@@ -227,6 +230,9 @@ func (w *writer) wrote(items []frame.Item) {
 			}
 			if !it.M.FannedOut.IsZero() {
 				m.SessionWriteLatency.Observe(now.Sub(it.M.FannedOut).Seconds())
+			}
+			if !it.Handed.IsZero() {
+				m.QueueWait.Observe(began.Sub(it.Handed).Seconds())
 			}
 		}
 	}
