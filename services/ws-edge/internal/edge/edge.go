@@ -24,8 +24,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/ratelimit"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
 	"github.com/courierhq/courier/services/ws-edge/internal/fanout"
@@ -33,7 +33,6 @@ import (
 	"github.com/courierhq/courier/services/ws-edge/internal/hub"
 	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
-	"github.com/courierhq/courier/services/ws-edge/internal/routes"
 	"github.com/courierhq/courier/services/ws-edge/internal/sequencer"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
 )
@@ -68,7 +67,7 @@ type Config struct {
 	// GatewayURL is where the demo client sends messages.
 	GatewayURL string
 	// TargetedRouting gives the subscription the per-pod routing filter
-	// (routing.Filter) and records which users this pod holds
+	// (presence.Filter) and records which users this pod holds
 	// (Deps.Presence), so the worker routes their deliveries here.
 	TargetedRouting   bool
 	HeartbeatInterval time.Duration
@@ -110,7 +109,7 @@ type Deps struct {
 	Heartbeats fanout.Heartbeats
 	// Presence records which users this pod holds (presence.Table); required
 	// with Config.TargetedRouting.
-	Presence routes.Table
+	Presence presence.Writer
 	Verifier Verifier
 	// Registry receives the edge's metrics; main serves it on the admin listener (ADMIN_ADDR).
 	Registry *prometheus.Registry
@@ -119,17 +118,17 @@ type Deps struct {
 
 // Edge is one ws-edge pod.
 type Edge struct {
-	cfg        Config
-	deps       Deps
-	log        *slog.Logger
-	m          *metrics.Metrics
-	hub        *hub.Hub[*session.Session]
-	seqs       *sequencer.Set
-	fanout     *fanout.Fanout
-	acks       *acks.Writer
-	sessions   *session.Deps
-	userRoutes *routes.Tracker // nil without targeted routing
-	draining   atomic.Bool
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	m        *metrics.Metrics
+	hub      *hub.Hub[*session.Session]
+	seqs     *sequencer.Set
+	fanout   *fanout.Fanout
+	acks     *acks.Writer
+	sessions *session.Deps
+	presence *presence.Recorder // nil without targeted routing
+	draining atomic.Bool
 	// unauthenticated holds a token per connection waiting for its auth
 	// frame.
 	unauthenticated chan struct{}
@@ -197,17 +196,17 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}, func(ctx context.Context, user string, after int64, limit int) (inboxreader.Page, error) {
 		return reader.Read(ctx, inboxreader.Gap, user, after, limit)
 	}, func(user string, items []frame.Item) { e.hub.Broadcast(user, items) }, m, log)
-	e.hub = hub.New[*session.Session](hub.Config{MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser},
-		sequencerEvents{e.seqs})
-	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.seqs, Acks: e.acks, Metrics: m, Log: log}
-	filter := ""
+	filter, events := "", hubEvents{e.seqs, nil}
 	if cfg.TargetedRouting {
 		if deps.Presence == nil {
-			return nil, errors.New("edge: targeted routing needs Deps.Routes")
+			return nil, errors.New("edge: targeted routing needs Deps.Presence")
 		}
-		filter = routing.Filter(cfg.Pod)
-		e.userRoutes = routes.New(deps.Presence, cfg.Pod)
+		filter = presence.Filter(cfg.Pod)
+		e.presence = presence.NewRecorder(deps.Presence, cfg.Pod, presenceTimeout, log)
+		events.presence = e.presence
 	}
+	e.hub = hub.New[*session.Session](hub.Config{MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser}, events)
+	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.seqs, Acks: e.acks, Metrics: m, Log: log}
 	if deps.Heartbeats == nil {
 		return nil, errors.New("edge: Deps.Heartbeats is required")
 	}
@@ -217,12 +216,28 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	return e, nil
 }
 
-// sequencerEvents opens a user's sequencer with the user's first session
-// here and closes it with the last (hub.Events).
-type sequencerEvents struct{ s *sequencer.Set }
+// hubEvents hands the hub's first-session and last-session events to their
+// two consumers: the user's sequencer opens and closes with them, and with
+// targeted routing the presence record is written and removed (the
+// Recorder only starts its write here; admit waits for it).
+type hubEvents struct {
+	seqs     *sequencer.Set
+	presence *presence.Recorder // nil without targeted routing
+}
 
-func (ev sequencerEvents) FirstSession(user string) { ev.s.Open(user) }
-func (ev sequencerEvents) LastSession(user string)  { ev.s.Close(user) }
+func (ev hubEvents) FirstSession(user string) {
+	ev.seqs.Open(user)
+	if ev.presence != nil {
+		ev.presence.FirstSession(user)
+	}
+}
+
+func (ev hubEvents) LastSession(user string) {
+	ev.seqs.Close(user)
+	if ev.presence != nil {
+		ev.presence.LastSession(user)
+	}
+}
 
 // Start creates the pod's subscription. Deliveries published from then on
 // reach this pod.
@@ -290,6 +305,13 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 			return fmt.Errorf("wait for receive to stop: %w", ctx.Err())
 		}
 	}
+	if e.presence != nil {
+		// The last sessions' records are removed before the pod's
+		// subscription and heartbeat go (fanout.Delete sweeps the rest).
+		if err := e.presence.Wait(ctx); err != nil {
+			return errors.Join(closeErr, err)
+		}
+	}
 	if err := e.fanout.Delete(ctx); err != nil {
 		return errors.Join(closeErr, err)
 	}
@@ -311,7 +333,7 @@ func (e *Edge) readiness(context.Context) error {
 }
 
 // Handler serves the edge's HTTP endpoints.
-func (e *Edge) Handler() http.Handler { return e.routes() }
+func (e *Edge) Handler() http.Handler { return e.mux() }
 
 var podNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
