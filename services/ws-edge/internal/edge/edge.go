@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +76,9 @@ type Config struct {
 	DevSecret []byte
 	// CloseConcurrency bounds concurrent close handshakes at shutdown.
 	CloseConcurrency int
+	// DrainTimeout bounds the pod's drain once Run's context ends (closing
+	// the sessions, stopping receive, deleting the subscription).
+	DrainTimeout time.Duration
 	// AuthTimeout is how long a connection opened without a credential may
 	// take to send its auth frame (default 5s); MaxUnauthenticated bounds
 	// how many wait for theirs at once (default 1000).
@@ -135,13 +137,11 @@ type Edge struct {
 	// connects limits each user's session opens (Config.ConnectRate).
 	connects *ratelimit.Limiter
 
-	stopRecv context.CancelFunc
-	stopCtx  context.Context
-	runMu    sync.Mutex
-	runDone  chan struct{}
+	// stopReads ends the sequencers' gap reads (drain).
+	stopReads context.CancelFunc
 }
 
-// New builds an edge; call Start, then Run, and Shutdown at the end.
+// New builds an edge; call Start, then Run until the pod stops.
 func New(cfg Config, deps Deps) (*Edge, error) {
 	if err := ValidatePodName(cfg.Pod); err != nil {
 		return nil, err
@@ -160,6 +160,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	if cfg.CloseConcurrency <= 0 {
 		cfg.CloseConcurrency = 64
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 20 * time.Second
 	}
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = 5 * time.Second
@@ -186,11 +189,12 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		connects: ratelimit.New(ratelimit.Options{PerSecond: cfg.ConnectRate, Burst: cfg.ConnectBurst, MaxKeys: max(cfg.MaxSessions, 1000)}),
 		acks:     acks.New(acks.Config{Queue: cfg.AckQueue}, deps.Store, log),
 	}
-	e.stopCtx, e.stopRecv = context.WithCancel(context.Background())
+	reads, stopReads := context.WithCancel(context.Background())
+	e.stopReads = stopReads
 	// One way: fan-out → sequencer (order, gap reads) → hub (the user's
 	// sessions) → session. The hub's first/last-session events open and
-	// close the user's sequencer; gap reads end with the pod (stopCtx).
-	e.seqs = sequencer.New(e.stopCtx, sequencer.Config{
+	// close the user's sequencer; gap reads end with the drain.
+	e.seqs = sequencer.New(reads, sequencer.Config{
 		ReorderWait: cfg.ReorderWait, ReorderWaitMax: cfg.ReorderWaitMax, MaxHeld: cfg.MaxHeld,
 		ReadLimit: opts.ReplayLimit, ReadTimeout: opts.StoreTimeout,
 	}, func(ctx context.Context, user string, after int64, limit int) (inboxreader.Page, error) {
@@ -239,71 +243,64 @@ func (ev hubEvents) LastSession(user string) {
 	}
 }
 
-// Start creates the pod's subscription. Deliveries published from then on
-// reach this pod.
+// Start records the pod's heartbeat and creates its subscription:
+// deliveries published from then on reach this pod. Serve Handler only
+// after it, or a session could miss what is published in between.
 func (e *Edge) Start(ctx context.Context) error { return e.fanout.Ensure(ctx) }
 
-// Run receives deliveries until ctx ends or Shutdown stops it.
+// Run receives deliveries and writes the sessions' acks until ctx ends (or
+// one of them fails), then drains the pod and returns.
 func (e *Edge) Run(ctx context.Context) error {
-	e.runMu.Lock()
-	if e.runDone != nil {
-		e.runMu.Unlock()
-		return errors.New("edge: Run called twice")
+	// Receiving and the ack writer do not stop with ctx: they go on while
+	// the drain closes the sessions (the acks their clients sent last are
+	// still written), and the drain stops them before it deletes the
+	// subscription (deleting it under a running Receive makes Receive fail).
+	recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRecv()
+	g, gctx := errgroup.WithContext(recvCtx)
+	g.Go(func() error { return e.acks.Run(gctx) })
+	g.Go(func() error { return e.fanout.Run(gctx) })
+	select {
+	case <-ctx.Done():
+	case <-gctx.Done():
 	}
-	done := make(chan struct{})
-	e.runDone = done
-	e.runMu.Unlock()
-	defer close(done)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(e.stopCtx, cancel)
-	defer stop()
-	// Both stop once Shutdown has closed the sessions: the acks their
-	// clients sent last are still written.
-	var g errgroup.Group
-	g.Go(func() error { return e.acks.Run(ctx) })
-	g.Go(func() error { return e.fanout.Run(ctx) })
-	return g.Wait()
+	return e.drain(stopRecv, g.Wait)
 }
 
-// SubscriptionName is the full path of this pod's subscription.
-func (e *Edge) SubscriptionName() string { return e.fanout.SubscriptionName() }
-
-// Sessions returns the sessions this pod holds for user (for tests and
-// debugging).
-
-func (e *Edge) Sessions(user string) []*session.Session { return e.hub.AppendSessions(nil, user) }
-
-// Shutdown drains the pod: readiness fails and new WebSockets are refused,
-// every session is closed with 1001 "going away" (clients reconnect to
-// another pod and resume), Receive is cancelled, and only then the
-// subscription is deleted (deleting it under a running Receive makes
-// Receive fail). The HTTP server is the caller's to shut down afterwards.
-func (e *Edge) Shutdown(ctx context.Context) error {
+// drain is the pod's shutdown, within Config.DrainTimeout: readiness fails
+// and new WebSockets are refused; every session is closed with 1001 "going
+// away" (clients reconnect to another pod and resume); receiving and the
+// ack writer stop (received returns once they have); the gap reads are
+// cancelled; the last presence writes finish; and only then the
+// subscription and the heartbeat are deleted. The HTTP server is the
+// caller's to stop afterwards.
+func (e *Edge) drain(stopRecv context.CancelFunc, received func() error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout)
+	defer cancel()
 	e.draining.Store(true)
 	start := time.Now()
 	n := e.hub.Len()
 	// Slow peers must not eat the whole budget: keep a fifth of it for
 	// stopping Receive and deleting the subscription.
-	closeCtx := ctx
-	if deadline, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		closeCtx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/5))
-		defer cancel()
-	}
+	closeCtx, cancelClose := context.WithTimeout(ctx, e.cfg.DrainTimeout*4/5)
 	closeErr := e.hub.Shutdown(closeCtx, websocket.StatusGoingAway, "going away", e.cfg.CloseConcurrency)
+	cancelClose()
 	e.log.Info("sessions closed", "sessions", n, "took", time.Since(start).String(), "err", closeErr)
-	e.stopRecv() // also cancels the gap reads in flight
+	if closeErr != nil {
+		closeErr = fmt.Errorf("close sessions: %w", closeErr)
+	}
+	stopRecv()
+	e.stopReads()
 	e.seqs.Wait()
-	e.runMu.Lock()
-	done := e.runDone
-	e.runMu.Unlock()
-	if done != nil {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for receive to stop: %w", ctx.Err())
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- received() }()
+	select {
+	case err := <-recvErr:
+		if err != nil {
+			closeErr = errors.Join(closeErr, fmt.Errorf("receive: %w", err))
 		}
+	case <-ctx.Done():
+		return errors.Join(closeErr, fmt.Errorf("wait for receive to stop: %w", ctx.Err()))
 	}
 	if e.presence != nil {
 		// The last sessions' records are removed before the pod's
@@ -312,14 +309,15 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 			return errors.Join(closeErr, err)
 		}
 	}
-	if err := e.fanout.Delete(ctx); err != nil {
-		return errors.Join(closeErr, err)
-	}
-	if closeErr != nil {
-		return fmt.Errorf("close sessions: %w", closeErr)
-	}
-	return nil
+	return errors.Join(closeErr, e.fanout.Delete(ctx))
 }
+
+// SubscriptionName is the full path of this pod's subscription.
+func (e *Edge) SubscriptionName() string { return e.fanout.SubscriptionName() }
+
+// Sessions returns the sessions this pod holds for user (for tests and
+// debugging).
+func (e *Edge) Sessions(user string) []*session.Session { return e.hub.AppendSessions(nil, user) }
 
 // readiness is the edge's own readiness check.
 func (e *Edge) readiness(context.Context) error {
