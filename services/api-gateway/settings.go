@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/courierhq/courier/pkg/adminserver"
@@ -54,43 +52,20 @@ const (
 	maxPageSize     = 200
 )
 
-// setting is one row of the gateway's own configuration: its variable, its
-// default as the README shows it, its bounds, what it means, and how it is
-// read into settings. The table is the only place a default lives; the
-// README's table is generated from it (TestREADMEEnvironmentIsGenerated).
-type setting struct {
-	name, def, bounds, doc string
-	read                   func(e *config.Env, s *settings)
-}
+// setting is one row of the gateway's own configuration (pkg/config's
+// Setting: variable, default as the README shows it, bounds, meaning, how
+// it is read). The table is the only place a default lives; the README's
+// table is generated from it (TestREADMEEnvironmentIsGenerated).
+type setting = config.Setting[settings]
 
+var (
+	durationSetting = config.DurationSetting[settings]
+	stringSetting   = config.StringSetting[settings]
+)
+
+// intSetting is a row of an int field of settings.
 func intSetting(name string, def, lo, hi int, doc string, field func(*settings) *int) setting {
-	return setting{name, "`" + strconv.Itoa(def) + "`", fmt.Sprintf("%d–%d", lo, hi), doc,
-		func(e *config.Env, s *settings) { *field(s) = e.Int(name, def, lo, hi) }}
-}
-
-func durationSetting(name string, def, lo time.Duration, doc string, field func(*settings) *time.Duration) setting {
-	return setting{name, "`" + shortDuration(def) + "`", "≥ " + shortDuration(lo), doc,
-		func(e *config.Env, s *settings) { *field(s) = e.Duration(name, def, lo) }}
-}
-
-func stringSetting(name, def, doc string, field func(*settings) *string) setting {
-	shown := "unset"
-	if def != "" {
-		shown = "`" + def + "`"
-	}
-	return setting{name, shown, "", doc, func(e *config.Env, s *settings) { *field(s) = e.String(name, def) }}
-}
-
-// shortDuration writes d as an operator would: 2m, not 2m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return config.IntSetting(name, def, lo, hi, doc, func(s *settings, v int) { *field(s) = v })
 }
 
 // table is the gateway's own variables; cross-variable rules are in
@@ -129,8 +104,8 @@ var table = []setting{
 	intSetting("RATE_LIMIT_STORED_KIB_BURST", 16384, 1, 1<<30, "burst of the above; must hold the largest message one commit may store (≥ 9,217)", func(s *settings) *int { return &s.StoredKiBBurst }),
 	intSetting("RATE_LIMIT_INBOUND_PER_SECOND", 50, 1, 1_000_000, "per recipient, per gateway pod: messages it receives from anyone; over it 429 `recipient_rate_limited` (the send is refused whole)", func(s *settings) *int { return &s.InboundPerSecond }),
 	intSetting("RATE_LIMIT_INBOUND_BURST", 200, 1, 1_000_000, "burst of the above", func(s *settings) *int { return &s.InboundBurst }),
-	{"CORS_ALLOWED_ORIGINS", "unset (no CORS)", "", "comma list, e.g. the ws-edge demo client `http://localhost:8081`",
-		func(e *config.Env, s *settings) { s.CORSOrigins = e.List("CORS_ALLOWED_ORIGINS", nil) }},
+	{Name: "CORS_ALLOWED_ORIGINS", Default: "unset (no CORS)", Doc: "comma list, e.g. the ws-edge demo client `http://localhost:8081`",
+		Read: func(e *config.Env, s *settings) { s.CORSOrigins = e.List("CORS_ALLOWED_ORIGINS", nil) }},
 	durationSetting("READY_TIMEOUT", 2*time.Second, 100*time.Millisecond, "per dependency check of the background probe (every 10 s)", func(s *settings) *time.Duration { return &s.ReadyTimeout }),
 	durationSetting("SHUTDOWN_TIMEOUT", 20*time.Second, time.Second, "drain deadline", func(s *settings) *time.Duration { return &s.ShutdownTimeout }),
 }
@@ -143,9 +118,7 @@ func loadSettings(e *config.Env) (settings, error) {
 		Auth:     authn.ConfigFromEnv(e),
 		Limits:   messages.Limits{DefaultPageSize: defaultPageSize, MaxPageSize: maxPageSize},
 	}
-	for _, v := range table {
-		v.read(e, &s)
-	}
+	config.ReadTable(e, table, &s)
 	if s.MaxBodyBytes < s.Limits.MaxPayloadBytes {
 		e.Check("MAX_BODY_BYTES", errBodyBelowPayload)
 	}
@@ -159,14 +132,7 @@ func loadSettings(e *config.Env) (settings, error) {
 }
 
 // markdownTable renders table as the README's configuration table.
-func markdownTable() string {
-	var b strings.Builder
-	b.WriteString("| Variable | Default | Bounds | Meaning |\n|---|---|---|---|\n")
-	for _, v := range table {
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", v.name, v.def, v.bounds, v.doc)
-	}
-	return b.String()
-}
+func markdownTable() string { return config.Markdown(table) }
 
 type settingsError string
 

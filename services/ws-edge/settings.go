@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/courierhq/courier/pkg/adminserver"
@@ -27,44 +25,18 @@ type settings struct {
 	Edge            edge.Config // Topology: shared variables (pkg/topology, root README)
 }
 
-// setting is one row of the edge's own configuration: its variable, its
-// default as the README shows it, its bounds, what it means, and how it is
-// read into settings. The table is the only place a default lives; the
-// README's table is generated from it (TestREADMEEnvironmentIsGenerated).
-type setting struct {
-	name, def, bounds, doc string
-	read                   func(e *config.Env, s *settings)
-}
+// setting is one row of the edge's own configuration (pkg/config's
+// Setting: variable, default as the README shows it, bounds, meaning, how
+// it is read). The table is the only place a default lives; the README's
+// table is generated from it (TestREADMEEnvironmentIsGenerated).
+type setting = config.Setting[settings]
 
-func intSetting(name string, def, lo, hi int, doc string, set func(*settings, int)) setting {
-	return setting{name, "`" + strconv.Itoa(def) + "`", fmt.Sprintf("%d–%d", lo, hi), doc,
-		func(e *config.Env, s *settings) { set(s, e.Int(name, def, lo, hi)) }}
-}
-
-func durationSetting(name string, def, lo time.Duration, doc string, field func(*settings) *time.Duration) setting {
-	return setting{name, "`" + shortDuration(def) + "`", "≥ " + shortDuration(lo), doc,
-		func(e *config.Env, s *settings) { *field(s) = e.Duration(name, def, lo) }}
-}
-
-func stringSetting(name, def, doc string, field func(*settings) *string) setting {
-	shown := "unset"
-	if def != "" {
-		shown = "`" + def + "`"
-	}
-	return setting{name, shown, "", doc, func(e *config.Env, s *settings) { *field(s) = e.String(name, def) }}
-}
-
-// shortDuration writes d as an operator would: 2m, not 2m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+var (
+	intSetting      = config.IntSetting[settings]
+	durationSetting = config.DurationSetting[settings]
+	stringSetting   = config.StringSetting[settings]
+	boolSetting     = config.BoolSetting[settings]
+)
 
 // table is the edge's own variables; cross-variable rules are in
 // loadSettings below it.
@@ -72,11 +44,11 @@ var table = []setting{
 	stringSetting("HTTP_ADDR", ":8081", "listen address (WebSocket, demo client, `/healthz`, `/readyz`; no `/metrics`)", func(s *settings) *string { return &s.HTTPAddr }),
 	stringSetting(adminserver.Env, adminserver.DefaultAddr, "admin listener: Prometheus `/metrics` only (`pkg/adminserver`), never behind the ingress", func(s *settings) *string { return &s.AdminAddr }),
 	stringSetting("DEBUG_ADDR", "", "debug listener: pprof and `/debug/memstats` (`pkg/debugserver`; root README: Configuration); unset = off", func(s *settings) *string { return &s.DebugAddr }),
-	{"POD_NAME", "host name", "", "names the subscription `courier-edge-<pod>`; lowercased, other characters become `-`, 63 max", readPodName},
+	{Name: "POD_NAME", Default: "host name", Doc: "names the subscription `courier-edge-<pod>`; lowercased, other characters become `-`, 63 max", Read: readPodName},
 	durationSetting("WS_AUTH_TIMEOUT", 5*time.Second, 10*time.Millisecond, "a connection opened without a credential must send its auth frame within this; else 1008 `auth timeout`", func(s *settings) *time.Duration { return &s.Edge.AuthTimeout }),
 	intSetting("WS_MAX_UNAUTHENTICATED", 1000, 1, 1_000_000, "connections waiting for their auth frame at once, per pod (503 `auth_backlog` beyond)", func(s *settings, v int) { s.Edge.MaxUnauthenticated = v }),
-	{"WS_ALLOWED_ORIGINS", "unset = same origin only", "", "comma-separated origin patterns (`host`, `*.example.com`, `https://app.example.com`)",
-		func(e *config.Env, s *settings) { s.Edge.AllowedOrigins = e.List("WS_ALLOWED_ORIGINS", nil) }},
+	{Name: "WS_ALLOWED_ORIGINS", Default: "unset = same origin only", Doc: "comma-separated origin patterns (`host`, `*.example.com`, `https://app.example.com`)",
+		Read: func(e *config.Env, s *settings) { s.Edge.AllowedOrigins = e.List("WS_ALLOWED_ORIGINS", nil) }},
 	intSetting("WS_MAX_SESSIONS", 10000, 1, 10_000_000, "sessions per pod (503 beyond)", func(s *settings, v int) { s.Edge.MaxSessions = v }),
 	intSetting("WS_MAX_SESSIONS_PER_USER", 16, 1, 10_000, "sessions per user per pod (429 beyond)", func(s *settings, v int) { s.Edge.MaxSessionsPerUser = v }),
 	intSetting("WS_SEND_QUEUE", 1024, 1, 100_000, "frames queued per session; full → the session catches up from the inbox", func(s *settings, v int) { s.Edge.Session.QueueSize = v }),
@@ -99,8 +71,7 @@ var table = []setting{
 	intSetting("WS_ACK_RATE", 100, 1, 1_000_000, "acks per second per session; beyond → `rate_limited` error frame", func(s *settings, v int) { s.Edge.Session.AckRate = float64(v) }),
 	intSetting("WS_ACK_BURST", 500, 1, 1_000_000, "acks a session may send at once (a catch-up page is acked in a burst)", func(s *settings, v int) { s.Edge.Session.AckBurst = v }),
 	stringSetting("GATEWAY_URL", "http://localhost:8080", "where the demo client sends (the gateway must allow the edge's origin with CORS)", func(s *settings) *string { return &s.Edge.GatewayURL }),
-	{"EDGE_TARGETED_ROUTING", "`false`", "", "targeted routing: presence records and the per-pod subscription filter (see above)",
-		func(e *config.Env, s *settings) { s.Edge.TargetedRouting = e.Bool("EDGE_TARGETED_ROUTING", false) }},
+	boolSetting("EDGE_TARGETED_ROUTING", false, "targeted routing: presence records and the per-pod subscription filter (see above)", func(s *settings) *bool { return &s.Edge.TargetedRouting }),
 	durationSetting("EDGE_HEARTBEAT_INTERVAL", time.Minute, time.Second, "heartbeat period; keep `courierctl sweep --stale` several times longer", func(s *settings) *time.Duration { return &s.Edge.HeartbeatInterval }),
 	durationSetting("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, "whole drain: close sessions, stop receiving, delete the subscription, stop HTTP", func(s *settings) *time.Duration { return &s.ShutdownTimeout }),
 }
@@ -123,9 +94,7 @@ func readPodName(e *config.Env, s *settings) {
 func loadSettings(e *config.Env) (settings, error) {
 	s := settings{Auth: auth.ConfigFromEnv(e)}
 	s.Edge.Topology = topology.FromEnv(e)
-	for _, v := range table {
-		v.read(e, &s)
-	}
+	config.ReadTable(e, table, &s)
 	// The edge's own drain has the whole budget; the HTTP server stops in
 	// what remains of it (wsEdge.Run).
 	s.Edge.DrainTimeout = s.ShutdownTimeout
@@ -141,11 +110,4 @@ func loadSettings(e *config.Env) (settings, error) {
 }
 
 // markdownTable renders table as the README's configuration table.
-func markdownTable() string {
-	var b strings.Builder
-	b.WriteString("| Variable | Default | Bounds | Meaning |\n|---|---|---|---|\n")
-	for _, v := range table {
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", v.name, v.def, v.bounds, v.doc)
-	}
-	return b.String()
-}
+func markdownTable() string { return config.Markdown(table) }
