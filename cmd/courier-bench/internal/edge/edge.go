@@ -367,7 +367,7 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 	if err := stack.Provision(ctx, ps, project); err != nil {
 		return Result{}, err
 	}
-	defer emu.ResetFirestore(context.Background(), project)
+	defer emu.Cleared(project, progress)
 	maxIdle := c.Sessions
 	for _, n := range c.Idle {
 		maxIdle = max(maxIdle, n)

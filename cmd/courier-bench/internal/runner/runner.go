@@ -154,6 +154,16 @@ func Run(ctx context.Context, o Options) (string, error) {
 	// machine state; a failure is recorded and the run goes on.
 	eachBuild := func(k, reps int, name string, run func(i, r int, b stack.Build) error) {
 		for r := range reps {
+			// Every round starts on a fresh Firestore emulator, warmed: each
+			// measurement's documents are deleted when it ends (Cleared),
+			// but the emulator still keeps memory per deleted document
+			// (procs.RenewFirestore), and a long run would exhaust its heap.
+			renewStart := time.Now()
+			if err := emu.RenewFirestore(ctx, warmFirestore); err != nil {
+				fail(fmt.Sprintf("%s (round %d)", name, r+1), err)
+				continue
+			}
+			say("   -- Firestore emulator restarted and warmed for round %d/%d (%s)", r+1, reps, time.Since(renewStart).Round(100*time.Millisecond))
 			for _, i := range order(len(builds), k+r) {
 				b := builds[i]
 				say("   -- %s build (%s), round %d/%d", b.Label, b.Rev, r+1, reps)
@@ -329,7 +339,7 @@ func rawPhase(ctx context.Context, emu *procs.Emulators, res *report.Results, pl
 	defer ps.Close()
 	// Tens of thousands of documents left in the emulator slow down the
 	// phase that follows (and so the build that happens to run first).
-	defer emu.ResetFirestore(context.Background(), project)
+	defer emu.Cleared(project, progress)
 	// Warm-up, not reported: the emulator's JVM is slow at first.
 	warm := plan.PubSub
 	warm.Burst, warm.SteadyFor = min(warm.Burst, 1000), time.Second
@@ -372,7 +382,7 @@ func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs str
 	if err := stack.Provision(ctx, ps, project); err != nil {
 		return nil, err
 	}
-	defer emu.ResetFirestore(context.Background(), project)
+	defer emu.Cleared(project, progress)
 	env := stack.Env{Emulators: emu, Project: project, Secret: secret, LogDir: logs}
 	var started []*stack.Service
 	defer func() {
@@ -412,7 +422,7 @@ func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs str
 func nullRound(ctx context.Context, emu *procs.Emulators, plan Plan, r int, res *report.Results, say func(string, ...any), progress func(string), fail func(string, error)) {
 	say("   -- null pipeline (no Courier code), round %d", r+1)
 	project := fmt.Sprintf("bench-null-%d", time.Now().UnixNano())
-	defer emu.ResetFirestore(context.Background(), project)
+	defer emu.Cleared(project, progress)
 	ps, err := pubsub.NewClient(ctx, project)
 	if err != nil {
 		fail("null pipeline", fmt.Errorf("pubsub client: %w", err))
@@ -436,6 +446,27 @@ func nullRound(ctx context.Context, emu *procs.Emulators, plan Plan, r int, res 
 	if err != nil {
 		fail(fmt.Sprintf("null pipeline (round %d)", r+1), err)
 	}
+}
+
+// warmFirestore writes a few thousand small documents to project, so that
+// a restarted emulator's JVM has loaded and compiled its write path before
+// a measurement (the first writes after a start are slow).
+func warmFirestore(ctx context.Context, project string) error {
+	fs, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		return fmt.Errorf("firestore client: %w", err)
+	}
+	defer fs.Close()
+	bw := fs.BulkWriter(ctx)
+	for i := range 3000 {
+		ref := fs.Collection("warm").Doc(fmt.Sprintf("u%02d", i%50)).Collection("entries").Doc(fmt.Sprint(i))
+		if _, err := bw.Set(ref, map[string]any{"seq": i, "payload": "warm"}); err != nil {
+			return fmt.Errorf("warm-up write: %w", err)
+		}
+	}
+	bw.End()
+	_, err = fs.Collection("warm").Doc("u00").Collection("entries").Doc("0").Get(ctx)
+	return err
 }
 
 func logFile(dir, name string) io.Writer {
