@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/courierhq/courier/pkg/harness/wsclient"
+	"github.com/courierhq/courier/pkg/inbox"
 )
 
 // SendResult is the gateway's answer to one POST /v1/messages.
@@ -64,28 +66,33 @@ type Frame struct {
 	} `json:"message"`
 }
 
-// WSClient is a test WebSocket session that records every frame.
+// WSClient is a test WebSocket session (pkg/harness/wsclient, shared with
+// the benchmark and courierctl) that records every frame and checks the
+// session's order: message cursors rise strictly, from the cursor it
+// resumed after (OrderErr).
 type WSClient struct {
-	Addr   string
-	Conn   *websocket.Conn
-	mu     sync.Mutex
-	frames []Frame
-	closed chan struct{}
-	err    error
+	Addr     string
+	Conn     *websocket.Conn
+	mu       sync.Mutex
+	frames   []Frame
+	order    wsclient.Order
+	orderErr error
+	closed   chan struct{}
+	err      error
 }
 
 // Dial opens a session on edgeAddr, optionally resuming after cursor.
 func Dial(ctx context.Context, edgeAddr, token, cursor string) (*WSClient, *http.Response, error) {
-	q := url.Values{"token": {token}}
-	if cursor != "" {
-		q.Set("cursor", cursor)
-	}
-	conn, resp, err := websocket.Dial(ctx, "ws://"+edgeAddr+"/v1/ws?"+q.Encode(), nil)
+	conn, resp, err := wsclient.DialWith(ctx, edgeAddr, token, cursor, wsclient.Options{ReadLimit: 1 << 20})
 	if err != nil {
 		return nil, resp, err
 	}
-	conn.SetReadLimit(1 << 20)
 	c := &WSClient{Addr: edgeAddr, Conn: conn, closed: make(chan struct{})}
+	if cursor != "" {
+		if pos, err := inbox.DecodeCursor(cursor); err == nil {
+			c.order.After(pos)
+		}
+	}
 	go c.read()
 	return c, resp, nil
 }
@@ -104,9 +111,21 @@ func (c *WSClient) read() {
 		if json.Unmarshal(b, &f) == nil {
 			c.mu.Lock()
 			c.frames = append(c.frames, f)
+			if err := c.order.Observe(wsclient.Parse(b)); err != nil && c.orderErr == nil {
+				c.orderErr = err
+			}
 			c.mu.Unlock()
 		}
 	}
+}
+
+// OrderErr is the first break of the session's order seen so far (a
+// message at or below the position before it, or without a cursor), nil
+// when there is none.
+func (c *WSClient) OrderErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.orderErr
 }
 
 // Messages returns the message frames received so far.

@@ -7,8 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/courierhq/courier/pkg/harness/ports"
 )
 
 // Process is one running binary in its own process group.
@@ -49,33 +49,7 @@ func FreePort(t testing.TB) int {
 	return p
 }
 
-// handedOut remembers every port FreePort gave: a port given to a process
-// that has not bound it yet is free to the kernel, and a second pick of it
-// (one in ~12,000 per pair, so likely over a run's hundreds of ports) made
-// two processes of one cluster collide.
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
-func freePort() (int, error) {
-	for range 1000 {
-		port := 20000 + rand.IntN(12000)
-		handedOut.Lock()
-		taken := handedOut.ports[port]
-		handedOut.ports[port] = true
-		handedOut.Unlock()
-		if taken {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			l.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no free port in 20000-31999")
-}
+func freePort() (int, error) { return ports.Free() }
 
 // Start runs the process; its output goes to a log file that is printed
 // when the test fails.

@@ -34,7 +34,7 @@ import (
 	"github.com/courierhq/courier/cmd/courier-bench/internal/promtext"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stack"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stats"
-	"github.com/courierhq/courier/cmd/courier-bench/internal/wsclient"
+	"github.com/courierhq/courier/pkg/harness/wsclient"
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/topology"
@@ -359,7 +359,7 @@ func (bn *bench) waitSessions(ctx context.Context, n int) {
 // Run measures the edge of build b on a fresh project.
 func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDir string, c Config, progress func(string)) (Result, error) {
 	project := fmt.Sprintf("bench-e-%s-%d", b.Label, time.Now().UnixNano())
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		return Result{}, fmt.Errorf("pubsub client: %w", err)
 	}

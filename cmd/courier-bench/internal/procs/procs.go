@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,17 +22,12 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/cmd/courier-bench/internal/promtext"
+	"github.com/courierhq/courier/pkg/harness/ports"
 )
 
-// FreePort returns a TCP port the kernel just had free on loopback.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// FreePort returns a free loopback port (pkg/harness/ports: never one
+// handed out before in this process).
+func FreePort() (int, error) { return ports.Free() }
 
 // FreeAddr is FreePort as "127.0.0.1:port".
 func FreeAddr() (string, error) {

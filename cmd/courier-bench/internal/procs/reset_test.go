@@ -2,10 +2,8 @@ package procs
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -14,73 +12,6 @@ import (
 
 	"github.com/courierhq/courier/pkg/testenv"
 )
-
-// ResetFirestore leaves the project without a document, nested ones
-// included (an inbox entry lives under its user's document), and leaves
-// other projects alone. BENCH_RESET_DOCS sets how many documents are
-// written first (default 3,000), to time a reset of a round's worth.
-func TestResetFirestoreEmptiesTheProject(t *testing.T) {
-	project, other := testenv.Project(t), testenv.Project(t)
-	fs, fo := testenv.Firestore(t, project), testenv.Firestore(t, other)
-	ctx := testenv.Context(t, 5*time.Minute)
-	n := 3000
-	if v, err := strconv.Atoi(os.Getenv("BENCH_RESET_DOCS")); err == nil && v > 0 {
-		n = v
-	}
-	bw := fs.BulkWriter(ctx)
-	for i := range n {
-		user := fmt.Sprintf("u%03d", i%100)
-		ref := fs.Collection("inbox").Doc(user).Collection("entries").Doc(fmt.Sprintf("%08d", i))
-		if _, err := bw.Set(ref, map[string]any{"seq": i, "payload": "x"}); err != nil {
-			t.Fatal(err)
-		}
-		if i%100 == 0 {
-			if _, err := bw.Set(fs.Collection("messages").Doc(fmt.Sprint(i)), map[string]any{"n": i}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	bw.End()
-	if _, err := fo.Collection("messages").Doc("kept").Set(ctx, map[string]any{"n": 1}); err != nil {
-		t.Fatal(err)
-	}
-	if got := count(t, fs, "entries"); got != n {
-		t.Fatalf("%d entries written, want %d", got, n)
-	}
-
-	e := &Emulators{FirestoreHost: os.Getenv("FIRESTORE_EMULATOR_HOST")}
-	start := time.Now()
-	if err := e.ResetFirestore(ctx, project); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("reset of %d documents took %s", n, time.Since(start).Round(time.Millisecond))
-	for _, group := range []string{"entries", "messages", "inbox"} {
-		if got := count(t, fs, group); got != 0 {
-			t.Errorf("%d %s documents left after the reset", got, group)
-		}
-	}
-	if got := count(t, fo, "messages"); got != 1 {
-		t.Errorf("the other project has %d documents, want its 1", got)
-	}
-}
-
-// count is the number of documents in every collection named group.
-func count(t *testing.T, fs *firestore.Client, group string) int {
-	t.Helper()
-	it := fs.CollectionGroup(group).Documents(testenv.Context(t, time.Minute))
-	defer it.Stop()
-	n := 0
-	for {
-		_, err := it.Next()
-		if err == iterator.Done {
-			return n
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-}
 
 // RenewFirestore restarts the bench's own Firestore emulator on the same
 // port: the documents are gone, the warm-up ran on the new process, and
@@ -133,3 +64,22 @@ func TestRenewFirestoreRestartsOnTheSamePort(t *testing.T) {
 		t.Errorf("%d warm-up documents left", got)
 	}
 }
+
+// count is the number of documents in every collection named group.
+func count(t *testing.T, fs *firestore.Client, group string) int {
+	t.Helper()
+	it := fs.CollectionGroup(group).Documents(testenv.Context(t, time.Minute))
+	defer it.Stop()
+	n := 0
+	for {
+		_, err := it.Next()
+		if err == iterator.Done {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+}
+

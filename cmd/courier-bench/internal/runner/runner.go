@@ -19,8 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/courierhq/courier/cmd/courier-bench/internal/baseline"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/charts"
@@ -105,9 +103,9 @@ func Run(ctx context.Context, o Options) (string, error) {
 			say("stopping the emulators: %v", err)
 		}
 	}()
-	// The client libraries of this process find the emulators here.
-	os.Setenv("PUBSUB_EMULATOR_HOST", emu.PubSubHost)
-	os.Setenv("FIRESTORE_EMULATOR_HOST", emu.FirestoreHost)
+	// This process's clients are built from emu's addresses (emu.PubSub,
+	// emu.Firestore) and child processes get emu.Env(): the process
+	// environment is never changed.
 	res.Machine.Emulators = emulatorVersions()
 
 	fail := func(phase string, err error) {
@@ -159,7 +157,7 @@ func Run(ctx context.Context, o Options) (string, error) {
 			// but the emulator still keeps memory per deleted document
 			// (procs.RenewFirestore), and a long run would exhaust its heap.
 			renewStart := time.Now()
-			if err := emu.RenewFirestore(ctx, warmFirestore); err != nil {
+			if err := emu.RenewFirestore(ctx, func(ctx context.Context, project string) error { return warmFirestore(ctx, emu, project) }); err != nil {
 				fail(fmt.Sprintf("%s (round %d)", name, r+1), err)
 				continue
 			}
@@ -332,7 +330,7 @@ func smokeCheck(res *report.Results, o Options, fail func(string, error)) {
 
 func rawPhase(ctx context.Context, emu *procs.Emulators, res *report.Results, plan Plan, progress func(string)) error {
 	project := fmt.Sprintf("bench-raw-%d", time.Now().UnixNano())
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		return fmt.Errorf("pubsub client: %w", err)
 	}
@@ -360,7 +358,7 @@ func rawPhase(ctx context.Context, emu *procs.Emulators, res *report.Results, pl
 			return fmt.Errorf("Pub/Sub %s: sent %d != received %d + lost %d", v, r.Sent, r.Received, r.Lost)
 		}
 	}
-	fs, err := firestore.NewClient(ctx, project)
+	fs, err := emu.Firestore(ctx, project)
 	if err != nil {
 		return fmt.Errorf("firestore client: %w", err)
 	}
@@ -374,7 +372,7 @@ func rawPhase(ctx context.Context, emu *procs.Emulators, res *report.Results, pl
 
 func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs string, c e2e.Config, progress func(string)) (*e2e.Result, error) {
 	project := fmt.Sprintf("bench-e2e-%s-%d", b.Label, time.Now().UnixNano())
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client: %w", err)
 	}
@@ -423,13 +421,13 @@ func nullRound(ctx context.Context, emu *procs.Emulators, plan Plan, r int, res 
 	say("   -- null pipeline (no Courier code), round %d", r+1)
 	project := fmt.Sprintf("bench-null-%d", time.Now().UnixNano())
 	defer emu.Cleared(project, progress)
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		fail("null pipeline", fmt.Errorf("pubsub client: %w", err))
 		return
 	}
 	defer ps.Close()
-	fs, err := firestore.NewClient(ctx, project)
+	fs, err := emu.Firestore(ctx, project)
 	if err != nil {
 		fail("null pipeline", fmt.Errorf("firestore client: %w", err))
 		return
@@ -451,8 +449,8 @@ func nullRound(ctx context.Context, emu *procs.Emulators, plan Plan, r int, res 
 // warmFirestore writes a few thousand small documents to project, so that
 // a restarted emulator's JVM has loaded and compiled its write path before
 // a measurement (the first writes after a start are slow).
-func warmFirestore(ctx context.Context, project string) error {
-	fs, err := firestore.NewClient(ctx, project)
+func warmFirestore(ctx context.Context, emu *procs.Emulators, project string) error {
+	fs, err := emu.Firestore(ctx, project)
 	if err != nil {
 		return fmt.Errorf("firestore client: %w", err)
 	}

@@ -100,7 +100,7 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 func runOne(ctx context.Context, b stack.Build, emu *procs.Emulators, proxy *fsproxy.Proxy, secret, logDir string, c Config, sc Scenario, progress func(string)) (ScenarioResult, error) {
 	slug := strings.ReplaceAll(sc.Name, " ", "-")
 	project := fmt.Sprintf("bench-w-%s-%s-%d", b.Label, slug, time.Now().UnixNano())
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		return ScenarioResult{}, fmt.Errorf("pubsub client: %w", err)
 	}
