@@ -81,7 +81,6 @@ func count(t *testing.T, fs *firestore.Client, group string) int {
 	}
 }
 
-
 // The pair's clients reach its emulators with the process environment
 // naming none (as in the benchmark, which never os.Setenvs the hosts).
 func TestClientsNeedNoEnvironment(t *testing.T) {

@@ -82,4 +82,3 @@ func count(t *testing.T, fs *firestore.Client, group string) int {
 		n++
 	}
 }
-

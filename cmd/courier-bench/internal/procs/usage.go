@@ -133,4 +133,3 @@ func GroupCPUSeconds(pgid int) float64 {
 	}
 	return total
 }
-

@@ -19,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/courierhq/courier/cmd/courier-bench/internal/baseline"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/charts"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
