@@ -40,4 +40,16 @@ func TestOrder(t *testing.T) {
 	if err := r.Observe(Parse(frame("message", 10, "e"))); err == nil {
 		t.Fatal("a resume after 10 accepted position 10 again")
 	}
+	// A resume from a cursor past the head is clamped: synced below the
+	// cursor, then the messages after the head.
+	var c Order
+	c.After(5)
+	for _, f := range [][]byte{frame("synced", 0, ""), frame("message", 1, "f"), frame("message", 2, "g")} {
+		if err := c.Observe(Parse(f)); err != nil {
+			t.Fatalf("clamped resume: %v", err)
+		}
+	}
+	if err := c.Observe(Parse(frame("synced", 1, ""))); err == nil {
+		t.Fatal("synced below the last message was accepted")
+	}
 }
