@@ -91,14 +91,14 @@ func TestREADMEEnvironmentIsGenerated(t *testing.T) {
 // (not through pkg/topology or pkg/auth, documented in the root README)
 // is a row of settings.go's table, so it is in the generated README table.
 func TestEveryOwnVariableIsInTheTable(t *testing.T) {
-	configtest.EveryVariableIsARow(t, table, readVariables(t), "../../README.md")
+	configtest.EveryVariableIsARow(t, rows(), readVariables(t), "../../README.md")
 }
 
 // TestChartEnvMatchesTheTable: every variable the chart's apiGateway.env
 // offers is one the gateway reads, and a default the chart's comment
 // names is the table's.
 func TestChartEnvMatchesTheTable(t *testing.T) {
-	configtest.ChartEnvMatches(t, "../../k8s/courier/values.yaml", "Gateway settings;", configtest.Defaults(table), 10)
+	configtest.ChartEnvMatches(t, "../../k8s/courier/values.yaml", "Gateway settings;", configtest.Defaults(rows()), 10)
 }
 
 // TestOpenAPILimitsMatchSettings keeps docs/openapi.yaml's limits true to

@@ -52,20 +52,39 @@ const (
 	maxPageSize     = 200
 )
 
-// setting is one row of the gateway's own configuration (pkg/config's
-// Setting: variable, default as the README shows it, bounds, meaning, how
-// it is read). The table is the only place a default lives; the README's
-// table is generated from it (TestREADMEEnvironmentIsGenerated).
-type setting = config.Setting[settings]
+// setting is one row of the gateway's own configuration: its variable, its
+// default as the README shows it, its bounds, what it means, and how it is
+// read into settings. The table is the only place a default lives; the
+// README's table is generated from it (TestREADMEEnvironmentIsGenerated).
+// The machinery is pkg/config's (Setting, its constructors, rendering and
+// reading; configtest's checks): this local type only keeps the rows short
+// positional literals.
+type setting struct {
+	name, def, bounds, doc string
+	read                   func(e *config.Env, s *settings)
+}
 
-var (
-	durationSetting = config.DurationSetting[settings]
-	stringSetting   = config.StringSetting[settings]
-)
+// rows is table as pkg/config's rows.
+func rows() []config.Setting[settings] {
+	out := make([]config.Setting[settings], len(table))
+	for i, v := range table {
+		out[i] = config.Setting[settings]{Name: v.name, Default: v.def, Bounds: v.bounds, Doc: v.doc, Read: v.read}
+	}
+	return out
+}
 
-// intSetting is a row of an int field of settings.
+func row(r config.Setting[settings]) setting { return setting{r.Name, r.Default, r.Bounds, r.Doc, r.Read} }
+
 func intSetting(name string, def, lo, hi int, doc string, field func(*settings) *int) setting {
-	return config.IntSetting(name, def, lo, hi, doc, func(s *settings, v int) { *field(s) = v })
+	return row(config.IntSetting(name, def, lo, hi, doc, func(s *settings, v int) { *field(s) = v }))
+}
+
+func durationSetting(name string, def, lo time.Duration, doc string, field func(*settings) *time.Duration) setting {
+	return row(config.DurationSetting(name, def, lo, doc, field))
+}
+
+func stringSetting(name, def, doc string, field func(*settings) *string) setting {
+	return row(config.StringSetting(name, def, doc, field))
 }
 
 // table is the gateway's own variables; cross-variable rules are in
@@ -104,8 +123,8 @@ var table = []setting{
 	intSetting("RATE_LIMIT_STORED_KIB_BURST", 16384, 1, 1<<30, "burst of the above; must hold the largest message one commit may store (≥ 9,217)", func(s *settings) *int { return &s.StoredKiBBurst }),
 	intSetting("RATE_LIMIT_INBOUND_PER_SECOND", 50, 1, 1_000_000, "per recipient, per gateway pod: messages it receives from anyone; over it 429 `recipient_rate_limited` (the send is refused whole)", func(s *settings) *int { return &s.InboundPerSecond }),
 	intSetting("RATE_LIMIT_INBOUND_BURST", 200, 1, 1_000_000, "burst of the above", func(s *settings) *int { return &s.InboundBurst }),
-	{Name: "CORS_ALLOWED_ORIGINS", Default: "unset (no CORS)", Doc: "comma list, e.g. the ws-edge demo client `http://localhost:8081`",
-		Read: func(e *config.Env, s *settings) { s.CORSOrigins = e.List("CORS_ALLOWED_ORIGINS", nil) }},
+	{"CORS_ALLOWED_ORIGINS", "unset (no CORS)", "", "comma list, e.g. the ws-edge demo client `http://localhost:8081`",
+		func(e *config.Env, s *settings) { s.CORSOrigins = e.List("CORS_ALLOWED_ORIGINS", nil) }},
 	durationSetting("READY_TIMEOUT", 2*time.Second, 100*time.Millisecond, "per dependency check of the background probe (every 10 s)", func(s *settings) *time.Duration { return &s.ReadyTimeout }),
 	durationSetting("SHUTDOWN_TIMEOUT", 20*time.Second, time.Second, "drain deadline", func(s *settings) *time.Duration { return &s.ShutdownTimeout }),
 }
@@ -118,7 +137,7 @@ func loadSettings(e *config.Env) (settings, error) {
 		Auth:     authn.ConfigFromEnv(e),
 		Limits:   messages.Limits{DefaultPageSize: defaultPageSize, MaxPageSize: maxPageSize},
 	}
-	config.ReadTable(e, table, &s)
+	config.ReadTable(e, rows(), &s)
 	if s.MaxBodyBytes < s.Limits.MaxPayloadBytes {
 		e.Check("MAX_BODY_BYTES", errBodyBelowPayload)
 	}
@@ -132,7 +151,7 @@ func loadSettings(e *config.Env) (settings, error) {
 }
 
 // markdownTable renders table as the README's configuration table.
-func markdownTable() string { return config.Markdown(table) }
+func markdownTable() string { return config.Markdown(rows()) }
 
 type settingsError string
 

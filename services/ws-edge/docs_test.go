@@ -44,21 +44,21 @@ func TestREADMEEnvironmentIsGenerated(t *testing.T) {
 // explicitly, changes nothing, so the README's (generated) default is the
 // one loadSettings applies, not only the one a row prints.
 func TestTableDefaultsAreApplied(t *testing.T) {
-	configtest.DefaultsAreApplied(t, table, func(kv map[string]string) (settings, error) { return settingsWith(t, kv) }, 25)
+	configtest.DefaultsAreApplied(t, rows(), func(kv map[string]string) (settings, error) { return settingsWith(t, kv) }, 25)
 }
 
 // TestEveryOwnVariableIsInTheTable: a variable the edge reads itself (not
 // through pkg/topology or pkg/auth, documented in the root README) is a row
 // of settings.go's table, so it is in the generated README table.
 func TestEveryOwnVariableIsInTheTable(t *testing.T) {
-	configtest.EveryVariableIsARow(t, table, readVariables(t), "../../README.md")
+	configtest.EveryVariableIsARow(t, rows(), readVariables(t), "../../README.md")
 }
 
 // TestChartEnvMatchesTheTable: every variable the chart's wsEdge.env
 // offers is one the edge reads, and a default the chart's comment names
 // is the table's.
 func TestChartEnvMatchesTheTable(t *testing.T) {
-	configtest.ChartEnvMatches(t, "../../k8s/courier/values.yaml", "ws-edge settings;", configtest.Defaults(table), 10)
+	configtest.ChartEnvMatches(t, "../../k8s/courier/values.yaml", "ws-edge settings;", configtest.Defaults(rows()), 10)
 }
 
 // notSettings are the edge.Config fields no variable sets: constants their

@@ -25,18 +25,40 @@ type settings struct {
 	Edge            edge.Config // Topology: shared variables (pkg/topology, root README)
 }
 
-// setting is one row of the edge's own configuration (pkg/config's
-// Setting: variable, default as the README shows it, bounds, meaning, how
-// it is read). The table is the only place a default lives; the README's
-// table is generated from it (TestREADMEEnvironmentIsGenerated).
-type setting = config.Setting[settings]
+// setting is one row of the edge's own configuration: its variable, its
+// default as the README shows it, its bounds, what it means, and how it is
+// read into settings. The table is the only place a default lives; the
+// README's table is generated from it (TestREADMEEnvironmentIsGenerated).
+// The machinery is pkg/config's (Setting, its constructors, rendering and
+// reading; configtest's checks): this local type only keeps the rows short
+// positional literals.
+type setting struct {
+	name, def, bounds, doc string
+	read                   func(e *config.Env, s *settings)
+}
 
-var (
-	intSetting      = config.IntSetting[settings]
-	durationSetting = config.DurationSetting[settings]
-	stringSetting   = config.StringSetting[settings]
-	boolSetting     = config.BoolSetting[settings]
-)
+// rows is table as pkg/config's rows.
+func rows() []config.Setting[settings] {
+	out := make([]config.Setting[settings], len(table))
+	for i, v := range table {
+		out[i] = config.Setting[settings]{Name: v.name, Default: v.def, Bounds: v.bounds, Doc: v.doc, Read: v.read}
+	}
+	return out
+}
+
+func row(r config.Setting[settings]) setting { return setting{r.Name, r.Default, r.Bounds, r.Doc, r.Read} }
+
+func intSetting(name string, def, lo, hi int, doc string, set func(*settings, int)) setting {
+	return row(config.IntSetting(name, def, lo, hi, doc, set))
+}
+
+func durationSetting(name string, def, lo time.Duration, doc string, field func(*settings) *time.Duration) setting {
+	return row(config.DurationSetting(name, def, lo, doc, field))
+}
+
+func stringSetting(name, def, doc string, field func(*settings) *string) setting {
+	return row(config.StringSetting(name, def, doc, field))
+}
 
 // table is the edge's own variables; cross-variable rules are in
 // loadSettings below it.
@@ -44,11 +66,11 @@ var table = []setting{
 	stringSetting("HTTP_ADDR", ":8081", "listen address (WebSocket, demo client, `/healthz`, `/readyz`; no `/metrics`)", func(s *settings) *string { return &s.HTTPAddr }),
 	stringSetting(adminserver.Env, adminserver.DefaultAddr, "admin listener: Prometheus `/metrics` only (`pkg/adminserver`), never behind the ingress", func(s *settings) *string { return &s.AdminAddr }),
 	stringSetting("DEBUG_ADDR", "", "debug listener: pprof and `/debug/memstats` (`pkg/debugserver`; root README: Configuration); unset = off", func(s *settings) *string { return &s.DebugAddr }),
-	{Name: "POD_NAME", Default: "host name", Doc: "names the subscription `courier-edge-<pod>`; lowercased, other characters become `-`, 63 max", Read: readPodName},
+	{"POD_NAME", "host name", "", "names the subscription `courier-edge-<pod>`; lowercased, other characters become `-`, 63 max", readPodName},
 	durationSetting("WS_AUTH_TIMEOUT", 5*time.Second, 10*time.Millisecond, "a connection opened without a credential must send its auth frame within this; else 1008 `auth timeout`", func(s *settings) *time.Duration { return &s.Edge.AuthTimeout }),
 	intSetting("WS_MAX_UNAUTHENTICATED", 1000, 1, 1_000_000, "connections waiting for their auth frame at once, per pod (503 `auth_backlog` beyond)", func(s *settings, v int) { s.Edge.MaxUnauthenticated = v }),
-	{Name: "WS_ALLOWED_ORIGINS", Default: "unset = same origin only", Doc: "comma-separated origin patterns (`host`, `*.example.com`, `https://app.example.com`)",
-		Read: func(e *config.Env, s *settings) { s.Edge.AllowedOrigins = e.List("WS_ALLOWED_ORIGINS", nil) }},
+	{"WS_ALLOWED_ORIGINS", "unset = same origin only", "", "comma-separated origin patterns (`host`, `*.example.com`, `https://app.example.com`)",
+		func(e *config.Env, s *settings) { s.Edge.AllowedOrigins = e.List("WS_ALLOWED_ORIGINS", nil) }},
 	intSetting("WS_MAX_SESSIONS", 10000, 1, 10_000_000, "sessions per pod (503 beyond)", func(s *settings, v int) { s.Edge.MaxSessions = v }),
 	intSetting("WS_MAX_SESSIONS_PER_USER", 16, 1, 10_000, "sessions per user per pod (429 beyond)", func(s *settings, v int) { s.Edge.MaxSessionsPerUser = v }),
 	intSetting("WS_SEND_QUEUE", 1024, 1, 100_000, "frames queued per session; full → the session catches up from the inbox", func(s *settings, v int) { s.Edge.Session.QueueSize = v }),
@@ -71,7 +93,8 @@ var table = []setting{
 	intSetting("WS_ACK_RATE", 100, 1, 1_000_000, "acks per second per session; beyond → `rate_limited` error frame", func(s *settings, v int) { s.Edge.Session.AckRate = float64(v) }),
 	intSetting("WS_ACK_BURST", 500, 1, 1_000_000, "acks a session may send at once (a catch-up page is acked in a burst)", func(s *settings, v int) { s.Edge.Session.AckBurst = v }),
 	stringSetting("GATEWAY_URL", "http://localhost:8080", "where the demo client sends (the gateway must allow the edge's origin with CORS)", func(s *settings) *string { return &s.Edge.GatewayURL }),
-	boolSetting("EDGE_TARGETED_ROUTING", false, "targeted routing: presence records and the per-pod subscription filter (see above)", func(s *settings) *bool { return &s.Edge.TargetedRouting }),
+	{"EDGE_TARGETED_ROUTING", "`false`", "", "targeted routing: presence records and the per-pod subscription filter (see above)",
+		func(e *config.Env, s *settings) { s.Edge.TargetedRouting = e.Bool("EDGE_TARGETED_ROUTING", false) }},
 	durationSetting("EDGE_HEARTBEAT_INTERVAL", time.Minute, time.Second, "heartbeat period; keep `courierctl sweep --stale` several times longer", func(s *settings) *time.Duration { return &s.Edge.HeartbeatInterval }),
 	durationSetting("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, "whole drain: close sessions, stop receiving, delete the subscription, stop HTTP", func(s *settings) *time.Duration { return &s.ShutdownTimeout }),
 }
@@ -94,7 +117,7 @@ func readPodName(e *config.Env, s *settings) {
 func loadSettings(e *config.Env) (settings, error) {
 	s := settings{Auth: auth.ConfigFromEnv(e)}
 	s.Edge.Topology = topology.FromEnv(e)
-	config.ReadTable(e, table, &s)
+	config.ReadTable(e, rows(), &s)
 	// The edge's own drain has the whole budget; the HTTP server stops in
 	// what remains of it (wsEdge.Run).
 	s.Edge.DrainTimeout = s.ShutdownTimeout
@@ -110,4 +133,4 @@ func loadSettings(e *config.Env) (settings, error) {
 }
 
 // markdownTable renders table as the README's configuration table.
-func markdownTable() string { return config.Markdown(table) }
+func markdownTable() string { return config.Markdown(rows()) }
