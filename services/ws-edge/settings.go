@@ -46,7 +46,9 @@ func rows() []config.Setting[settings] {
 	return out
 }
 
-func row(r config.Setting[settings]) setting { return setting{r.Name, r.Default, r.Bounds, r.Doc, r.Read} }
+func row(r config.Setting[settings]) setting {
+	return setting{r.Name, r.Default, r.Bounds, r.Doc, r.Read}
+}
 
 func intSetting(name string, def, lo, hi int, doc string, set func(*settings, int)) setting {
 	return row(config.IntSetting(name, def, lo, hi, doc, set))
