@@ -66,19 +66,42 @@ type Frame struct {
 	} `json:"message"`
 }
 
-// WSClient is a test WebSocket session (pkg/harness/wsclient, shared with
-// the benchmark and courierctl) that records every frame and checks the
-// session's order: message cursors rise strictly, from the cursor it
-// resumed after (OrderErr).
+// WSClient is a test WebSocket session that records every frame. It is
+// built on pkg/harness/wsclient (shared with the benchmark and courierctl)
+// and checks the session's order: message cursors rise strictly, from the
+// cursor it resumed after (OrderErr).
 type WSClient struct {
-	Addr     string
-	Conn     *websocket.Conn
-	mu       sync.Mutex
-	frames   []Frame
-	order    wsclient.Order
-	orderErr error
-	closed   chan struct{}
-	err      error
+	Addr   string
+	Conn   *websocket.Conn
+	mu     sync.Mutex
+	frames []Frame
+	closed chan struct{}
+	err    error
+	order  *orderCheck
+}
+
+// orderCheck is a session's order so far and its first break.
+type orderCheck struct {
+	mu    sync.Mutex
+	order wsclient.Order
+	err   error
+}
+
+func (c *WSClient) observe(b []byte) {
+	c.order.mu.Lock()
+	defer c.order.mu.Unlock()
+	if err := c.order.order.Observe(wsclient.Parse(b)); err != nil && c.order.err == nil {
+		c.order.err = err
+	}
+}
+
+// OrderErr is the first break of the session's order seen so far (a
+// message at or below the position before it, or without a cursor), nil
+// when there is none.
+func (c *WSClient) OrderErr() error {
+	c.order.mu.Lock()
+	defer c.order.mu.Unlock()
+	return c.order.err
 }
 
 // Dial opens a session on edgeAddr, optionally resuming after cursor.
@@ -87,10 +110,10 @@ func Dial(ctx context.Context, edgeAddr, token, cursor string) (*WSClient, *http
 	if err != nil {
 		return nil, resp, err
 	}
-	c := &WSClient{Addr: edgeAddr, Conn: conn, closed: make(chan struct{})}
+	c := &WSClient{Addr: edgeAddr, Conn: conn, closed: make(chan struct{}), order: &orderCheck{}}
 	if cursor != "" {
 		if pos, err := inbox.DecodeCursor(cursor); err == nil {
-			c.order.After(pos)
+			c.order.order.After(pos)
 		}
 	}
 	go c.read()
@@ -107,25 +130,15 @@ func (c *WSClient) read() {
 			c.mu.Unlock()
 			return
 		}
+		c.observe(b)
+
 		var f Frame
 		if json.Unmarshal(b, &f) == nil {
 			c.mu.Lock()
 			c.frames = append(c.frames, f)
-			if err := c.order.Observe(wsclient.Parse(b)); err != nil && c.orderErr == nil {
-				c.orderErr = err
-			}
 			c.mu.Unlock()
 		}
 	}
-}
-
-// OrderErr is the first break of the session's order seen so far (a
-// message at or below the position before it, or without a cursor), nil
-// when there is none.
-func (c *WSClient) OrderErr() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.orderErr
 }
 
 // Messages returns the message frames received so far.
