@@ -10,7 +10,6 @@ replace (
 require (
 	cloud.google.com/go/firestore v1.29.2
 	cloud.google.com/go/pubsub/v2 v2.9.0
-	github.com/coder/websocket v1.8.15
 	github.com/courierhq/courier/pkg v0.0.0-00010101000000-000000000000
 	github.com/courierhq/courier/proto v0.0.0-00010101000000-000000000000
 	go.opentelemetry.io/otel v1.47.0
@@ -33,6 +32,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/coder/websocket v1.8.15 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect

@@ -2,16 +2,14 @@ package main
 
 import (
 	"flag"
-	"os"
 	"reflect"
-	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/config/configtest"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
 	"github.com/courierhq/courier/services/api-gateway/internal/openapi"
 )
@@ -33,66 +31,7 @@ func settingsWith(t *testing.T, kv map[string]string) (settings, error) {
 
 // readVariables returns every variable loadSettings reads.
 func readVariables(t *testing.T) map[string]bool {
-	t.Helper()
-	read := map[string]bool{}
-	e := &config.Env{Lookup: func(k string) (string, bool) {
-		read[k] = true
-		v, ok := devAuth[k]
-		return v, ok
-	}}
-	if _, err := loadSettings(e); err != nil {
-		t.Fatal(err)
-	}
-	return read
-}
-
-var (
-	tableRow = regexp.MustCompile("^\\|([^|]*)\\|([^|]*)\\|")
-	ticked   = regexp.MustCompile("`([^`]*)`")
-)
-
-// configTable returns the variables of a README's configuration table (the
-// section starting with heading) and their documented defaults ("" when
-// the default is not a single value: unset, empty, prose).
-func configTable(t *testing.T, path, heading string) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(b)
-	i := strings.Index(text, heading)
-	if i < 0 {
-		t.Fatalf("%s: no %q section", path, heading)
-	}
-	text = text[i+len(heading):]
-	if j := strings.Index(text, "\n## "); j >= 0 {
-		text = text[:j]
-	}
-	rows := map[string]string{}
-	for _, line := range strings.Split(text, "\n") {
-		m := tableRow.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		var names, defs []string
-		for _, n := range ticked.FindAllStringSubmatch(m[1], -1) {
-			names = append(names, n[1])
-		}
-		for _, d := range ticked.FindAllStringSubmatch(m[2], -1) {
-			defs = append(defs, d[1])
-		}
-		for k, n := range names {
-			rows[n] = ""
-			if len(defs) == len(names) {
-				rows[n] = defs[k]
-			}
-		}
-	}
-	if len(rows) == 0 {
-		t.Fatalf("%s: no table rows under %q", path, heading)
-	}
-	return rows
+	return configtest.ReadVariables(t, func(e *config.Env) error { _, err := loadSettings(e); return err }, devAuth)
 }
 
 // TestREADMEConfigurationMatchesSettings keeps the configuration tables
@@ -100,8 +39,8 @@ func configTable(t *testing.T, path, heading string) map[string]string {
 // every variable it reads is documented, and every documented default,
 // set explicitly, changes nothing (so it is the code's default).
 func TestREADMEConfigurationMatchesSettings(t *testing.T) {
-	own := configTable(t, "README.md", "## Environment")
-	shared := configTable(t, "../../README.md", "## Configuration")
+	own := configtest.READMERows(t, "README.md", "## Environment")
+	shared := configtest.READMERows(t, "../../README.md", "## Configuration")
 	read := readVariables(t)
 	for v := range read {
 		if _, ok := own[v]; !ok {
@@ -138,11 +77,6 @@ func TestREADMEConfigurationMatchesSettings(t *testing.T) {
 
 var update = flag.Bool("update", false, "rewrite README.md's generated configuration table from settings.go")
 
-const (
-	tableBegin = "<!-- settings table: generated from settings.go; `go test . -run TestREADMEEnvironmentIsGenerated -update` rewrites it -->\n"
-	tableEnd   = "<!-- end of settings table -->\n"
-)
-
 // TestREADMEEnvironmentIsGenerated keeps the README's table of the
 // gateway's own variables exactly what settings.go's table renders, so a
 // default, a bound or a meaning changed in code and not in the README
@@ -150,45 +84,21 @@ const (
 // then checks, by setting each documented default, that the table's
 // defaults are the ones loadSettings applies.
 func TestREADMEEnvironmentIsGenerated(t *testing.T) {
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(b)
-	i, j := strings.Index(text, tableBegin), strings.Index(text, tableEnd)
-	if i < 0 || j < i {
-		t.Fatalf("README.md has no generated settings table (%q … %q)", tableBegin, tableEnd)
-	}
-	got, want := text[i+len(tableBegin):j], markdownTable()
-	if got == want {
-		return
-	}
-	if *update {
-		if err := os.WriteFile("README.md", []byte(text[:i+len(tableBegin)]+want+text[j:]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("README.md's settings table differs from settings.go; run `go test . -run TestREADMEEnvironmentIsGenerated -update`.\nwant:\n%s\ngot:\n%s", want, got)
+	configtest.READMEIsGenerated(t, "README.md", markdownTable(), *update)
 }
 
 // TestEveryOwnVariableIsInTheTable: a variable the gateway reads itself
 // (not through pkg/topology or pkg/auth, documented in the root README)
 // is a row of settings.go's table, so it is in the generated README table.
 func TestEveryOwnVariableIsInTheTable(t *testing.T) {
-	rows := map[string]bool{}
-	for _, v := range table {
-		if rows[v.name] {
-			t.Errorf("%s is twice in the table", v.name)
-		}
-		rows[v.name] = true
-	}
-	shared := configTable(t, "../../README.md", "## Configuration")
-	for v := range readVariables(t) {
-		if _, ok := shared[v]; !ok && !rows[v] {
-			t.Errorf("%s is read by loadSettings but is not a row of settings.go's table", v)
-		}
-	}
+	configtest.EveryVariableIsARow(t, rows(), readVariables(t), "../../README.md")
+}
+
+// TestChartEnvMatchesTheTable: every variable the chart's apiGateway.env
+// offers is one the gateway reads, and a default the chart's comment
+// names is the table's.
+func TestChartEnvMatchesTheTable(t *testing.T) {
+	configtest.ChartEnvMatches(t, "../../k8s/courier/values.yaml", "Gateway settings;", configtest.Defaults(rows()), 10)
 }
 
 // TestOpenAPILimitsMatchSettings keeps docs/openapi.yaml's limits true to

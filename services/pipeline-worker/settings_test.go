@@ -9,13 +9,17 @@ import (
 	"testing"
 
 	"github.com/courierhq/courier/pkg/config"
+	"github.com/courierhq/courier/pkg/config/configtest"
 )
 
 // settings.go is the one place a default lives; the README's environment
 // table and the chart's worker env block follow it. Every variable read
 // there has a README row whose default is the one loadSettings gives, and
 // every WORKER_ variable is a knob of the chart (empty there: the chart
-// leaves the default to the binary) and nothing else is.
+// leaves the default to the binary; a default its comment names is the
+// worker's) and nothing else is. (The worker's settings are not yet rows
+// of a pkg/config table like the gateway's and the edge's; the README and
+// chart checks are the shared ones, package configtest.)
 func TestSettingsTableMatchesTheREADMEAndTheChart(t *testing.T) {
 	src, err := os.ReadFile("settings.go")
 	if err != nil {
@@ -43,32 +47,24 @@ func TestSettingsTableMatchesTheREADMEAndTheChart(t *testing.T) {
 		"WORKER_BATCH_MAX_BYTES": fmt.Sprint(s.BatchMaxBytes), "WORKER_BATCH_LINGER": s.BatchLinger.String(),
 		"WORKER_HEAD_CACHE_SIZE": fmt.Sprint(s.HeadCacheSize),
 	}
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	row := regexp.MustCompile("(?m)^\\| `([A-Z_]+)` \\| `([^`]*)`")
-	documented := map[string]string{}
-	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
-		documented[m[1]] = m[2]
-	}
+	documented := configtest.READMERows(t, "README.md", "## Environment")
 	for _, n := range names {
-		if !strings.Contains(string(readme), "`"+n+"`") {
+		got, ok := documented[n]
+		if !ok {
 			t.Errorf("%s is read by settings.go but not in the README's environment table", n)
 		}
-		if want, ok := defaults[n]; ok && documented[n] != want {
-			t.Errorf("README: %s defaults to %q, settings.go to %q", n, documented[n], want)
+		if want, ok2 := defaults[n]; ok && ok2 && got != want {
+			t.Errorf("README: %s defaults to %q, settings.go to %q", n, got, want)
 		}
 	}
-	values, err := os.ReadFile("../../k8s/courier/values.yaml")
-	if err != nil {
-		t.Fatal(err)
+	// The chart offers only variables the worker reads, with the defaults
+	// its comments name, and every WORKER_ knob.
+	const values, heading = "../../k8s/courier/values.yaml", "Worker settings;"
+	configtest.ChartEnvMatches(t, values, heading, defaults, 15)
+	var chart, worker []string
+	for n := range configtest.ChartEnv(t, values, heading) {
+		chart = append(chart, n)
 	}
-	var chart []string
-	for _, m := range regexp.MustCompile(`(?m)^\s+(WORKER_[A-Z_]+): ""`).FindAllStringSubmatch(string(values), -1) {
-		chart = append(chart, m[1])
-	}
-	var worker []string
 	for _, n := range names {
 		if strings.HasPrefix(n, "WORKER_") {
 			worker = append(worker, n)

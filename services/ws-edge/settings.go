@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/courierhq/courier/pkg/adminserver"
@@ -31,39 +29,37 @@ type settings struct {
 // default as the README shows it, its bounds, what it means, and how it is
 // read into settings. The table is the only place a default lives; the
 // README's table is generated from it (TestREADMEEnvironmentIsGenerated).
+// The machinery is pkg/config's (Setting, its constructors, rendering and
+// reading; configtest's checks): this local type only keeps the rows short
+// positional literals.
 type setting struct {
 	name, def, bounds, doc string
 	read                   func(e *config.Env, s *settings)
 }
 
+// rows is table as pkg/config's rows.
+func rows() []config.Setting[settings] {
+	out := make([]config.Setting[settings], len(table))
+	for i, v := range table {
+		out[i] = config.Setting[settings]{Name: v.name, Default: v.def, Bounds: v.bounds, Doc: v.doc, Read: v.read}
+	}
+	return out
+}
+
+func row(r config.Setting[settings]) setting {
+	return setting{r.Name, r.Default, r.Bounds, r.Doc, r.Read}
+}
+
 func intSetting(name string, def, lo, hi int, doc string, set func(*settings, int)) setting {
-	return setting{name, "`" + strconv.Itoa(def) + "`", fmt.Sprintf("%d–%d", lo, hi), doc,
-		func(e *config.Env, s *settings) { set(s, e.Int(name, def, lo, hi)) }}
+	return row(config.IntSetting(name, def, lo, hi, doc, set))
 }
 
 func durationSetting(name string, def, lo time.Duration, doc string, field func(*settings) *time.Duration) setting {
-	return setting{name, "`" + shortDuration(def) + "`", "≥ " + shortDuration(lo), doc,
-		func(e *config.Env, s *settings) { *field(s) = e.Duration(name, def, lo) }}
+	return row(config.DurationSetting(name, def, lo, doc, field))
 }
 
 func stringSetting(name, def, doc string, field func(*settings) *string) setting {
-	shown := "unset"
-	if def != "" {
-		shown = "`" + def + "`"
-	}
-	return setting{name, shown, "", doc, func(e *config.Env, s *settings) { *field(s) = e.String(name, def) }}
-}
-
-// shortDuration writes d as an operator would: 2m, not 2m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return row(config.StringSetting(name, def, doc, field))
 }
 
 // table is the edge's own variables; cross-variable rules are in
@@ -123,9 +119,10 @@ func readPodName(e *config.Env, s *settings) {
 func loadSettings(e *config.Env) (settings, error) {
 	s := settings{Auth: auth.ConfigFromEnv(e)}
 	s.Edge.Topology = topology.FromEnv(e)
-	for _, v := range table {
-		v.read(e, &s)
-	}
+	config.ReadTable(e, rows(), &s)
+	// The edge's own drain has the whole budget; the HTTP server stops in
+	// what remains of it (wsEdge.Run).
+	s.Edge.DrainTimeout = s.ShutdownTimeout
 	if s.Edge.ReadBudgetBytes < s.Edge.PageBytes {
 		e.Check("WS_READ_BUDGET_BYTES", fmt.Errorf("must be at least WS_PAGE_BYTES (%d)", s.Edge.PageBytes))
 	}
@@ -138,11 +135,4 @@ func loadSettings(e *config.Env) (settings, error) {
 }
 
 // markdownTable renders table as the README's configuration table.
-func markdownTable() string {
-	var b strings.Builder
-	b.WriteString("| Variable | Default | Bounds | Meaning |\n|---|---|---|---|\n")
-	for _, v := range table {
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", v.name, v.def, v.bounds, v.doc)
-	}
-	return b.String()
-}
+func markdownTable() string { return config.Markdown(rows()) }

@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/tests/e2e/harness"
 )
 
@@ -22,10 +25,15 @@ func TestMetricsOnlyOnAdminPort(t *testing.T) {
 	}
 	for _, p := range c.All() {
 		t.Run(p.Name, func(t *testing.T) {
-			status, body := fetchURL(t, "http://"+p.AdminAddr+"/metrics")
-			if status != http.StatusOK || !strings.Contains(body, "\n"+own[p.Name]) || !strings.Contains(body, "courier_dependency_up") {
-				t.Errorf("GET /metrics on ADMIN_ADDR %s: %d, %d bytes without %s* or courier_dependency_up", p.AdminAddr, status, len(body), own[p.Name])
-			}
+			// courier_dependency_up has a series once the background probe's
+			// first check is done, which may come just after /readyz.
+			testenv.WaitFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+				status, body := fetchURL(t, "http://"+p.AdminAddr+"/metrics")
+				if status != http.StatusOK || !strings.Contains(body, "\n"+own[p.Name]) || !strings.Contains(body, "courier_dependency_up") {
+					return fmt.Errorf("GET /metrics on ADMIN_ADDR %s: %d, %d bytes without %s* or courier_dependency_up", p.AdminAddr, status, len(body), own[p.Name])
+				}
+				return nil
+			})
 			if status, body := fetchURL(t, "http://"+p.Addr+"/metrics"); status != http.StatusNotFound {
 				t.Errorf("GET /metrics on HTTP_ADDR %s: %d %.120q, want 404", p.Addr, status, body)
 			}

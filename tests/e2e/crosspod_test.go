@@ -49,7 +49,14 @@ func mustDial(t *testing.T, ctx context.Context, addr, token, cursor string) *ha
 		}
 		t.Fatalf("dial %s: %v (HTTP %d)", addr, err, status)
 	}
-	t.Cleanup(s.Close)
+	// Every session a test opens keeps the protocol's order (cursors rise
+	// strictly from where it resumed), whatever else the test checks.
+	t.Cleanup(func() {
+		if err := s.OrderErr(); err != nil {
+			t.Errorf("session on %s: %v", addr, err)
+		}
+		s.Close()
+	})
 	return s
 }
 

@@ -101,7 +101,7 @@ func waitMetric(t *testing.T, addr, prefix string, want float64) {
 // on GCP), so a message routed before bob's presence on the new edge was
 // recorded reaches him only through that session's inbox read. He must end
 // with every message exactly once, in order: the ordering of presence
-// write, inbox read and routing (pkg/routing) leaves no gap. Then six more
+// write, inbox read and routing (pkg/presence) leaves no gap. Then six more
 // hops, each followed by one message that must arrive live on the new
 // session: with no later message to reveal a gap, this fails if presence
 // were recorded after the connection is up (checked by that mutation).

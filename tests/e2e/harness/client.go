@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/courierhq/courier/pkg/harness/wsclient"
+	"github.com/courierhq/courier/pkg/inbox"
 )
 
 // SendResult is the gateway's answer to one POST /v1/messages.
@@ -64,7 +66,10 @@ type Frame struct {
 	} `json:"message"`
 }
 
-// WSClient is a test WebSocket session that records every frame.
+// WSClient is a test WebSocket session that records every frame. It is
+// built on pkg/harness/wsclient (shared with the benchmark and courierctl)
+// and checks the session's order: message cursors rise strictly, from the
+// cursor it resumed after (OrderErr).
 type WSClient struct {
 	Addr   string
 	Conn   *websocket.Conn
@@ -72,20 +77,45 @@ type WSClient struct {
 	frames []Frame
 	closed chan struct{}
 	err    error
+	order  *orderCheck
+}
+
+// orderCheck is a session's order so far and its first break.
+type orderCheck struct {
+	mu    sync.Mutex
+	order wsclient.Order
+	err   error
+}
+
+func (c *WSClient) observe(b []byte) {
+	c.order.mu.Lock()
+	defer c.order.mu.Unlock()
+	if err := c.order.order.Observe(wsclient.Parse(b)); err != nil && c.order.err == nil {
+		c.order.err = err
+	}
+}
+
+// OrderErr is the first break of the session's order seen so far (a
+// message at or below the position before it, or without a cursor), nil
+// when there is none.
+func (c *WSClient) OrderErr() error {
+	c.order.mu.Lock()
+	defer c.order.mu.Unlock()
+	return c.order.err
 }
 
 // Dial opens a session on edgeAddr, optionally resuming after cursor.
 func Dial(ctx context.Context, edgeAddr, token, cursor string) (*WSClient, *http.Response, error) {
-	q := url.Values{"token": {token}}
-	if cursor != "" {
-		q.Set("cursor", cursor)
-	}
-	conn, resp, err := websocket.Dial(ctx, "ws://"+edgeAddr+"/v1/ws?"+q.Encode(), nil)
+	conn, resp, err := wsclient.DialWith(ctx, edgeAddr, token, cursor, wsclient.Options{ReadLimit: 1 << 20})
 	if err != nil {
 		return nil, resp, err
 	}
-	conn.SetReadLimit(1 << 20)
-	c := &WSClient{Addr: edgeAddr, Conn: conn, closed: make(chan struct{})}
+	c := &WSClient{Addr: edgeAddr, Conn: conn, closed: make(chan struct{}), order: &orderCheck{}}
+	if cursor != "" {
+		if pos, err := inbox.DecodeCursor(cursor); err == nil {
+			c.order.order.After(pos)
+		}
+	}
 	go c.read()
 	return c, resp, nil
 }
@@ -100,6 +130,8 @@ func (c *WSClient) read() {
 			c.mu.Unlock()
 			return
 		}
+		c.observe(b)
+
 		var f Frame
 		if json.Unmarshal(b, &f) == nil {
 			c.mu.Lock()

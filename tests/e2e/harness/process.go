@@ -4,12 +4,8 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/courierhq/courier/pkg/harness/ports"
+	"github.com/courierhq/courier/pkg/harness/process"
 )
 
 // Process is one running binary in its own process group.
@@ -30,9 +29,7 @@ type Process struct {
 	logPath   string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	proc *process.Proc // the latest start (pkg/harness/process)
 }
 
 // FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
@@ -49,109 +46,53 @@ func FreePort(t testing.TB) int {
 	return p
 }
 
-// handedOut remembers every port FreePort gave: a port given to a process
-// that has not bound it yet is free to the kernel, and a second pick of it
-// (one in ~12,000 per pair, so likely over a run's hundreds of ports) made
-// two processes of one cluster collide.
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
+func freePort() (int, error) { return ports.Free() }
 
-func freePort() (int, error) {
-	for range 1000 {
-		port := 20000 + rand.IntN(12000)
-		handedOut.Lock()
-		taken := handedOut.ports[port]
-		handedOut.ports[port] = true
-		handedOut.Unlock()
-		if taken {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			l.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no free port in 20000-31999")
-}
-
-// Start runs the process; its output goes to a log file that is printed
-// when the test fails.
+// Start runs the process (again after a Kill or Stop); its output goes to
+// a log file that is printed when the test fails.
 func (p *Process) Start(t testing.TB) {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	proc, err := process.Start(p.Name, p.bin, p.Env, p.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(f, "\n===== start %s %s\n", p.Name, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.bin)
-	cmd.Env = append(os.Environ(), p.Env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", p.Name, err)
-	}
-	done := make(chan struct{})
-	p.cmd, p.done = cmd, done
-	go func() {
-		err := cmd.Wait()
-		f.Close()
-		p.mu.Lock()
-		p.err = err
-		p.mu.Unlock()
-		close(done)
-	}()
+	p.mu.Lock()
+	p.proc = proc
+	p.mu.Unlock()
+}
+
+func (p *Process) current() *process.Proc {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.proc
 }
 
 // Running reports whether the process has not exited.
 func (p *Process) Running() bool {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
+	proc := p.current()
+	if proc == nil {
 		return false
 	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
+	exited, _ := proc.Exited()
+	return !exited
 }
 
 // WaitReady polls /readyz until it answers 200.
 func (p *Process) WaitReady(t testing.TB, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		resp, err := http.Get("http://" + p.Addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if !p.Running() {
-			t.Fatalf("%s exited before it was ready:\n%s", p.Name, p.Tail(40))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready within %s (last: %v):\n%s", p.Name, d, err, p.Tail(40))
-		}
-		time.Sleep(50 * time.Millisecond)
+	proc := p.current()
+	if proc == nil {
+		t.Fatalf("%s was never started", p.Name)
+	}
+	if err := proc.WaitReady(context.Background(), "http://"+p.Addr+"/readyz", d); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // Signal sends sig to the process group.
 func (p *Process) Signal(sig syscall.Signal) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	if proc := p.current(); proc != nil {
+		proc.Signal(sig)
 	}
 }
 
@@ -166,39 +107,34 @@ func (p *Process) Kill(t testing.TB) {
 // exit error (nil for status 0).
 func (p *Process) Stop(t testing.TB, d time.Duration) error {
 	t.Helper()
-	p.Signal(syscall.SIGTERM)
-	p.wait(t, d)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
+	proc := p.current()
+	if proc == nil {
+		return nil
+	}
+	killed, err := proc.Stop(d)
+	if killed {
+		t.Errorf("%s did not exit within %s; killed", p.Name, d)
+	}
+	return err
 }
 
 func (p *Process) wait(t testing.TB, d time.Duration) {
 	t.Helper()
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
+	proc := p.current()
+	if proc == nil {
 		return
 	}
 	select {
-	case <-done:
+	case <-proc.Done():
 	case <-time.After(d):
-		p.Signal(syscall.SIGKILL)
-		<-done
+		proc.Signal(syscall.SIGKILL)
+		<-proc.Done()
 		t.Errorf("%s did not exit within %s; killed", p.Name, d)
 	}
 }
 
 // Tail returns the last n lines of the process log.
-func (p *Process) Tail(n int) string {
-	b, _ := os.ReadFile(p.logPath)
-	lines := bytes.Split(b, []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
-}
+func (p *Process) Tail(n int) string { return process.Tail(p.logPath, n) }
 
 // Log returns the whole process log.
 func (p *Process) Log() string {

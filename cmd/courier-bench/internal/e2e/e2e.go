@@ -42,8 +42,8 @@ import (
 	"github.com/courierhq/courier/cmd/courier-bench/internal/procs"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/promtext"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stats"
-	"github.com/courierhq/courier/cmd/courier-bench/internal/wsclient"
 	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/harness/wsclient"
 )
 
 // Target is the running system.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courierhq/courier/cmd/courier-bench/internal/wsclient"
+	"github.com/courierhq/courier/pkg/harness/wsclient"
 )
 
 // oneToOne builds a bench of 3 users with 6 one-to-one deliveries

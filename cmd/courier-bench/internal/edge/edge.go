@@ -34,8 +34,8 @@ import (
 	"github.com/courierhq/courier/cmd/courier-bench/internal/promtext"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stack"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stats"
-	"github.com/courierhq/courier/cmd/courier-bench/internal/wsclient"
 	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/harness/wsclient"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/pkg/wire"
@@ -359,7 +359,7 @@ func (bn *bench) waitSessions(ctx context.Context, n int) {
 // Run measures the edge of build b on a fresh project.
 func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDir string, c Config, progress func(string)) (Result, error) {
 	project := fmt.Sprintf("bench-e-%s-%d", b.Label, time.Now().UnixNano())
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		return Result{}, fmt.Errorf("pubsub client: %w", err)
 	}
@@ -367,7 +367,7 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 	if err := stack.Provision(ctx, ps, project); err != nil {
 		return Result{}, err
 	}
-	defer emu.ResetFirestore(context.Background(), project)
+	defer emu.Cleared(project, progress)
 	maxIdle := c.Sessions
 	for _, n := range c.Idle {
 		maxIdle = max(maxIdle, n)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/courierhq/courier/cmd/courier-bench/internal/procs"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stack"
-	"github.com/courierhq/courier/cmd/courier-bench/internal/wsclient"
+	"github.com/courierhq/courier/pkg/harness/wsclient"
 )
 
 // peerChannel is the one channel every peer session subscribes to.
@@ -36,7 +36,7 @@ const peerChannel = "group"
 // rises strictly per session.
 func RunPeer(ctx context.Context, bin string, emu *procs.Emulators, logDir string, c Config, history bool, progress func(string)) ([]Step, error) {
 	project := fmt.Sprintf("bench-peer-%d", time.Now().UnixNano())
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client: %w", err)
 	}

@@ -3,7 +3,7 @@ package edge
 import (
 	"testing"
 
-	"github.com/courierhq/courier/cmd/courier-bench/internal/wsclient"
+	"github.com/courierhq/courier/pkg/harness/wsclient"
 )
 
 func TestParsePeer(t *testing.T) {

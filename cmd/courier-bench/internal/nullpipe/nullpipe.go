@@ -26,7 +26,7 @@ import (
 	"github.com/courierhq/courier/cmd/courier-bench/internal/openloop"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/procs"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stats"
-	"github.com/courierhq/courier/cmd/courier-bench/internal/wsclient"
+	"github.com/courierhq/courier/pkg/harness/wsclient"
 )
 
 // Config sizes the phase.

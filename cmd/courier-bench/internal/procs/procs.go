@@ -13,27 +13,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/courierhq/courier/cmd/courier-bench/internal/promtext"
+	"github.com/courierhq/courier/pkg/harness/ports"
+	"github.com/courierhq/courier/pkg/harness/process"
 )
 
-// FreePort returns a TCP port the kernel just had free on loopback.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// FreePort returns a free loopback port (pkg/harness/ports: never one
+// handed out before in this process).
+func FreePort() (int, error) { return ports.Free() }
 
 // FreeAddr is FreePort as "127.0.0.1:port".
 func FreeAddr() (string, error) {
@@ -44,104 +37,12 @@ func FreeAddr() (string, error) {
 	return "127.0.0.1:" + strconv.Itoa(p), nil
 }
 
-// Proc is one started process.
-type Proc struct {
-	Name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-	log  *os.File
-}
+// Proc is one started process (pkg/harness/process, shared with the
+// end-to-end tests).
+type Proc = process.Proc
 
-// Start runs bin with env added to this process's environment, its output
-// going to logPath.
-func Start(name, bin string, env []string, logPath string, args ...string) (*Proc, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	// Its own process group: a Ctrl-C on the benchmark reaches us, and we
-	// stop the services in order ourselves.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
-	}
-	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{}), log: f}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// Pid is the process id.
-func (p *Proc) Pid() int { return p.cmd.Process.Pid }
-
-// Exited reports whether the process has ended, and how.
-func (p *Proc) Exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.err
-	default:
-		return false, nil
-	}
-}
-
-// Stop sends SIGTERM and waits up to grace, then SIGKILL.
-func (p *Proc) Stop(grace time.Duration) {
-	if ok, _ := p.Exited(); ok {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// LogTail returns the last bytes of the process's log, for error messages.
-func (p *Proc) LogTail() string {
-	b, err := os.ReadFile(p.log.Name())
-	if err != nil {
-		return ""
-	}
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
-}
-
-// WaitReady polls url until it answers 200, the process exits, or the
-// deadline passes.
-func (p *Proc) WaitReady(ctx context.Context, url string, within time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	for {
-		if ok, err := p.Exited(); ok {
-			return fmt.Errorf("%s exited before it was ready (%v); log tail:\n%s", p.Name, err, p.LogTail())
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready at %s within %s; log tail:\n%s", p.Name, url, within, p.LogTail())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
+// Start runs bin in its own process group, its output appended to logPath.
+var Start = process.Start
 
 var clockTicks = 100.0 // USER_HZ; 100 on every Linux this runs on
 

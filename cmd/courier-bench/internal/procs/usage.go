@@ -2,7 +2,6 @@ package procs
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -133,13 +132,4 @@ func GroupCPUSeconds(pgid int) float64 {
 		}
 	}
 	return total
-}
-
-// readPid reads a pid file.
-func readPid(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", path, err)
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
 }

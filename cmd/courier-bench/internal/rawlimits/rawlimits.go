@@ -32,7 +32,7 @@ import (
 
 	"github.com/courierhq/courier/cmd/courier-bench/internal/openloop"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stats"
-	"github.com/courierhq/courier/cmd/courier-bench/internal/wsclient"
+	"github.com/courierhq/courier/pkg/harness/wsclient"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
 

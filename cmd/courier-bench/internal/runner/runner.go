@@ -19,9 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"cloud.google.com/go/pubsub/v2"
-
 	"github.com/courierhq/courier/cmd/courier-bench/internal/baseline"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/charts"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
@@ -105,9 +102,9 @@ func Run(ctx context.Context, o Options) (string, error) {
 			say("stopping the emulators: %v", err)
 		}
 	}()
-	// The client libraries of this process find the emulators here.
-	os.Setenv("PUBSUB_EMULATOR_HOST", emu.PubSubHost)
-	os.Setenv("FIRESTORE_EMULATOR_HOST", emu.FirestoreHost)
+	// This process's clients are built from emu's addresses (emu.PubSub,
+	// emu.Firestore) and child processes get emu.Env(): the process
+	// environment is never changed.
 	res.Machine.Emulators = emulatorVersions()
 
 	fail := func(phase string, err error) {
@@ -154,6 +151,16 @@ func Run(ctx context.Context, o Options) (string, error) {
 	// machine state; a failure is recorded and the run goes on.
 	eachBuild := func(k, reps int, name string, run func(i, r int, b stack.Build) error) {
 		for r := range reps {
+			// Every round starts on a fresh Firestore emulator, warmed: each
+			// measurement's documents are deleted when it ends (Cleared),
+			// but the emulator still keeps memory per deleted document
+			// (procs.RenewFirestore), and a long run would exhaust its heap.
+			renewStart := time.Now()
+			if err := emu.RenewFirestore(ctx, func(ctx context.Context, project string) error { return warmFirestore(ctx, emu, project) }); err != nil {
+				fail(fmt.Sprintf("%s (round %d)", name, r+1), err)
+				continue
+			}
+			say("   -- Firestore emulator restarted and warmed for round %d/%d (%s)", r+1, reps, time.Since(renewStart).Round(100*time.Millisecond))
 			for _, i := range order(len(builds), k+r) {
 				b := builds[i]
 				say("   -- %s build (%s), round %d/%d", b.Label, b.Rev, r+1, reps)
@@ -322,14 +329,14 @@ func smokeCheck(res *report.Results, o Options, fail func(string, error)) {
 
 func rawPhase(ctx context.Context, emu *procs.Emulators, res *report.Results, plan Plan, progress func(string)) error {
 	project := fmt.Sprintf("bench-raw-%d", time.Now().UnixNano())
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		return fmt.Errorf("pubsub client: %w", err)
 	}
 	defer ps.Close()
 	// Tens of thousands of documents left in the emulator slow down the
 	// phase that follows (and so the build that happens to run first).
-	defer emu.ResetFirestore(context.Background(), project)
+	defer emu.Cleared(project, progress)
 	// Warm-up, not reported: the emulator's JVM is slow at first.
 	warm := plan.PubSub
 	warm.Burst, warm.SteadyFor = min(warm.Burst, 1000), time.Second
@@ -350,7 +357,7 @@ func rawPhase(ctx context.Context, emu *procs.Emulators, res *report.Results, pl
 			return fmt.Errorf("Pub/Sub %s: sent %d != received %d + lost %d", v, r.Sent, r.Received, r.Lost)
 		}
 	}
-	fs, err := firestore.NewClient(ctx, project)
+	fs, err := emu.Firestore(ctx, project)
 	if err != nil {
 		return fmt.Errorf("firestore client: %w", err)
 	}
@@ -364,7 +371,7 @@ func rawPhase(ctx context.Context, emu *procs.Emulators, res *report.Results, pl
 
 func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs string, c e2e.Config, progress func(string)) (*e2e.Result, error) {
 	project := fmt.Sprintf("bench-e2e-%s-%d", b.Label, time.Now().UnixNano())
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client: %w", err)
 	}
@@ -372,7 +379,7 @@ func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs str
 	if err := stack.Provision(ctx, ps, project); err != nil {
 		return nil, err
 	}
-	defer emu.ResetFirestore(context.Background(), project)
+	defer emu.Cleared(project, progress)
 	env := stack.Env{Emulators: emu, Project: project, Secret: secret, LogDir: logs}
 	var started []*stack.Service
 	defer func() {
@@ -412,14 +419,14 @@ func e2ePhase(ctx context.Context, b stack.Build, emu *procs.Emulators, logs str
 func nullRound(ctx context.Context, emu *procs.Emulators, plan Plan, r int, res *report.Results, say func(string, ...any), progress func(string), fail func(string, error)) {
 	say("   -- null pipeline (no Courier code), round %d", r+1)
 	project := fmt.Sprintf("bench-null-%d", time.Now().UnixNano())
-	defer emu.ResetFirestore(context.Background(), project)
-	ps, err := pubsub.NewClient(ctx, project)
+	defer emu.Cleared(project, progress)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		fail("null pipeline", fmt.Errorf("pubsub client: %w", err))
 		return
 	}
 	defer ps.Close()
-	fs, err := firestore.NewClient(ctx, project)
+	fs, err := emu.Firestore(ctx, project)
 	if err != nil {
 		fail("null pipeline", fmt.Errorf("firestore client: %w", err))
 		return
@@ -436,6 +443,27 @@ func nullRound(ctx context.Context, emu *procs.Emulators, plan Plan, r int, res 
 	if err != nil {
 		fail(fmt.Sprintf("null pipeline (round %d)", r+1), err)
 	}
+}
+
+// warmFirestore writes a few thousand small documents to project, so that
+// a restarted emulator's JVM has loaded and compiled its write path before
+// a measurement (the first writes after a start are slow).
+func warmFirestore(ctx context.Context, emu *procs.Emulators, project string) error {
+	fs, err := emu.Firestore(ctx, project)
+	if err != nil {
+		return fmt.Errorf("firestore client: %w", err)
+	}
+	defer fs.Close()
+	bw := fs.BulkWriter(ctx)
+	for i := range 3000 {
+		ref := fs.Collection("warm").Doc(fmt.Sprintf("u%02d", i%50)).Collection("entries").Doc(fmt.Sprint(i))
+		if _, err := bw.Set(ref, map[string]any{"seq": i, "payload": "warm"}); err != nil {
+			return fmt.Errorf("warm-up write: %w", err)
+		}
+	}
+	bw.End()
+	_, err = fs.Collection("warm").Doc("u00").Collection("entries").Doc("0").Get(ctx)
+	return err
 }
 
 func logFile(dir, name string) io.Writer {

@@ -84,7 +84,7 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 	defer proxy.Close()
 	var out []ScenarioResult
 	for _, sc := range c.Scenarios {
-		r, err := runOne(ctx, b, emu, proxy, secret, logDir, c, sc)
+		r, err := runOne(ctx, b, emu, proxy, secret, logDir, c, sc, progress)
 		if err != nil {
 			return out, fmt.Errorf("worker scenario %s: %w", sc.Name, err)
 		}
@@ -97,10 +97,10 @@ func Run(ctx context.Context, b stack.Build, emu *procs.Emulators, secret, logDi
 	return out, nil
 }
 
-func runOne(ctx context.Context, b stack.Build, emu *procs.Emulators, proxy *fsproxy.Proxy, secret, logDir string, c Config, sc Scenario) (ScenarioResult, error) {
+func runOne(ctx context.Context, b stack.Build, emu *procs.Emulators, proxy *fsproxy.Proxy, secret, logDir string, c Config, sc Scenario, progress func(string)) (ScenarioResult, error) {
 	slug := strings.ReplaceAll(sc.Name, " ", "-")
 	project := fmt.Sprintf("bench-w-%s-%s-%d", b.Label, slug, time.Now().UnixNano())
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := emu.PubSub(ctx, project)
 	if err != nil {
 		return ScenarioResult{}, fmt.Errorf("pubsub client: %w", err)
 	}
@@ -115,7 +115,7 @@ func runOne(ctx context.Context, b stack.Build, emu *procs.Emulators, proxy *fsp
 	}); err != nil {
 		return ScenarioResult{}, fmt.Errorf("create observer subscription: %w", err)
 	}
-	defer emu.ResetFirestore(context.Background(), project)
+	defer emu.Cleared(project, progress)
 
 	env := stack.Env{Emulators: emu, Project: project, Secret: secret, LogDir: logDir}
 	w, err := stack.StartWorker(ctx, b, env, "worker-"+slug, "FIRESTORE_EMULATOR_HOST="+proxy.Addr())

@@ -13,13 +13,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/courierhq/courier/pkg/harness/wsclient"
 )
 
 // Config of one run.
@@ -100,40 +99,36 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	var readers sync.WaitGroup
 	for i, tok := range tokens {
 		edge := cfg.Edges[i%len(cfg.Edges)]
-		conn, _, err := websocket.Dial(ctx, "ws://"+edge+"/v1/ws?"+url.Values{"token": {tok}}.Encode(), nil)
+		// The shared protocol client (pkg/harness/wsclient): batched frames,
+		// and each session's order checked (cursors rise strictly).
+		conn, err := wsclient.Dial(ctx, edge, tok, "")
 		if err != nil {
-			return Result{}, fmt.Errorf("dial %s: %w", edge, err)
+			return Result{}, err
 		}
-		conn.SetReadLimit(1 << 20)
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
 			defer conn.CloseNow()
-			for {
-				_, b, err := conn.Read(rctx)
-				if err != nil {
+			var order wsclient.Order
+			wsclient.Read(rctx, conn, func(now time.Time, f wsclient.Frame) {
+				if f.Kind != wsclient.Message {
+					_ = order.Observe(f)
 					return
 				}
-				now := time.Now()
-				var f struct {
-					Type    string `json:"type"`
-					Message struct {
-						ID string `json:"id"`
-					} `json:"message"`
-				}
-				if json.Unmarshal(b, &f) != nil || f.Type != "message" {
-					continue
-				}
+				outOfOrder := order.Observe(f) != nil
 				tr.mu.Lock()
-				if t0, ok := tr.start[f.Message.ID]; ok && tr.pending[f.Message.ID] {
+				defer tr.mu.Unlock()
+				if outOfOrder {
+					tr.errors["out_of_order"]++
+				}
+				if t0, ok := tr.start[f.ID]; ok && tr.pending[f.ID] {
 					tr.e2e = append(tr.e2e, now.Sub(t0))
-					delete(tr.pending, f.Message.ID)
+					delete(tr.pending, f.ID)
 					tr.arrivals++
 				} else if !ok {
-					tr.early[f.Message.ID] = now
+					tr.early[f.ID] = now
 				}
-				tr.mu.Unlock()
-			}
+			})
 		}()
 	}
 

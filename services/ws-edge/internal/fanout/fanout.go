@@ -24,8 +24,8 @@ import (
 	"github.com/courierhq/courier/pkg/backoff"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/periodic"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
@@ -50,7 +50,7 @@ type Config struct {
 	Topology topology.Config
 	Pod      string
 	// Filter is the subscription's Pub/Sub filter ("" for none); see
-	// routing.Filter.
+	// presence.Filter.
 	Filter string
 	// HeartbeatInterval is how often the pod records that it is alive.
 	HeartbeatInterval time.Duration
@@ -194,7 +194,7 @@ func (f *Fanout) heartbeat(ctx context.Context) {
 func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 	received := time.Now()
 	f.m.Received.Inc()
-	if !routing.RoutedTo(msg.Attributes, f.cfg.Pod) {
+	if !presence.RoutedTo(msg.Attributes, f.cfg.Pod) {
 		f.m.RoutedElsewhere.Inc()
 		if f.cfg.Filter != "" {
 			// Targeted routing: drop what this pod's subscription filter

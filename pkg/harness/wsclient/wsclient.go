@@ -1,12 +1,15 @@
-// Package wsclient is the benchmark's WebSocket client of ws-edge: it dials
-// /v1/ws with batch=1 (newer edges may then put several JSON frames in one
+// Package wsclient is the one Go client of ws-edge's /v1/ws used by the
+// end-to-end tests (tests/e2e/harness), the benchmark (cmd/courier-bench)
+// and `courierctl bench` (cmd/courierctl/internal/loadgen): it dials, with
+// batch=1 when asked (newer edges may then put several JSON frames in one
 // WebSocket text message, separated by "\n"; older ones ignore it), splits
-// every message into frames, and reports how the session ended (close code,
-// 1006 when the connection dropped without a close frame).
+// every message into frames, reports how the session ended (close code,
+// 1006 when the connection dropped without a close frame), and checks each
+// session's order (Order: cursors rise strictly, nothing is seen twice).
 //
 // It decodes as little as it can: at tens of thousands of frames a second
 // the client shares the CPUs with the edge it measures. A message frame's
-// payload, written by the benchmark itself, starts with {"s":<sequence>,
+// payload, when written by the benchmark, starts with {"s":<sequence>,
 // which is all it needs to find.
 package wsclient
 
@@ -15,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -53,22 +57,48 @@ type Frame struct {
 	Raw []byte
 }
 
-// Dial opens a session for token on edge (host:port), resuming after cursor
-// when it is not empty.
+// Dial opens a batched session (batch=1) for token on edge (host:port),
+// resuming after cursor when it is not empty.
 func Dial(ctx context.Context, edge, token, cursor string) (*websocket.Conn, error) {
-	q := url.Values{"token": {token}, "batch": {"1"}}
-	if cursor != "" {
-		q.Set("cursor", cursor)
-	}
-	conn, resp, err := websocket.Dial(ctx, "ws://"+edge+"/v1/ws?"+q.Encode(), nil)
+	conn, resp, err := DialWith(ctx, edge, token, cursor, Options{Batch: true})
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("dial %s: status %d: %w", edge, resp.StatusCode, err)
 		}
 		return nil, fmt.Errorf("dial %s: %w", edge, err)
 	}
-	conn.SetReadLimit(16 << 20)
 	return conn, nil
+}
+
+// Options of DialWith.
+type Options struct {
+	// Batch asks the edge to put several frames in one WebSocket message
+	// (batch=1; Read and Split take them apart).
+	Batch bool
+	// ReadLimit bounds one WebSocket message (default 16 MiB).
+	ReadLimit int64
+}
+
+// DialWith opens a session for token on edge (host:port), resuming after
+// cursor when it is not empty. The response is the edge's answer to the
+// upgrade (a refusal's status and body when err is not nil; may be nil).
+func DialWith(ctx context.Context, edge, token, cursor string, o Options) (*websocket.Conn, *http.Response, error) {
+	q := url.Values{"token": {token}}
+	if o.Batch {
+		q.Set("batch", "1")
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	conn, resp, err := websocket.Dial(ctx, "ws://"+edge+"/v1/ws?"+q.Encode(), nil)
+	if err != nil {
+		return nil, resp, err
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = 16 << 20
+	}
+	conn.SetReadLimit(o.ReadLimit)
+	return conn, resp, nil
 }
 
 // Read reads messages until the connection ends or ctx is done, calling
