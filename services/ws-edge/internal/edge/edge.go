@@ -213,8 +213,25 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	e.fanout = fanout.New(deps.PubSub, deps.Heartbeats, fanout.Config{
 		Topology: cfg.Topology, Pod: cfg.Pod, Filter: filter, HeartbeatInterval: cfg.HeartbeatInterval,
-	}, e.seqs, m, log)
+	}, e.seqs, ephemeralSessions{e.hub}, m, log)
 	return e, nil
+}
+
+// ephemeralSessions writes ephemeral frames to a user's local sessions
+// (fanout.Sessions).
+type ephemeralSessions struct{ h *hub.Hub[*session.Session] }
+
+func (es ephemeralSessions) SendEphemeral(user string, frame []byte) (queued, dropped int) {
+	// Copied out of the hub's lock: a session takes its own lock to queue.
+	var buf [4]*session.Session
+	for _, s := range es.h.AppendSessions(buf[:0], user) {
+		if s.SendEphemeral(frame) {
+			queued++
+		} else {
+			dropped++
+		}
+	}
+	return queued, dropped
 }
 
 // sequencerEvents opens a user's sequencer with the user's first session

@@ -80,6 +80,10 @@ type Options struct {
 	// one client cannot fill the pod's ack queue. Zero AckRate: unlimited.
 	AckRate  float64
 	AckBurst int
+	// EphemeralQueue bounds the ephemeral frames waiting for the socket;
+	// beyond it they are dropped and counted (default 64). It has no
+	// variable: a client that lets 64 signals pile up is not reading.
+	EphemeralQueue int
 }
 
 // WithDefaults fills in the zero fields. For the fields a variable sets,
@@ -114,6 +118,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.AckBurst <= 0 {
 		o.AckBurst = max(1, int(o.AckRate))
+	}
+	if o.EphemeralQueue <= 0 {
+		o.EphemeralQueue = 64
 	}
 	return o
 }
@@ -208,6 +215,11 @@ type Session struct {
 	queuedLast int64
 	lost       bool
 	control    [][]byte // error frames and pongs, written first
+	// ephemeral holds ephemeral frames (signals, presence, receipts, read
+	// markers: pkg/ephemeral), written with the control frames, not
+	// ordered with messages; bounded by EphemeralQueue, beyond which they
+	// are dropped (never retried, never replayed).
+	ephemeral [][]byte
 	// closeAfter, when set, closes the session once the control frames
 	// queued before it are written (the error that explains a close).
 	closeAfter *closeRequest
@@ -338,6 +350,20 @@ func (s *Session) sendControl(b []byte) {
 	s.signal()
 }
 
+// SendEphemeral queues an ephemeral frame (already encoded JSON, written
+// as it is) without blocking. It reports false when the session is closed
+// or its ephemeral queue is full: the frame is then dropped for good.
+func (s *Session) SendEphemeral(b []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.ephemeral) >= s.deps.Options.EphemeralQueue {
+		return false
+	}
+	s.ephemeral = append(s.ephemeral, b)
+	s.signal()
+	return true
+}
+
 type closeRequest struct {
 	code   websocket.StatusCode
 	reason string
@@ -382,7 +408,7 @@ func (s *Session) drop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deps.Metrics.DroppedClosed.Add(float64(len(s.queue)))
-	s.queue, s.control = nil, nil
+	s.queue, s.control, s.ephemeral = nil, nil, nil
 }
 
 // Serve runs the session on conn until it closes: the hello frame, the
