@@ -104,6 +104,9 @@ type Metrics struct {
 	// dropped_queue_full (a session's ephemeral queue was full: never
 	// retried), no_local_session (none of its users here), bad_data.
 	Ephemeral *prometheus.CounterVec
+	// Signals counts client signal frames by result: sent (taken by the
+	// publisher), bad, too_large, rate_limited, unavailable.
+	Signals *prometheus.CounterVec
 	// UnknownSchema counts fan-out messages of a courier_schema this edge
 	// does not know (acked and dropped: not ours, or from a newer version).
 	UnknownSchema prometheus.Counter
@@ -188,6 +191,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		Ephemeral: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ephemeral_total",
 			Help: "Ephemeral events (signals, presence, receipts, read markers) by kind and result (written: per session, dropped_queue_full, no_local_session, bad_data)."},
 			[]string{"kind", "result"}),
+		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "signals_total",
+			Help: "Client signal frames by result (sent, bad, too_large, rate_limited, unavailable)."}, []string{"result"}),
 		UnknownSchema: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "unknown_schema_total",
 			Help: "Fan-out messages of an unknown courier_schema, acked and dropped."}),
 	}
@@ -209,7 +214,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.CatchUps, m.Stalled, m.DeliveryLatency, m.SessionWriteLatency, m.FramesPerWrite,
 		m.PubSubHop, m.ReorderWait, m.QueueWait, m.SocketWrite,
 		m.BadFrames, m.Acks, m.ReceiveErrors, m.RoutedElsewhere, m.Offered, m.Gaps, m.GapsFilledLive,
-		m.GapsFilledLate, m.GapsGivenUp, m.Lateness, m.ReorderWindow, m.InboxReads, m.Ephemeral, m.UnknownSchema} {
+		m.GapsFilledLate, m.GapsGivenUp, m.Lateness, m.ReorderWindow, m.InboxReads, m.Ephemeral, m.Signals, m.UnknownSchema} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -38,6 +38,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/signal"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
@@ -80,6 +81,11 @@ type Options struct {
 	// one client cannot fill the pod's ack queue. Zero AckRate: unlimited.
 	AckRate  float64
 	AckBurst int
+	// SignalRate and SignalBurst bound a session's signal frames (per
+	// second, and at once); beyond them a signal is refused with an error
+	// frame "signal_rate_limited". Zero SignalRate: unlimited.
+	SignalRate  float64
+	SignalBurst int
 	// EphemeralQueue bounds the ephemeral frames waiting for the socket;
 	// beyond it they are dropped and counted (default 64). It has no
 	// variable: a client that lets 64 signals pile up is not reading.
@@ -119,6 +125,9 @@ func (o Options) WithDefaults() Options {
 	if o.AckBurst <= 0 {
 		o.AckBurst = max(1, int(o.AckRate))
 	}
+	if o.SignalBurst <= 0 {
+		o.SignalBurst = max(1, int(o.SignalRate))
+	}
 	if o.EphemeralQueue <= 0 {
 		o.EphemeralQueue = 64
 	}
@@ -144,8 +153,16 @@ type Acks interface {
 	Add(user, messageID string, reply func(error)) bool
 }
 
+// Signals sends a client's signals (signal.Sender). Every error is a
+// *signal.Error.
+type Signals interface {
+	Send(ctx context.Context, from string, r signal.Request) error
+}
+
 // Deps are the pod-wide parts every session uses.
 type Deps struct {
+	// Signals, when set, serves "signal" frames.
+	Signals Signals
 	Options *Options // defaults applied
 	Reader  Reader
 	Starter Starter
@@ -232,8 +249,9 @@ type Session struct {
 	// Owned by the writer goroutine of the moment.
 	last int64 // position of the last message frame written
 
-	badFrames atomic.Int32
-	ackBucket bucket // the reader's only
+	badFrames    atomic.Int32
+	ackBucket    bucket // the reader's only
+	signalBucket bucket // the reader's only
 }
 
 // New returns a session that holds deliveries until Serve has found where
