@@ -1,8 +1,8 @@
 // Package fanout is the step after the commit: it publishes each stored
 // message's delivery to the fan-out topic, in order, and waits for every
 // confirmation. With targeted routing it first marks each delivery with
-// the ws-edge pods holding its recipients (pkg/routing), read from presence
-// once per committed batch — after the commit, as pkg/routing explains —
+// the ws-edge pods holding its recipients (pkg/presence), read from presence
+// once per committed batch — after the commit, as pkg/presence explains —
 // and shared by the batch's messages.
 package fanout
 
@@ -21,7 +21,6 @@ import (
 
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
@@ -112,10 +111,10 @@ func (f *Fanout) route(ctx context.Context, it Item) {
 		f.m.Routing.WithLabelValues("unrouted").Inc()
 		f.log.WarnContext(it.Out.Ctx, "presence unknown; delivery goes to every edge pod", "courier_message_id", it.Out.CourierID, "err", err)
 	case len(pods) == 0:
-		routing.Mark(msg.Attributes, nil)
+		presence.Mark(msg.Attributes, nil)
 		f.m.Routing.WithLabelValues("nowhere").Inc()
 	default:
-		routing.Mark(msg.Attributes, pods)
+		presence.Mark(msg.Attributes, pods)
 		f.m.Routing.WithLabelValues("routed").Inc()
 	}
 }

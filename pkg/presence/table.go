@@ -1,10 +1,3 @@
-// Package presence records which ws-edge pods hold sessions of which users:
-// presence/{user} {pods: {<pod>: joined_at}}. Edges write it (targeted
-// routing: an edge joins before a session's first inbox read, leaves after
-// the user's last session on the pod), the worker reads it after each
-// batch's commit to route the deliveries (pkg/routing has the argument for
-// why that order loses nothing), and `courierctl sweep` removes the records
-// of a pod that died.
 package presence
 
 import (
@@ -49,16 +42,6 @@ func (t *Table) Leave(ctx context.Context, user, pod string) error {
 		return fmt.Errorf("remove presence of %s on %s: %w", user, pod, err)
 	}
 	return nil
-}
-
-// Pods returns the pods holding sessions of any of users, sorted, in one
-// read.
-func (t *Table) Pods(ctx context.Context, users []string) ([]string, error) {
-	byUser, err := t.PodsOf(ctx, users)
-	if err != nil {
-		return nil, err
-	}
-	return PodsFor(byUser, users), nil
 }
 
 // PodsOf returns, in one read, the pods holding sessions of each of users
