@@ -41,7 +41,7 @@ type Peers interface {
 
 // podSweeper removes a dead pod's records (presence.Table).
 type podSweeper interface {
-	LeavePod(ctx context.Context, pod string) ([]string, error)
+	LeavePod(ctx context.Context, pod string, before time.Time) ([]string, error)
 }
 
 type onlineService struct {
@@ -97,11 +97,13 @@ func (o *onlineService) sweep(ctx context.Context) {
 		o.e.log.Warn("presence: reading pod heartbeats failed", "err", err)
 		return
 	}
-	for _, pod := range stale {
+	for pod, lastBeat := range stale {
 		if pod == o.e.cfg.Pod {
 			continue // this pod is alive; its own beat is late, not stale
 		}
-		users, err := o.sweeper.LeavePod(ctx, pod)
+		// Only records older than the last beat: a pod restarted under the
+		// same name keeps the ones it writes now.
+		users, err := o.sweeper.LeavePod(ctx, pod, lastBeat)
 		o.e.m.PresenceOps.WithLabelValues("sweep").Add(float64(len(users)))
 		if err != nil {
 			o.e.log.Warn("presence: sweeping a dead pod's records failed", "pod", pod, "err", err)
