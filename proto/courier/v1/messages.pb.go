@@ -22,6 +22,155 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GetPresenceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresenceRequest) Reset() {
+	*x = GetPresenceRequest{}
+	mi := &file_courier_v1_messages_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresenceRequest) ProtoMessage() {}
+
+func (x *GetPresenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresenceRequest.ProtoReflect.Descriptor instead.
+func (*GetPresenceRequest) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetPresenceRequest) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type UserPresence struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	User   string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Online bool                   `protobuf:"varint,2,opt,name=online,proto3" json:"online,omitempty"`
+	// last_seen is unset for a user never seen (or not visible to the caller).
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserPresence) Reset() {
+	*x = UserPresence{}
+	mi := &file_courier_v1_messages_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserPresence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserPresence) ProtoMessage() {}
+
+func (x *UserPresence) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserPresence.ProtoReflect.Descriptor instead.
+func (*UserPresence) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UserPresence) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UserPresence) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+func (x *UserPresence) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+type GetPresenceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Presence      []*UserPresence        `protobuf:"bytes,1,rep,name=presence,proto3" json:"presence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresenceResponse) Reset() {
+	*x = GetPresenceResponse{}
+	mi := &file_courier_v1_messages_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresenceResponse) ProtoMessage() {}
+
+func (x *GetPresenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresenceResponse.ProtoReflect.Descriptor instead.
+func (*GetPresenceResponse) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetPresenceResponse) GetPresence() []*UserPresence {
+	if x != nil {
+		return x.Presence
+	}
+	return nil
+}
+
 type SendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	To    []string               `protobuf:"bytes,1,rep,name=to,proto3" json:"to,omitempty"`
@@ -35,7 +184,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_courier_v1_messages_proto_msgTypes[0]
+	mi := &file_courier_v1_messages_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +196,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[0]
+	mi := &file_courier_v1_messages_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +209,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{0}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SendRequest) GetTo() []string {
@@ -101,7 +250,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_courier_v1_messages_proto_msgTypes[1]
+	mi := &file_courier_v1_messages_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -113,7 +262,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[1]
+	mi := &file_courier_v1_messages_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -126,7 +275,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{1}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SendResponse) GetId() string {
@@ -153,7 +302,7 @@ type ListInboxRequest struct {
 
 func (x *ListInboxRequest) Reset() {
 	*x = ListInboxRequest{}
-	mi := &file_courier_v1_messages_proto_msgTypes[2]
+	mi := &file_courier_v1_messages_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -165,7 +314,7 @@ func (x *ListInboxRequest) String() string {
 func (*ListInboxRequest) ProtoMessage() {}
 
 func (x *ListInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[2]
+	mi := &file_courier_v1_messages_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -178,7 +327,7 @@ func (x *ListInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInboxRequest.ProtoReflect.Descriptor instead.
 func (*ListInboxRequest) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{2}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListInboxRequest) GetCursor() string {
@@ -205,7 +354,7 @@ type ListInboxResponse struct {
 
 func (x *ListInboxResponse) Reset() {
 	*x = ListInboxResponse{}
-	mi := &file_courier_v1_messages_proto_msgTypes[3]
+	mi := &file_courier_v1_messages_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -217,7 +366,7 @@ func (x *ListInboxResponse) String() string {
 func (*ListInboxResponse) ProtoMessage() {}
 
 func (x *ListInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[3]
+	mi := &file_courier_v1_messages_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -230,7 +379,7 @@ func (x *ListInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInboxResponse.ProtoReflect.Descriptor instead.
 func (*ListInboxResponse) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{3}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListInboxResponse) GetMessages() []*InboxEntry {
@@ -257,7 +406,7 @@ type InboxEntry struct {
 
 func (x *InboxEntry) Reset() {
 	*x = InboxEntry{}
-	mi := &file_courier_v1_messages_proto_msgTypes[4]
+	mi := &file_courier_v1_messages_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +418,7 @@ func (x *InboxEntry) String() string {
 func (*InboxEntry) ProtoMessage() {}
 
 func (x *InboxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[4]
+	mi := &file_courier_v1_messages_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +431,7 @@ func (x *InboxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxEntry.ProtoReflect.Descriptor instead.
 func (*InboxEntry) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{4}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InboxEntry) GetMessage() *Message {
@@ -308,7 +457,7 @@ type GetMessageRequest struct {
 
 func (x *GetMessageRequest) Reset() {
 	*x = GetMessageRequest{}
-	mi := &file_courier_v1_messages_proto_msgTypes[5]
+	mi := &file_courier_v1_messages_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +469,7 @@ func (x *GetMessageRequest) String() string {
 func (*GetMessageRequest) ProtoMessage() {}
 
 func (x *GetMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[5]
+	mi := &file_courier_v1_messages_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +482,7 @@ func (x *GetMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessageRequest.ProtoReflect.Descriptor instead.
 func (*GetMessageRequest) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{5}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetMessageRequest) GetId() string {
@@ -358,7 +507,7 @@ type GetMessageResponse struct {
 
 func (x *GetMessageResponse) Reset() {
 	*x = GetMessageResponse{}
-	mi := &file_courier_v1_messages_proto_msgTypes[6]
+	mi := &file_courier_v1_messages_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +519,7 @@ func (x *GetMessageResponse) String() string {
 func (*GetMessageResponse) ProtoMessage() {}
 
 func (x *GetMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[6]
+	mi := &file_courier_v1_messages_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +532,7 @@ func (x *GetMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessageResponse.ProtoReflect.Descriptor instead.
 func (*GetMessageResponse) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{6}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetMessageResponse) GetMessage() *Message {
@@ -412,7 +561,15 @@ var File_courier_v1_messages_proto protoreflect.FileDescriptor
 const file_courier_v1_messages_proto_rawDesc = "" +
 	"\n" +
 	"\x19courier/v1/messages.proto\x12\n" +
-	"courier.v1\x1a\x19courier/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n" +
+	"courier.v1\x1a\x19courier/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n" +
+	"\x12GetPresenceRequest\x12\x14\n" +
+	"\x05users\x18\x01 \x03(\tR\x05users\"s\n" +
+	"\fUserPresence\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06online\x18\x02 \x01(\bR\x06online\x127\n" +
+	"\tlast_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"K\n" +
+	"\x13GetPresenceResponse\x124\n" +
+	"\bpresence\x18\x01 \x03(\v2\x18.courier.v1.UserPresenceR\bpresence\"\x8c\x01\n" +
 	"\vSendRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x03(\tR\x02to\x12!\n" +
 	"\fpayload_json\x18\x02 \x01(\fR\vpayloadJson\x12!\n" +
@@ -438,12 +595,13 @@ const file_courier_v1_messages_proto_rawDesc = "" +
 	"\x12GetMessageResponse\x12-\n" +
 	"\amessage\x18\x01 \x01(\v2\x13.courier.v1.MessageR\amessage\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12'\n" +
-	"\x0fdelivered_count\x18\x03 \x01(\x05R\x0edeliveredCount2\xdc\x01\n" +
+	"\x0fdelivered_count\x18\x03 \x01(\x05R\x0edeliveredCount2\xac\x02\n" +
 	"\bMessages\x129\n" +
 	"\x04Send\x12\x17.courier.v1.SendRequest\x1a\x18.courier.v1.SendResponse\x12H\n" +
 	"\tListInbox\x12\x1c.courier.v1.ListInboxRequest\x1a\x1d.courier.v1.ListInboxResponse\x12K\n" +
 	"\n" +
-	"GetMessage\x12\x1d.courier.v1.GetMessageRequest\x1a\x1e.courier.v1.GetMessageResponseB9Z7github.com/courierhq/courier/proto/courier/v1;courierv1b\x06proto3"
+	"GetMessage\x12\x1d.courier.v1.GetMessageRequest\x1a\x1e.courier.v1.GetMessageResponse\x12N\n" +
+	"\vGetPresence\x12\x1e.courier.v1.GetPresenceRequest\x1a\x1f.courier.v1.GetPresenceResponseB9Z7github.com/courierhq/courier/proto/courier/v1;courierv1b\x06proto3"
 
 var (
 	file_courier_v1_messages_proto_rawDescOnce sync.Once
@@ -457,34 +615,41 @@ func file_courier_v1_messages_proto_rawDescGZIP() []byte {
 	return file_courier_v1_messages_proto_rawDescData
 }
 
-var file_courier_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_courier_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_courier_v1_messages_proto_goTypes = []any{
-	(*SendRequest)(nil),           // 0: courier.v1.SendRequest
-	(*SendResponse)(nil),          // 1: courier.v1.SendResponse
-	(*ListInboxRequest)(nil),      // 2: courier.v1.ListInboxRequest
-	(*ListInboxResponse)(nil),     // 3: courier.v1.ListInboxResponse
-	(*InboxEntry)(nil),            // 4: courier.v1.InboxEntry
-	(*GetMessageRequest)(nil),     // 5: courier.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),    // 6: courier.v1.GetMessageResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*Message)(nil),               // 8: courier.v1.Message
+	(*GetPresenceRequest)(nil),    // 0: courier.v1.GetPresenceRequest
+	(*UserPresence)(nil),          // 1: courier.v1.UserPresence
+	(*GetPresenceResponse)(nil),   // 2: courier.v1.GetPresenceResponse
+	(*SendRequest)(nil),           // 3: courier.v1.SendRequest
+	(*SendResponse)(nil),          // 4: courier.v1.SendResponse
+	(*ListInboxRequest)(nil),      // 5: courier.v1.ListInboxRequest
+	(*ListInboxResponse)(nil),     // 6: courier.v1.ListInboxResponse
+	(*InboxEntry)(nil),            // 7: courier.v1.InboxEntry
+	(*GetMessageRequest)(nil),     // 8: courier.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),    // 9: courier.v1.GetMessageResponse
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Message)(nil),               // 11: courier.v1.Message
 }
 var file_courier_v1_messages_proto_depIdxs = []int32{
-	7, // 0: courier.v1.SendResponse.accepted_at:type_name -> google.protobuf.Timestamp
-	4, // 1: courier.v1.ListInboxResponse.messages:type_name -> courier.v1.InboxEntry
-	8, // 2: courier.v1.InboxEntry.message:type_name -> courier.v1.Message
-	8, // 3: courier.v1.GetMessageResponse.message:type_name -> courier.v1.Message
-	0, // 4: courier.v1.Messages.Send:input_type -> courier.v1.SendRequest
-	2, // 5: courier.v1.Messages.ListInbox:input_type -> courier.v1.ListInboxRequest
-	5, // 6: courier.v1.Messages.GetMessage:input_type -> courier.v1.GetMessageRequest
-	1, // 7: courier.v1.Messages.Send:output_type -> courier.v1.SendResponse
-	3, // 8: courier.v1.Messages.ListInbox:output_type -> courier.v1.ListInboxResponse
-	6, // 9: courier.v1.Messages.GetMessage:output_type -> courier.v1.GetMessageResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	10, // 0: courier.v1.UserPresence.last_seen:type_name -> google.protobuf.Timestamp
+	1,  // 1: courier.v1.GetPresenceResponse.presence:type_name -> courier.v1.UserPresence
+	10, // 2: courier.v1.SendResponse.accepted_at:type_name -> google.protobuf.Timestamp
+	7,  // 3: courier.v1.ListInboxResponse.messages:type_name -> courier.v1.InboxEntry
+	11, // 4: courier.v1.InboxEntry.message:type_name -> courier.v1.Message
+	11, // 5: courier.v1.GetMessageResponse.message:type_name -> courier.v1.Message
+	3,  // 6: courier.v1.Messages.Send:input_type -> courier.v1.SendRequest
+	5,  // 7: courier.v1.Messages.ListInbox:input_type -> courier.v1.ListInboxRequest
+	8,  // 8: courier.v1.Messages.GetMessage:input_type -> courier.v1.GetMessageRequest
+	0,  // 9: courier.v1.Messages.GetPresence:input_type -> courier.v1.GetPresenceRequest
+	4,  // 10: courier.v1.Messages.Send:output_type -> courier.v1.SendResponse
+	6,  // 11: courier.v1.Messages.ListInbox:output_type -> courier.v1.ListInboxResponse
+	9,  // 12: courier.v1.Messages.GetMessage:output_type -> courier.v1.GetMessageResponse
+	2,  // 13: courier.v1.Messages.GetPresence:output_type -> courier.v1.GetPresenceResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_courier_v1_messages_proto_init() }
@@ -499,7 +664,7 @@ func file_courier_v1_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_courier_v1_messages_proto_rawDesc), len(file_courier_v1_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Messages_Send_FullMethodName       = "/courier.v1.Messages/Send"
-	Messages_ListInbox_FullMethodName  = "/courier.v1.Messages/ListInbox"
-	Messages_GetMessage_FullMethodName = "/courier.v1.Messages/GetMessage"
+	Messages_Send_FullMethodName        = "/courier.v1.Messages/Send"
+	Messages_ListInbox_FullMethodName   = "/courier.v1.Messages/ListInbox"
+	Messages_GetMessage_FullMethodName  = "/courier.v1.Messages/GetMessage"
+	Messages_GetPresence_FullMethodName = "/courier.v1.Messages/GetPresence"
 )
 
 // MessagesClient is the client API for Messages service.
@@ -40,6 +41,10 @@ type MessagesClient interface {
 	ListInbox(ctx context.Context, in *ListInboxRequest, opts ...grpc.CallOption) (*ListInboxResponse, error)
 	// GetMessage returns one message the caller sent or received.
 	GetMessage(ctx context.Context, in *GetMessageRequest, opts ...grpc.CallOption) (*GetMessageResponse, error)
+	// GetPresence returns the online state and last seen of up to 100 users;
+	// users the caller shares no conversation with read offline, never seen
+	// (as GET /v1/presence).
+	GetPresence(ctx context.Context, in *GetPresenceRequest, opts ...grpc.CallOption) (*GetPresenceResponse, error)
 }
 
 type messagesClient struct {
@@ -80,6 +85,16 @@ func (c *messagesClient) GetMessage(ctx context.Context, in *GetMessageRequest, 
 	return out, nil
 }
 
+func (c *messagesClient) GetPresence(ctx context.Context, in *GetPresenceRequest, opts ...grpc.CallOption) (*GetPresenceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPresenceResponse)
+	err := c.cc.Invoke(ctx, Messages_GetPresence_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MessagesServer is the server API for Messages service.
 // All implementations must embed UnimplementedMessagesServer
 // for forward compatibility.
@@ -96,6 +111,10 @@ type MessagesServer interface {
 	ListInbox(context.Context, *ListInboxRequest) (*ListInboxResponse, error)
 	// GetMessage returns one message the caller sent or received.
 	GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error)
+	// GetPresence returns the online state and last seen of up to 100 users;
+	// users the caller shares no conversation with read offline, never seen
+	// (as GET /v1/presence).
+	GetPresence(context.Context, *GetPresenceRequest) (*GetPresenceResponse, error)
 	mustEmbedUnimplementedMessagesServer()
 }
 
@@ -114,6 +133,9 @@ func (UnimplementedMessagesServer) ListInbox(context.Context, *ListInboxRequest)
 }
 func (UnimplementedMessagesServer) GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMessage not implemented")
+}
+func (UnimplementedMessagesServer) GetPresence(context.Context, *GetPresenceRequest) (*GetPresenceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPresence not implemented")
 }
 func (UnimplementedMessagesServer) mustEmbedUnimplementedMessagesServer() {}
 func (UnimplementedMessagesServer) testEmbeddedByValue()                  {}
@@ -190,6 +212,24 @@ func _Messages_GetMessage_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Messages_GetPresence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPresenceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagesServer).GetPresence(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messages_GetPresence_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagesServer).GetPresence(ctx, req.(*GetPresenceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Messages_ServiceDesc is the grpc.ServiceDesc for Messages service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +248,10 @@ var Messages_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMessage",
 			Handler:    _Messages_GetMessage_Handler,
+		},
+		{
+			MethodName: "GetPresence",
+			Handler:    _Messages_GetPresence_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

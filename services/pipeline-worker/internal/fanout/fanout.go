@@ -21,6 +21,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
@@ -48,12 +49,21 @@ type Item struct {
 	Out        pubsubx.Outgoing
 	Recipients []string
 	Group      Group
+	// Env is the stored message (for the offline-notification hook).
+	Env *courierv1.Envelope
+}
+
+// Notifier takes each published message for the offline-notification
+// hook without blocking (notify.Notifier).
+type Notifier interface {
+	Offer(env *courierv1.Envelope)
 }
 
 // Fanout publishes deliveries.
 type Fanout struct {
 	publish  PublishFunc
 	presence Presence // nil: no targeted routing
+	notify   Notifier // nil: no offline notifications
 	timeout  time.Duration
 	m        *metrics.Metrics
 	log      *slog.Logger
@@ -97,7 +107,23 @@ func (f *Fanout) Publish(ctx context.Context, items []Item) []error {
 		}
 		out[i] = it.Out
 	}
-	return f.publish(out)
+	errs := f.publish(out)
+	if f.notify != nil {
+		// After the publish: an event never precedes its delivery, and
+		// Offer never waits.
+		for i, it := range items {
+			if errs[i] == nil && it.Env != nil {
+				f.notify.Offer(it.Env)
+			}
+		}
+	}
+	return errs
+}
+
+// WithNotifier makes f offer every published message to n.
+func (f *Fanout) WithNotifier(n Notifier) *Fanout {
+	f.notify = n
+	return f
 }
 
 // route marks it's delivery with the pods holding its recipients. When

@@ -23,8 +23,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/ephemeral"
+	"github.com/courierhq/courier/pkg/online"
+	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/ratelimit"
+	"github.com/courierhq/courier/pkg/signal"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
 	"github.com/courierhq/courier/services/ws-edge/internal/fanout"
@@ -89,6 +93,15 @@ type Config struct {
 	// connect costs an auth check, a hub slot and an inbox read each time.
 	ConnectRate  float64
 	ConnectBurst int
+	// Presence (with Deps.Presence and Deps.Online) records which users
+	// this pod holds and serves who is online: watch frames, presence
+	// events on changes, the sweep of dead pods' records. OfflineDelay
+	// debounces going offline (and bounds a flapping user's writes);
+	// StaleAfter is how old a pod's heartbeat may be before its users count
+	// as offline (pkg/online).
+	Presence     bool
+	OfflineDelay time.Duration
+	StaleAfter   time.Duration
 }
 
 // Verifier checks bearer tokens.
@@ -101,6 +114,7 @@ type Verifier interface {
 type Store interface {
 	inboxreader.Store
 	acks.Store
+	peers.Inbox
 }
 
 // Deps are the edge's clients.
@@ -112,6 +126,9 @@ type Deps struct {
 	// Presence records which users this pod holds (presence.Table); required
 	// with Config.TargetedRouting.
 	Presence presence.Writer
+	// Online reads who is online (pkg/online); with Config.Presence it
+	// serves watch frames and the sweep of dead pods' records.
+	Online   *online.Reader
 	Verifier Verifier
 	// Registry receives the edge's metrics; main serves it on the admin listener (ADMIN_ADDR).
 	Registry *prometheus.Registry
@@ -130,7 +147,10 @@ type Edge struct {
 	acks     *acks.Writer
 	sessions *session.Deps
 	presence *presence.Recorder // nil without targeted routing
-	draining atomic.Bool
+	// ephemeral publishes this pod's ephemeral events (signals, presence).
+	ephemeral *ephemeral.Publisher
+	online    *onlineService // nil without presence
+	draining  atomic.Bool
 	// unauthenticated holds a token per connection waiting for its auth
 	// frame.
 	unauthenticated chan struct{}
@@ -206,18 +226,56 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 			return nil, errors.New("edge: targeted routing needs Deps.Presence")
 		}
 		filter = presence.Filter(cfg.Pod)
+	}
+	if cfg.TargetedRouting || cfg.Presence && deps.Presence != nil {
 		e.presence = presence.NewRecorder(deps.Presence, cfg.Pod, presenceTimeout, log)
 		events.presence = e.presence
 	}
 	e.hub = hub.New[*session.Session](hub.Config{MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser}, events)
 	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.seqs, Acks: e.acks, Metrics: m, Log: log}
+	em, err := ephemeral.NewMetrics(deps.Registry, "courier_ws_edge")
+	if err != nil {
+		return nil, err
+	}
+	if deps.PubSub != nil { // nil only in tests of the HTTP surface
+		e.ephemeral = ephemeral.New(deps.PubSub, cfg.Topology.DeliveriesTopic, ephemeral.Options{}, em, log)
+		// Who shares a conversation with whom: from the users' recent
+		// inboxes until conversations are stored (pkg/peers).
+		directory := peers.New(deps.Store, peers.Options{})
+		e.sessions.Signals = signal.NewSender(e.ephemeral, directory)
+		if cfg.Presence && deps.Online != nil && e.presence != nil {
+			e.online = newOnline(e, directory, deps.Online, deps.Presence)
+			e.sessions.Watch = e.online
+			e.presence.WithLeaveDelay(cfg.OfflineDelay).OnChange(e.online.changed)
+		}
+	}
 	if deps.Heartbeats == nil {
 		return nil, errors.New("edge: Deps.Heartbeats is required")
 	}
 	e.fanout = fanout.New(deps.PubSub, deps.Heartbeats, fanout.Config{
 		Topology: cfg.Topology, Pod: cfg.Pod, Filter: filter, HeartbeatInterval: cfg.HeartbeatInterval,
-	}, e.seqs, m, log)
+	}, e.seqs, ephemeralSessions{e.hub, e.online}, m, log)
 	return e, nil
+}
+
+// ephemeralSessions writes ephemeral frames to a user's local sessions
+// (fanout.Sessions).
+type ephemeralSessions struct {
+	h *hub.Hub[*session.Session]
+	o *onlineService // nil without presence
+}
+
+func (es ephemeralSessions) SendEphemeral(user string, frame []byte) (queued, dropped int) {
+	// Copied out of the hub's lock: a session takes its own lock to queue.
+	var buf [4]*session.Session
+	for _, s := range es.h.AppendSessions(buf[:0], user) {
+		if s.SendEphemeral(frame) {
+			queued++
+		} else {
+			dropped++
+		}
+	}
+	return queued, dropped
 }
 
 // hubEvents hands the hub's first-session and last-session events to their
@@ -260,6 +318,9 @@ func (e *Edge) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(recvCtx)
 	g.Go(func() error { return e.acks.Run(gctx) })
 	g.Go(func() error { return e.fanout.Run(gctx) })
+	if e.online != nil {
+		g.Go(func() error { return e.online.Run(gctx) })
+	}
 	select {
 	case <-ctx.Done():
 	case <-gctx.Done():
@@ -292,6 +353,11 @@ func (e *Edge) drain(stopRecv context.CancelFunc, received func() error) error {
 	stopRecv()
 	e.stopReads()
 	e.seqs.Wait()
+	if e.ephemeral != nil {
+		if err := e.ephemeral.Stop(ctx); err != nil {
+			e.log.Warn("stop the ephemeral publisher", "err", err)
+		}
+	}
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- received() }()
 	select {
