@@ -15,7 +15,7 @@ import (
 // settings.go is the one place a default lives; the README's environment
 // table and the chart's worker env block follow it. Every variable read
 // there has a README row whose default is the one loadSettings gives, and
-// every WORKER_ variable is a knob of the chart (empty there: the chart
+// every WORKER_ variable (and NOTIFY_ENABLED) is a knob of the chart (empty there: the chart
 // leaves the default to the binary; a default its comment names is the
 // worker's) and nothing else is. (The worker's settings are not yet rows
 // of a pkg/config table like the gateway's and the edge's; the README and
@@ -46,6 +46,7 @@ func TestSettingsTableMatchesTheREADMEAndTheChart(t *testing.T) {
 		"WORKER_BATCH_MAX_MESSAGES": fmt.Sprint(s.BatchMaxMessages), "WORKER_BATCH_MAX_WRITES": fmt.Sprint(s.BatchMaxWrites),
 		"WORKER_BATCH_MAX_BYTES": fmt.Sprint(s.BatchMaxBytes), "WORKER_BATCH_LINGER": s.BatchLinger.String(),
 		"WORKER_HEAD_CACHE_SIZE": fmt.Sprint(s.HeadCacheSize),
+		"NOTIFY_ENABLED":         fmt.Sprint(s.NotifyEnabled), "NOTIFY_QUEUE": fmt.Sprint(s.NotifyQueue),
 	}
 	documented := configtest.READMERows(t, "README.md", "## Environment")
 	for _, n := range names {
@@ -66,7 +67,9 @@ func TestSettingsTableMatchesTheREADMEAndTheChart(t *testing.T) {
 		chart = append(chart, n)
 	}
 	for _, n := range names {
-		if strings.HasPrefix(n, "WORKER_") {
+		// NOTIFY_ENABLED is the chart's switch for the notify hook
+		// (worker.notify.enabled), beside every WORKER_ knob.
+		if strings.HasPrefix(n, "WORKER_") || n == "NOTIFY_ENABLED" {
 			worker = append(worker, n)
 		}
 	}
