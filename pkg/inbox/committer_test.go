@@ -141,7 +141,7 @@ func TestCommitterReadsAHundredHeadsInOneRound(t *testing.T) {
 	if got := o.take(); got[inbox.OpCommit] != 1 || len(got) != 1 {
 		t.Fatalf("second 100-recipient message, heads cached: requests %v", got)
 	}
-	if res[0].Stored.Seqs["r042"] != 2 || len(res[0].Stored.Delivery().Recipients) != 100 {
+	if res[0].Stored.Seqs["r042"] != 2 || len(res[0].Stored.Delivery().Recipients) != 101 || res[0].Stored.SenderSeq != 2 {
 		t.Fatalf("stored %v", res[0].Stored.Seqs)
 	}
 }
