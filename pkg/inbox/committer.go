@@ -35,6 +35,7 @@ import (
 type Committer struct {
 	s         *Store
 	heads     *headCache
+	summaries summaryWriter
 	roundTrip func(op string)
 	maxRounds int
 }
@@ -138,9 +139,12 @@ func (c *Committer) commit(ctx context.Context, envs []*courierv1.Envelope, idx 
 				return nil
 			}
 		}
-		batch, docs, next := c.build(envs, pending, heads)
+		batch, docs, next, marked := c.build(envs, pending, heads)
 		c.count(OpCommit)
 		_, err := batch.Commit(ctx)
+		if err != nil {
+			c.summaries.forget(marked)
+		}
 		if err == nil {
 			for u, h := range next {
 				c.heads.set(u, h)
@@ -312,12 +316,13 @@ func (c *Committer) read(ctx context.Context, envs []*courierv1.Envelope, pendin
 // Rollback on failure) for no benefit, since nothing is read inside it.
 // That is why this uses the client's WriteBatch, deprecated in favour of
 // transactions and BulkWriter (which is not atomic).
-func (c *Committer) build(envs []*courierv1.Envelope, pending []int, heads map[string]int64) (*firestore.WriteBatch, map[int]messageDoc, map[string]int64) {
+func (c *Committer) build(envs []*courierv1.Envelope, pending []int, heads map[string]int64) (*firestore.WriteBatch, map[int]messageDoc, map[string]int64, [][2]string) {
 	now := c.s.now().UTC().Truncate(time.Microsecond)
 	expireAt := c.s.expireAt(now)
 	next := make(map[string]int64, len(heads))
 	batch := c.s.fs.Batch() //nolint:staticcheck // see above
 	docs := make(map[int]messageDoc, len(pending))
+	last := map[[2]string]int64{} // (user, conversation) → newest position in the batch
 	for _, i := range pending {
 		env := envs[i]
 		doc := newMessageDoc(env, now)
@@ -341,8 +346,27 @@ func (c *Committer) build(envs []*courierv1.Envelope, pending []int, heads map[s
 		}
 		batch.Create(c.s.fs.Collection(MessagesCollection).Doc(env.MessageId), doc)
 		docs[i] = doc
+		for _, uid := range InboxUsers(env) {
+			k := [2]string{uid, doc.ConversationID}
+			if seq := next[uid]; seq > last[k] {
+				last[k] = seq
+			}
+		}
 	}
-	return batch, docs, next
+	// Conversation summaries: one write per (user, conversation) of the
+	// batch at most, and none when this process wrote it less than
+	// SummaryInterval ago (ConversationsCollection says why).
+	var marked [][2]string
+	for k, seq := range last {
+		if !c.summaries.due(k[0], k[1], now) {
+			continue
+		}
+		marked = append(marked, k)
+		batch.Set(c.s.summaryRef(k[0], k[1]), map[string]any{
+			"conversation_id": k[1], "last_seq": seq, "updated_at": now,
+		}, firestore.MergeAll)
+	}
+	return batch, docs, next, marked
 }
 
 func (c *Committer) count(op string) {

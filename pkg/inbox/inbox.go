@@ -120,7 +120,9 @@ type entryDoc struct {
 	// a conversation's page is one query in the user's inbox.
 	ConversationID string `firestore:"conversation_id,omitempty"`
 	// Outgoing marks the sender's own copy.
-	Outgoing bool `firestore:"outgoing,omitempty"`
+	// Always written (false on recipients' entries) so unread counts can
+	// filter on it: Firestore cannot query a missing field.
+	Outgoing bool `firestore:"outgoing"`
 	// ExpireAt is the Firestore TTL field (INBOX_RETENTION): absent when
 	// entries are kept forever.
 	ExpireAt *time.Time `firestore:"expire_at,omitempty"`
