@@ -463,6 +463,9 @@ func (s *Service) recipientView(ctx context.Context, m *courierv1.Message, liste
 }
 
 func storeError(err error) error {
+	if errors.Is(err, inbox.ErrCursorExpired) {
+		return apierr.Wrap(apierr.CursorExpired, err, "the cursor is behind what this deployment retains (INBOX_RETENTION); reload the newest page and continue from there")
+	}
 	e := apierr.From(err)
 	if e.Code == apierr.Internal {
 		return apierr.Wrap(apierr.Internal, err, "could not read messages")
