@@ -33,7 +33,7 @@ func TestFirestoreIndexesFile(t *testing.T) {
 	}
 	// Fields of pkg/inbox's documents that no query filters or orders on.
 	unqueried := map[string][]string{
-		"messages": {"payload", "to", "seqs", "delivered", "sent_at", "stored_at"},
+		"messages":      {"payload", "to", "seqs", "delivered", "sent_at", "stored_at"},
 		"inbox":         {"payload", "to", "sent_at", "stored_at", "expire_at"},
 		"conversations": {"updated_at"},
 	}

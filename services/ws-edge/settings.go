@@ -25,8 +25,8 @@ type settings struct {
 	ShutdownTimeout time.Duration
 	// InboxRetention is INBOX_RETENTION: a resume behind it closes 4410.
 	InboxRetention time.Duration
-	Auth            auth.Config // shared variables (pkg/auth, root README)
-	Edge            edge.Config // Topology: shared variables (pkg/topology, root README)
+	Auth           auth.Config // shared variables (pkg/auth, root README)
+	Edge           edge.Config // Topology: shared variables (pkg/topology, root README)
 }
 
 // setting is one row of the edge's own configuration: its variable, its
