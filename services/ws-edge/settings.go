@@ -101,10 +101,17 @@ var table = []setting{
 	intSetting("WS_ACK_QUEUE", 10_000, 1, 10_000_000, "acks waiting for the ack writer; full → `unavailable` error frame", func(s *settings, v int) { s.Edge.AckQueue = v }),
 	intSetting("WS_ACK_RATE", 100, 1, 1_000_000, "acks per second per session; beyond → `rate_limited` error frame", func(s *settings, v int) { s.Edge.Session.AckRate = float64(v) }),
 	intSetting("WS_ACK_BURST", 500, 1, 1_000_000, "acks a session may send at once (a catch-up page is acked in a burst)", func(s *settings, v int) { s.Edge.Session.AckBurst = v }),
+	intSetting("WS_SIGNAL_RATE", 10, 1, 1_000_000, "signal frames per second per session; beyond → `signal_rate_limited` error frame", func(s *settings, v int) { s.Edge.Session.SignalRate = float64(v) }),
+	intSetting("WS_SIGNAL_BURST", 20, 1, 1_000_000, "signal frames a session may send at once", func(s *settings, v int) { s.Edge.Session.SignalBurst = v }),
+	intSetting("WS_EPHEMERAL_QUEUE", 64, 1, 100_000, "ephemeral frames (signals, presence, receipts, read markers) waiting per session; full → dropped, counted in `courier_ws_edge_ephemeral_total{result=\"dropped_queue_full\"}`", func(s *settings, v int) { s.Edge.Session.EphemeralQueue = v }),
 	stringSetting("GATEWAY_URL", "http://localhost:8080", "where the demo client sends (the gateway must allow the edge's origin with CORS)", func(s *settings) *string { return &s.Edge.GatewayURL }),
 	{"EDGE_TARGETED_ROUTING", "`false`", "", "targeted routing: presence records and the per-pod subscription filter (see above)",
 		func(e *config.Env, s *settings) { s.Edge.TargetedRouting = e.Bool("EDGE_TARGETED_ROUTING", false) }},
-	durationSetting("EDGE_HEARTBEAT_INTERVAL", time.Minute, time.Second, "heartbeat period; keep `courierctl sweep --stale` several times longer", func(s *settings) *time.Duration { return &s.Edge.HeartbeatInterval }),
+	durationSetting("EDGE_HEARTBEAT_INTERVAL", 10*time.Second, time.Second, "heartbeat period; `PRESENCE_STALE_AFTER` and `courierctl sweep --stale` must be several times longer", func(s *settings) *time.Duration { return &s.Edge.HeartbeatInterval }),
+	{"EDGE_PRESENCE", "`true`", "", "presence: record which users this pod holds (`pkg/presence`), serve `watch` frames and `presence` frames, sweep dead pods' records",
+		func(e *config.Env, s *settings) { s.Edge.Presence = e.Bool("EDGE_PRESENCE", true) }},
+	durationSetting("PRESENCE_OFFLINE_DELAY", 5*time.Second, 0, "a user's last session here is recorded gone this much later, unless they reconnect meanwhile: debounces going offline and bounds a flapping user's record writes", func(s *settings) *time.Duration { return &s.Edge.OfflineDelay }),
+	durationSetting("PRESENCE_STALE_AFTER", 35*time.Second, time.Second, "a pod whose heartbeat is older holds nobody: a killed pod's users go offline within this plus 5 s of its last heartbeat", func(s *settings) *time.Duration { return &s.Edge.StaleAfter }),
 	durationSetting("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, "whole drain: close sessions, stop receiving, delete the subscription, stop HTTP", func(s *settings) *time.Duration { return &s.ShutdownTimeout }),
 }
 
@@ -129,6 +136,9 @@ func loadSettings(e *config.Env) (settings, error) {
 	for _, v := range table {
 		v.read(e, &s)
 	}
+	// The edge's own drain has the whole budget; the HTTP server stops in
+	// what remains of it (wsEdge.Run).
+	s.Edge.DrainTimeout = s.ShutdownTimeout
 	if s.Edge.ReadBudgetBytes < s.Edge.PageBytes {
 		e.Check("WS_READ_BUDGET_BYTES", fmt.Errorf("must be at least WS_PAGE_BYTES (%d)", s.Edge.PageBytes))
 	}

@@ -68,6 +68,9 @@ type options struct {
 	ready       map[string]health.Check
 	noIssuerAud bool
 	verifier    authn.Verifier // HS256 with secret when nil
+	signals     httpapi.Signals
+	presence    httpapi.Presence
+	signalRate  ratelimit.Options
 }
 
 type testServer struct {
@@ -107,6 +110,14 @@ func newServer(t testing.TB, o options) *testServer {
 		MaxBodyBytes: o.maxBody,
 		CORSOrigins:  o.cors,
 		OpenAPI:      openapi.Spec,
+		Signals:      o.signals,
+		Presence:     o.presence,
+		SignalLimiter: func() ratelimit.Allower {
+			if o.signalRate.PerSecond == 0 {
+				return nil
+			}
+			return ratelimit.New(o.signalRate)
+		}(),
 	})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)

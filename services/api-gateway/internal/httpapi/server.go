@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/github.com/labstack/echo/otelecho"
 
 	"github.com/courierhq/courier/pkg/health"
+	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/pkg/telemetry"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/transport"
@@ -31,6 +32,12 @@ type Config struct {
 	CORSOrigins []string
 	// OpenAPI is served at /v1/openapi.yaml.
 	OpenAPI []byte
+	// Signals, when set, serves POST /v1/signals; SignalLimiter bounds each
+	// user's signals (SIGNAL_RATE, SIGNAL_BURST).
+	Signals       Signals
+	SignalLimiter ratelimit.Allower
+	// Presence, when set, serves GET /v1/presence.
+	Presence Presence
 }
 
 // Routes that need no token. /metrics is not among them: it is served on
@@ -94,6 +101,12 @@ func New(cfg Config) *echo.Echo {
 	e.GET("/v1/conversations", s.listConversations, api...)
 	e.GET("/v1/conversations/:id/messages", s.conversationMessages, api...)
 	e.POST("/v1/conversations/:id/read", s.markRead, append(api, s.bodyLimit)...)
+	if cfg.Presence != nil {
+		e.GET("/v1/presence", s.presence, api...)
+	}
+	if cfg.Signals != nil {
+		e.POST("/v1/signals", s.sendSignal, append(api, s.bodyLimit)...)
+	}
 
 	e.GET(PathOpenAPI, s.openapi)
 	e.GET(PathHealthz, echo.WrapHandler(http.HandlerFunc(health.Live)))

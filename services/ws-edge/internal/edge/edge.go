@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,8 +23,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/ephemeral"
+	"github.com/courierhq/courier/pkg/online"
+	"github.com/courierhq/courier/pkg/peers"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/ratelimit"
-	"github.com/courierhq/courier/pkg/routing"
+	"github.com/courierhq/courier/pkg/signal"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
 	"github.com/courierhq/courier/services/ws-edge/internal/fanout"
@@ -33,7 +36,6 @@ import (
 	"github.com/courierhq/courier/services/ws-edge/internal/hub"
 	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
-	"github.com/courierhq/courier/services/ws-edge/internal/routes"
 	"github.com/courierhq/courier/services/ws-edge/internal/sequencer"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
 )
@@ -68,7 +70,7 @@ type Config struct {
 	// GatewayURL is where the demo client sends messages.
 	GatewayURL string
 	// TargetedRouting gives the subscription the per-pod routing filter
-	// (routing.Filter) and records which users this pod holds
+	// (presence.Filter) and records which users this pod holds
 	// (Deps.Presence), so the worker routes their deliveries here.
 	TargetedRouting   bool
 	HeartbeatInterval time.Duration
@@ -78,6 +80,9 @@ type Config struct {
 	DevSecret []byte
 	// CloseConcurrency bounds concurrent close handshakes at shutdown.
 	CloseConcurrency int
+	// DrainTimeout bounds the pod's drain once Run's context ends (closing
+	// the sessions, stopping receive, deleting the subscription).
+	DrainTimeout time.Duration
 	// AuthTimeout is how long a connection opened without a credential may
 	// take to send its auth frame (default 5s); MaxUnauthenticated bounds
 	// how many wait for theirs at once (default 1000).
@@ -88,6 +93,15 @@ type Config struct {
 	// connect costs an auth check, a hub slot and an inbox read each time.
 	ConnectRate  float64
 	ConnectBurst int
+	// Presence (with Deps.Presence and Deps.Online) records which users
+	// this pod holds and serves who is online: watch frames, presence
+	// events on changes, the sweep of dead pods' records. OfflineDelay
+	// debounces going offline (and bounds a flapping user's writes);
+	// StaleAfter is how old a pod's heartbeat may be before its users count
+	// as offline (pkg/online).
+	Presence     bool
+	OfflineDelay time.Duration
+	StaleAfter   time.Duration
 }
 
 // Verifier checks bearer tokens.
@@ -100,6 +114,7 @@ type Verifier interface {
 type Store interface {
 	inboxreader.Store
 	acks.Store
+	peers.Inbox
 }
 
 // Deps are the edge's clients.
@@ -110,7 +125,10 @@ type Deps struct {
 	Heartbeats fanout.Heartbeats
 	// Presence records which users this pod holds (presence.Table); required
 	// with Config.TargetedRouting.
-	Presence routes.Table
+	Presence presence.Writer
+	// Online reads who is online (pkg/online); with Config.Presence it
+	// serves watch frames and the sweep of dead pods' records.
+	Online   *online.Reader
 	Verifier Verifier
 	// Registry receives the edge's metrics; main serves it on the admin listener (ADMIN_ADDR).
 	Registry *prometheus.Registry
@@ -119,30 +137,31 @@ type Deps struct {
 
 // Edge is one ws-edge pod.
 type Edge struct {
-	cfg        Config
-	deps       Deps
-	log        *slog.Logger
-	m          *metrics.Metrics
-	hub        *hub.Hub[*session.Session]
-	seqs       *sequencer.Set
-	fanout     *fanout.Fanout
-	acks       *acks.Writer
-	sessions   *session.Deps
-	userRoutes *routes.Tracker // nil without targeted routing
-	draining   atomic.Bool
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	m        *metrics.Metrics
+	hub      *hub.Hub[*session.Session]
+	seqs     *sequencer.Set
+	fanout   *fanout.Fanout
+	acks     *acks.Writer
+	sessions *session.Deps
+	presence *presence.Recorder // nil without targeted routing
+	// ephemeral publishes this pod's ephemeral events (signals, presence).
+	ephemeral *ephemeral.Publisher
+	online    *onlineService // nil without presence
+	draining  atomic.Bool
 	// unauthenticated holds a token per connection waiting for its auth
 	// frame.
 	unauthenticated chan struct{}
 	// connects limits each user's session opens (Config.ConnectRate).
 	connects *ratelimit.Limiter
 
-	stopRecv context.CancelFunc
-	stopCtx  context.Context
-	runMu    sync.Mutex
-	runDone  chan struct{}
+	// stopReads ends the sequencers' gap reads (drain).
+	stopReads context.CancelFunc
 }
 
-// New builds an edge; call Start, then Run, and Shutdown at the end.
+// New builds an edge; call Start, then Run until the pod stops.
 func New(cfg Config, deps Deps) (*Edge, error) {
 	if err := ValidatePodName(cfg.Pod); err != nil {
 		return nil, err
@@ -161,6 +180,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	if cfg.CloseConcurrency <= 0 {
 		cfg.CloseConcurrency = 64
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 20 * time.Second
 	}
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = 5 * time.Second
@@ -187,68 +209,173 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		connects: ratelimit.New(ratelimit.Options{PerSecond: cfg.ConnectRate, Burst: cfg.ConnectBurst, MaxKeys: max(cfg.MaxSessions, 1000)}),
 		acks:     acks.New(acks.Config{Queue: cfg.AckQueue}, deps.Store, log),
 	}
-	e.stopCtx, e.stopRecv = context.WithCancel(context.Background())
+	reads, stopReads := context.WithCancel(context.Background())
+	e.stopReads = stopReads
 	// One way: fan-out → sequencer (order, gap reads) → hub (the user's
 	// sessions) → session. The hub's first/last-session events open and
-	// close the user's sequencer; gap reads end with the pod (stopCtx).
-	e.seqs = sequencer.New(e.stopCtx, sequencer.Config{
+	// close the user's sequencer; gap reads end with the drain.
+	e.seqs = sequencer.New(reads, sequencer.Config{
 		ReorderWait: cfg.ReorderWait, ReorderWaitMax: cfg.ReorderWaitMax, MaxHeld: cfg.MaxHeld,
 		ReadLimit: opts.ReplayLimit, ReadTimeout: opts.StoreTimeout,
 	}, func(ctx context.Context, user string, after int64, limit int) (inboxreader.Page, error) {
 		return reader.Read(ctx, inboxreader.Gap, user, after, limit)
 	}, func(user string, items []frame.Item) { e.hub.Broadcast(user, items) }, m, log)
-	e.hub = hub.New[*session.Session](hub.Config{MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser},
-		sequencerEvents{e.seqs})
-	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.seqs, Acks: e.acks, Metrics: m, Log: log}
-	filter := ""
+	filter, events := "", hubEvents{e.seqs, nil}
 	if cfg.TargetedRouting {
 		if deps.Presence == nil {
-			return nil, errors.New("edge: targeted routing needs Deps.Routes")
+			return nil, errors.New("edge: targeted routing needs Deps.Presence")
 		}
-		filter = routing.Filter(cfg.Pod)
-		e.userRoutes = routes.New(deps.Presence, cfg.Pod)
+		filter = presence.Filter(cfg.Pod)
+	}
+	if cfg.TargetedRouting || cfg.Presence && deps.Presence != nil {
+		e.presence = presence.NewRecorder(deps.Presence, cfg.Pod, presenceTimeout, log)
+		events.presence = e.presence
+	}
+	e.hub = hub.New[*session.Session](hub.Config{MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser}, events)
+	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.seqs, Acks: e.acks, Metrics: m, Log: log}
+	em, err := ephemeral.NewMetrics(deps.Registry, "courier_ws_edge")
+	if err != nil {
+		return nil, err
+	}
+	if deps.PubSub != nil { // nil only in tests of the HTTP surface
+		e.ephemeral = ephemeral.New(deps.PubSub, cfg.Topology.DeliveriesTopic, ephemeral.Options{}, em, log)
+		// Who shares a conversation with whom: from the users' recent
+		// inboxes until conversations are stored (pkg/peers).
+		directory := peers.New(deps.Store, peers.Options{})
+		e.sessions.Signals = signal.NewSender(e.ephemeral, directory)
+		if cfg.Presence && deps.Online != nil && e.presence != nil {
+			e.online = newOnline(e, directory, deps.Online, deps.Presence)
+			e.sessions.Watch = e.online
+			e.presence.WithLeaveDelay(cfg.OfflineDelay).OnChange(e.online.changed)
+		}
 	}
 	if deps.Heartbeats == nil {
 		return nil, errors.New("edge: Deps.Heartbeats is required")
 	}
 	e.fanout = fanout.New(deps.PubSub, deps.Heartbeats, fanout.Config{
 		Topology: cfg.Topology, Pod: cfg.Pod, Filter: filter, HeartbeatInterval: cfg.HeartbeatInterval,
-	}, e.seqs, m, log)
+	}, e.seqs, ephemeralSessions{e.hub, e.online}, m, log)
 	return e, nil
 }
 
-// sequencerEvents opens a user's sequencer with the user's first session
-// here and closes it with the last (hub.Events).
-type sequencerEvents struct{ s *sequencer.Set }
+// ephemeralSessions writes ephemeral frames to a user's local sessions
+// (fanout.Sessions).
+type ephemeralSessions struct {
+	h *hub.Hub[*session.Session]
+	o *onlineService // nil without presence
+}
 
-func (ev sequencerEvents) FirstSession(user string) { ev.s.Open(user) }
-func (ev sequencerEvents) LastSession(user string)  { ev.s.Close(user) }
+func (es ephemeralSessions) SendEphemeral(user string, frame []byte) (queued, dropped int) {
+	// Copied out of the hub's lock: a session takes its own lock to queue.
+	var buf [4]*session.Session
+	for _, s := range es.h.AppendSessions(buf[:0], user) {
+		if s.SendEphemeral(frame) {
+			queued++
+		} else {
+			dropped++
+		}
+	}
+	return queued, dropped
+}
 
-// Start creates the pod's subscription. Deliveries published from then on
-// reach this pod.
+// hubEvents hands the hub's first-session and last-session events to their
+// two consumers: the user's sequencer opens and closes with them, and with
+// targeted routing the presence record is written and removed (the
+// Recorder only starts its write here; admit waits for it).
+type hubEvents struct {
+	seqs     *sequencer.Set
+	presence *presence.Recorder // nil without targeted routing
+}
+
+func (ev hubEvents) FirstSession(user string) {
+	ev.seqs.Open(user)
+	if ev.presence != nil {
+		ev.presence.FirstSession(user)
+	}
+}
+
+func (ev hubEvents) LastSession(user string) {
+	ev.seqs.Close(user)
+	if ev.presence != nil {
+		ev.presence.LastSession(user)
+	}
+}
+
+// Start records the pod's heartbeat and creates its subscription:
+// deliveries published from then on reach this pod. Serve Handler only
+// after it, or a session could miss what is published in between.
 func (e *Edge) Start(ctx context.Context) error { return e.fanout.Ensure(ctx) }
 
-// Run receives deliveries until ctx ends or Shutdown stops it.
+// Run receives deliveries and writes the sessions' acks until ctx ends (or
+// one of them fails), then drains the pod and returns.
 func (e *Edge) Run(ctx context.Context) error {
-	e.runMu.Lock()
-	if e.runDone != nil {
-		e.runMu.Unlock()
-		return errors.New("edge: Run called twice")
+	// Receiving and the ack writer do not stop with ctx: they go on while
+	// the drain closes the sessions (the acks their clients sent last are
+	// still written), and the drain stops them before it deletes the
+	// subscription (deleting it under a running Receive makes Receive fail).
+	recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRecv()
+	g, gctx := errgroup.WithContext(recvCtx)
+	g.Go(func() error { return e.acks.Run(gctx) })
+	g.Go(func() error { return e.fanout.Run(gctx) })
+	if e.online != nil {
+		g.Go(func() error { return e.online.Run(gctx) })
 	}
-	done := make(chan struct{})
-	e.runDone = done
-	e.runMu.Unlock()
-	defer close(done)
-	ctx, cancel := context.WithCancel(ctx)
+	select {
+	case <-ctx.Done():
+	case <-gctx.Done():
+	}
+	return e.drain(stopRecv, g.Wait)
+}
+
+// drain is the pod's shutdown, within Config.DrainTimeout: readiness fails
+// and new WebSockets are refused; every session is closed with 1001 "going
+// away" (clients reconnect to another pod and resume); receiving and the
+// ack writer stop (received returns once they have); the gap reads are
+// cancelled; the last presence writes finish; and only then the
+// subscription and the heartbeat are deleted. The HTTP server is the
+// caller's to stop afterwards.
+func (e *Edge) drain(stopRecv context.CancelFunc, received func() error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout)
 	defer cancel()
-	stop := context.AfterFunc(e.stopCtx, cancel)
-	defer stop()
-	// Both stop once Shutdown has closed the sessions: the acks their
-	// clients sent last are still written.
-	var g errgroup.Group
-	g.Go(func() error { return e.acks.Run(ctx) })
-	g.Go(func() error { return e.fanout.Run(ctx) })
-	return g.Wait()
+	e.draining.Store(true)
+	start := time.Now()
+	n := e.hub.Len()
+	// Slow peers must not eat the whole budget: keep a fifth of it for
+	// stopping Receive and deleting the subscription.
+	closeCtx, cancelClose := context.WithTimeout(ctx, e.cfg.DrainTimeout*4/5)
+	closeErr := e.hub.Shutdown(closeCtx, websocket.StatusGoingAway, "going away", e.cfg.CloseConcurrency)
+	cancelClose()
+	e.log.Info("sessions closed", "sessions", n, "took", time.Since(start).String(), "err", closeErr)
+	if closeErr != nil {
+		closeErr = fmt.Errorf("close sessions: %w", closeErr)
+	}
+	stopRecv()
+	e.stopReads()
+	e.seqs.Wait()
+	if e.ephemeral != nil {
+		if err := e.ephemeral.Stop(ctx); err != nil {
+			e.log.Warn("stop the ephemeral publisher", "err", err)
+		}
+	}
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- received() }()
+	select {
+	case err := <-recvErr:
+		if err != nil {
+			closeErr = errors.Join(closeErr, fmt.Errorf("receive: %w", err))
+		}
+	case <-ctx.Done():
+		return errors.Join(closeErr, fmt.Errorf("wait for receive to stop: %w", ctx.Err()))
+	}
+	if e.presence != nil {
+		// The last sessions' records are removed before the pod's
+		// subscription and heartbeat go (fanout.Delete sweeps the rest).
+		if err := e.presence.Wait(ctx); err != nil {
+			return errors.Join(closeErr, err)
+		}
+	}
+	return errors.Join(closeErr, e.fanout.Delete(ctx))
 }
 
 // SubscriptionName is the full path of this pod's subscription.
@@ -256,48 +383,7 @@ func (e *Edge) SubscriptionName() string { return e.fanout.SubscriptionName() }
 
 // Sessions returns the sessions this pod holds for user (for tests and
 // debugging).
-
 func (e *Edge) Sessions(user string) []*session.Session { return e.hub.AppendSessions(nil, user) }
-
-// Shutdown drains the pod: readiness fails and new WebSockets are refused,
-// every session is closed with 1001 "going away" (clients reconnect to
-// another pod and resume), Receive is cancelled, and only then the
-// subscription is deleted (deleting it under a running Receive makes
-// Receive fail). The HTTP server is the caller's to shut down afterwards.
-func (e *Edge) Shutdown(ctx context.Context) error {
-	e.draining.Store(true)
-	start := time.Now()
-	n := e.hub.Len()
-	// Slow peers must not eat the whole budget: keep a fifth of it for
-	// stopping Receive and deleting the subscription.
-	closeCtx := ctx
-	if deadline, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		closeCtx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/5))
-		defer cancel()
-	}
-	closeErr := e.hub.Shutdown(closeCtx, websocket.StatusGoingAway, "going away", e.cfg.CloseConcurrency)
-	e.log.Info("sessions closed", "sessions", n, "took", time.Since(start).String(), "err", closeErr)
-	e.stopRecv() // also cancels the gap reads in flight
-	e.seqs.Wait()
-	e.runMu.Lock()
-	done := e.runDone
-	e.runMu.Unlock()
-	if done != nil {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for receive to stop: %w", ctx.Err())
-		}
-	}
-	if err := e.fanout.Delete(ctx); err != nil {
-		return errors.Join(closeErr, err)
-	}
-	if closeErr != nil {
-		return fmt.Errorf("close sessions: %w", closeErr)
-	}
-	return nil
-}
 
 // readiness is the edge's own readiness check.
 func (e *Edge) readiness(context.Context) error {
@@ -311,7 +397,7 @@ func (e *Edge) readiness(context.Context) error {
 }
 
 // Handler serves the edge's HTTP endpoints.
-func (e *Edge) Handler() http.Handler { return e.routes() }
+func (e *Edge) Handler() http.Handler { return e.mux() }
 
 var podNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 

@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/clip"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/signal"
 	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
@@ -18,8 +22,9 @@ import (
 
 // The client's side of the protocol: every client frame is a JSON text
 // frame with a "type": "ack" {"id"} marks a message delivered to this user,
-// "ping" asks for a "pong". Anything else is a bad frame, answered with an
-// error frame; MaxBadFrames of them close the session with 1008.
+// "ping" asks for a "pong", "signal" sends an ephemeral signal (pkg/signal).
+// Anything else is a bad frame, answered with an error frame; MaxBadFrames
+// of them close the session with 1008.
 
 func (s *Session) readLoop(conn *websocket.Conn) {
 	for {
@@ -83,8 +88,93 @@ func (s *Session) handleFrame(typ websocket.MessageType, data []byte) {
 		// Browsers cannot send WebSocket pings; this lets them check the
 		// session end to end.
 		s.sendControl(frame.Pong)
+	case "signal":
+		s.handleSignal(data)
+	case "watch":
+		s.handleWatch(data)
 	default:
-		s.badFrame("unknown_type", `unknown frame type; expected "ack" or "ping"`)
+		s.badFrame("unknown_type", `unknown frame type; expected "ack", "ping", "signal" or "watch"`)
+	}
+}
+
+// MaxWatch bounds a watch frame's users.
+const MaxWatch = 100
+
+// handleWatch replaces the session's watch set: {"type":"watch","users":[…]}
+// (at most MaxWatch; an empty list watches nobody). Watch frames share the
+// session's signal allowance (a watch costs reads).
+func (s *Session) handleWatch(data []byte) {
+	if s.deps.Watch == nil {
+		s.badFrame("unknown_type", "presence is not served here")
+		return
+	}
+	var f struct {
+		Users []string `json:"users"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		s.badFrame("bad_watch", `a watch frame is {"type":"watch","users":[user ids]}`)
+		return
+	}
+	if len(f.Users) > MaxWatch {
+		s.sendControl(frame.Error("too_many_users", fmt.Sprintf("watch at most %d users, not %d", MaxWatch, len(f.Users))))
+		return
+	}
+	for _, u := range f.Users {
+		if err := auth.ValidateUserID(u); err != nil {
+			s.badFrame("bad_watch", "users: "+err.Error())
+			return
+		}
+	}
+	if !s.signalBucket.take(time.Now(), s.deps.Options.SignalRate, float64(s.deps.Options.SignalBurst)) {
+		s.sendControl(frame.Error("rate_limited", "too many watch frames; the last one was not applied"))
+		return
+	}
+	slices.Sort(f.Users)
+	s.deps.Watch.Watch(s, slices.Compact(f.Users))
+}
+
+// signalTimeout bounds resolving a signal's conversation (a cached read):
+// the session's reader waits for it.
+const signalTimeout = 2 * time.Second
+
+// handleSignal sends a signal frame, or answers why not: over the
+// session's rate (signal_rate_limited), over 1 KiB (signal_too_large),
+// invalid (bad_signal, which counts as a bad frame), or not taken now
+// (unavailable). A signal is never retried: the client sends the next one.
+func (s *Session) handleSignal(data []byte) {
+	m := s.deps.Metrics
+	if s.deps.Signals == nil {
+		s.badFrame("unknown_type", "signals are not served here")
+		return
+	}
+	if !s.signalBucket.take(time.Now(), s.deps.Options.SignalRate, float64(s.deps.Options.SignalBurst)) {
+		m.Signals.WithLabelValues("rate_limited").Inc()
+		s.sendControl(frame.Error(signal.CodeRateLimited, fmt.Sprintf("at most %g signals per second per session", s.deps.Options.SignalRate)))
+		return
+	}
+	req, err := signal.Parse(data)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
+		err = s.deps.Signals.Send(ctx, s.p.User, req)
+		cancel()
+	}
+	var se *signal.Error
+	switch {
+	case err == nil:
+		m.Signals.WithLabelValues("sent").Inc()
+	case errors.As(err, &se) && se.Code == signal.CodeBad:
+		m.Signals.WithLabelValues("bad").Inc()
+		s.badFrame(se.Code, se.Message)
+	case errors.As(err, &se):
+		m.Signals.WithLabelValues(strings.TrimPrefix(se.Code, "signal_")).Inc()
+		if se.Err != nil {
+			s.deps.Log.Warn("signal not sent", "session_id", s.p.ID, "user", s.p.User, "err", err)
+		}
+		s.sendControl(frame.Error(se.Code, se.Message))
+	default:
+		m.Signals.WithLabelValues("unavailable").Inc()
+		s.deps.Log.Warn("signal not sent", "session_id", s.p.ID, "user", s.p.User, "err", err)
+		s.sendControl(frame.Error(signal.CodeUnavailable, "signal not sent; send the next one"))
 	}
 }
 
