@@ -2,7 +2,6 @@ package messages
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/receipts"
@@ -23,44 +22,18 @@ func (s *Service) WithEvents(e Events) *Service {
 	return s
 }
 
-// maxReadReceiptScan bounds the messages one marker move reports on: the
-// newest ones up to the marker, which is what "read up to" needs per sender.
-const maxReadReceiptScan = 200
-
 // readEvents publishes the caller's read frame and the read receipts of a
-// marker that moved from st.Prev to st.ReadSeq in conv.
+// marker that moved (receipts.ReadMoved).
 func (s *Service) readEvents(ctx context.Context, cs ConversationStore, user, conv string, st inbox.ReadState) {
-	if s.events == nil || !st.Moved {
+	if s.events == nil {
 		return
 	}
-	b, _ := json.Marshal(struct {
-		Type         string `json:"type"`
-		Conversation string `json:"conversation"`
-		Cursor       string `json:"cursor"`
-	}{"read", conv, inbox.EncodeCursor(st.ReadSeq)})
-	s.events.Publish(ctx, []string{user}, "read", b)
-	page, err := cs.ListConversation(ctx, user, conv, inbox.ConversationPageReq{Before: st.ReadSeq + 1, Limit: maxReadReceiptScan})
-	if err != nil {
-		return // at most once: the read_count on GET stays right
-	}
-	for _, e := range page.Entries {
-		if e.Seq <= st.Prev || e.Message.GetOutgoing() {
-			continue
-		}
-		s.events.Receipt(receipts.Receipt{
-			Kind: receipts.Read, Sender: e.Message.GetFrom(), Conversation: conv, MessageID: e.Message.GetId(),
-			Reader: user, ReaderSeq: e.Seq, ToCount: int(e.Message.GetToCount()),
-		})
-	}
+	receipts.ReadMoved(ctx, s.events.Publish, s.events.Receipt, cs, user, conv, st)
 }
 
 // ackEvents sends the delivered receipt of user's ack of st.
 func (s *Service) ackEvents(user string, st inbox.Stored) {
-	if s.events == nil {
-		return
+	if s.events != nil {
+		s.events.Receipt(receipts.DeliveredBy(user, st))
 	}
-	s.events.Receipt(receipts.Receipt{
-		Kind: receipts.Delivered, Sender: st.Message.GetFrom(), Conversation: st.Message.GetConversationId(),
-		MessageID: st.Message.GetId(), Reader: user, ReaderSeq: st.Seqs[user], ToCount: len(st.Message.GetTo()),
-	})
 }

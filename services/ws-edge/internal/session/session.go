@@ -171,6 +171,8 @@ type Deps struct {
 	Watch Watch
 	// Signals, when set, serves "signal" frames.
 	Signals Signals
+	// Reads, when set, serves "read" frames.
+	Reads   Reads
 	Options *Options // defaults applied
 	Reader  Reader
 	Starter Starter
