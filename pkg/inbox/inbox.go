@@ -58,6 +58,8 @@ type Store struct {
 	// forever). Writers stamp entries' expire_at with it; readers refuse
 	// cursors behind it (ErrCursorExpired).
 	retention time.Duration
+	// onAcked, when set, hears of every recorded ack (OnAcked).
+	onAcked func(user string, st Stored)
 }
 
 // WithRetention makes s keep inbox entries for d (0: forever): commits

@@ -24,6 +24,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/ephemeral"
+	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/online"
 	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/pkg/presence"
@@ -253,6 +254,14 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 				return countReceipt(ctx, rs, kind, id)
 			}, time.Second)
 			e.sessions.Reads = newReads(rs, e.ephemeral, e.receipts)
+			// Delivered receipts from this pod's WebSocket acks, with the
+			// message the ack writer reads anyway.
+			if hs, ok := deps.Store.(interface {
+				OnAcked(func(string, inbox.Stored)) *inbox.Store
+			}); ok {
+				c := e.receipts
+				hs.OnAcked(func(user string, st inbox.Stored) { c.Add(receipts.DeliveredBy(user, st)) })
+			}
 		}
 		if cfg.Presence && deps.Online != nil && e.presence != nil {
 			e.online = newOnline(e, directory, deps.Online, deps.Presence)

@@ -7,6 +7,7 @@ import (
 )
 
 // The sender's copy reaches the sender's session live, marked outgoing; a
+// WebSocket ack becomes a delivered receipt to the sender; a
 // `read` frame moves the reader's marker: every session of the reader, on
 // both pods, gets the `read` frame, and the sender's session a coalesced
 // read receipt naming the reader; a bad read frame is answered bad_read.
@@ -28,6 +29,11 @@ func TestReadFrameAndReceiptAcrossPods(t *testing.T) {
 		t.Fatalf("outgoing: alice's copy %v, bob's %v", own.msg().Outgoing, f.msg().Outgoing)
 	}
 	conv := wire.DeriveConversationID([]string{"alice", "bob"})
+	// bob's WebSocket ack becomes a delivered receipt on alice's session.
+	bob.sendText(t, `{"type":"ack","id":"m1"}`)
+	if r := alice.expect(t, "receipt")[0]; r.Kind != "delivered" || r.MessageID != "m1" || r.User != "bob" || r.Conversation != conv {
+		t.Fatalf("delivered receipt %+v", r)
+	}
 	bob.sendText(t, `{"type":"read","conversation":"`+conv+`","cursor":"`+f.Cursor+`"}`)
 	for _, c := range []*wsClient{bob, bob2} {
 		if r := c.expect(t, "read")[0]; r.Conversation != conv || r.Cursor != f.Cursor {

@@ -52,14 +52,20 @@ func (r *reads) MarkRead(user, conv string, seq int64, reply func(error)) bool {
 	return true
 }
 
-// countReceipt counts a large send's read markers for a count receipt.
+// countReceipt counts a large send's acks or read markers for a count
+// receipt.
 func countReceipt(ctx context.Context, rs ReadStore, kind, id string) (int, error) {
 	g, ok := rs.(interface {
 		Get(ctx context.Context, id string) (inbox.Stored, error)
 		ReadCount(ctx context.Context, st inbox.Stored) (int, error)
+		DeliveryState(ctx context.Context, id string, listUsers bool) ([]string, int, error)
 	})
-	if !ok || kind != receipts.Read {
+	if !ok {
 		return 0, errNoCount
+	}
+	if kind == receipts.Delivered {
+		_, n, err := g.DeliveryState(ctx, id, false)
+		return n, err
 	}
 	st, err := g.Get(ctx, id)
 	if err != nil {
