@@ -87,7 +87,25 @@ func (s *Store) MarkDeliveredBatch(ctx context.Context, acks []Ack) []error {
 	if _, err := batch.Commit(ctx); err != nil {
 		return fail(fmt.Errorf("record %d acks: %w", writes, err))
 	}
+	if s.onAcked != nil {
+		for i, a := range acks {
+			if errs[i] != nil {
+				continue
+			}
+			if st, err := decodeStored(snaps[index[a.MessageID]]); err == nil {
+				s.onAcked(a.User, st)
+			}
+		}
+	}
 	return errs
+}
+
+// OnAcked makes MarkDeliveredBatch call f for every ack it recorded, with
+// the message it read anyway (the edge turns them into delivered
+// receipts). It returns s.
+func (s *Store) OnAcked(f func(user string, st Stored)) *Store {
+	s.onAcked = f
+	return s
 }
 
 // Acknowledged reports whether user acknowledged message id. A recipient is shown only its own state, so this is one read

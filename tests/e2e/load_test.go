@@ -16,11 +16,22 @@ import (
 type sent struct {
 	mu   sync.Mutex
 	byTo map[string][]string
-	all  map[string]bool
-	n503 atomic.Int32
+	// byFrom: each sender's inbox holds its own copy of what it sent
+	// (outgoing), exactly once.
+	byFrom map[string][]string
+	all    map[string]bool
+	n503   atomic.Int32
 }
 
-func newSent() *sent { return &sent{byTo: map[string][]string{}, all: map[string]bool{}} }
+func newSent() *sent {
+	return &sent{byTo: map[string][]string{}, byFrom: map[string][]string{}, all: map[string]bool{}}
+}
+
+func (s *sent) addFrom(from, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byFrom[from] = append(s.byFrom[from], id)
+}
 
 func (s *sent) add(id string, to []string) {
 	s.mu.Lock()
@@ -65,6 +76,7 @@ func sendLoad(t *testing.T, ctx context.Context, c *harness.Cluster, s *sent, n,
 					res, err := harness.Send(ctx, c.GatewayURL(), tokens[i%senders], to, map[string]any{"i": i}, key)
 					if err == nil && res.Status == 202 {
 						s.add(res.ID, to)
+						s.addFrom(fmt.Sprintf("s%d", i%senders), res.ID)
 						break
 					}
 					if err == nil && res.Status == 503 {
@@ -99,7 +111,16 @@ func sendLoad(t *testing.T, ctx context.Context, c *harness.Cluster, s *sent, n,
 func waitInboxes(t *testing.T, ctx context.Context, c *harness.Cluster, s *sent, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
-	for user, want := range s.byTo {
+	// Senders (s…) and recipients (r…) are distinct users: a sender's inbox
+	// holds exactly its own copies, a recipient's exactly what it received.
+	inboxes := map[string][]string{}
+	for u, ids := range s.byTo {
+		inboxes[u] = append(inboxes[u], ids...)
+	}
+	for u, ids := range s.byFrom {
+		inboxes[u] = append(inboxes[u], ids...)
+	}
+	for user, want := range inboxes {
 		tok := c.Token(user)
 		for {
 			entries, err := harness.Inbox(ctx, c.GatewayURL(), tok, "")

@@ -178,6 +178,9 @@ type SendRequest struct {
 	PayloadJson    []byte `protobuf:"bytes,2,opt,name=payload_json,json=payloadJson,proto3" json:"payload_json,omitempty"`
 	ContentType    string `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// conversation_id is optional; without it the conversation is derived
+	// from the member set ("d." ids are reserved for that).
+	ConversationId string `protobuf:"bytes,5,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -236,6 +239,13 @@ func (x *SendRequest) GetContentType() string {
 func (x *SendRequest) GetIdempotencyKey() string {
 	if x != nil {
 		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *SendRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
 	}
 	return ""
 }
@@ -501,8 +511,11 @@ type GetMessageResponse struct {
 	// delivered_count is how many recipients acknowledged it, for the
 	// sender; a recipient sees only its own state (0 or 1).
 	DeliveredCount int32 `protobuf:"varint,3,opt,name=delivered_count,json=deliveredCount,proto3" json:"delivered_count,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// read_count is how many recipients' read markers passed it (for the
+	// sender; a recipient sees its own, 0 or 1).
+	ReadCount     int32 `protobuf:"varint,4,opt,name=read_count,json=readCount,proto3" json:"read_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetMessageResponse) Reset() {
@@ -556,6 +569,529 @@ func (x *GetMessageResponse) GetDeliveredCount() int32 {
 	return 0
 }
 
+func (x *GetMessageResponse) GetReadCount() int32 {
+	if x != nil {
+		return x.ReadCount
+	}
+	return 0
+}
+
+type Conversation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	LastMessage   *InboxEntry            `protobuf:"bytes,2,opt,name=last_message,json=lastMessage,proto3" json:"last_message,omitempty"`
+	LastCursor    string                 `protobuf:"bytes,3,opt,name=last_cursor,json=lastCursor,proto3" json:"last_cursor,omitempty"`
+	UnreadCount   int32                  `protobuf:"varint,4,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	ReadCursor    string                 `protobuf:"bytes,5,opt,name=read_cursor,json=readCursor,proto3" json:"read_cursor,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Conversation) Reset() {
+	*x = Conversation{}
+	mi := &file_courier_v1_messages_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Conversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Conversation) ProtoMessage() {}
+
+func (x *Conversation) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
+func (*Conversation) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Conversation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Conversation) GetLastMessage() *InboxEntry {
+	if x != nil {
+		return x.LastMessage
+	}
+	return nil
+}
+
+func (x *Conversation) GetLastCursor() string {
+	if x != nil {
+		return x.LastCursor
+	}
+	return ""
+}
+
+func (x *Conversation) GetUnreadCount() int32 {
+	if x != nil {
+		return x.UnreadCount
+	}
+	return 0
+}
+
+func (x *Conversation) GetReadCursor() string {
+	if x != nil {
+		return x.ReadCursor
+	}
+	return ""
+}
+
+func (x *Conversation) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type ListConversationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	Cursor        string                 `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConversationsRequest) Reset() {
+	*x = ListConversationsRequest{}
+	mi := &file_courier_v1_messages_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConversationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConversationsRequest) ProtoMessage() {}
+
+func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
+func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListConversationsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListConversationsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ListConversationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conversations []*Conversation        `protobuf:"bytes,1,rep,name=conversations,proto3" json:"conversations,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConversationsResponse) Reset() {
+	*x = ListConversationsResponse{}
+	mi := &file_courier_v1_messages_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConversationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConversationsResponse) ProtoMessage() {}
+
+func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
+func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListConversationsResponse) GetConversations() []*Conversation {
+	if x != nil {
+		return x.Conversations
+	}
+	return nil
+}
+
+func (x *ListConversationsResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+type ListConversationMessagesRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Before         string                 `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	After          string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	Limit          int32                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListConversationMessagesRequest) Reset() {
+	*x = ListConversationMessagesRequest{}
+	mi := &file_courier_v1_messages_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConversationMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConversationMessagesRequest) ProtoMessage() {}
+
+func (x *ListConversationMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConversationMessagesRequest.ProtoReflect.Descriptor instead.
+func (*ListConversationMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListConversationMessagesRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ListConversationMessagesRequest) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *ListConversationMessagesRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ListConversationMessagesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListConversationMessagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*InboxEntry          `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	HasMore       bool                   `protobuf:"varint,2,opt,name=has_more,json=hasMore,proto3" json:"has_more,omitempty"`
+	PrevCursor    string                 `protobuf:"bytes,3,opt,name=prev_cursor,json=prevCursor,proto3" json:"prev_cursor,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,4,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConversationMessagesResponse) Reset() {
+	*x = ListConversationMessagesResponse{}
+	mi := &file_courier_v1_messages_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConversationMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConversationMessagesResponse) ProtoMessage() {}
+
+func (x *ListConversationMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConversationMessagesResponse.ProtoReflect.Descriptor instead.
+func (*ListConversationMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListConversationMessagesResponse) GetMessages() []*InboxEntry {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *ListConversationMessagesResponse) GetHasMore() bool {
+	if x != nil {
+		return x.HasMore
+	}
+	return false
+}
+
+func (x *ListConversationMessagesResponse) GetPrevCursor() string {
+	if x != nil {
+		return x.PrevCursor
+	}
+	return ""
+}
+
+func (x *ListConversationMessagesResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+type MarkReadRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Cursor         string                 `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MarkReadRequest) Reset() {
+	*x = MarkReadRequest{}
+	mi := &file_courier_v1_messages_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkReadRequest) ProtoMessage() {}
+
+func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
+func (*MarkReadRequest) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MarkReadRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *MarkReadRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type MarkReadResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	ReadCursor     string                 `protobuf:"bytes,2,opt,name=read_cursor,json=readCursor,proto3" json:"read_cursor,omitempty"`
+	UnreadCount    int32                  `protobuf:"varint,3,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MarkReadResponse) Reset() {
+	*x = MarkReadResponse{}
+	mi := &file_courier_v1_messages_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkReadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkReadResponse) ProtoMessage() {}
+
+func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
+func (*MarkReadResponse) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MarkReadResponse) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *MarkReadResponse) GetReadCursor() string {
+	if x != nil {
+		return x.ReadCursor
+	}
+	return ""
+}
+
+func (x *MarkReadResponse) GetUnreadCount() int32 {
+	if x != nil {
+		return x.UnreadCount
+	}
+	return 0
+}
+
+type AckMessageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckMessageRequest) Reset() {
+	*x = AckMessageRequest{}
+	mi := &file_courier_v1_messages_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckMessageRequest) ProtoMessage() {}
+
+func (x *AckMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckMessageRequest.ProtoReflect.Descriptor instead.
+func (*AckMessageRequest) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AckMessageRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type AckMessageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckMessageResponse) Reset() {
+	*x = AckMessageResponse{}
+	mi := &file_courier_v1_messages_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckMessageResponse) ProtoMessage() {}
+
+func (x *AckMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckMessageResponse.ProtoReflect.Descriptor instead.
+func (*AckMessageResponse) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{18}
+}
+
 var File_courier_v1_messages_proto protoreflect.FileDescriptor
 
 const file_courier_v1_messages_proto_rawDesc = "" +
@@ -569,12 +1105,13 @@ const file_courier_v1_messages_proto_rawDesc = "" +
 	"\x06online\x18\x02 \x01(\bR\x06online\x127\n" +
 	"\tlast_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"K\n" +
 	"\x13GetPresenceResponse\x124\n" +
-	"\bpresence\x18\x01 \x03(\v2\x18.courier.v1.UserPresenceR\bpresence\"\x8c\x01\n" +
+	"\bpresence\x18\x01 \x03(\v2\x18.courier.v1.UserPresenceR\bpresence\"\xb5\x01\n" +
 	"\vSendRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x03(\tR\x02to\x12!\n" +
 	"\fpayload_json\x18\x02 \x01(\fR\vpayloadJson\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12'\n" +
-	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"[\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12'\n" +
+	"\x0fconversation_id\x18\x05 \x01(\tR\x0econversationId\"[\n" +
 	"\fSendResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
 	"\vaccepted_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -591,16 +1128,63 @@ const file_courier_v1_messages_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\v2\x13.courier.v1.MessageR\amessage\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"#\n" +
 	"\x11GetMessageRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x82\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xa1\x01\n" +
 	"\x12GetMessageResponse\x12-\n" +
 	"\amessage\x18\x01 \x01(\v2\x13.courier.v1.MessageR\amessage\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12'\n" +
-	"\x0fdelivered_count\x18\x03 \x01(\x05R\x0edeliveredCount2\xac\x02\n" +
+	"\x0fdelivered_count\x18\x03 \x01(\x05R\x0edeliveredCount\x12\x1d\n" +
+	"\n" +
+	"read_count\x18\x04 \x01(\x05R\treadCount\"\xf9\x01\n" +
+	"\fConversation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
+	"\flast_message\x18\x02 \x01(\v2\x16.courier.v1.InboxEntryR\vlastMessage\x12\x1f\n" +
+	"\vlast_cursor\x18\x03 \x01(\tR\n" +
+	"lastCursor\x12!\n" +
+	"\funread_count\x18\x04 \x01(\x05R\vunreadCount\x12\x1f\n" +
+	"\vread_cursor\x18\x05 \x01(\tR\n" +
+	"readCursor\x129\n" +
+	"\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"H\n" +
+	"\x18ListConversationsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"|\n" +
+	"\x19ListConversationsResponse\x12>\n" +
+	"\rconversations\x18\x01 \x03(\v2\x18.courier.v1.ConversationR\rconversations\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"\x8e\x01\n" +
+	"\x1fListConversationMessagesRequest\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"\xb3\x01\n" +
+	" ListConversationMessagesResponse\x122\n" +
+	"\bmessages\x18\x01 \x03(\v2\x16.courier.v1.InboxEntryR\bmessages\x12\x19\n" +
+	"\bhas_more\x18\x02 \x01(\bR\ahasMore\x12\x1f\n" +
+	"\vprev_cursor\x18\x03 \x01(\tR\n" +
+	"prevCursor\x12\x1f\n" +
+	"\vnext_cursor\x18\x04 \x01(\tR\n" +
+	"nextCursor\"R\n" +
+	"\x0fMarkReadRequest\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\x7f\n" +
+	"\x10MarkReadResponse\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1f\n" +
+	"\vread_cursor\x18\x02 \x01(\tR\n" +
+	"readCursor\x12!\n" +
+	"\funread_count\x18\x03 \x01(\x05R\vunreadCount\"#\n" +
+	"\x11AckMessageRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
+	"\x12AckMessageResponse2\x99\x05\n" +
 	"\bMessages\x129\n" +
 	"\x04Send\x12\x17.courier.v1.SendRequest\x1a\x18.courier.v1.SendResponse\x12H\n" +
 	"\tListInbox\x12\x1c.courier.v1.ListInboxRequest\x1a\x1d.courier.v1.ListInboxResponse\x12K\n" +
 	"\n" +
-	"GetMessage\x12\x1d.courier.v1.GetMessageRequest\x1a\x1e.courier.v1.GetMessageResponse\x12N\n" +
+	"GetMessage\x12\x1d.courier.v1.GetMessageRequest\x1a\x1e.courier.v1.GetMessageResponse\x12`\n" +
+	"\x11ListConversations\x12$.courier.v1.ListConversationsRequest\x1a%.courier.v1.ListConversationsResponse\x12u\n" +
+	"\x18ListConversationMessages\x12+.courier.v1.ListConversationMessagesRequest\x1a,.courier.v1.ListConversationMessagesResponse\x12E\n" +
+	"\bMarkRead\x12\x1b.courier.v1.MarkReadRequest\x1a\x1c.courier.v1.MarkReadResponse\x12K\n" +
+	"\n" +
+	"AckMessage\x12\x1d.courier.v1.AckMessageRequest\x1a\x1e.courier.v1.AckMessageResponse\x12N\n" +
 	"\vGetPresence\x12\x1e.courier.v1.GetPresenceRequest\x1a\x1f.courier.v1.GetPresenceResponseB9Z7github.com/courierhq/courier/proto/courier/v1;courierv1b\x06proto3"
 
 var (
@@ -615,41 +1199,62 @@ func file_courier_v1_messages_proto_rawDescGZIP() []byte {
 	return file_courier_v1_messages_proto_rawDescData
 }
 
-var file_courier_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_courier_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_courier_v1_messages_proto_goTypes = []any{
-	(*GetPresenceRequest)(nil),    // 0: courier.v1.GetPresenceRequest
-	(*UserPresence)(nil),          // 1: courier.v1.UserPresence
-	(*GetPresenceResponse)(nil),   // 2: courier.v1.GetPresenceResponse
-	(*SendRequest)(nil),           // 3: courier.v1.SendRequest
-	(*SendResponse)(nil),          // 4: courier.v1.SendResponse
-	(*ListInboxRequest)(nil),      // 5: courier.v1.ListInboxRequest
-	(*ListInboxResponse)(nil),     // 6: courier.v1.ListInboxResponse
-	(*InboxEntry)(nil),            // 7: courier.v1.InboxEntry
-	(*GetMessageRequest)(nil),     // 8: courier.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),    // 9: courier.v1.GetMessageResponse
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*Message)(nil),               // 11: courier.v1.Message
+	(*GetPresenceRequest)(nil),               // 0: courier.v1.GetPresenceRequest
+	(*UserPresence)(nil),                     // 1: courier.v1.UserPresence
+	(*GetPresenceResponse)(nil),              // 2: courier.v1.GetPresenceResponse
+	(*SendRequest)(nil),                      // 3: courier.v1.SendRequest
+	(*SendResponse)(nil),                     // 4: courier.v1.SendResponse
+	(*ListInboxRequest)(nil),                 // 5: courier.v1.ListInboxRequest
+	(*ListInboxResponse)(nil),                // 6: courier.v1.ListInboxResponse
+	(*InboxEntry)(nil),                       // 7: courier.v1.InboxEntry
+	(*GetMessageRequest)(nil),                // 8: courier.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),               // 9: courier.v1.GetMessageResponse
+	(*Conversation)(nil),                     // 10: courier.v1.Conversation
+	(*ListConversationsRequest)(nil),         // 11: courier.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil),        // 12: courier.v1.ListConversationsResponse
+	(*ListConversationMessagesRequest)(nil),  // 13: courier.v1.ListConversationMessagesRequest
+	(*ListConversationMessagesResponse)(nil), // 14: courier.v1.ListConversationMessagesResponse
+	(*MarkReadRequest)(nil),                  // 15: courier.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),                 // 16: courier.v1.MarkReadResponse
+	(*AckMessageRequest)(nil),                // 17: courier.v1.AckMessageRequest
+	(*AckMessageResponse)(nil),               // 18: courier.v1.AckMessageResponse
+	(*timestamppb.Timestamp)(nil),            // 19: google.protobuf.Timestamp
+	(*Message)(nil),                          // 20: courier.v1.Message
 }
 var file_courier_v1_messages_proto_depIdxs = []int32{
-	10, // 0: courier.v1.UserPresence.last_seen:type_name -> google.protobuf.Timestamp
+	19, // 0: courier.v1.UserPresence.last_seen:type_name -> google.protobuf.Timestamp
 	1,  // 1: courier.v1.GetPresenceResponse.presence:type_name -> courier.v1.UserPresence
-	10, // 2: courier.v1.SendResponse.accepted_at:type_name -> google.protobuf.Timestamp
+	19, // 2: courier.v1.SendResponse.accepted_at:type_name -> google.protobuf.Timestamp
 	7,  // 3: courier.v1.ListInboxResponse.messages:type_name -> courier.v1.InboxEntry
-	11, // 4: courier.v1.InboxEntry.message:type_name -> courier.v1.Message
-	11, // 5: courier.v1.GetMessageResponse.message:type_name -> courier.v1.Message
-	3,  // 6: courier.v1.Messages.Send:input_type -> courier.v1.SendRequest
-	5,  // 7: courier.v1.Messages.ListInbox:input_type -> courier.v1.ListInboxRequest
-	8,  // 8: courier.v1.Messages.GetMessage:input_type -> courier.v1.GetMessageRequest
-	0,  // 9: courier.v1.Messages.GetPresence:input_type -> courier.v1.GetPresenceRequest
-	4,  // 10: courier.v1.Messages.Send:output_type -> courier.v1.SendResponse
-	6,  // 11: courier.v1.Messages.ListInbox:output_type -> courier.v1.ListInboxResponse
-	9,  // 12: courier.v1.Messages.GetMessage:output_type -> courier.v1.GetMessageResponse
-	2,  // 13: courier.v1.Messages.GetPresence:output_type -> courier.v1.GetPresenceResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	20, // 4: courier.v1.InboxEntry.message:type_name -> courier.v1.Message
+	20, // 5: courier.v1.GetMessageResponse.message:type_name -> courier.v1.Message
+	7,  // 6: courier.v1.Conversation.last_message:type_name -> courier.v1.InboxEntry
+	19, // 7: courier.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 8: courier.v1.ListConversationsResponse.conversations:type_name -> courier.v1.Conversation
+	7,  // 9: courier.v1.ListConversationMessagesResponse.messages:type_name -> courier.v1.InboxEntry
+	3,  // 10: courier.v1.Messages.Send:input_type -> courier.v1.SendRequest
+	5,  // 11: courier.v1.Messages.ListInbox:input_type -> courier.v1.ListInboxRequest
+	8,  // 12: courier.v1.Messages.GetMessage:input_type -> courier.v1.GetMessageRequest
+	11, // 13: courier.v1.Messages.ListConversations:input_type -> courier.v1.ListConversationsRequest
+	13, // 14: courier.v1.Messages.ListConversationMessages:input_type -> courier.v1.ListConversationMessagesRequest
+	15, // 15: courier.v1.Messages.MarkRead:input_type -> courier.v1.MarkReadRequest
+	17, // 16: courier.v1.Messages.AckMessage:input_type -> courier.v1.AckMessageRequest
+	0,  // 17: courier.v1.Messages.GetPresence:input_type -> courier.v1.GetPresenceRequest
+	4,  // 18: courier.v1.Messages.Send:output_type -> courier.v1.SendResponse
+	6,  // 19: courier.v1.Messages.ListInbox:output_type -> courier.v1.ListInboxResponse
+	9,  // 20: courier.v1.Messages.GetMessage:output_type -> courier.v1.GetMessageResponse
+	12, // 21: courier.v1.Messages.ListConversations:output_type -> courier.v1.ListConversationsResponse
+	14, // 22: courier.v1.Messages.ListConversationMessages:output_type -> courier.v1.ListConversationMessagesResponse
+	16, // 23: courier.v1.Messages.MarkRead:output_type -> courier.v1.MarkReadResponse
+	18, // 24: courier.v1.Messages.AckMessage:output_type -> courier.v1.AckMessageResponse
+	2,  // 25: courier.v1.Messages.GetPresence:output_type -> courier.v1.GetPresenceResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_courier_v1_messages_proto_init() }
@@ -664,7 +1269,7 @@ func file_courier_v1_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_courier_v1_messages_proto_rawDesc), len(file_courier_v1_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

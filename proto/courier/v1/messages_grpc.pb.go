@@ -19,10 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Messages_Send_FullMethodName        = "/courier.v1.Messages/Send"
-	Messages_ListInbox_FullMethodName   = "/courier.v1.Messages/ListInbox"
-	Messages_GetMessage_FullMethodName  = "/courier.v1.Messages/GetMessage"
-	Messages_GetPresence_FullMethodName = "/courier.v1.Messages/GetPresence"
+	Messages_Send_FullMethodName                     = "/courier.v1.Messages/Send"
+	Messages_ListInbox_FullMethodName                = "/courier.v1.Messages/ListInbox"
+	Messages_GetMessage_FullMethodName               = "/courier.v1.Messages/GetMessage"
+	Messages_ListConversations_FullMethodName        = "/courier.v1.Messages/ListConversations"
+	Messages_ListConversationMessages_FullMethodName = "/courier.v1.Messages/ListConversationMessages"
+	Messages_MarkRead_FullMethodName                 = "/courier.v1.Messages/MarkRead"
+	Messages_AckMessage_FullMethodName               = "/courier.v1.Messages/AckMessage"
+	Messages_GetPresence_FullMethodName              = "/courier.v1.Messages/GetPresence"
 )
 
 // MessagesClient is the client API for Messages service.
@@ -41,6 +45,17 @@ type MessagesClient interface {
 	ListInbox(ctx context.Context, in *ListInboxRequest, opts ...grpc.CallOption) (*ListInboxResponse, error)
 	// GetMessage returns one message the caller sent or received.
 	GetMessage(ctx context.Context, in *GetMessageRequest, opts ...grpc.CallOption) (*GetMessageResponse, error)
+	// ListConversations returns the caller's conversations, most recent
+	// first, each with its last message and the caller's unread count.
+	ListConversations(ctx context.Context, in *ListConversationsRequest, opts ...grpc.CallOption) (*ListConversationsResponse, error)
+	// ListConversationMessages pages one conversation of the caller's inbox,
+	// backward (before) or forward (after), oldest first within the page.
+	ListConversationMessages(ctx context.Context, in *ListConversationMessagesRequest, opts ...grpc.CallOption) (*ListConversationMessagesResponse, error)
+	// MarkRead moves the caller's read marker of a conversation forward.
+	MarkRead(ctx context.Context, in *MarkReadRequest, opts ...grpc.CallOption) (*MarkReadResponse, error)
+	// AckMessage records that the caller (a recipient) received a message,
+	// as a WebSocket ack does.
+	AckMessage(ctx context.Context, in *AckMessageRequest, opts ...grpc.CallOption) (*AckMessageResponse, error)
 	// GetPresence returns the online state and last seen of up to 100 users;
 	// users the caller shares no conversation with read offline, never seen
 	// (as GET /v1/presence).
@@ -85,6 +100,46 @@ func (c *messagesClient) GetMessage(ctx context.Context, in *GetMessageRequest, 
 	return out, nil
 }
 
+func (c *messagesClient) ListConversations(ctx context.Context, in *ListConversationsRequest, opts ...grpc.CallOption) (*ListConversationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConversationsResponse)
+	err := c.cc.Invoke(ctx, Messages_ListConversations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagesClient) ListConversationMessages(ctx context.Context, in *ListConversationMessagesRequest, opts ...grpc.CallOption) (*ListConversationMessagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConversationMessagesResponse)
+	err := c.cc.Invoke(ctx, Messages_ListConversationMessages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagesClient) MarkRead(ctx context.Context, in *MarkReadRequest, opts ...grpc.CallOption) (*MarkReadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MarkReadResponse)
+	err := c.cc.Invoke(ctx, Messages_MarkRead_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagesClient) AckMessage(ctx context.Context, in *AckMessageRequest, opts ...grpc.CallOption) (*AckMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AckMessageResponse)
+	err := c.cc.Invoke(ctx, Messages_AckMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *messagesClient) GetPresence(ctx context.Context, in *GetPresenceRequest, opts ...grpc.CallOption) (*GetPresenceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetPresenceResponse)
@@ -111,6 +166,17 @@ type MessagesServer interface {
 	ListInbox(context.Context, *ListInboxRequest) (*ListInboxResponse, error)
 	// GetMessage returns one message the caller sent or received.
 	GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error)
+	// ListConversations returns the caller's conversations, most recent
+	// first, each with its last message and the caller's unread count.
+	ListConversations(context.Context, *ListConversationsRequest) (*ListConversationsResponse, error)
+	// ListConversationMessages pages one conversation of the caller's inbox,
+	// backward (before) or forward (after), oldest first within the page.
+	ListConversationMessages(context.Context, *ListConversationMessagesRequest) (*ListConversationMessagesResponse, error)
+	// MarkRead moves the caller's read marker of a conversation forward.
+	MarkRead(context.Context, *MarkReadRequest) (*MarkReadResponse, error)
+	// AckMessage records that the caller (a recipient) received a message,
+	// as a WebSocket ack does.
+	AckMessage(context.Context, *AckMessageRequest) (*AckMessageResponse, error)
 	// GetPresence returns the online state and last seen of up to 100 users;
 	// users the caller shares no conversation with read offline, never seen
 	// (as GET /v1/presence).
@@ -133,6 +199,18 @@ func (UnimplementedMessagesServer) ListInbox(context.Context, *ListInboxRequest)
 }
 func (UnimplementedMessagesServer) GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMessage not implemented")
+}
+func (UnimplementedMessagesServer) ListConversations(context.Context, *ListConversationsRequest) (*ListConversationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConversations not implemented")
+}
+func (UnimplementedMessagesServer) ListConversationMessages(context.Context, *ListConversationMessagesRequest) (*ListConversationMessagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConversationMessages not implemented")
+}
+func (UnimplementedMessagesServer) MarkRead(context.Context, *MarkReadRequest) (*MarkReadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MarkRead not implemented")
+}
+func (UnimplementedMessagesServer) AckMessage(context.Context, *AckMessageRequest) (*AckMessageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AckMessage not implemented")
 }
 func (UnimplementedMessagesServer) GetPresence(context.Context, *GetPresenceRequest) (*GetPresenceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPresence not implemented")
@@ -212,6 +290,78 @@ func _Messages_GetMessage_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Messages_ListConversations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConversationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagesServer).ListConversations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messages_ListConversations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagesServer).ListConversations(ctx, req.(*ListConversationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Messages_ListConversationMessages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConversationMessagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagesServer).ListConversationMessages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messages_ListConversationMessages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagesServer).ListConversationMessages(ctx, req.(*ListConversationMessagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Messages_MarkRead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MarkReadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagesServer).MarkRead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messages_MarkRead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagesServer).MarkRead(ctx, req.(*MarkReadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Messages_AckMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AckMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagesServer).AckMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messages_AckMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagesServer).AckMessage(ctx, req.(*AckMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Messages_GetPresence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetPresenceRequest)
 	if err := dec(in); err != nil {
@@ -248,6 +398,22 @@ var Messages_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMessage",
 			Handler:    _Messages_GetMessage_Handler,
+		},
+		{
+			MethodName: "ListConversations",
+			Handler:    _Messages_ListConversations_Handler,
+		},
+		{
+			MethodName: "ListConversationMessages",
+			Handler:    _Messages_ListConversationMessages_Handler,
+		},
+		{
+			MethodName: "MarkRead",
+			Handler:    _Messages_MarkRead_Handler,
+		},
+		{
+			MethodName: "AckMessage",
+			Handler:    _Messages_AckMessage_Handler,
 		},
 		{
 			MethodName: "GetPresence",

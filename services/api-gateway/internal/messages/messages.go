@@ -123,6 +123,7 @@ type Service struct {
 	budgets Budgets
 	now     func() time.Time
 	recent  *recentKeys // keyed sends published lately (keys.go)
+	events  Events      // read frames and receipts (events.go); nil: none
 }
 
 // New returns a Service; zero limits take test-safe values (withDefaults).
@@ -145,6 +146,9 @@ type SendRequest struct {
 	Payload        []byte // a JSON value
 	ContentType    string // optional; DefaultContentType when empty
 	IdempotencyKey string // optional; already checked by ParseIdempotencyKey
+	// ConversationID is optional: without it the message belongs to the
+	// conversation of its member set (wire.DeriveConversationID).
+	ConversationID string
 }
 
 // Accepted is the answer to a confirmed send.
@@ -228,6 +232,12 @@ func (s *Service) Envelope(sender string, req SendRequest) (*courierv1.Envelope,
 			return nil, err
 		}
 	}
+	conv := req.ConversationID
+	if conv == "" {
+		conv = wire.DeriveConversationID(append([]string{sender}, req.To...))
+	} else if err := wire.ValidateConversationID(conv, true); err != nil {
+		return nil, apierr.New(apierr.BadConversation, "conversation_id: %v", err)
+	}
 	id := NewID()
 	if req.IdempotencyKey != "" {
 		id = DeriveID(sender, req.IdempotencyKey)
@@ -240,6 +250,7 @@ func (s *Service) Envelope(sender string, req SendRequest) (*courierv1.Envelope,
 		ContentType:    ct,
 		SentAt:         timestamppb.New(s.now().UTC().Truncate(time.Microsecond)),
 		IdempotencyKey: req.IdempotencyKey,
+		ConversationId: conv,
 	}
 	if err := s.workerAccepts(env); err != nil {
 		return nil, err
@@ -378,6 +389,9 @@ type View struct {
 	DeliveredTo []string
 	// DeliveredCount is how many recipients received it.
 	DeliveredCount int
+	// ReadCount is how many recipients' read markers passed it (for a
+	// recipient: its own, 0 or 1).
+	ReadCount int
 }
 
 // Get returns message id if user sent or received it. Anything else,
@@ -403,13 +417,26 @@ func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 	shown := inbox.Shown(st.Message)
 	listed := len(shown.GetTo()) > 0
 	if st.Message.GetFrom() != user {
-		return s.recipientView(ctx, shown, listed, user)
+		v, err := s.recipientView(ctx, shown, listed, user)
+		if err != nil {
+			return View{}, err
+		}
+		// Only the caller's own read state.
+		own := inbox.Stored{Message: st.Message, Seqs: map[string]int64{user: st.Seqs[user]}}
+		if v.ReadCount, err = s.readCount(ctx, own); err != nil {
+			return View{}, storeError(err)
+		}
+		return v, nil
 	}
 	users, count, err := s.store.DeliveryState(ctx, id, listed)
 	if err != nil {
 		return View{}, storeError(err)
 	}
-	v := View{Message: shown, State: "stored", DeliveredTo: []string{}, DeliveredCount: count}
+	reads, err := s.readCount(ctx, st)
+	if err != nil {
+		return View{}, storeError(err)
+	}
+	v := View{Message: shown, State: "stored", DeliveredTo: []string{}, DeliveredCount: count, ReadCount: reads}
 	if count > 0 {
 		v.State = "delivered"
 	}
@@ -437,6 +464,9 @@ func (s *Service) recipientView(ctx context.Context, m *courierv1.Message, liste
 }
 
 func storeError(err error) error {
+	if errors.Is(err, inbox.ErrCursorExpired) {
+		return apierr.Wrap(apierr.CursorExpired, err, "the cursor is behind what this deployment retains (INBOX_RETENTION); reload the newest page and continue from there")
+	}
 	e := apierr.From(err)
 	if e.Code == apierr.Internal {
 		return apierr.Wrap(apierr.Internal, err, "could not read messages")

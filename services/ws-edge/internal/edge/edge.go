@@ -24,10 +24,12 @@ import (
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/ephemeral"
+	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/online"
 	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/ratelimit"
+	"github.com/courierhq/courier/pkg/receipts"
 	"github.com/courierhq/courier/pkg/signal"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
@@ -149,8 +151,10 @@ type Edge struct {
 	presence *presence.Recorder // nil without targeted routing
 	// ephemeral publishes this pod's ephemeral events (signals, presence).
 	ephemeral *ephemeral.Publisher
-	online    *onlineService // nil without presence
-	draining  atomic.Bool
+	// receipts coalesces the read receipts of this pod's read frames.
+	receipts *receipts.Coalescer
+	online   *onlineService // nil without presence
+	draining atomic.Bool
 	// unauthenticated holds a token per connection waiting for its auth
 	// frame.
 	unauthenticated chan struct{}
@@ -243,6 +247,22 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		// inboxes until conversations are stored (pkg/peers).
 		directory := peers.New(deps.Store, peers.Options{})
 		e.sessions.Signals = signal.NewSender(e.ephemeral, directory)
+		if rs, ok := deps.Store.(ReadStore); ok {
+			// Read frames; their receipts are coalesced per second, counts
+			// for large sends read at flush time (countReceipt).
+			e.receipts = receipts.New(e.ephemeral.Publish, func(ctx context.Context, kind, id string) (int, error) {
+				return countReceipt(ctx, rs, kind, id)
+			}, time.Second)
+			e.sessions.Reads = newReads(rs, e.ephemeral, e.receipts)
+			// Delivered receipts from this pod's WebSocket acks, with the
+			// message the ack writer reads anyway.
+			if hs, ok := deps.Store.(interface {
+				OnAcked(func(string, inbox.Stored)) *inbox.Store
+			}); ok {
+				c := e.receipts
+				hs.OnAcked(func(user string, st inbox.Stored) { c.Add(receipts.DeliveredBy(user, st)) })
+			}
+		}
 		if cfg.Presence && deps.Online != nil && e.presence != nil {
 			e.online = newOnline(e, directory, deps.Online, deps.Presence)
 			e.sessions.Watch = e.online
@@ -317,6 +337,9 @@ func (e *Edge) Run(ctx context.Context) error {
 	defer stopRecv()
 	g, gctx := errgroup.WithContext(recvCtx)
 	g.Go(func() error { return e.acks.Run(gctx) })
+	if e.receipts != nil {
+		g.Go(func() error { return e.receipts.Run(gctx) })
+	}
 	g.Go(func() error { return e.fanout.Run(gctx) })
 	if e.online != nil {
 		g.Go(func() error { return e.online.Run(gctx) })

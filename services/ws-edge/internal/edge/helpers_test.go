@@ -255,6 +255,10 @@ type frame struct {
 	From string          `json:"from"`
 	Kind string          `json:"kind"`
 	Data json.RawMessage `json:"data"`
+	// Receipt and read frames.
+	Conversation string `json:"conversation"`
+	MessageID    string `json:"message_id"`
+	User         string `json:"user"`
 }
 
 func (f frame) String() string {

@@ -92,8 +92,10 @@ func (s *Session) handleFrame(typ websocket.MessageType, data []byte) {
 		s.handleSignal(data)
 	case "watch":
 		s.handleWatch(data)
+	case "read":
+		s.handleRead(data)
 	default:
-		s.badFrame("unknown_type", `unknown frame type; expected "ack", "ping", "signal" or "watch"`)
+		s.badFrame("unknown_type", `unknown frame type; expected "ack", "ping", "signal", "watch" or "read"`)
 	}
 }
 

@@ -171,6 +171,8 @@ type Deps struct {
 	Watch Watch
 	// Signals, when set, serves "signal" frames.
 	Signals Signals
+	// Reads, when set, serves "read" frames.
+	Reads   Reads
 	Options *Options // defaults applied
 	Reader  Reader
 	Starter Starter
@@ -200,6 +202,10 @@ type Params struct {
 // StatusAbnormal marks a session that ended without a close handshake
 // (lost connection, unanswered ping).
 const StatusAbnormal = websocket.StatusAbnormalClosure
+
+// StatusCursorExpired closes a session whose resume cursor is behind what
+// INBOX_RETENTION keeps (reason starts with "cursor_expired").
+const StatusCursorExpired websocket.StatusCode = 4410
 
 type mode uint8
 
