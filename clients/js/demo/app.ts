@@ -55,6 +55,12 @@ interface Conv {
   oldest?: string;
   loaded: boolean;
   loading: boolean;
+  /**
+   * The id signals use: the conversation's id, or for a peer group of an
+   * older gateway (no conversation ids) the id the newer ones derive for
+   * its members, so typing works with an edge that has signals.
+   */
+  signalId: string;
 }
 
 /** Messages loaded per history page. */
@@ -75,6 +81,7 @@ const app = {
   current: "",
   online: new Map<string, boolean>(),
   typing: new Map<string, Set<string>>(), // conversation → users typing
+  bySignalId: new Map<string, string>(), // a peer group's derived id → its conversation key
   pendingReceipts: new Map<string, Tick>(), // message id → tick, for receipts that came before the message
   reconnects: 0,
   pendingClose: undefined as CloseInfo | undefined,
@@ -138,8 +145,18 @@ function convKey(m: Message): string {
 function conv(id: string, members: string[]): Conv {
   let c = app.convs.get(id);
   if (!c) {
-    c = { id, members, last: "", unread: 0, hasMore: !app.legacy, loaded: app.legacy, loading: false };
+    c = { id, members, last: "", unread: 0, hasMore: !app.legacy, loaded: app.legacy, loading: false, signalId: id };
     app.convs.set(id, c);
+    if (id.startsWith("peer:")) {
+      const peer = c;
+      app.client?.conversationWith(members).then(
+        (d) => {
+          peer.signalId = d;
+          app.bySignalId.set(d, peer.id);
+        },
+        (err: unknown) => log("conversation id: " + describe(err)),
+      );
+    }
   } else if (c.members.length === 0 && members.length > 0) {
     c.members = members;
   }
@@ -429,7 +446,7 @@ async function loadInbox(client: Courier): Promise<void> {
 // ---- presence and typing
 
 function watchPeers(): void {
-  if (app.noEphemeral || app.legacy || !app.client) return;
+  if (app.noEphemeral || !app.client) return;
   const peers = new Set<string>();
   for (const c of app.convs.values()) for (const u of c.members) if (u !== app.user) peers.add(u);
   const list = [...peers].sort().slice(0, 100);
@@ -463,7 +480,7 @@ async function send(text: string): Promise<void> {
   const out = $("send-result");
   out.className = "";
   out.textContent = "sending…";
-  if (!app.noEphemeral && !app.legacy) client.typing(c.id, false);
+  if (!app.noEphemeral && !c.signalId.startsWith("peer:")) client.typing(c.signalId, false);
   const opts = c.id.startsWith("d.") || c.id.startsWith("peer:") ? {} : { conversationId: c.id };
   try {
     const res = await client.send(c.members, { text }, opts);
@@ -572,7 +589,7 @@ function start(user: string, token: string | (() => Promise<string>)): void {
     app.online.set(p.user, p.online);
     renderList();
   });
-  client.on("typing", (t) => onTyping(t.conversation, t.user, t.active));
+  client.on("typing", (t) => onTyping(app.bySignalId.get(t.conversation) ?? t.conversation, t.user, t.active));
   client.on("reset", () => {
     banner("warn", "Some messages expired while you were away: showing the newest.");
     for (const c of app.convs.values()) {
@@ -605,6 +622,7 @@ function logout(): void {
   app.convs.clear();
   app.online.clear();
   app.typing.clear();
+  app.bySignalId.clear();
   app.current = "";
   $("app").hidden = true;
   $("login-box").hidden = false;
@@ -669,9 +687,10 @@ async function main(): Promise<void> {
   });
   $("text").addEventListener("input", () => {
     const c = app.current;
-    if (!c || app.legacy || app.noEphemeral || c.startsWith("peer:") || !app.client) return;
-    if ($<HTMLInputElement>("text").value === "") app.client.typing(c, false);
-    else app.client.typing(c);
+    const id = app.convs.get(c)?.signalId;
+    if (!id || app.noEphemeral || id.startsWith("peer:") || !app.client) return;
+    if ($<HTMLInputElement>("text").value === "") app.client.typing(id, false);
+    else app.client.typing(id);
   });
   $("messages").addEventListener("scroll", () => {
     const c = app.convs.get(app.current);

@@ -1395,6 +1395,8 @@
     online: /* @__PURE__ */ new Map(),
     typing: /* @__PURE__ */ new Map(),
     // conversation → users typing
+    bySignalId: /* @__PURE__ */ new Map(),
+    // a peer group's derived id → its conversation key
     pendingReceipts: /* @__PURE__ */ new Map(),
     // message id → tick, for receipts that came before the message
     reconnects: 0,
@@ -1443,8 +1445,18 @@
   function conv(id, members) {
     let c = app.convs.get(id);
     if (!c) {
-      c = { id, members, last: "", unread: 0, hasMore: !app.legacy, loaded: app.legacy, loading: false };
+      c = { id, members, last: "", unread: 0, hasMore: !app.legacy, loaded: app.legacy, loading: false, signalId: id };
       app.convs.set(id, c);
+      if (id.startsWith("peer:")) {
+        const peer = c;
+        app.client?.conversationWith(members).then(
+          (d) => {
+            peer.signalId = d;
+            app.bySignalId.set(d, peer.id);
+          },
+          (err) => log("conversation id: " + describe(err))
+        );
+      }
     } else if (c.members.length === 0 && members.length > 0) {
       c.members = members;
     }
@@ -1701,7 +1713,7 @@
     }
   }
   function watchPeers() {
-    if (app.noEphemeral || app.legacy || !app.client) return;
+    if (app.noEphemeral || !app.client) return;
     const peers = /* @__PURE__ */ new Set();
     for (const c of app.convs.values()) for (const u of c.members) if (u !== app.user) peers.add(u);
     const list = [...peers].sort().slice(0, 100);
@@ -1731,7 +1743,7 @@
     const out = $("send-result");
     out.className = "";
     out.textContent = "sending…";
-    if (!app.noEphemeral && !app.legacy) client.typing(c.id, false);
+    if (!app.noEphemeral && !c.signalId.startsWith("peer:")) client.typing(c.signalId, false);
     const opts = c.id.startsWith("d.") || c.id.startsWith("peer:") ? {} : { conversationId: c.id };
     try {
       const res = await client.send(c.members, { text }, opts);
@@ -1832,7 +1844,7 @@
       app.online.set(p.user, p.online);
       renderList();
     });
-    client.on("typing", (t) => onTyping(t.conversation, t.user, t.active));
+    client.on("typing", (t) => onTyping(app.bySignalId.get(t.conversation) ?? t.conversation, t.user, t.active));
     client.on("reset", () => {
       banner("warn", "Some messages expired while you were away: showing the newest.");
       for (const c of app.convs.values()) {
@@ -1863,6 +1875,7 @@
     app.convs.clear();
     app.online.clear();
     app.typing.clear();
+    app.bySignalId.clear();
     app.current = "";
     $("app").hidden = true;
     $("login-box").hidden = false;
@@ -1921,9 +1934,10 @@
     });
     $("text").addEventListener("input", () => {
       const c = app.current;
-      if (!c || app.legacy || app.noEphemeral || c.startsWith("peer:") || !app.client) return;
-      if ($("text").value === "") app.client.typing(c, false);
-      else app.client.typing(c);
+      const id = app.convs.get(c)?.signalId;
+      if (!id || app.noEphemeral || id.startsWith("peer:") || !app.client) return;
+      if ($("text").value === "") app.client.typing(id, false);
+      else app.client.typing(id);
     });
     $("messages").addEventListener("scroll", () => {
       const c = app.convs.get(app.current);
