@@ -320,6 +320,7 @@ function tickText(t: Tick | undefined): string {
 async function openConv(id: string, members: string[]): Promise<void> {
   const c = conv(id, members);
   app.current = id;
+  c.unread = 0;
   renderList();
   renderConversation("bottom");
   $("text").focus();

@@ -1602,6 +1602,7 @@
   async function openConv(id, members) {
     const c = conv(id, members);
     app.current = id;
+    c.unread = 0;
     renderList();
     renderConversation("bottom");
     $("text").focus();
