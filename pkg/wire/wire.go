@@ -5,6 +5,7 @@
 //
 //	envelope.go    api-gateway → pipeline-worker   (ingress topic)
 //	delivery.go    pipeline-worker → ws-edge       (deliveries topic)
+//	ephemeral.go   any service → ws-edge           (deliveries topic: signals, presence, receipts, read markers)
 //	deadletter.go  pipeline-worker → courierctl    (dead-letter topic), and the replay back to ingress
 //
 // Transport (publishing with confirmation, spans, trace context) stays in

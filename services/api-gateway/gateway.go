@@ -15,10 +15,13 @@ import (
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/courierhq/courier/pkg/ephemeral"
 	"github.com/courierhq/courier/pkg/gcp"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/pkg/ratelimit"
+	"github.com/courierhq/courier/pkg/signal"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
@@ -38,6 +41,7 @@ type gateway struct {
 	grpcHealth     *grpchealth.Server
 	httpLn, grpcLn net.Listener
 	pub            *ingress.Publisher
+	ephemeral      *ephemeral.Publisher
 	probe          *health.Probe
 	state          health.State
 	// reg holds every metric; the admin listener serves it, the public
@@ -65,6 +69,14 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 	if err != nil {
 		return nil, err
 	}
+	em, err := ephemeral.NewMetrics(reg, "courier_api_gateway")
+	if err != nil {
+		return nil, err
+	}
+	gw.ephemeral = ephemeral.New(gc.PubSub, cfg.Topology.DeliveriesTopic, ephemeral.Options{}, em, logger)
+	// Who shares a conversation with whom: from the users' recent inboxes
+	// until conversations are stored (pkg/peers).
+	directory := peers.New(inbox.New(gc.Firestore), peers.Options{})
 	shared := transport.Config{Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Logger: logger, RequestTimeout: cfg.RequestTimeout}
 	gw.http = &http.Server{
 		Handler: httpapi.New(httpapi.Config{
@@ -72,6 +84,9 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 			Ready:        map[string]health.Check{"gateway": gw.state.Check},
 			ReadyTimeout: cfg.ReadyTimeout, MaxBodyBytes: int64(cfg.MaxBodyBytes),
 			CORSOrigins: cfg.CORSOrigins, OpenAPI: openapi.Spec,
+			Signals: signal.NewSender(gw.ephemeral, directory),
+			SignalLimiter: ratelimit.New(ratelimit.Options{
+				PerSecond: float64(cfg.SignalPerSecond), Burst: cfg.SignalBurst, MaxKeys: cfg.RateMaxUsers}),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       cfg.HTTPReadTimeout,
@@ -152,5 +167,8 @@ func (gw *gateway) drain(timeout time.Duration) error {
 		errs = append(errs, errors.New("grpc shutdown: deadline exceeded, connections closed"))
 	}
 	gw.pub.Stop()
+	if err := gw.ephemeral.Stop(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

@@ -36,6 +36,7 @@ type settings struct {
 	PublishMaxOut                                      int
 	PublishDelay                                       time.Duration
 	RatePerSecond                                      int
+	SignalPerSecond, SignalBurst                       int
 	RateBurst                                          int
 	RateMaxUsers                                       int
 	// Sends weighted by cost (messages.Budgets).
@@ -120,6 +121,8 @@ var table = []setting{
 	durationSetting("PUBLISH_DELAY_THRESHOLD", 5*time.Millisecond, time.Millisecond, "publisher batching delay (each send waits for it)", func(s *settings) *time.Duration { return &s.PublishDelay }),
 	intSetting("RATE_LIMIT_PER_SECOND", 20, 1, 1_000_000, "per-user sustained rate of requests", func(s *settings) *int { return &s.RatePerSecond }),
 	intSetting("RATE_LIMIT_BURST", 40, 1, 1_000_000, "per-user burst of requests", func(s *settings) *int { return &s.RateBurst }),
+	intSetting("SIGNAL_RATE", 5, 1, 1_000_000, "per-user signals per second on POST /v1/signals, per gateway pod; over it 429 `signal_rate_limited`", func(s *settings) *int { return &s.SignalPerSecond }),
+	intSetting("SIGNAL_BURST", 10, 1, 1_000_000, "burst of the above", func(s *settings) *int { return &s.SignalBurst }),
 	intSetting("RATE_LIMIT_MAX_USERS", 100_000, 100, 10_000_000, "bound of each limiter's map", func(s *settings) *int { return &s.RateMaxUsers }),
 	// 2 MiB/s stored per sender, bursts of 16 MiB: far above a person's
 	// chat (a 1 KiB message to a 1,000-member group stores ~1.3 MiB), far

@@ -36,11 +36,20 @@ const (
 	// IdempotencyKeyReused: the sender's Idempotency-Key already names a
 	// message with other content (409).
 	IdempotencyKeyReused Code = "idempotency_key_reused"
+	// Signals (POST /v1/signals; the WebSocket answers the same codes in
+	// error frames): invalid (400), over 1 KiB (413), over the caller's
+	// signal rate (429).
+	BadSignal         Code = "bad_signal"
+	SignalTooLarge    Code = "signal_too_large"
+	SignalRateLimited Code = "signal_rate_limited"
+	// TooManyUsers: GET /v1/presence asked for more than 100 users (400).
+	TooManyUsers Code = "too_many_users"
 )
 
 // Codes lists every code, for tests and documentation checks.
 var Codes = []Code{InvalidRequest, Unauthenticated, NotFound, MethodNotAllowed, PayloadTooLarge,
-	UnsupportedMediaType, RateLimited, MessageTooLarge, RecipientRateLimited, Unavailable, Internal, IdempotencyKeyReused}
+	UnsupportedMediaType, RateLimited, MessageTooLarge, RecipientRateLimited, Unavailable, Internal, IdempotencyKeyReused,
+	BadSignal, SignalTooLarge, SignalRateLimited, TooManyUsers}
 
 // Error is a failure with its code and a message safe to show the caller.
 // Err, when set, is the underlying cause: logged, never shown.
@@ -99,7 +108,7 @@ func From(err error) *Error {
 // HTTPStatus is the HTTP status of code.
 func HTTPStatus(code Code) int {
 	switch code {
-	case InvalidRequest:
+	case InvalidRequest, BadSignal, TooManyUsers:
 		return 400
 	case Unauthenticated:
 		return 401
@@ -107,11 +116,11 @@ func HTTPStatus(code Code) int {
 		return 404
 	case MethodNotAllowed:
 		return 405
-	case PayloadTooLarge, MessageTooLarge:
+	case PayloadTooLarge, MessageTooLarge, SignalTooLarge:
 		return 413
 	case UnsupportedMediaType:
 		return 415
-	case RateLimited, RecipientRateLimited:
+	case RateLimited, RecipientRateLimited, SignalRateLimited:
 		return 429
 	case IdempotencyKeyReused:
 		return 409
@@ -145,6 +154,14 @@ func Title(code Code) string {
 		return "A recipient receives too much"
 	case IdempotencyKeyReused:
 		return "Idempotency key reused"
+	case BadSignal:
+		return "Invalid signal"
+	case SignalTooLarge:
+		return "Signal too large"
+	case SignalRateLimited:
+		return "Too many signals"
+	case TooManyUsers:
+		return "Too many users"
 	case Unavailable:
 		return "Service unavailable"
 	default:
@@ -157,7 +174,7 @@ func Title(code Code) string {
 // answers ResourceExhausted for a message above the server's receive limit.
 func GRPCCode(code Code) codes.Code {
 	switch code {
-	case InvalidRequest, PayloadTooLarge, MessageTooLarge, UnsupportedMediaType:
+	case InvalidRequest, PayloadTooLarge, MessageTooLarge, UnsupportedMediaType, BadSignal, SignalTooLarge, TooManyUsers:
 		return codes.InvalidArgument
 	case Unauthenticated:
 		return codes.Unauthenticated
@@ -165,7 +182,7 @@ func GRPCCode(code Code) codes.Code {
 		return codes.NotFound
 	case MethodNotAllowed:
 		return codes.Unimplemented
-	case RateLimited, RecipientRateLimited:
+	case RateLimited, RecipientRateLimited, SignalRateLimited:
 		return codes.ResourceExhausted
 	case IdempotencyKeyReused:
 		return codes.AlreadyExists

@@ -68,6 +68,8 @@ type options struct {
 	ready       map[string]health.Check
 	noIssuerAud bool
 	verifier    authn.Verifier // HS256 with secret when nil
+	signals     httpapi.Signals
+	signalRate  ratelimit.Options
 }
 
 type testServer struct {
@@ -107,6 +109,13 @@ func newServer(t testing.TB, o options) *testServer {
 		MaxBodyBytes: o.maxBody,
 		CORSOrigins:  o.cors,
 		OpenAPI:      openapi.Spec,
+		Signals:      o.signals,
+		SignalLimiter: func() ratelimit.Allower {
+			if o.signalRate.PerSecond == 0 {
+				return nil
+			}
+			return ratelimit.New(o.signalRate)
+		}(),
 	})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/github.com/labstack/echo/otelecho"
 
 	"github.com/courierhq/courier/pkg/health"
+	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/pkg/telemetry"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/transport"
@@ -31,6 +32,10 @@ type Config struct {
 	CORSOrigins []string
 	// OpenAPI is served at /v1/openapi.yaml.
 	OpenAPI []byte
+	// Signals, when set, serves POST /v1/signals; SignalLimiter bounds each
+	// user's signals (SIGNAL_RATE, SIGNAL_BURST).
+	Signals       Signals
+	SignalLimiter ratelimit.Allower
 }
 
 // Routes that need no token. /metrics is not among them: it is served on
@@ -90,6 +95,9 @@ func New(cfg Config) *echo.Echo {
 	e.POST("/v1/messages", s.send, append(api, s.bodyLimit)...)
 	e.GET("/v1/messages", s.list, api...)
 	e.GET("/v1/messages/:id", s.get, api...)
+	if cfg.Signals != nil {
+		e.POST("/v1/signals", s.sendSignal, append(api, s.bodyLimit)...)
+	}
 
 	e.GET(PathOpenAPI, s.openapi)
 	e.GET(PathHealthz, echo.WrapHandler(http.HandlerFunc(health.Live)))

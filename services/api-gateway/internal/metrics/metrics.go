@@ -28,6 +28,13 @@ type Metrics struct {
 	RateLimited *prometheus.CounterVec
 	// RateLimiterKeys is the number of users with a live token bucket.
 	RateLimiterKeys prometheus.GaugeFunc
+	// Signals counts POST /v1/signals by result (sent, bad, too_large,
+	// rate_limited, unavailable).
+	Signals *prometheus.CounterVec
+	// PresenceReads counts GET /v1/presence by result (ok, error) and the
+	// users answered (PresenceUsers).
+	PresenceReads *prometheus.CounterVec
+	PresenceUsers prometheus.Counter
 }
 
 const ns = "courier_api_gateway"
@@ -74,9 +81,21 @@ func New(reg prometheus.Registerer, limiterKeys func() float64) *Metrics {
 			Namespace: ns, Name: "rate_limiter_users",
 			Help: "Users with a live token bucket in the rate limiter.",
 		}, limiterKeys),
+		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "signals_total",
+			Help: "POST /v1/signals by result (sent, bad, too_large, rate_limited, unavailable).",
+		}, []string{"result"}),
+		PresenceReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "presence_reads_total",
+			Help: "GET /v1/presence requests by result (ok, error).",
+		}, []string{"result"}),
+		PresenceUsers: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "presence_users_total",
+			Help: "Users answered by GET /v1/presence.",
+		}),
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.HTTPInFlight, m.GRPCRequests, m.GRPCDuration,
-		m.PublishDuration, m.RateLimited, m.RateLimiterKeys,
+		m.PublishDuration, m.RateLimited, m.RateLimiterKeys, m.Signals, m.PresenceReads, m.PresenceUsers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Exported at 0 from the start, so the first refusal is an increase
 	// rate() sees, and dashboards show zero rather than no data.

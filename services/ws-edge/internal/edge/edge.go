@@ -24,8 +24,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/ephemeral"
+	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/pkg/routing"
+	"github.com/courierhq/courier/pkg/signal"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
 	"github.com/courierhq/courier/services/ws-edge/internal/fanout"
@@ -100,6 +103,7 @@ type Verifier interface {
 type Store interface {
 	inboxreader.Store
 	acks.Store
+	peers.Inbox
 }
 
 // Deps are the edge's clients.
@@ -119,15 +123,17 @@ type Deps struct {
 
 // Edge is one ws-edge pod.
 type Edge struct {
-	cfg        Config
-	deps       Deps
-	log        *slog.Logger
-	m          *metrics.Metrics
-	hub        *hub.Hub[*session.Session]
-	seqs       *sequencer.Set
-	fanout     *fanout.Fanout
-	acks       *acks.Writer
-	sessions   *session.Deps
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	m        *metrics.Metrics
+	hub      *hub.Hub[*session.Session]
+	seqs     *sequencer.Set
+	fanout   *fanout.Fanout
+	acks     *acks.Writer
+	sessions *session.Deps
+	// ephemeral publishes this pod's ephemeral events (signals).
+	ephemeral  *ephemeral.Publisher
 	userRoutes *routes.Tracker // nil without targeted routing
 	draining   atomic.Bool
 	// unauthenticated holds a token per connection waiting for its auth
@@ -199,7 +205,17 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}, func(user string, items []frame.Item) { e.hub.Broadcast(user, items) }, m, log)
 	e.hub = hub.New[*session.Session](hub.Config{MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser},
 		sequencerEvents{e.seqs})
+	em, err := ephemeral.NewMetrics(deps.Registry, "courier_ws_edge")
+	if err != nil {
+		return nil, err
+	}
 	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.seqs, Acks: e.acks, Metrics: m, Log: log}
+	if deps.PubSub != nil { // nil only in tests of the HTTP surface
+		e.ephemeral = ephemeral.New(deps.PubSub, cfg.Topology.DeliveriesTopic, ephemeral.Options{}, em, log)
+		// Who shares a conversation with whom: from the users' recent
+		// inboxes until conversations are stored (pkg/peers).
+		e.sessions.Signals = signal.NewSender(e.ephemeral, peers.New(deps.Store, peers.Options{}))
+	}
 	filter := ""
 	if cfg.TargetedRouting {
 		if deps.Presence == nil {
@@ -213,8 +229,25 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	e.fanout = fanout.New(deps.PubSub, deps.Heartbeats, fanout.Config{
 		Topology: cfg.Topology, Pod: cfg.Pod, Filter: filter, HeartbeatInterval: cfg.HeartbeatInterval,
-	}, e.seqs, m, log)
+	}, e.seqs, ephemeralSessions{e.hub}, m, log)
 	return e, nil
+}
+
+// ephemeralSessions writes ephemeral frames to a user's local sessions
+// (fanout.Sessions).
+type ephemeralSessions struct{ h *hub.Hub[*session.Session] }
+
+func (es ephemeralSessions) SendEphemeral(user string, frame []byte) (queued, dropped int) {
+	// Copied out of the hub's lock: a session takes its own lock to queue.
+	var buf [4]*session.Session
+	for _, s := range es.h.AppendSessions(buf[:0], user) {
+		if s.SendEphemeral(frame) {
+			queued++
+		} else {
+			dropped++
+		}
+	}
+	return queued, dropped
 }
 
 // sequencerEvents opens a user's sequencer with the user's first session
@@ -279,6 +312,11 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	closeErr := e.hub.Shutdown(closeCtx, websocket.StatusGoingAway, "going away", e.cfg.CloseConcurrency)
 	e.log.Info("sessions closed", "sessions", n, "took", time.Since(start).String(), "err", closeErr)
 	e.stopRecv() // also cancels the gap reads in flight
+	if e.ephemeral != nil {
+		if err := e.ephemeral.Stop(ctx); err != nil {
+			e.log.Warn("stop the ephemeral publisher", "err", err)
+		}
+	}
 	e.seqs.Wait()
 	e.runMu.Lock()
 	done := e.runDone

@@ -232,6 +232,10 @@ type frame struct {
 	Cursor    string          `json:"cursor"`
 	Code      string          `json:"code"`
 	Message   json.RawMessage `json:"message"`
+	// Signal frames (ephemeral events).
+	From string          `json:"from"`
+	Kind string          `json:"kind"`
+	Data json.RawMessage `json:"data"`
 }
 
 func (f frame) String() string {
@@ -240,6 +244,8 @@ func (f frame) String() string {
 		return "message:" + f.msg().ID
 	case "error":
 		return "error:" + f.Code
+	case "signal":
+		return "signal:" + f.Kind
 	}
 	return f.Type
 }

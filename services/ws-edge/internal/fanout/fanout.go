@@ -3,6 +3,11 @@
 // `courierctl sweep`), receives deliveries, encodes each one's frame once and
 // hands it to the sequencer of each recipient this pod holds, and deletes the
 // subscription at stop.
+//
+// The topic also carries ephemeral events (wire.SchemaEphemeral: signals,
+// presence, receipts, read markers). Handle dispatches on courier_schema:
+// an ephemeral event's frame goes straight to the local sessions of its
+// users, past the sequencer (it has no inbox position), at most once.
 package fanout
 
 import (
@@ -22,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/courierhq/courier/pkg/backoff"
+	"github.com/courierhq/courier/pkg/ephemeral"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/periodic"
 	"github.com/courierhq/courier/pkg/pubsubx"
@@ -43,6 +49,13 @@ type Heartbeats interface {
 type Sequencer interface {
 	Deliver(user string, it frame.Item) bool
 	HasUser(user string) bool
+}
+
+// Sessions writes an ephemeral frame to every local session of user,
+// without blocking, and says to how many sessions it was queued and how
+// many dropped it (a full ephemeral queue).
+type Sessions interface {
+	SendEphemeral(user string, frame []byte) (queued, dropped int)
 }
 
 // Config configures the subscription.
@@ -67,6 +80,7 @@ type Fanout struct {
 	started time.Time
 	cfg     Config
 	seq     Sequencer
+	eph     Sessions
 	m       *metrics.Metrics
 	log     *slog.Logger
 	subID   string
@@ -76,7 +90,7 @@ type Fanout struct {
 }
 
 // New returns a Fanout; call Ensure before Run.
-func New(client *pubsub.Client, beats Heartbeats, cfg Config, seq Sequencer, m *metrics.Metrics, log *slog.Logger) *Fanout {
+func New(client *pubsub.Client, beats Heartbeats, cfg Config, seq Sequencer, eph Sessions, m *metrics.Metrics, log *slog.Logger) *Fanout {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = time.Minute
 	}
@@ -88,7 +102,7 @@ func New(client *pubsub.Client, beats Heartbeats, cfg Config, seq Sequencer, m *
 	}
 	id := cfg.Topology.EdgeSubscriptionID(cfg.Pod)
 	return &Fanout{
-		client: client, beats: beats, started: time.Now(), cfg: cfg, seq: seq, m: m, log: log,
+		client: client, beats: beats, started: time.Now(), cfg: cfg, seq: seq, eph: eph, m: m, log: log,
 		subID: id, subName: cfg.Topology.SubscriptionPath(id),
 		tracer: otel.Tracer("github.com/courierhq/courier/services/ws-edge/internal/fanout"),
 	}
@@ -187,11 +201,62 @@ func (f *Fanout) heartbeat(ctx context.Context) {
 	})
 }
 
-// Handle processes one delivery: it encodes the message's frame once and
-// hands it to the sequencer of every recipient this pod holds, then acks.
-// Deliveries for users this pod does not hold, and undecodable ones, are
-// acked and dropped: redelivering them could not help.
+// Handle processes one message of the topic by its courier_schema: a
+// delivery (handleDelivery), an ephemeral event (handleEphemeral), or
+// anything else, acked and counted: it is not ours, and redelivering it
+// could not help.
 func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
+	switch msg.Attributes[wire.AttrSchema] {
+	case wire.SchemaDelivery, "":
+		// No schema: a delivery from a publisher that does not set one
+		// (DecodeDelivery still checks it).
+		f.handleDelivery(ctx, msg)
+	case wire.SchemaEphemeral:
+		f.handleEphemeral(ctx, msg)
+	default:
+		f.m.UnknownSchema.Inc()
+		msg.Ack()
+	}
+}
+
+// handleEphemeral writes an ephemeral event's frame to the local sessions
+// of its users and acks at once: never ordered, never stored, never
+// retried (a session whose ephemeral queue is full drops it).
+func (f *Fanout) handleEphemeral(ctx context.Context, msg *pubsub.Message) {
+	msg.Ack()
+	if !wire.MayConcern(msg.Attributes, f.seq.HasUser) {
+		f.m.Ephemeral.WithLabelValues("other", "no_local_session").Inc()
+		return
+	}
+	e, err := wire.DecodeEphemeral(msg.Data)
+	if err != nil {
+		f.m.Ephemeral.WithLabelValues("other", "bad_data").Inc()
+		f.log.WarnContext(ctx, "dropping an undecodable ephemeral event", "pubsub_message_id", msg.ID, "err", err)
+		return
+	}
+	kind := ephemeral.KindLabel(e.GetKind())
+	queued, dropped := 0, 0
+	for _, u := range e.GetUsers() {
+		q, d := f.eph.SendEphemeral(u, e.GetFrame())
+		queued += q
+		dropped += d
+	}
+	if queued > 0 {
+		f.m.Ephemeral.WithLabelValues(kind, "written").Add(float64(queued))
+	}
+	if dropped > 0 {
+		f.m.Ephemeral.WithLabelValues(kind, "dropped_queue_full").Add(float64(dropped))
+	}
+	if queued+dropped == 0 {
+		f.m.Ephemeral.WithLabelValues(kind, "no_local_session").Inc()
+	}
+}
+
+// handleDelivery processes one delivery: it encodes the message's frame
+// once and hands it to the sequencer of every recipient this pod holds,
+// then acks. Deliveries for users this pod does not hold, and undecodable
+// ones, are acked and dropped: redelivering them could not help.
+func (f *Fanout) handleDelivery(ctx context.Context, msg *pubsub.Message) {
 	received := time.Now()
 	f.m.Received.Inc()
 	if !routing.RoutedTo(msg.Attributes, f.cfg.Pod) {

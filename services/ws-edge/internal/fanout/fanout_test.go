@@ -4,11 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/inbox"
@@ -22,6 +25,7 @@ import (
 type hub struct {
 	mu    sync.Mutex
 	items []frame.Item
+	eph   []string
 }
 
 func (h *hub) Deliver(_ string, it frame.Item) bool {
@@ -31,7 +35,17 @@ func (h *hub) Deliver(_ string, it frame.Item) bool {
 	return true
 }
 
-func (h *hub) HasUser(string) bool { return true }
+func (h *hub) HasUser(u string) bool { return u != "nobody" }
+
+func (h *hub) SendEphemeral(user string, b []byte) (int, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.eph = append(h.eph, user+" "+string(b))
+	if user == "full" {
+		return 0, 1
+	}
+	return 1, 0
+}
 
 // A delivery's Pub/Sub hop is measured from its publish time to the
 // handler, and the time it reached the handler travels with its frame (the
@@ -43,7 +57,7 @@ func TestHandleMeasuresThePubSubHop(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &hub{}
-	f := New(nil, nil, Config{Topology: topology.Default("p"), Pod: "pod-1"}, h, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f := New(nil, nil, Config{Topology: topology.Default("p"), Pod: "pod-1"}, h, h, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	now := timestamppb.Now()
 	msg, err := wire.EncodeDelivery(&courierv1.Delivery{
 		Message:    &courierv1.Message{Id: "m1", From: "alice", To: []string{"bob"}, Payload: []byte(`{}`), SentAt: now, StoredAt: now},
@@ -74,5 +88,47 @@ func TestHandleMeasuresThePubSubHop(t *testing.T) {
 	defer h.mu.Unlock()
 	if len(h.items) != 1 || h.items[0].M.Received.Before(before) {
 		t.Fatalf("handed %+v: want one frame stamped with its receipt", h.items)
+	}
+}
+
+// Handle dispatches on courier_schema: an ephemeral event goes to the
+// sessions of its users (no sequencer), an unknown schema is counted and
+// dropped, an undecodable event too; none of them reaches the sequencer.
+func TestHandleDispatchesOnSchema(t *testing.T) {
+	m := metrics.Discard()
+	h := &hub{}
+	f := New(nil, nil, Config{Topology: topology.Default("p"), Pod: "pod-1"}, h, h, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ev, err := wire.EncodeEphemeral(wire.NewEphemeral([]string{"bob", "full"}, "signal", []byte(`{"type":"signal","kind":"typing"}`), timestamppb.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Handle(context.Background(), ev)
+	other, err := wire.EncodeEphemeral(wire.NewEphemeral([]string{"nobody"}, "presence", []byte(`{"type":"presence"}`), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Handle(context.Background(), other)
+	f.Handle(context.Background(), &pubsub.Message{Data: []byte("x"), Attributes: map[string]string{wire.AttrSchema: "courier.v9.Unknown"}})
+	f.Handle(context.Background(), &pubsub.Message{Data: []byte("x"), Attributes: map[string]string{wire.AttrSchema: wire.SchemaEphemeral}})
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	want := []string{`bob {"type":"signal","kind":"typing"}`, `full {"type":"signal","kind":"typing"}`}
+	if !slices.Equal(h.eph, want) || len(h.items) != 0 {
+		t.Fatalf("ephemeral %q, deliveries %d", h.eph, len(h.items))
+	}
+	for _, c := range []struct {
+		kind, result string
+		want         float64
+	}{{"signal", "written", 1}, {"signal", "dropped_queue_full", 1}, {"other", "no_local_session", 1}, {"other", "bad_data", 1}} {
+		if got := testutil.ToFloat64(m.Ephemeral.WithLabelValues(c.kind, c.result)); got != c.want {
+			t.Errorf("ephemeral{%s,%s} = %v, want %v", c.kind, c.result, got, c.want)
+		}
+	}
+	if got := testutil.ToFloat64(m.UnknownSchema); got != 1 {
+		t.Errorf("unknown_schema = %v", got)
+	}
+	if got := testutil.ToFloat64(m.Received); got != 0 {
+		t.Errorf("deliveries received = %v, want 0", got)
 	}
 }

@@ -97,6 +97,19 @@ type Metrics struct {
 	ReorderWindow                        prometheus.Gauge
 	InboxReads                           *prometheus.CounterVec
 	inboxReads                           map[string]prometheus.Counter
+
+	// Ephemeral events (pkg/ephemeral: signals, presence, receipts, read
+	// markers) by kind (signal, presence, receipt, read, other) and result:
+	// written (a frame queued on a local session; one per session),
+	// dropped_queue_full (a session's ephemeral queue was full: never
+	// retried), no_local_session (none of its users here), bad_data.
+	Ephemeral *prometheus.CounterVec
+	// Signals counts client signal frames by result: sent (taken by the
+	// publisher), bad, too_large, rate_limited, unavailable.
+	Signals *prometheus.CounterVec
+	// UnknownSchema counts fan-out messages of a courier_schema this edge
+	// does not know (acked and dropped: not ours, or from a newer version).
+	UnknownSchema prometheus.Counter
 }
 
 // partBuckets resolve the latency parts from a tenth of a millisecond (a
@@ -175,6 +188,13 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		InboxReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "inbox_reads_total",
 			Help: "Inbox reads by purpose (resume, catchup, gap, head) and result (ok, shared: joined an identical read in flight, error)."},
 			[]string{"purpose", "result"}),
+		Ephemeral: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ephemeral_total",
+			Help: "Ephemeral events (signals, presence, receipts, read markers) by kind and result (written: per session, dropped_queue_full, no_local_session, bad_data)."},
+			[]string{"kind", "result"}),
+		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "signals_total",
+			Help: "Client signal frames by result (sent, bad, too_large, rate_limited, unavailable)."}, []string{"result"}),
+		UnknownSchema: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "unknown_schema_total",
+			Help: "Fan-out messages of an unknown courier_schema, acked and dropped."}),
 	}
 	m.WrittenLive, m.WrittenInb = m.Written.WithLabelValues("live"), m.Written.WithLabelValues("replay")
 	m.DroppedDuplicate, m.DroppedClosed = m.Dropped.WithLabelValues("duplicate"), m.Dropped.WithLabelValues("session_closed")
@@ -194,7 +214,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.CatchUps, m.Stalled, m.DeliveryLatency, m.SessionWriteLatency, m.FramesPerWrite,
 		m.PubSubHop, m.ReorderWait, m.QueueWait, m.SocketWrite,
 		m.BadFrames, m.Acks, m.ReceiveErrors, m.RoutedElsewhere, m.Offered, m.Gaps, m.GapsFilledLive,
-		m.GapsFilledLate, m.GapsGivenUp, m.Lateness, m.ReorderWindow, m.InboxReads} {
+		m.GapsFilledLate, m.GapsGivenUp, m.Lateness, m.ReorderWindow, m.InboxReads, m.Ephemeral, m.Signals, m.UnknownSchema} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

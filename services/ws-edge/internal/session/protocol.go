@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/courierhq/courier/pkg/clip"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/signal"
 	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
@@ -18,8 +20,9 @@ import (
 
 // The client's side of the protocol: every client frame is a JSON text
 // frame with a "type": "ack" {"id"} marks a message delivered to this user,
-// "ping" asks for a "pong". Anything else is a bad frame, answered with an
-// error frame; MaxBadFrames of them close the session with 1008.
+// "ping" asks for a "pong", "signal" sends an ephemeral signal (pkg/signal).
+// Anything else is a bad frame, answered with an error frame; MaxBadFrames
+// of them close the session with 1008.
 
 func (s *Session) readLoop(conn *websocket.Conn) {
 	for {
@@ -83,8 +86,55 @@ func (s *Session) handleFrame(typ websocket.MessageType, data []byte) {
 		// Browsers cannot send WebSocket pings; this lets them check the
 		// session end to end.
 		s.sendControl(frame.Pong)
+	case "signal":
+		s.handleSignal(data)
 	default:
-		s.badFrame("unknown_type", `unknown frame type; expected "ack" or "ping"`)
+		s.badFrame("unknown_type", `unknown frame type; expected "ack", "ping" or "signal"`)
+	}
+}
+
+// signalTimeout bounds resolving a signal's conversation (a cached read):
+// the session's reader waits for it.
+const signalTimeout = 2 * time.Second
+
+// handleSignal sends a signal frame, or answers why not: over the
+// session's rate (signal_rate_limited), over 1 KiB (signal_too_large),
+// invalid (bad_signal, which counts as a bad frame), or not taken now
+// (unavailable). A signal is never retried: the client sends the next one.
+func (s *Session) handleSignal(data []byte) {
+	m := s.deps.Metrics
+	if s.deps.Signals == nil {
+		s.badFrame("unknown_type", "signals are not served here")
+		return
+	}
+	if !s.signalBucket.take(time.Now(), s.deps.Options.SignalRate, float64(s.deps.Options.SignalBurst)) {
+		m.Signals.WithLabelValues("rate_limited").Inc()
+		s.sendControl(frame.Error(signal.CodeRateLimited, fmt.Sprintf("at most %g signals per second per session", s.deps.Options.SignalRate)))
+		return
+	}
+	req, err := signal.Parse(data)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
+		err = s.deps.Signals.Send(ctx, s.p.User, req)
+		cancel()
+	}
+	var se *signal.Error
+	switch {
+	case err == nil:
+		m.Signals.WithLabelValues("sent").Inc()
+	case errors.As(err, &se) && se.Code == signal.CodeBad:
+		m.Signals.WithLabelValues("bad").Inc()
+		s.badFrame(se.Code, se.Message)
+	case errors.As(err, &se):
+		m.Signals.WithLabelValues(strings.TrimPrefix(se.Code, "signal_")).Inc()
+		if se.Err != nil {
+			s.deps.Log.Warn("signal not sent", "session_id", s.p.ID, "user", s.p.User, "err", err)
+		}
+		s.sendControl(frame.Error(se.Code, se.Message))
+	default:
+		m.Signals.WithLabelValues("unavailable").Inc()
+		s.deps.Log.Warn("signal not sent", "session_id", s.p.ID, "user", s.p.User, "err", err)
+		s.sendControl(frame.Error(signal.CodeUnavailable, "signal not sent; send the next one"))
 	}
 }
 

@@ -38,6 +38,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/signal"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
@@ -80,6 +81,15 @@ type Options struct {
 	// one client cannot fill the pod's ack queue. Zero AckRate: unlimited.
 	AckRate  float64
 	AckBurst int
+	// SignalRate and SignalBurst bound a session's signal frames (per
+	// second, and at once); beyond them a signal is refused with an error
+	// frame "signal_rate_limited". Zero SignalRate: unlimited.
+	SignalRate  float64
+	SignalBurst int
+	// EphemeralQueue bounds the ephemeral frames waiting for the socket;
+	// beyond it they are dropped and counted (default 64). It has no
+	// variable: a client that lets 64 signals pile up is not reading.
+	EphemeralQueue int
 }
 
 // WithDefaults fills in the zero fields. For the fields a variable sets,
@@ -115,6 +125,12 @@ func (o Options) WithDefaults() Options {
 	if o.AckBurst <= 0 {
 		o.AckBurst = max(1, int(o.AckRate))
 	}
+	if o.SignalBurst <= 0 {
+		o.SignalBurst = max(1, int(o.SignalRate))
+	}
+	if o.EphemeralQueue <= 0 {
+		o.EphemeralQueue = 64
+	}
 	return o
 }
 
@@ -137,8 +153,16 @@ type Acks interface {
 	Add(user, messageID string, reply func(error)) bool
 }
 
+// Signals sends a client's signals (signal.Sender). Every error is a
+// *signal.Error.
+type Signals interface {
+	Send(ctx context.Context, from string, r signal.Request) error
+}
+
 // Deps are the pod-wide parts every session uses.
 type Deps struct {
+	// Signals, when set, serves "signal" frames.
+	Signals Signals
 	Options *Options // defaults applied
 	Reader  Reader
 	Starter Starter
@@ -208,6 +232,11 @@ type Session struct {
 	queuedLast int64
 	lost       bool
 	control    [][]byte // error frames and pongs, written first
+	// ephemeral holds ephemeral frames (signals, presence, receipts, read
+	// markers: pkg/ephemeral), written with the control frames, not
+	// ordered with messages; bounded by EphemeralQueue, beyond which they
+	// are dropped (never retried, never replayed).
+	ephemeral [][]byte
 	// closeAfter, when set, closes the session once the control frames
 	// queued before it are written (the error that explains a close).
 	closeAfter *closeRequest
@@ -220,8 +249,9 @@ type Session struct {
 	// Owned by the writer goroutine of the moment.
 	last int64 // position of the last message frame written
 
-	badFrames atomic.Int32
-	ackBucket bucket // the reader's only
+	badFrames    atomic.Int32
+	ackBucket    bucket // the reader's only
+	signalBucket bucket // the reader's only
 }
 
 // New returns a session that holds deliveries until Serve has found where
@@ -338,6 +368,20 @@ func (s *Session) sendControl(b []byte) {
 	s.signal()
 }
 
+// SendEphemeral queues an ephemeral frame (already encoded JSON, written
+// as it is) without blocking. It reports false when the session is closed
+// or its ephemeral queue is full: the frame is then dropped for good.
+func (s *Session) SendEphemeral(b []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.ephemeral) >= s.deps.Options.EphemeralQueue {
+		return false
+	}
+	s.ephemeral = append(s.ephemeral, b)
+	s.signal()
+	return true
+}
+
 type closeRequest struct {
 	code   websocket.StatusCode
 	reason string
@@ -382,7 +426,7 @@ func (s *Session) drop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deps.Metrics.DroppedClosed.Add(float64(len(s.queue)))
-	s.queue, s.control = nil, nil
+	s.queue, s.control, s.ephemeral = nil, nil, nil
 }
 
 // Serve runs the session on conn until it closes: the hello frame, the

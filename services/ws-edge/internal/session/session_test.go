@@ -172,3 +172,27 @@ func TestAckBucket(t *testing.T) {
 		})
 	}
 }
+
+// Ephemeral frames wait in their own bounded queue, apart from the
+// deliveries: beyond EphemeralQueue they are refused (the caller drops and
+// counts them), and a delivery overflow does not touch them.
+func TestEphemeralQueueIsBoundedAndApart(t *testing.T) {
+	s, _ := newTestSession(2)
+	s.deps.Options.EphemeralQueue = 3
+	for i := range 3 {
+		if !s.SendEphemeral([]byte(`{"type":"signal"}`)) {
+			t.Fatalf("frame %d refused below the bound", i)
+		}
+	}
+	if s.SendEphemeral([]byte(`{"type":"signal"}`)) {
+		t.Fatal("a frame beyond EphemeralQueue was taken")
+	}
+	s.Deliver(items(newMsg(t), 1, 2, 3)) // overflows the delivery queue
+	if len(s.ephemeral) != 3 {
+		t.Fatalf("ephemeral queue %d after a delivery overflow, want 3", len(s.ephemeral))
+	}
+	s.Close(websocket.StatusNormalClosure, "")
+	if s.SendEphemeral([]byte(`{"type":"signal"}`)) {
+		t.Fatal("a closed session took a frame")
+	}
+}

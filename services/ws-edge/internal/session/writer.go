@@ -119,8 +119,8 @@ func (w *writer) drain() error {
 			s.mu.Unlock()
 			return errClosing
 		}
-		ctrl := s.control
-		s.control = nil
+		ctrl, eph := s.control, s.ephemeral
+		s.control, s.ephemeral = nil, nil
 		closeAfter := s.closeAfter
 		var items []frame.Item
 		if s.mode == live {
@@ -129,7 +129,7 @@ func (w *writer) drain() error {
 			w.spare = nil
 		}
 		catchUp := s.mode == reading
-		if len(ctrl) == 0 && closeAfter == nil && len(items) == 0 && !catchUp {
+		if len(ctrl) == 0 && len(eph) == 0 && closeAfter == nil && len(items) == 0 && !catchUp {
 			// Nothing waits: this writer ends, and gives its buffers back.
 			s.writing = false
 			s.queue, w.spare = nil, nil
@@ -146,6 +146,11 @@ func (w *writer) drain() error {
 		if closeAfter != nil {
 			s.Close(closeAfter.code, closeAfter.reason)
 			return errClosing
+		}
+		for _, b := range eph {
+			if err := w.write(b); err != nil {
+				return err
+			}
 		}
 		if err := w.writeItems(items); err != nil {
 			return err
