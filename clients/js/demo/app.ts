@@ -74,8 +74,11 @@ const app = {
   client: undefined as Courier | undefined,
   /** The gateway has no conversations API: group by peer, poll for delivered. */
   legacy: false,
-  /** The edge does not know watch/signal frames: send none. */
-  noEphemeral: false,
+  /** The edge does not know watch frames / signal frames: send none. */
+  noWatch: false,
+  noSignals: false,
+  /** Which of the two went out last: an unknown_type error answers it. */
+  lastSent: "" as "" | "watch" | "signal",
   entries: new Map<string, Entry>(), // by message id
   convs: new Map<string, Conv>(), // by conversation id
   current: "",
@@ -447,11 +450,12 @@ async function loadInbox(client: Courier): Promise<void> {
 // ---- presence and typing
 
 function watchPeers(): void {
-  if (app.noEphemeral || !app.client) return;
+  if (app.noWatch || !app.client) return;
   const peers = new Set<string>();
   for (const c of app.convs.values()) for (const u of c.members) if (u !== app.user) peers.add(u);
   const list = [...peers].sort().slice(0, 100);
   if (list.join(",") === app.client.presence.watching.join(",")) return;
+  app.lastSent = "watch";
   app.client.presence.watch(list);
   if (list.length > 0) {
     app.client.presence.get(list).then(
@@ -481,7 +485,10 @@ async function send(text: string): Promise<void> {
   const out = $("send-result");
   out.className = "";
   out.textContent = "sending…";
-  if (!app.noEphemeral && !c.signalId.startsWith("peer:")) client.typing(c.signalId, false);
+  if (!app.noSignals && !c.signalId.startsWith("peer:")) {
+    app.lastSent = "signal";
+    client.typing(c.signalId, false);
+  }
   const opts = c.id.startsWith("d.") || c.id.startsWith("peer:") ? {} : { conversationId: c.id };
   try {
     const res = await client.send(c.members, { text }, opts);
@@ -602,10 +609,16 @@ function start(user: string, token: string | (() => Promise<string>)): void {
   });
   client.on("error", (e) => {
     log("error " + e.code + ": " + e.message);
-    // An edge without watch/signal frames answers them so: stop sending them.
-    if (e instanceof ServerError && e.code === "unknown_type" && !app.noEphemeral) {
-      app.noEphemeral = true;
-      log("the edge has no presence or signals: not sending them");
+    // An edge without watch or signal frames answers them so (and closes
+    // the session after a few): stop sending the kind that went out last.
+    if (e instanceof ServerError && e.code === "unknown_type") {
+      if (app.lastSent === "watch" && !app.noWatch) {
+        app.noWatch = true;
+        log("the edge has no presence: not watching");
+      } else if (app.lastSent === "signal" && !app.noSignals) {
+        app.noSignals = true;
+        log("the edge has no signals: not sending typing");
+      }
     }
   });
   showState("connecting");
@@ -689,7 +702,8 @@ async function main(): Promise<void> {
   $("text").addEventListener("input", () => {
     const c = app.current;
     const id = app.convs.get(c)?.signalId;
-    if (!id || app.noEphemeral || id.startsWith("peer:") || !app.client) return;
+    if (!id || app.noSignals || id.startsWith("peer:") || !app.client) return;
+    app.lastSent = "signal";
     if ($<HTMLInputElement>("text").value === "") app.client.typing(id, false);
     else app.client.typing(id);
   });

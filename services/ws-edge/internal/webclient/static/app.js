@@ -1385,8 +1385,11 @@
     client: void 0,
     /** The gateway has no conversations API: group by peer, poll for delivered. */
     legacy: false,
-    /** The edge does not know watch/signal frames: send none. */
-    noEphemeral: false,
+    /** The edge does not know watch frames / signal frames: send none. */
+    noWatch: false,
+    noSignals: false,
+    /** Which of the two went out last: an unknown_type error answers it. */
+    lastSent: "",
     entries: /* @__PURE__ */ new Map(),
     // by message id
     convs: /* @__PURE__ */ new Map(),
@@ -1714,11 +1717,12 @@
     }
   }
   function watchPeers() {
-    if (app.noEphemeral || !app.client) return;
+    if (app.noWatch || !app.client) return;
     const peers = /* @__PURE__ */ new Set();
     for (const c of app.convs.values()) for (const u of c.members) if (u !== app.user) peers.add(u);
     const list = [...peers].sort().slice(0, 100);
     if (list.join(",") === app.client.presence.watching.join(",")) return;
+    app.lastSent = "watch";
     app.client.presence.watch(list);
     if (list.length > 0) {
       app.client.presence.get(list).then(
@@ -1744,7 +1748,10 @@
     const out = $("send-result");
     out.className = "";
     out.textContent = "sending…";
-    if (!app.noEphemeral && !c.signalId.startsWith("peer:")) client.typing(c.signalId, false);
+    if (!app.noSignals && !c.signalId.startsWith("peer:")) {
+      app.lastSent = "signal";
+      client.typing(c.signalId, false);
+    }
     const opts = c.id.startsWith("d.") || c.id.startsWith("peer:") ? {} : { conversationId: c.id };
     try {
       const res = await client.send(c.members, { text }, opts);
@@ -1857,9 +1864,14 @@
     });
     client.on("error", (e) => {
       log("error " + e.code + ": " + e.message);
-      if (e instanceof ServerError && e.code === "unknown_type" && !app.noEphemeral) {
-        app.noEphemeral = true;
-        log("the edge has no presence or signals: not sending them");
+      if (e instanceof ServerError && e.code === "unknown_type") {
+        if (app.lastSent === "watch" && !app.noWatch) {
+          app.noWatch = true;
+          log("the edge has no presence: not watching");
+        } else if (app.lastSent === "signal" && !app.noSignals) {
+          app.noSignals = true;
+          log("the edge has no signals: not sending typing");
+        }
       }
     });
     showState("connecting");
@@ -1936,7 +1948,8 @@
     $("text").addEventListener("input", () => {
       const c = app.current;
       const id = app.convs.get(c)?.signalId;
-      if (!id || app.noEphemeral || id.startsWith("peer:") || !app.client) return;
+      if (!id || app.noSignals || id.startsWith("peer:") || !app.client) return;
+      app.lastSent = "signal";
       if ($("text").value === "") app.client.typing(id, false);
       else app.client.typing(id);
     });
