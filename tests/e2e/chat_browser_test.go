@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/tests/e2e/harness"
 )
 
@@ -48,8 +47,7 @@ func TestChatInChromium(t *testing.T) {
 	}
 
 	t.Run("the conversation id is the one the gateway derives", func(t *testing.T) {
-		sum := sha256.Sum256([]byte("alice\nbob"))
-		want := "d." + hex.EncodeToString(sum[:])[:32]
+		want := peers.DerivedID([]string{"alice", "bob"})
 		var ids struct{ Alice, Bob string }
 		bob.WaitFor(t, 20*time.Second, "bob has the conversation", `!!`+withAlice)
 		if err := a1.Eval(t, withBob+`.dataset.conv`, &ids.Alice); err != nil {
