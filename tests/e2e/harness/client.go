@@ -70,6 +70,7 @@ type WSClient struct {
 	Conn   *websocket.Conn
 	mu     sync.Mutex
 	frames []Frame
+	raw    [][]byte // every frame as it came (Raw)
 	closed chan struct{}
 	err    error
 }
@@ -101,11 +102,21 @@ func (c *WSClient) read() {
 			return
 		}
 		var f Frame
-		if json.Unmarshal(b, &f) == nil {
-			c.mu.Lock()
-			c.frames = append(c.frames, f)
-			c.mu.Unlock()
+		if json.Unmarshal(b, &f) != nil {
+			// Not a message's shape (an error frame's "message" is a
+			// string): keep its type, and the frame in raw.
+			var typed struct {
+				Type string `json:"type"`
+			}
+			if json.Unmarshal(b, &typed) != nil {
+				continue
+			}
+			f = Frame{Type: typed.Type}
 		}
+		c.mu.Lock()
+		c.frames = append(c.frames, f)
+		c.raw = append(c.raw, b)
+		c.mu.Unlock()
 	}
 }
 
