@@ -48,7 +48,9 @@ interface Conv {
   id: string;
   /** The other members (me alone for a conversation with myself). */
   members: string[];
-  last: string; // RFC 3339 of the newest message
+  last: number; // ms since the epoch of the newest message (RFC 3339 strings of varying precision do not sort)
+  /** Message ids in the server's order: pages as they came, live ones appended. */
+  order: string[];
   unread: number;
   /** History: whether older pages exist, and the cursor before which to load them. */
   hasMore: boolean;
@@ -148,7 +150,7 @@ function convKey(m: Message): string {
 function conv(id: string, members: string[]): Conv {
   let c = app.convs.get(id);
   if (!c) {
-    c = { id, members, last: "", unread: 0, hasMore: !app.legacy, loaded: app.legacy, loading: false, signalId: id };
+    c = { id, members, last: 0, order: [], unread: 0, hasMore: !app.legacy, loaded: app.legacy, loading: false, signalId: id };
     app.convs.set(id, c);
     if (id.startsWith("peer:")) {
       const peer = c;
@@ -170,8 +172,12 @@ function titleOf(c: Conv): string {
   return c.members.map((u) => (u === app.user ? u + " (you)" : u)).join(", ") || c.id;
 }
 
-/** Adds a message (live, replayed, or from a page); returns its entry. */
-function addMessage(m: Message, cursor: string | undefined, live: boolean): Entry {
+/**
+ * Adds a message (live, replayed, or from a page); returns its entry. A new
+ * one is appended to its conversation's order unless `place` is false (a
+ * history page places its messages itself).
+ */
+function addMessage(m: Message, cursor: string | undefined, live: boolean, place = true): Entry {
   const id = convKey(m);
   const c = conv(id, membersOf(m));
   let e = app.entries.get(m.id);
@@ -179,6 +185,7 @@ function addMessage(m: Message, cursor: string | undefined, live: boolean): Entr
   if (!e) {
     e = { id: m.id, conv: id, from: m.from, text: textOf(m), mine, at: m.sent_at };
     app.entries.set(m.id, e);
+    if (place) c.order.push(m.id);
     if (live && !mine && id !== app.current) c.unread++;
   }
   if (cursor) e.cursor = cursor;
@@ -189,16 +196,27 @@ function addMessage(m: Message, cursor: string | undefined, live: boolean): Entr
     app.pendingReceipts.delete(m.id);
     applyReceipt(c.id, m.id, pending);
   }
-  if (m.sent_at > c.last) c.last = m.sent_at;
+  touch(c, m.sent_at);
   return e;
+}
+
+function touch(c: Conv, at: string): void {
+  const t = Date.parse(at);
+  if (t > c.last) c.last = t;
 }
 
 function setTick(e: Entry, t: Tick): void {
   if (!e.tick || tickRank[t] > tickRank[e.tick]) e.tick = t;
 }
 
+/** A conversation's messages in the server's order. */
 function sorted(convId: string): Entry[] {
-  return [...app.entries.values()].filter((e) => e.conv === convId).sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.id < b.id ? -1 : 1));
+  const out: Entry[] = [];
+  for (const id of app.convs.get(convId)?.order ?? []) {
+    const e = app.entries.get(id);
+    if (e) out.push(e);
+  }
+  return out;
 }
 
 /** A receipt means "up to and including message_id": every one of my messages there, up to it. */
@@ -230,7 +248,7 @@ function render(): void {
 function renderList(): void {
   const list = $("peer-list");
   list.textContent = "";
-  const convs = [...app.convs.values()].sort((a, b) => (a.last < b.last ? 1 : a.last > b.last ? -1 : a.id < b.id ? -1 : 1));
+  const convs = [...app.convs.values()].sort((a, b) => b.last - a.last || (a.id < b.id ? -1 : 1));
   for (const c of convs) {
     const li = document.createElement("li");
     li.dataset.conv = c.id;
@@ -276,6 +294,7 @@ function renderConversation(keepScroll?: "bottom" | "anchor"): void {
   ol.textContent = "";
   ol.dataset.conv = app.current;
   ol.dataset.hasMore = String(!!c?.hasMore);
+  ol.dataset.loaded = String(!!c?.loaded && !c.loading); // the newest page (or the inbox) is in
   const more = $<HTMLButtonElement>("older");
   more.hidden = !c?.hasMore;
   more.disabled = !!c?.loading;
@@ -338,12 +357,19 @@ async function loadPage(c: Conv, older: boolean): Promise<void> {
   if (c.id === app.current) renderConversation();
   try {
     const p = await app.client!.history(c.id, older ? { before: c.oldest!, limit: PAGE } : { limit: PAGE });
+    const ids = p.messages.map((m) => m.id);
+    const inPage = new Set(ids);
     if (p.expired) {
       // Behind what the server keeps: start over from the newest page.
-      for (const [k, e] of app.entries) if (e.conv === c.id) app.entries.delete(k);
+      for (const id of c.order) app.entries.delete(id);
+      c.order = [];
       log(`history of ${c.id}: the cursor expired; showing the newest page`);
     }
-    for (const m of p.messages) addMessage(m, m.cursor, false);
+    for (const m of p.messages) addMessage(m, m.cursor, false, false);
+    const rest = c.order.filter((id) => !inPage.has(id));
+    // Older: the page goes before what is shown. Newest: the page, then
+    // what arrived live while it loaded (newer than the page).
+    c.order = [...ids, ...rest];
     c.hasMore = p.hasMore;
     if (p.messages.length > 0) c.oldest = p.prevCursor;
     c.loaded = true;
@@ -407,7 +433,7 @@ async function loadConversations(): Promise<void> {
       const c = conv(s.id, members);
       c.unread = s.id === app.current ? 0 : s.unread_count;
       if (s.last_message) addMessage(s.last_message, s.last_message.cursor, false);
-      if (s.updated_at > c.last) c.last = s.updated_at;
+      touch(c, s.updated_at);
     }
     watchPeers();
     render();
@@ -440,7 +466,7 @@ async function loadInbox(client: Courier): Promise<void> {
       if (p.messages.length === 0) break;
       cursor = p.nextCursor;
     }
-    if (!app.current) app.current = [...app.convs.values()].sort((a, b) => (a.last < b.last ? 1 : -1))[0]?.id ?? "";
+    if (!app.current) app.current = [...app.convs.values()].sort((a, b) => b.last - a.last)[0]?.id ?? "";
     render();
   } catch (err) {
     log("history: " + describe(err));
@@ -497,6 +523,7 @@ async function send(text: string): Promise<void> {
     if (!e) {
       e = { id: res.id, conv: c.id, from: app.user, text, mine: true, at: res.acceptedAt };
       app.entries.set(res.id, e);
+      c.order.push(res.id);
     }
     setTick(e, "accepted");
     const pending = app.pendingReceipts.get(res.id);
@@ -504,7 +531,7 @@ async function send(text: string): Promise<void> {
       app.pendingReceipts.delete(res.id);
       applyReceipt(c.id, res.id, pending);
     }
-    if (res.acceptedAt > c.last) c.last = res.acceptedAt;
+    touch(c, res.acceptedAt);
     render();
     renderConversation("bottom");
     if (app.legacy) void watchDelivery(res.id);
@@ -603,6 +630,7 @@ function start(user: string, token: string | (() => Promise<string>)): void {
     for (const c of app.convs.values()) {
       c.loaded = false;
       c.oldest = undefined;
+      c.order = [];
     }
     app.entries.clear();
     app.ready = loadConversations();

@@ -284,6 +284,8 @@ func (p *Page) Screenshot(t testing.TB, name string) {
 	if dir == "" {
 		return
 	}
+	// A window behind another paints no frames to capture.
+	p.b.call(t, p.session, "Page.bringToFront", map[string]any{}, nil)
 	var shot struct {
 		Data []byte `json:"data"`
 	}

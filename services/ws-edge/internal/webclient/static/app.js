@@ -1448,7 +1448,7 @@
   function conv(id, members) {
     let c = app.convs.get(id);
     if (!c) {
-      c = { id, members, last: "", unread: 0, hasMore: !app.legacy, loaded: app.legacy, loading: false, signalId: id };
+      c = { id, members, last: 0, order: [], unread: 0, hasMore: !app.legacy, loaded: app.legacy, loading: false, signalId: id };
       app.convs.set(id, c);
       if (id.startsWith("peer:")) {
         const peer = c;
@@ -1468,7 +1468,7 @@
   function titleOf(c) {
     return c.members.map((u) => u === app.user ? u + " (you)" : u).join(", ") || c.id;
   }
-  function addMessage(m, cursor, live) {
+  function addMessage(m, cursor, live, place = true) {
     const id = convKey(m);
     const c = conv(id, membersOf(m));
     let e = app.entries.get(m.id);
@@ -1476,6 +1476,7 @@
     if (!e) {
       e = { id: m.id, conv: id, from: m.from, text: textOf(m), mine, at: m.sent_at };
       app.entries.set(m.id, e);
+      if (place) c.order.push(m.id);
       if (live && !mine && id !== app.current) c.unread++;
     }
     if (cursor) e.cursor = cursor;
@@ -1485,14 +1486,23 @@
       app.pendingReceipts.delete(m.id);
       applyReceipt(c.id, m.id, pending);
     }
-    if (m.sent_at > c.last) c.last = m.sent_at;
+    touch(c, m.sent_at);
     return e;
+  }
+  function touch(c, at) {
+    const t = Date.parse(at);
+    if (t > c.last) c.last = t;
   }
   function setTick(e, t) {
     if (!e.tick || tickRank[t] > tickRank[e.tick]) e.tick = t;
   }
   function sorted(convId) {
-    return [...app.entries.values()].filter((e) => e.conv === convId).sort((a, b) => a.at < b.at ? -1 : a.at > b.at ? 1 : a.id < b.id ? -1 : 1);
+    const out = [];
+    for (const id of app.convs.get(convId)?.order ?? []) {
+      const e = app.entries.get(id);
+      if (e) out.push(e);
+    }
+    return out;
   }
   function applyReceipt(convId, messageId, t) {
     const list = sorted(convId);
@@ -1517,7 +1527,7 @@
   function renderList() {
     const list = $("peer-list");
     list.textContent = "";
-    const convs = [...app.convs.values()].sort((a, b) => a.last < b.last ? 1 : a.last > b.last ? -1 : a.id < b.id ? -1 : 1);
+    const convs = [...app.convs.values()].sort((a, b) => b.last - a.last || (a.id < b.id ? -1 : 1));
     for (const c of convs) {
       const li = document.createElement("li");
       li.dataset.conv = c.id;
@@ -1562,6 +1572,7 @@
     ol.textContent = "";
     ol.dataset.conv = app.current;
     ol.dataset.hasMore = String(!!c?.hasMore);
+    ol.dataset.loaded = String(!!c?.loaded && !c.loading);
     const more = $("older");
     more.hidden = !c?.hasMore;
     more.disabled = !!c?.loading;
@@ -1618,11 +1629,16 @@
     if (c.id === app.current) renderConversation();
     try {
       const p = await app.client.history(c.id, older ? { before: c.oldest, limit: PAGE } : { limit: PAGE });
+      const ids = p.messages.map((m) => m.id);
+      const inPage = new Set(ids);
       if (p.expired) {
-        for (const [k, e] of app.entries) if (e.conv === c.id) app.entries.delete(k);
+        for (const id of c.order) app.entries.delete(id);
+        c.order = [];
         log(`history of ${c.id}: the cursor expired; showing the newest page`);
       }
-      for (const m of p.messages) addMessage(m, m.cursor, false);
+      for (const m of p.messages) addMessage(m, m.cursor, false, false);
+      const rest = c.order.filter((id) => !inPage.has(id));
+      c.order = [...ids, ...rest];
       c.hasMore = p.hasMore;
       if (p.messages.length > 0) c.oldest = p.prevCursor;
       c.loaded = true;
@@ -1679,7 +1695,7 @@
         const c = conv(s.id, members);
         c.unread = s.id === app.current ? 0 : s.unread_count;
         if (s.last_message) addMessage(s.last_message, s.last_message.cursor, false);
-        if (s.updated_at > c.last) c.last = s.updated_at;
+        touch(c, s.updated_at);
       }
       watchPeers();
       render();
@@ -1710,7 +1726,7 @@
         if (p.messages.length === 0) break;
         cursor = p.nextCursor;
       }
-      if (!app.current) app.current = [...app.convs.values()].sort((a, b) => a.last < b.last ? 1 : -1)[0]?.id ?? "";
+      if (!app.current) app.current = [...app.convs.values()].sort((a, b) => b.last - a.last)[0]?.id ?? "";
       render();
     } catch (err) {
       log("history: " + describe(err));
@@ -1760,6 +1776,7 @@
       if (!e) {
         e = { id: res.id, conv: c.id, from: app.user, text, mine: true, at: res.acceptedAt };
         app.entries.set(res.id, e);
+        c.order.push(res.id);
       }
       setTick(e, "accepted");
       const pending = app.pendingReceipts.get(res.id);
@@ -1767,7 +1784,7 @@
         app.pendingReceipts.delete(res.id);
         applyReceipt(c.id, res.id, pending);
       }
-      if (res.acceptedAt > c.last) c.last = res.acceptedAt;
+      touch(c, res.acceptedAt);
       render();
       renderConversation("bottom");
       if (app.legacy) void watchDelivery(res.id);
@@ -1858,6 +1875,7 @@
       for (const c of app.convs.values()) {
         c.loaded = false;
         c.oldest = void 0;
+        c.order = [];
       }
       app.entries.clear();
       app.ready = loadConversations();
