@@ -62,7 +62,7 @@ func (s *Store) Beat(ctx context.Context, pod, subscription string, startedAt ti
 
 // Remove deletes pod's record (graceful stop, or sweep of an orphan), and
 // first the pod's targeted-routing records of the users it held
-// (pkg/routing), so a failure leaves the heartbeat for the next sweep.
+// (pkg/presence), so a failure leaves the heartbeat for the next sweep.
 func (s *Store) Remove(ctx context.Context, pod string) error {
 	if _, err := presence.NewTable(s.fs).LeaveAll(ctx, pod); err != nil {
 		return fmt.Errorf("remove edge %s: %w", pod, err)

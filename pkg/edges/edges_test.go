@@ -66,8 +66,8 @@ func TestRemoveForgetsThePodsRoutes(t *testing.T) {
 	if err := s.Remove(ctx, "edge-a"); err != nil {
 		t.Fatal(err)
 	}
-	pods, err := routes.Pods(ctx, []string{"alice", "bob"})
-	if err != nil || !slices.Equal(pods, []string{"edge-b"}) {
+	byUser, err := routes.PodsOf(ctx, []string{"alice", "bob"})
+	if pods := presence.PodsFor(byUser, []string{"alice", "bob"}); err != nil || !slices.Equal(pods, []string{"edge-b"}) {
 		t.Fatalf("pods after removing edge-a: %v %v", pods, err)
 	}
 }

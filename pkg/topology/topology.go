@@ -25,9 +25,12 @@ import (
 type Config struct {
 	Project string
 
-	IngressTopic           string
-	DeliveriesTopic        string
-	DeadLetterTopic        string
+	IngressTopic    string
+	DeliveriesTopic string
+	DeadLetterTopic string
+	// NotifyTopic carries offline-notification events (pipeline-worker,
+	// NOTIFY_ENABLED) for a push service.
+	NotifyTopic            string
 	IngressSubscription    string
 	DeadLetterSubscription string
 	// EdgeSubscriptionPrefix + pod name is each ws-edge pod's subscription.
@@ -61,6 +64,7 @@ func FromEnv(e *config.Env) Config {
 		IngressTopic:           e.String("PUBSUB_INGRESS_TOPIC", "courier-ingress"),
 		DeliveriesTopic:        e.String("PUBSUB_DELIVERIES_TOPIC", "courier-deliveries"),
 		DeadLetterTopic:        e.String("PUBSUB_DEADLETTER_TOPIC", "courier-deadletter"),
+		NotifyTopic:            e.String("NOTIFY_TOPIC", "courier-notify"),
 		IngressSubscription:    e.String("PUBSUB_INGRESS_SUBSCRIPTION", "courier-ingress-worker"),
 		DeadLetterSubscription: e.String("PUBSUB_DEADLETTER_SUBSCRIPTION", "courier-deadletter-inspect"),
 		EdgeSubscriptionPrefix: e.String("PUBSUB_EDGE_SUBSCRIPTION_PREFIX", "courier-edge-"),
@@ -141,6 +145,7 @@ func (c Config) Desired() (topics []*pubsubpb.Topic, subs []*pubsubpb.Subscripti
 		{Name: c.TopicPath(c.IngressTopic)},
 		{Name: c.TopicPath(c.DeliveriesTopic)},
 		{Name: c.TopicPath(c.DeadLetterTopic)},
+		{Name: c.TopicPath(c.NotifyTopic)},
 	}
 	subs = []*pubsubpb.Subscription{
 		{

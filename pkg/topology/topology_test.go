@@ -59,7 +59,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first) != 5 {
+	if len(first) != 6 {
 		t.Fatalf("first apply: %v", first)
 	}
 	for _, a := range first {
@@ -95,7 +95,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !third.Changed() || third[3].Result != "updated" || third[3].Detail != "dead_letter_policy" {
+	if !third.Changed() || third[4].Result != "updated" || third[4].Detail != "dead_letter_policy" {
 		t.Fatalf("third apply: %v", third)
 	}
 	sub, _ = client.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: c.SubscriptionPath(c.IngressSubscription)})

@@ -9,7 +9,7 @@
 //	deadletter.go  pipeline-worker → courierctl    (dead-letter topic), and the replay back to ingress
 //
 // Transport (publishing with confirmation, spans, trace context) stays in
-// pkg/pubsubx; the routing attributes of a delivery are pkg/routing's.
+// pkg/pubsubx; the routing attributes of a delivery are pkg/presence's.
 package wire
 
 // Attributes on every Courier message, besides the W3C trace context

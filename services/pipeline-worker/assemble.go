@@ -15,6 +15,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/online"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/telemetry"
@@ -23,6 +24,7 @@ import (
 	"github.com/courierhq/courier/services/pipeline-worker/internal/fanout"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/handler"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
+	"github.com/courierhq/courier/services/pipeline-worker/internal/notify"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/receiver"
 )
 
@@ -38,6 +40,7 @@ type worker struct {
 	state       health.State
 	reg         *prometheus.Registry
 	m           *metrics.Metrics
+	notify      *notify.Notifier // nil unless NOTIFY_ENABLED
 }
 
 // assemble builds the worker on its clients. wrapCommit, when not nil,
@@ -64,6 +67,11 @@ func assemble(s settings, ps *pubsub.Client, fs *firestore.Client, log *slog.Log
 	fan, err := fanout.New(func(out []pubsubx.Outgoing) []error { return pubsubx.PublishAll(w.deliveries, out) }, pres, s.AttemptTimeout, w.m, log)
 	if err != nil {
 		return nil, err
+	}
+	if s.NotifyEnabled {
+		w.notify = notify.New(ps, s.Topology.NotifyTopic, online.NewReader(fs, online.Options{StaleAfter: s.PresenceStaleAfter}),
+			s.NotifyQueue, s.AttemptTimeout, w.m, log)
+		fan.WithNotifier(w.notify)
 	}
 	dl := handler.NewDeadLetters(func(ctx context.Context, msg *pubsub.Message, id string) error {
 		_, err := pubsubx.Publish(ctx, w.deadLetters, msg, id)
@@ -114,6 +122,14 @@ func (w *worker) Run(ctx context.Context) error {
 	bctx, stopBatches := context.WithCancel(context.WithoutCancel(ctx))
 	committed := make(chan struct{})
 	go func() { defer close(committed); w.batches.Run(bctx) }()
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		if w.notify != nil {
+			_ = w.notify.Run(bctx) // returns nil when bctx ends
+		}
+	}()
+	defer func() { <-notified }()
 	err := w.recv.Run(ctx) // stops pulling, drains, sends the last acks
 	return errors.Join(err, w.drain(stopBatches, committed))
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
@@ -455,11 +454,11 @@ func TestDeliveriesAreRoutedByPresence(t *testing.T) {
 	w.deliveries.waitFor(t, 30*time.Second, "to-bob-carol", "to-dave")
 
 	routed := w.deliveries.with("to-bob-carol")[0].Attributes
-	if routed[routing.AttrRouted] != "1" || routed["courier_route_edge_a"] != "1" || routed["courier_route_edge_b"] != "1" {
+	if routed[presence.AttrRouted] != "1" || routed["courier_route_edge_a"] != "1" || routed["courier_route_edge_b"] != "1" {
 		t.Fatalf("delivery to bob and carol: %v", routed)
 	}
 	nowhere := w.deliveries.with("to-dave")[0].Attributes
-	if nowhere[routing.AttrRouted] != "1" || routing.RoutedTo(nowhere, "edge-a") || routing.RoutedTo(nowhere, "edge-b") {
+	if nowhere[presence.AttrRouted] != "1" || presence.RoutedTo(nowhere, "edge-a") || presence.RoutedTo(nowhere, "edge-b") {
 		t.Fatalf("delivery to dave (connected nowhere): %v", nowhere)
 	}
 }

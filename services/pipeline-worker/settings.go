@@ -36,6 +36,9 @@ type settings struct {
 	Limits                 wire.Limits    // WORKER_MAX_ENVELOPE_BYTES, _PAYLOAD_BYTES, _RECIPIENTS
 	PublishDelay           time.Duration  // WORKER_PUBLISH_DELAY: fan-out batching delay
 	TargetedRouting        bool           // WORKER_TARGETED_ROUTING: route deliveries by presence
+	NotifyEnabled          bool           // NOTIFY_ENABLED: offline-notification events (internal/notify)
+	NotifyQueue            int            // NOTIFY_QUEUE: messages waiting for their events
+	PresenceStaleAfter     time.Duration  // PRESENCE_STALE_AFTER: a pod beating less recently holds nobody
 
 	BatchMaxMessages int           // WORKER_BATCH_MAX_MESSAGES: messages per commit
 	BatchMaxWrites   int           // WORKER_BATCH_MAX_WRITES: Firestore writes per commit
@@ -74,10 +77,15 @@ func loadSettings(e *config.Env) (settings, error) {
 			MaxPayloadBytes:  e.Int("WORKER_MAX_PAYLOAD_BYTES", 256<<10, 1, 1<<20),
 			MaxRecipients:    e.Int("WORKER_MAX_RECIPIENTS", 100, 1, 1000),
 		},
-		PublishDelay:     e.Duration("WORKER_PUBLISH_DELAY", time.Millisecond, 0),
-		TargetedRouting:  e.Bool("WORKER_TARGETED_ROUTING", false),
-		BatchMaxMessages: e.Int("WORKER_BATCH_MAX_MESSAGES", 200, 1, 10000),
-		BatchMaxWrites:   e.Int("WORKER_BATCH_MAX_WRITES", 500, 1, 10000),
+		PublishDelay:    e.Duration("WORKER_PUBLISH_DELAY", time.Millisecond, 0),
+		TargetedRouting: e.Bool("WORKER_TARGETED_ROUTING", false),
+		NotifyEnabled:   e.Bool("NOTIFY_ENABLED", false),
+		NotifyQueue:     e.Int("NOTIFY_QUEUE", 10000, 1, 10_000_000),
+		// Edges beat every 10s (EDGE_HEARTBEAT_INTERVAL): three missed
+		// beats and a margin.
+		PresenceStaleAfter: e.Duration("PRESENCE_STALE_AFTER", 35*time.Second, time.Second),
+		BatchMaxMessages:   e.Int("WORKER_BATCH_MAX_MESSAGES", 200, 1, 10000),
+		BatchMaxWrites:     e.Int("WORKER_BATCH_MAX_WRITES", 500, 1, 10000),
 		// The emulator refuses gRPC requests over 4 MiB, GCP API requests
 		// over 10 MiB: 3 MiB works on both (at 200-byte payloads that is
 		// thousands of messages, far more than MaxMessages).

@@ -71,18 +71,22 @@ func (w *wsEdge) listen() (err error) {
 	return nil
 }
 
-// Run serves every component until ctx ends or one fails, then drains
-// within drainTimeout. Receiving is not given gctx: it goes on while the
-// sessions are closed, and the drain stops it before deleting the
-// subscription; the HTTP server likewise stops only in the drain.
+// Run serves every component until ctx ends or one fails, then drains:
+// the edge drains itself when its context ends (sessions, receiving, the
+// subscription; edge.Run), then the HTTP server stops, all within
+// drainTimeout of ctx's end.
 func (w *wsEdge) Run(ctx context.Context, drainTimeout time.Duration, logger *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
+	deadline := make(chan time.Time, 1)
+	context.AfterFunc(gctx, func() {
+		logger.Info("draining")
+		deadline <- time.Now().Add(drainTimeout)
+	})
 	g.Go(w.serveHTTP)
-	g.Go(func() error { return w.edge.Run(context.Background()) })
 	g.Go(func() error { return w.probe.Run(gctx) })
 	g.Go(func() error {
-		<-gctx.Done()
-		return w.drain(drainTimeout, logger)
+		err := w.edge.Run(gctx)
+		return errors.Join(err, w.drain(gctx, deadline))
 	})
 	return g.Wait()
 }
@@ -95,15 +99,21 @@ func (w *wsEdge) serveHTTP() error {
 	return nil
 }
 
-// drain is the pod's shutdown, within one fresh deadline (the signal's
-// context is already cancelled): readiness fails and every session is
-// closed with 1001 (clients resume on another pod), then receiving stops and
-// the subscription is deleted (edge.Shutdown), then the HTTP server stops
-// (hijacked WebSockets are not its own any more; it waits for plain
-// requests). Clients and telemetry are closed after, by run, telemetry last.
-func (w *wsEdge) drain(timeout time.Duration, logger *slog.Logger) error {
-	logger.Info("draining")
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+// drain is the pod's shutdown once the edge has drained (readiness failed,
+// every session closed with 1001 so clients resume on another pod,
+// receiving stopped, the subscription deleted: edge.Run's drain): the HTTP
+// server stops (hijacked WebSockets are not its own any more; it waits for
+// plain requests) by the deadline set when ctx ended. Clients and telemetry
+// are closed after, by run, telemetry last.
+func (w *wsEdge) drain(ctx context.Context, deadline <-chan time.Time) error {
+	by := time.Now().Add(time.Second) // the edge stopped on its own: a component failed
+	if ctx.Err() != nil {
+		by = <-deadline
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), by)
 	defer cancel()
-	return errors.Join(w.edge.Shutdown(ctx), w.http.Shutdown(ctx))
+	if err := w.http.Shutdown(ctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
 }

@@ -129,6 +129,9 @@ func loadSettings(e *config.Env) (settings, error) {
 	for _, v := range table {
 		v.read(e, &s)
 	}
+	// The edge's own drain has the whole budget; the HTTP server stops in
+	// what remains of it (wsEdge.Run).
+	s.Edge.DrainTimeout = s.ShutdownTimeout
 	if s.Edge.ReadBudgetBytes < s.Edge.PageBytes {
 		e.Check("WS_READ_BUDGET_BYTES", fmt.Errorf("must be at least WS_PAGE_BYTES (%d)", s.Edge.PageBytes))
 	}

@@ -1,8 +1,8 @@
 // Package fanout is the step after the commit: it publishes each stored
 // message's delivery to the fan-out topic, in order, and waits for every
 // confirmation. With targeted routing it first marks each delivery with
-// the ws-edge pods holding its recipients (pkg/routing), read from presence
-// once per committed batch — after the commit, as pkg/routing explains —
+// the ws-edge pods holding its recipients (pkg/presence), read from presence
+// once per committed batch — after the commit, as pkg/presence explains —
 // and shared by the batch's messages.
 package fanout
 
@@ -21,7 +21,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
+	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
@@ -49,12 +49,21 @@ type Item struct {
 	Out        pubsubx.Outgoing
 	Recipients []string
 	Group      Group
+	// Env is the stored message (for the offline-notification hook).
+	Env *courierv1.Envelope
+}
+
+// Notifier takes each published message for the offline-notification
+// hook without blocking (notify.Notifier).
+type Notifier interface {
+	Offer(env *courierv1.Envelope)
 }
 
 // Fanout publishes deliveries.
 type Fanout struct {
 	publish  PublishFunc
 	presence Presence // nil: no targeted routing
+	notify   Notifier // nil: no offline notifications
 	timeout  time.Duration
 	m        *metrics.Metrics
 	log      *slog.Logger
@@ -98,7 +107,23 @@ func (f *Fanout) Publish(ctx context.Context, items []Item) []error {
 		}
 		out[i] = it.Out
 	}
-	return f.publish(out)
+	errs := f.publish(out)
+	if f.notify != nil {
+		// After the publish: an event never precedes its delivery, and
+		// Offer never waits.
+		for i, it := range items {
+			if errs[i] == nil && it.Env != nil {
+				f.notify.Offer(it.Env)
+			}
+		}
+	}
+	return errs
+}
+
+// WithNotifier makes f offer every published message to n.
+func (f *Fanout) WithNotifier(n Notifier) *Fanout {
+	f.notify = n
+	return f
 }
 
 // route marks it's delivery with the pods holding its recipients. When
@@ -112,10 +137,10 @@ func (f *Fanout) route(ctx context.Context, it Item) {
 		f.m.Routing.WithLabelValues("unrouted").Inc()
 		f.log.WarnContext(it.Out.Ctx, "presence unknown; delivery goes to every edge pod", "courier_message_id", it.Out.CourierID, "err", err)
 	case len(pods) == 0:
-		routing.Mark(msg.Attributes, nil)
+		presence.Mark(msg.Attributes, nil)
 		f.m.Routing.WithLabelValues("nowhere").Inc()
 	default:
-		routing.Mark(msg.Attributes, pods)
+		presence.Mark(msg.Attributes, pods)
 		f.m.Routing.WithLabelValues("routed").Inc()
 	}
 }

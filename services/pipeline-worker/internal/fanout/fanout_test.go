@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
 
@@ -103,13 +103,13 @@ func TestPresenceIsReadOncePerBatch(t *testing.T) {
 	if fmt.Sprint(rec.reads) != "[bob,dave,carol]" {
 		t.Fatalf("presence reads %q, want one for the batch", rec.reads)
 	}
-	if a := rec.attrs("m1"); a[routing.AttrRouted] != "1" || !routing.RoutedTo(a, "edge-a") || routing.RoutedTo(a, "edge-b") {
+	if a := rec.attrs("m1"); a[presence.AttrRouted] != "1" || !presence.RoutedTo(a, "edge-a") || presence.RoutedTo(a, "edge-b") {
 		t.Fatalf("m1 %v", a)
 	}
-	if a := rec.attrs("m2"); !routing.RoutedTo(a, "edge-a") || !routing.RoutedTo(a, "edge-b") {
+	if a := rec.attrs("m2"); !presence.RoutedTo(a, "edge-a") || !presence.RoutedTo(a, "edge-b") {
 		t.Fatalf("m2 %v", a)
 	}
-	if a := rec.attrs("m3"); a[routing.AttrRouted] != "1" || routing.RoutedTo(a, "edge-a") || routing.RoutedTo(a, "edge-b") {
+	if a := rec.attrs("m3"); a[presence.AttrRouted] != "1" || presence.RoutedTo(a, "edge-a") || presence.RoutedTo(a, "edge-b") {
 		t.Fatalf("m3 (nobody connected) %v", a)
 	}
 
@@ -118,7 +118,7 @@ func TestPresenceIsReadOncePerBatch(t *testing.T) {
 	if errs := f.Publish(context.Background(), []Item{item("m4", b2, "bob")}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if _, ok := rec.attrs("m4")[routing.AttrRouted]; ok {
+	if _, ok := rec.attrs("m4")[presence.AttrRouted]; ok {
 		t.Fatalf("delivery with unknown presence is routed: %v", rec.attrs("m4"))
 	}
 	for l, want := range map[string]float64{"routed": 2, "nowhere": 1, "unrouted": 1} {
@@ -173,7 +173,7 @@ func TestPanickingPresenceReadDoesNotHoldTheBatch(t *testing.T) {
 	if errs := f.Publish(context.Background(), []Item{item("m2", g, "bob")}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if _, ok := rec.attrs("m2")[routing.AttrRouted]; ok {
+	if _, ok := rec.attrs("m2")[presence.AttrRouted]; ok {
 		t.Fatalf("m2 routed after a panicking read: %v", rec.attrs("m2"))
 	}
 }

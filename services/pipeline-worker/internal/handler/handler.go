@@ -169,7 +169,7 @@ func (h *Handler) fanOut(ctx context.Context, run []*Message, errs []error) {
 		items = append(items, fanout.Item{
 			// The attempt's deadline, the message's span.
 			Out:        pubsubx.Outgoing{Ctx: trace.ContextWithSpan(ctx, trace.SpanFromContext(m.ctx)), Msg: msg, CourierID: m.env.MessageId},
-			Recipients: m.env.Recipients, Group: m.stored.Batch,
+			Recipients: m.env.Recipients, Group: m.stored.Batch, Env: m.env,
 		})
 	}
 	if len(items) == 0 {

@@ -63,6 +63,11 @@ type Metrics struct {
 	// the pods holding recipients), "nowhere" (no recipient connected),
 	// "unrouted" (presence unreadable: sent to every pod).
 	Routing *prometheus.CounterVec
+	// Notify counts offline-notification events (NOTIFY_ENABLED) by
+	// result: "published", "dropped" (the bounded queue was full: the
+	// durable path never waits for notifications), "error" (Pub/Sub or the
+	// presence read failed), and the recipients "online" (no event).
+	Notify *prometheus.CounterVec
 	// FirestoreRoundTrips counts the Firestore requests of the commit path,
 	// by op: "commit" (one per batch), "get_messages" (one batched read of a
 	// batch's message documents), "read_head" (one user's inbox head),
@@ -133,6 +138,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "deliveries_routing_total",
 			Help: "Deliveries by targeted-routing result (routed, nowhere, unrouted); only with WORKER_TARGETED_ROUTING.",
 		}, []string{"result"}),
+		Notify: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "notify_events_total",
+			Help: "Offline-notification events by result (published, dropped, error; online: a recipient with a session, no event); only with NOTIFY_ENABLED.",
+		}, []string{"result"}),
 		FirestoreRoundTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "firestore_round_trips_total",
 			Help: "Firestore requests of the commit path, by op (commit, get_messages, read_head, read_presence).",
@@ -144,7 +153,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.Processed, m.Failures, m.Retries, m.Nacked, m.DeadLettered, m.Duration, m.Age, m.InFlight,
-		m.PullErrors, m.Receiving, m.LeaseExtensions, m.LeaseErrors, m.AckErrors, m.Routing, m.FirestoreRoundTrips, m.BatchMessages)
+		m.PullErrors, m.Receiving, m.LeaseExtensions, m.LeaseErrors, m.AckErrors, m.Routing, m.Notify, m.FirestoreRoundTrips, m.BatchMessages)
 	// Pre-create the usual series so dashboards see zeros, not gaps.
 	for _, r := range []string{"stored", "duplicate"} {
 		m.Processed.WithLabelValues(r)

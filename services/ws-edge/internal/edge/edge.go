@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,8 +25,8 @@ import (
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/ephemeral"
 	"github.com/courierhq/courier/pkg/peers"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/ratelimit"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/signal"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/services/ws-edge/internal/acks"
@@ -36,7 +35,6 @@ import (
 	"github.com/courierhq/courier/services/ws-edge/internal/hub"
 	"github.com/courierhq/courier/services/ws-edge/internal/inboxreader"
 	"github.com/courierhq/courier/services/ws-edge/internal/metrics"
-	"github.com/courierhq/courier/services/ws-edge/internal/routes"
 	"github.com/courierhq/courier/services/ws-edge/internal/sequencer"
 	"github.com/courierhq/courier/services/ws-edge/internal/session"
 )
@@ -71,7 +69,7 @@ type Config struct {
 	// GatewayURL is where the demo client sends messages.
 	GatewayURL string
 	// TargetedRouting gives the subscription the per-pod routing filter
-	// (routing.Filter) and records which users this pod holds
+	// (presence.Filter) and records which users this pod holds
 	// (Deps.Presence), so the worker routes their deliveries here.
 	TargetedRouting   bool
 	HeartbeatInterval time.Duration
@@ -81,6 +79,9 @@ type Config struct {
 	DevSecret []byte
 	// CloseConcurrency bounds concurrent close handshakes at shutdown.
 	CloseConcurrency int
+	// DrainTimeout bounds the pod's drain once Run's context ends (closing
+	// the sessions, stopping receive, deleting the subscription).
+	DrainTimeout time.Duration
 	// AuthTimeout is how long a connection opened without a credential may
 	// take to send its auth frame (default 5s); MaxUnauthenticated bounds
 	// how many wait for theirs at once (default 1000).
@@ -114,7 +115,7 @@ type Deps struct {
 	Heartbeats fanout.Heartbeats
 	// Presence records which users this pod holds (presence.Table); required
 	// with Config.TargetedRouting.
-	Presence routes.Table
+	Presence presence.Writer
 	Verifier Verifier
 	// Registry receives the edge's metrics; main serves it on the admin listener (ADMIN_ADDR).
 	Registry *prometheus.Registry
@@ -132,23 +133,21 @@ type Edge struct {
 	fanout   *fanout.Fanout
 	acks     *acks.Writer
 	sessions *session.Deps
+	presence *presence.Recorder // nil without targeted routing
 	// ephemeral publishes this pod's ephemeral events (signals).
-	ephemeral  *ephemeral.Publisher
-	userRoutes *routes.Tracker // nil without targeted routing
-	draining   atomic.Bool
+	ephemeral *ephemeral.Publisher
+	draining  atomic.Bool
 	// unauthenticated holds a token per connection waiting for its auth
 	// frame.
 	unauthenticated chan struct{}
 	// connects limits each user's session opens (Config.ConnectRate).
 	connects *ratelimit.Limiter
 
-	stopRecv context.CancelFunc
-	stopCtx  context.Context
-	runMu    sync.Mutex
-	runDone  chan struct{}
+	// stopReads ends the sequencers' gap reads (drain).
+	stopReads context.CancelFunc
 }
 
-// New builds an edge; call Start, then Run, and Shutdown at the end.
+// New builds an edge; call Start, then Run until the pod stops.
 func New(cfg Config, deps Deps) (*Edge, error) {
 	if err := ValidatePodName(cfg.Pod); err != nil {
 		return nil, err
@@ -167,6 +166,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	if cfg.CloseConcurrency <= 0 {
 		cfg.CloseConcurrency = 64
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 20 * time.Second
 	}
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = 5 * time.Second
@@ -193,36 +195,37 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		connects: ratelimit.New(ratelimit.Options{PerSecond: cfg.ConnectRate, Burst: cfg.ConnectBurst, MaxKeys: max(cfg.MaxSessions, 1000)}),
 		acks:     acks.New(acks.Config{Queue: cfg.AckQueue}, deps.Store, log),
 	}
-	e.stopCtx, e.stopRecv = context.WithCancel(context.Background())
+	reads, stopReads := context.WithCancel(context.Background())
+	e.stopReads = stopReads
 	// One way: fan-out → sequencer (order, gap reads) → hub (the user's
 	// sessions) → session. The hub's first/last-session events open and
-	// close the user's sequencer; gap reads end with the pod (stopCtx).
-	e.seqs = sequencer.New(e.stopCtx, sequencer.Config{
+	// close the user's sequencer; gap reads end with the drain.
+	e.seqs = sequencer.New(reads, sequencer.Config{
 		ReorderWait: cfg.ReorderWait, ReorderWaitMax: cfg.ReorderWaitMax, MaxHeld: cfg.MaxHeld,
 		ReadLimit: opts.ReplayLimit, ReadTimeout: opts.StoreTimeout,
 	}, func(ctx context.Context, user string, after int64, limit int) (inboxreader.Page, error) {
 		return reader.Read(ctx, inboxreader.Gap, user, after, limit)
 	}, func(user string, items []frame.Item) { e.hub.Broadcast(user, items) }, m, log)
-	e.hub = hub.New[*session.Session](hub.Config{MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser},
-		sequencerEvents{e.seqs})
+	filter, events := "", hubEvents{e.seqs, nil}
+	if cfg.TargetedRouting {
+		if deps.Presence == nil {
+			return nil, errors.New("edge: targeted routing needs Deps.Presence")
+		}
+		filter = presence.Filter(cfg.Pod)
+		e.presence = presence.NewRecorder(deps.Presence, cfg.Pod, presenceTimeout, log)
+		events.presence = e.presence
+	}
+	e.hub = hub.New[*session.Session](hub.Config{MaxSessions: cfg.MaxSessions, MaxSessionsPerUser: cfg.MaxSessionsPerUser}, events)
+	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.seqs, Acks: e.acks, Metrics: m, Log: log}
 	em, err := ephemeral.NewMetrics(deps.Registry, "courier_ws_edge")
 	if err != nil {
 		return nil, err
 	}
-	e.sessions = &session.Deps{Options: &opts, Reader: reader, Starter: e.seqs, Acks: e.acks, Metrics: m, Log: log}
 	if deps.PubSub != nil { // nil only in tests of the HTTP surface
 		e.ephemeral = ephemeral.New(deps.PubSub, cfg.Topology.DeliveriesTopic, ephemeral.Options{}, em, log)
 		// Who shares a conversation with whom: from the users' recent
 		// inboxes until conversations are stored (pkg/peers).
 		e.sessions.Signals = signal.NewSender(e.ephemeral, peers.New(deps.Store, peers.Options{}))
-	}
-	filter := ""
-	if cfg.TargetedRouting {
-		if deps.Presence == nil {
-			return nil, errors.New("edge: targeted routing needs Deps.Routes")
-		}
-		filter = routing.Filter(cfg.Pod)
-		e.userRoutes = routes.New(deps.Presence, cfg.Pod)
 	}
 	if deps.Heartbeats == nil {
 		return nil, errors.New("edge: Deps.Heartbeats is required")
@@ -250,38 +253,101 @@ func (es ephemeralSessions) SendEphemeral(user string, frame []byte) (queued, dr
 	return queued, dropped
 }
 
-// sequencerEvents opens a user's sequencer with the user's first session
-// here and closes it with the last (hub.Events).
-type sequencerEvents struct{ s *sequencer.Set }
+// hubEvents hands the hub's first-session and last-session events to their
+// two consumers: the user's sequencer opens and closes with them, and with
+// targeted routing the presence record is written and removed (the
+// Recorder only starts its write here; admit waits for it).
+type hubEvents struct {
+	seqs     *sequencer.Set
+	presence *presence.Recorder // nil without targeted routing
+}
 
-func (ev sequencerEvents) FirstSession(user string) { ev.s.Open(user) }
-func (ev sequencerEvents) LastSession(user string)  { ev.s.Close(user) }
+func (ev hubEvents) FirstSession(user string) {
+	ev.seqs.Open(user)
+	if ev.presence != nil {
+		ev.presence.FirstSession(user)
+	}
+}
 
-// Start creates the pod's subscription. Deliveries published from then on
-// reach this pod.
+func (ev hubEvents) LastSession(user string) {
+	ev.seqs.Close(user)
+	if ev.presence != nil {
+		ev.presence.LastSession(user)
+	}
+}
+
+// Start records the pod's heartbeat and creates its subscription:
+// deliveries published from then on reach this pod. Serve Handler only
+// after it, or a session could miss what is published in between.
 func (e *Edge) Start(ctx context.Context) error { return e.fanout.Ensure(ctx) }
 
-// Run receives deliveries until ctx ends or Shutdown stops it.
+// Run receives deliveries and writes the sessions' acks until ctx ends (or
+// one of them fails), then drains the pod and returns.
 func (e *Edge) Run(ctx context.Context) error {
-	e.runMu.Lock()
-	if e.runDone != nil {
-		e.runMu.Unlock()
-		return errors.New("edge: Run called twice")
+	// Receiving and the ack writer do not stop with ctx: they go on while
+	// the drain closes the sessions (the acks their clients sent last are
+	// still written), and the drain stops them before it deletes the
+	// subscription (deleting it under a running Receive makes Receive fail).
+	recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRecv()
+	g, gctx := errgroup.WithContext(recvCtx)
+	g.Go(func() error { return e.acks.Run(gctx) })
+	g.Go(func() error { return e.fanout.Run(gctx) })
+	select {
+	case <-ctx.Done():
+	case <-gctx.Done():
 	}
-	done := make(chan struct{})
-	e.runDone = done
-	e.runMu.Unlock()
-	defer close(done)
-	ctx, cancel := context.WithCancel(ctx)
+	return e.drain(stopRecv, g.Wait)
+}
+
+// drain is the pod's shutdown, within Config.DrainTimeout: readiness fails
+// and new WebSockets are refused; every session is closed with 1001 "going
+// away" (clients reconnect to another pod and resume); receiving and the
+// ack writer stop (received returns once they have); the gap reads are
+// cancelled; the last presence writes finish; and only then the
+// subscription and the heartbeat are deleted. The HTTP server is the
+// caller's to stop afterwards.
+func (e *Edge) drain(stopRecv context.CancelFunc, received func() error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.DrainTimeout)
 	defer cancel()
-	stop := context.AfterFunc(e.stopCtx, cancel)
-	defer stop()
-	// Both stop once Shutdown has closed the sessions: the acks their
-	// clients sent last are still written.
-	var g errgroup.Group
-	g.Go(func() error { return e.acks.Run(ctx) })
-	g.Go(func() error { return e.fanout.Run(ctx) })
-	return g.Wait()
+	e.draining.Store(true)
+	start := time.Now()
+	n := e.hub.Len()
+	// Slow peers must not eat the whole budget: keep a fifth of it for
+	// stopping Receive and deleting the subscription.
+	closeCtx, cancelClose := context.WithTimeout(ctx, e.cfg.DrainTimeout*4/5)
+	closeErr := e.hub.Shutdown(closeCtx, websocket.StatusGoingAway, "going away", e.cfg.CloseConcurrency)
+	cancelClose()
+	e.log.Info("sessions closed", "sessions", n, "took", time.Since(start).String(), "err", closeErr)
+	if closeErr != nil {
+		closeErr = fmt.Errorf("close sessions: %w", closeErr)
+	}
+	stopRecv()
+	e.stopReads()
+	e.seqs.Wait()
+	if e.ephemeral != nil {
+		if err := e.ephemeral.Stop(ctx); err != nil {
+			e.log.Warn("stop the ephemeral publisher", "err", err)
+		}
+	}
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- received() }()
+	select {
+	case err := <-recvErr:
+		if err != nil {
+			closeErr = errors.Join(closeErr, fmt.Errorf("receive: %w", err))
+		}
+	case <-ctx.Done():
+		return errors.Join(closeErr, fmt.Errorf("wait for receive to stop: %w", ctx.Err()))
+	}
+	if e.presence != nil {
+		// The last sessions' records are removed before the pod's
+		// subscription and heartbeat go (fanout.Delete sweeps the rest).
+		if err := e.presence.Wait(ctx); err != nil {
+			return errors.Join(closeErr, err)
+		}
+	}
+	return errors.Join(closeErr, e.fanout.Delete(ctx))
 }
 
 // SubscriptionName is the full path of this pod's subscription.
@@ -289,53 +355,7 @@ func (e *Edge) SubscriptionName() string { return e.fanout.SubscriptionName() }
 
 // Sessions returns the sessions this pod holds for user (for tests and
 // debugging).
-
 func (e *Edge) Sessions(user string) []*session.Session { return e.hub.AppendSessions(nil, user) }
-
-// Shutdown drains the pod: readiness fails and new WebSockets are refused,
-// every session is closed with 1001 "going away" (clients reconnect to
-// another pod and resume), Receive is cancelled, and only then the
-// subscription is deleted (deleting it under a running Receive makes
-// Receive fail). The HTTP server is the caller's to shut down afterwards.
-func (e *Edge) Shutdown(ctx context.Context) error {
-	e.draining.Store(true)
-	start := time.Now()
-	n := e.hub.Len()
-	// Slow peers must not eat the whole budget: keep a fifth of it for
-	// stopping Receive and deleting the subscription.
-	closeCtx := ctx
-	if deadline, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		closeCtx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/5))
-		defer cancel()
-	}
-	closeErr := e.hub.Shutdown(closeCtx, websocket.StatusGoingAway, "going away", e.cfg.CloseConcurrency)
-	e.log.Info("sessions closed", "sessions", n, "took", time.Since(start).String(), "err", closeErr)
-	e.stopRecv() // also cancels the gap reads in flight
-	if e.ephemeral != nil {
-		if err := e.ephemeral.Stop(ctx); err != nil {
-			e.log.Warn("stop the ephemeral publisher", "err", err)
-		}
-	}
-	e.seqs.Wait()
-	e.runMu.Lock()
-	done := e.runDone
-	e.runMu.Unlock()
-	if done != nil {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for receive to stop: %w", ctx.Err())
-		}
-	}
-	if err := e.fanout.Delete(ctx); err != nil {
-		return errors.Join(closeErr, err)
-	}
-	if closeErr != nil {
-		return fmt.Errorf("close sessions: %w", closeErr)
-	}
-	return nil
-}
 
 // readiness is the edge's own readiness check.
 func (e *Edge) readiness(context.Context) error {
@@ -349,7 +369,7 @@ func (e *Edge) readiness(context.Context) error {
 }
 
 // Handler serves the edge's HTTP endpoints.
-func (e *Edge) Handler() http.Handler { return e.routes() }
+func (e *Edge) Handler() http.Handler { return e.mux() }
 
 var podNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 

@@ -375,8 +375,9 @@ func TestSessionBehindCatchesUp(t *testing.T) {
 	bob.expect(t, "message:live")
 }
 
-// Shutdown closes every session with 1001, refuses new ones, fails
-// readiness, stops receiving and leaves no subscription behind.
+// The drain (Run's context ending) closes every session with 1001, refuses
+// new ones, fails readiness, stops receiving and leaves no subscription
+// behind, and Run returns.
 func TestShutdownDrainsAndDeletesSubscription(t *testing.T) {
 	w := newWorld(t)
 	a := startEdge(t, w, "edge-a")
@@ -389,9 +390,8 @@ func TestShutdownDrainsAndDeletesSubscription(t *testing.T) {
 		t.Fatalf("readyz before shutdown = %d", got)
 	}
 
-	ctx := testenv.Context(t, 30*time.Second)
-	if err := a.Shutdown(ctx); err != nil {
-		t.Fatalf("shutdown: %v", err)
+	if err := a.shutdown(); err != nil {
+		t.Fatalf("drain: %v", err)
 	}
 	for i, c := range clients {
 		err := c.closed(t)
@@ -399,14 +399,6 @@ func TestShutdownDrainsAndDeletesSubscription(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != "going away" {
 			t.Errorf("client %d ended with %v, want 1001 going away", i, err)
 		}
-	}
-	select {
-	case err := <-a.runDone:
-		if err != nil {
-			t.Errorf("Run returned %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run still running after Shutdown")
 	}
 	if got := httpStatus(t, a.srv.URL+"/readyz"); got != http.StatusServiceUnavailable {
 		t.Errorf("readyz after shutdown = %d, want 503", got)
@@ -661,7 +653,7 @@ func TestHeartbeatAndRecreatedSubscription(t *testing.T) {
 	bob.expect(t, "message:m1")
 
 	// A graceful stop removes the record with the subscription.
-	if err := a.Shutdown(testenv.Context(t, 30*time.Second)); err != nil {
+	if err := a.shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	pods, err := w.beats.Pods(context.Background())

@@ -3,6 +3,7 @@ package edge_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,7 +103,24 @@ type testEdge struct {
 	*edge.Edge
 	srv     *httptest.Server
 	reg     *prometheus.Registry
+	stopRun context.CancelFunc
 	runDone chan error
+	once    sync.Once
+	runErr  error
+}
+
+// shutdown ends the edge's Run context and returns what Run returned once
+// it has drained.
+func (te *testEdge) shutdown() error {
+	te.stopRun()
+	te.once.Do(func() {
+		select {
+		case te.runErr = <-te.runDone:
+		case <-time.After(30 * time.Second):
+			te.runErr = errors.New("Run did not return within 30s of its context ending")
+		}
+	})
+	return te.runErr
 }
 
 type edgeOption func(*edge.Config, *edge.Deps)
@@ -130,6 +149,7 @@ func startEdgeOn(t *testing.T, w *world, pod string, l net.Listener, opts ...edg
 		GatewayURL:         "http://gateway.invalid",
 		HeartbeatInterval:  time.Minute,
 		DevSecret:          testSecret,
+		DrainTimeout:       20 * time.Second,
 	}
 	reg := prometheus.NewRegistry()
 	deps := edge.Deps{PubSub: w.ps, Store: w.store, Heartbeats: w.beats, Verifier: verifier, Registry: reg, Logger: testLogger(t)}
@@ -144,18 +164,17 @@ func startEdgeOn(t *testing.T, w *world, pod string, l net.Listener, opts ...edg
 	if err := e.Start(ctx); err != nil {
 		t.Fatalf("start edge %s: %v", pod, err)
 	}
-	te := &testEdge{Edge: e, reg: reg, runDone: make(chan error, 1)}
+	runCtx, stopRun := context.WithCancel(ctx)
+	te := &testEdge{Edge: e, reg: reg, stopRun: stopRun, runDone: make(chan error, 1)}
 	te.srv = httptest.NewUnstartedServer(e.Handler())
 	if l != nil {
 		te.srv.Listener.Close()
 		te.srv.Listener = l
 	}
 	te.srv.Start()
-	go func() { te.runDone <- e.Run(ctx) }()
+	go func() { te.runDone <- e.Run(runCtx) }()
 	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = e.Shutdown(sctx)
+		_ = te.shutdown()
 		te.srv.Close()
 	})
 	return te

@@ -30,7 +30,7 @@ import (
 // devTokenTTL is the validity of a development token.
 const devTokenTTL = 12 * time.Hour
 
-func (e *Edge) routes() http.Handler {
+func (e *Edge) mux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ws", e.serveWS)
 	if e.cfg.DevSecret != nil {
@@ -118,7 +118,7 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 	s := session.New(params, e.sessions)
 	// Registered before the upgrade (and before any replay read) so that no
 	// delivery published from now on can miss this session.
-	leave, ref := e.admit(s)
+	ref := e.admit(s)
 	if ref != nil {
 		if ref.retryAfter != "" {
 			w.Header().Set("Retry-After", ref.retryAfter)
@@ -131,7 +131,6 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 		// Accept has answered the client.
 		e.hub.Remove(s)
 		s.Abort()
-		leave()
 		return
 	}
 	e.m.Connects.Inc()
@@ -139,7 +138,7 @@ func (e *Edge) serveWS(w http.ResponseWriter, r *http.Request) {
 	// The handler returns now and the session runs on a goroutine of its
 	// own: neither the request (its headers, its context) nor the HTTP
 	// server's deep stack stay alive for the hours a session may last.
-	go e.runSession(s, conn, leave)
+	go e.runSession(s, conn)
 }
 
 // serveFirstFrameAuth upgrades a request that carries no credential and
@@ -171,7 +170,7 @@ func (e *Edge) serveFirstFrameAuth(w http.ResponseWriter, r *http.Request, param
 		}
 		params.User, params.Expires = p.UserID, p.ExpiresAt
 		s := session.New(params, e.sessions)
-		leave, ref := e.admit(s)
+		ref := e.admit(s)
 		if ref != nil {
 			e.m.Rejected.WithLabelValues(ref.reason).Inc()
 			_ = conn.Close(ref.close, ref.msg)
@@ -179,7 +178,7 @@ func (e *Edge) serveFirstFrameAuth(w http.ResponseWriter, r *http.Request, param
 		}
 		e.m.Connects.Inc()
 		e.m.Sessions.Inc()
-		e.runSession(s, conn, leave)
+		e.runSession(s, conn)
 	}()
 }
 
@@ -193,57 +192,48 @@ type refusal struct {
 	retryAfter string
 }
 
-// admit registers s with the hub and, with targeted routing, records that
-// this pod holds its user. leave undoes the record when the session ends.
-func (e *Edge) admit(s *session.Session) (leave func(), ref *refusal) {
+// admit registers s with the hub and, with targeted routing, waits until
+// the record that this pod holds its user is committed (the hub's
+// first-session event started it; the last-session event removes it).
+func (e *Edge) admit(s *session.Session) *refusal {
 	if e.draining.Load() {
-		return nil, &refusal{http.StatusServiceUnavailable, "draining", "this pod is shutting down; reconnect", websocket.StatusGoingAway, ""}
+		return &refusal{http.StatusServiceUnavailable, "draining", "this pod is shutting down; reconnect", websocket.StatusGoingAway, ""}
 	}
 	if ok, retry := e.connects.AllowN(s.UserID(), 1); !ok {
-		return nil, &refusal{http.StatusTooManyRequests, "connect_rate", "this user opens sessions too fast; retry later",
+		return &refusal{http.StatusTooManyRequests, "connect_rate", "this user opens sessions too fast; retry later",
 			websocket.StatusTryAgainLater, strconv.Itoa(max(1, int(math.Ceil(retry.Seconds()))))}
 	}
 	if err := e.hub.Add(s); err != nil {
 		switch {
 		case errors.Is(err, hub.ErrUserLimit):
-			return nil, &refusal{http.StatusTooManyRequests, "user_limit", "too many sessions for this user", websocket.StatusTryAgainLater, ""}
+			return &refusal{http.StatusTooManyRequests, "user_limit", "too many sessions for this user", websocket.StatusTryAgainLater, ""}
 		case errors.Is(err, hub.ErrPodLimit):
-			return nil, &refusal{http.StatusServiceUnavailable, "pod_limit", "this pod is full; retry", websocket.StatusTryAgainLater, "5"}
+			return &refusal{http.StatusServiceUnavailable, "pod_limit", "this pod is full; retry", websocket.StatusTryAgainLater, "5"}
 		default:
-			return nil, &refusal{http.StatusServiceUnavailable, "draining", "this pod is shutting down; reconnect", websocket.StatusGoingAway, ""}
+			return &refusal{http.StatusServiceUnavailable, "draining", "this pod is shutting down; reconnect", websocket.StatusGoingAway, ""}
 		}
 	}
-	leave = func() {}
-	if e.userRoutes != nil {
-		user := s.UserID()
+	if e.presence != nil {
 		// Targeted routing: the record that this pod holds the user is
-		// committed before the session reads its inbox (package routing
+		// committed before the session reads its inbox (package presence
 		// explains why that order loses nothing).
 		ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
-		err := e.userRoutes.Open(ctx, user)
+		err := e.presence.Joined(ctx, s.UserID())
 		cancel()
 		if err != nil {
 			e.hub.Remove(s)
 			s.Abort()
-			e.log.Warn("recording presence failed; refusing the session", "user", user, "err", err)
-			return nil, &refusal{http.StatusServiceUnavailable, "presence", "this pod cannot record the session right now; retry", websocket.StatusTryAgainLater, "1"}
-		}
-		leave = func() {
-			ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
-			defer cancel()
-			if err := e.userRoutes.Close(ctx, user); err != nil {
-				e.log.Warn("removing presence failed (deliveries may still be routed here, which costs but loses nothing)", "user", user, "err", err)
-			}
+			e.log.Warn("recording presence failed; refusing the session", "user", s.UserID(), "err", err)
+			return &refusal{http.StatusServiceUnavailable, "presence", "this pod cannot record the session right now; retry", websocket.StatusTryAgainLater, "1"}
 		}
 	}
-	return leave, nil
+	return nil
 }
 
 // runSession serves s until it closes, then forgets it.
-func (e *Edge) runSession(s *session.Session, conn *websocket.Conn, leave func()) {
+func (e *Edge) runSession(s *session.Session, conn *websocket.Conn) {
 	s.Serve(conn)
 	e.hub.Remove(s)
-	leave()
 	e.m.Sessions.Dec()
 	code, reason := s.CloseStatus()
 	e.m.Disconnect(int(code))

@@ -13,18 +13,18 @@ import (
 	"time"
 
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/testenv"
 	"github.com/courierhq/courier/services/ws-edge/internal/edge"
-	"github.com/courierhq/courier/services/ws-edge/internal/routes"
 )
 
-func withRouting(t routes.Table) edgeOption {
+func withRouting(t presence.Writer) edgeOption {
 	return func(c *edge.Config, d *edge.Deps) { c.TargetedRouting, d.Presence = true, t }
 }
 
 // gatedTable holds Join until released.
 type gatedTable struct {
-	routes.Table
+	presence.Writer
 	entered chan struct{}
 	release chan struct{}
 }
@@ -32,7 +32,7 @@ type gatedTable struct {
 func (g *gatedTable) Join(ctx context.Context, user, pod string) error {
 	close(g.entered)
 	<-g.release
-	return g.Table.Join(ctx, user, pod)
+	return g.Writer.Join(ctx, user, pod)
 }
 
 // readCountingStore counts inbox reads.
@@ -52,11 +52,11 @@ func (s *readCountingStore) ListPage(ctx context.Context, user string, after int
 }
 
 // With targeted routing the pod's presence record is committed before the
-// session's first inbox read (pkg/routing's no-loss argument rests on it),
+// session's first inbox read (pkg/presence's no-loss argument rests on it),
 // stays while the user has a session here, and goes with the last one.
 func TestPresenceIsRecordedBeforeTheInboxRead(t *testing.T) {
 	w := newWorld(t)
-	gate := &gatedTable{Table: w.presence, entered: make(chan struct{}), release: make(chan struct{})}
+	gate := &gatedTable{Writer: w.presence, entered: make(chan struct{}), release: make(chan struct{})}
 	store := &readCountingStore{Store: w.store}
 	a := startEdge(t, w, "edge-a", withRouting(gate), withStore(store))
 	ctx := testenv.Context(t, time.Minute)
@@ -74,11 +74,11 @@ func TestPresenceIsRecordedBeforeTheInboxRead(t *testing.T) {
 		t.Fatal("no inbox read after the presence record")
 	}
 	pods := func() []string {
-		got, err := w.presence.Pods(ctx, []string{"bob"})
+		byUser, err := w.presence.PodsOf(ctx, []string{"bob"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got
+		return byUser["bob"]
 	}
 	if got := pods(); !slices.Equal(got, []string{"edge-a"}) {
 		t.Fatalf("bob's pods %v", got)
@@ -96,7 +96,7 @@ func TestPresenceIsRecordedBeforeTheInboxRead(t *testing.T) {
 	})
 }
 
-type failingTable struct{ routes.Table }
+type failingTable struct{ presence.Writer }
 
 func (failingTable) Join(context.Context, string, string) error {
 	return errors.New("firestore unavailable")

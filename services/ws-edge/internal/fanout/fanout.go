@@ -30,8 +30,8 @@ import (
 	"github.com/courierhq/courier/pkg/ephemeral"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/periodic"
+	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/pubsubx"
-	"github.com/courierhq/courier/pkg/routing"
 	"github.com/courierhq/courier/pkg/topology"
 	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
@@ -63,7 +63,7 @@ type Config struct {
 	Topology topology.Config
 	Pod      string
 	// Filter is the subscription's Pub/Sub filter ("" for none); see
-	// routing.Filter.
+	// presence.Filter.
 	Filter string
 	// HeartbeatInterval is how often the pod records that it is alive.
 	HeartbeatInterval time.Duration
@@ -259,7 +259,7 @@ func (f *Fanout) handleEphemeral(ctx context.Context, msg *pubsub.Message) {
 func (f *Fanout) handleDelivery(ctx context.Context, msg *pubsub.Message) {
 	received := time.Now()
 	f.m.Received.Inc()
-	if !routing.RoutedTo(msg.Attributes, f.cfg.Pod) {
+	if !presence.RoutedTo(msg.Attributes, f.cfg.Pod) {
 		f.m.RoutedElsewhere.Inc()
 		if f.cfg.Filter != "" {
 			// Targeted routing: drop what this pod's subscription filter

@@ -49,7 +49,8 @@ type Conn interface {
 
 // Events hears of a user's first session on this pod and of the user's
 // last one leaving (the sequencer opens and closes the user's order on
-// them). They are called under the hub's lock, in order for each user: a
+// them; with targeted routing, presence.Recorder writes and removes the
+// user's record). The hub is the one place that counts a user's sessions. They are called under the hub's lock, in order for each user: a
 // handler must not block nor call back into the hub.
 type Events interface {
 	FirstSession(user string)

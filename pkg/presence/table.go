@@ -1,10 +1,3 @@
-// Package presence records which ws-edge pods hold sessions of which users:
-// presence/{user} {pods: {<pod>: joined_at}}. Edges write it (targeted
-// routing: an edge joins before a session's first inbox read, leaves after
-// the user's last session on the pod), the worker reads it after each
-// batch's commit to route the deliveries (pkg/routing has the argument for
-// why that order loses nothing), and `courierctl sweep` removes the records
-// of a pod that died.
 package presence
 
 import (
@@ -42,23 +35,19 @@ func (t *Table) Join(ctx context.Context, user, pod string) error {
 	return nil
 }
 
-// Leave removes the record that pod holds sessions of user.
+// FieldLastSeen is when a pod last removed its record of the user (server
+// time): the user's "last seen" once no pod holds them (pkg/online).
+const FieldLastSeen = "last_seen"
+
+// Leave removes the record that pod holds sessions of user, and stamps
+// the user's last_seen.
 func (t *Table) Leave(ctx context.Context, user, pod string) error {
-	_, err := t.fs.Collection(Collection).Doc(user).Update(ctx, []firestore.Update{{FieldPath: podField(pod), Value: firestore.Delete}})
+	_, err := t.fs.Collection(Collection).Doc(user).Update(ctx, []firestore.Update{
+		{FieldPath: podField(pod), Value: firestore.Delete}, {Path: FieldLastSeen, Value: firestore.ServerTimestamp}})
 	if err != nil && status.Code(err) != codes.NotFound {
 		return fmt.Errorf("remove presence of %s on %s: %w", user, pod, err)
 	}
 	return nil
-}
-
-// Pods returns the pods holding sessions of any of users, sorted, in one
-// read.
-func (t *Table) Pods(ctx context.Context, users []string) ([]string, error) {
-	byUser, err := t.PodsOf(ctx, users)
-	if err != nil {
-		return nil, err
-	}
-	return PodsFor(byUser, users), nil
 }
 
 // PodsOf returns, in one read, the pods holding sessions of each of users
@@ -105,17 +94,25 @@ func PodsFor(byUser map[string][]string, users []string) []string {
 // LeaveAll removes every record of pod (a pod that stopped or died) and
 // returns how many it removed.
 func (t *Table) LeaveAll(ctx context.Context, pod string) (int, error) {
+	users, err := t.LeavePod(ctx, pod)
+	return len(users), err
+}
+
+// LeavePod removes every record of pod and returns the users whose record
+// it removed (their presence may have changed).
+func (t *Table) LeavePod(ctx context.Context, pod string) ([]string, error) {
 	// Ordering by the field selects exactly the documents that have it.
 	snaps, err := t.fs.Collection(Collection).OrderByPath(podField(pod), firestore.Asc).Documents(ctx).GetAll()
 	if err != nil {
-		return 0, fmt.Errorf("find presence records of %s: %w", pod, err)
+		return nil, fmt.Errorf("find presence records of %s: %w", pod, err)
 	}
-	n := 0
+	var users []string
 	for _, s := range snaps {
-		if _, err := s.Ref.Update(ctx, []firestore.Update{{FieldPath: podField(pod), Value: firestore.Delete}}); err != nil && status.Code(err) != codes.NotFound {
-			return n, fmt.Errorf("remove presence record of %s on %s: %w", s.Ref.ID, pod, err)
+		if _, err := s.Ref.Update(ctx, []firestore.Update{{FieldPath: podField(pod), Value: firestore.Delete},
+			{Path: FieldLastSeen, Value: firestore.ServerTimestamp}}); err != nil && status.Code(err) != codes.NotFound {
+			return users, fmt.Errorf("remove presence record of %s on %s: %w", s.Ref.ID, pod, err)
 		}
-		n++
+		users = append(users, s.Ref.ID)
 	}
-	return n, nil
+	return users, nil
 }

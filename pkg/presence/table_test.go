@@ -9,6 +9,7 @@ import (
 	"github.com/courierhq/courier/pkg/testenv"
 )
 
+// Join, Leave, PodsOf and LeaveAll on the Firestore emulator.
 func TestTable(t *testing.T) {
 	project := testenv.Project(t)
 	tab := presence.NewTable(testenv.Firestore(t, project))
@@ -16,11 +17,11 @@ func TestTable(t *testing.T) {
 
 	pods := func(users ...string) []string {
 		t.Helper()
-		got, err := tab.Pods(ctx, users)
+		byUser, err := tab.PodsOf(ctx, users)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got
+		return presence.PodsFor(byUser, users)
 	}
 	if got := pods("alice", "bob"); len(got) != 0 {
 		t.Fatalf("pods of nobody: %v", got)
