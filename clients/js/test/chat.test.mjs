@@ -57,6 +57,11 @@ test("conversationId: the gateway's derivation (test vector alice+bob), whatever
 
   const s = setup();
   assert.equal(await s.c.conversationWith("alice"), "d.1cb15457d1ddab60e205c0fe3ca2f65d", "bob's token: bob + alice");
+  // A token function not called yet is asked who the caller is.
+  const lazy = setup([], { token: async () => jwt({ sub: "alice", exp: EXP_FAR }) });
+  assert.equal(await lazy.c.conversationWith(["bob"]), "d.1cb15457d1ddab60e205c0fe3ca2f65d");
+  const anonymous = setup([], { token: "opaque" });
+  await assert.rejects(anonymous.c.conversationWith("bob"), { code: "not_configured" });
 });
 
 test("conversations(): GET /v1/conversations with limit and cursor, most recent first, unread counts", async () => {

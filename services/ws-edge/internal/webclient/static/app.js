@@ -1005,9 +1005,13 @@
      * The derived id of the conversation between the caller and `peers` (the
      * one the gateway gives a send to them that names no conversation).
      */
-    conversationWith(peers) {
-      const me = this._session?.user ?? this.tokens.subject;
-      if (!me) return Promise.reject(new CourierError("not_configured", "conversationWith: the token names no user (sub); use conversationId(members)"));
+    async conversationWith(peers) {
+      let me = this._session?.user ?? this.tokens.subject;
+      if (!me) {
+        await this.tokens.get(false);
+        me = this.tokens.subject;
+      }
+      if (!me) throw new CourierError("not_configured", "conversationWith: the token names no user (sub); use conversationId(members)");
       return conversationId([me, ...typeof peers === "string" ? [peers] : peers]);
     }
     /**
