@@ -82,16 +82,17 @@ func (r *Reader) Heartbeats(ctx context.Context) (map[string]time.Time, error) {
 	return beats, nil
 }
 
-// Stale returns the pods whose heartbeat is older than StaleAfter.
-func (r *Reader) Stale(ctx context.Context) ([]string, error) {
+// Stale returns the pods whose heartbeat is older than StaleAfter, with
+// their last heartbeat.
+func (r *Reader) Stale(ctx context.Context) (map[string]time.Time, error) {
 	beats, err := r.Heartbeats(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	out := map[string]time.Time{}
 	for p, hb := range beats {
 		if r.now().Sub(hb) >= r.opts.StaleAfter {
-			out = append(out, p)
+			out[p] = hb
 		}
 	}
 	return out, nil

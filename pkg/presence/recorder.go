@@ -24,11 +24,20 @@ type Writer interface {
 // flight when a new first session arrives is waited for, or it could land
 // after the new Join and leave the user connected here with no record, and
 // the worker would route the user's deliveries elsewhere.
+//
+// With a leave delay (WithLeaveDelay), a Leave waits that long before it
+// writes, and a first session arriving meanwhile cancels it: the record
+// never went away, so nothing is written at all. That debounces going
+// offline (a reconnect is not a flap) and bounds a flapping user's writes
+// to about two per delay per pod, whatever the rate of reconnects. A stale
+// record during the delay costs only deliveries routed here in vain.
 type Recorder struct {
-	w       Writer
-	pod     string
-	timeout time.Duration
-	log     *slog.Logger
+	w          Writer
+	pod        string
+	timeout    time.Duration
+	log        *slog.Logger
+	leaveDelay time.Duration
+	onChange   func(user string)
 
 	mu sync.Mutex
 	// users holds each user's latest write: the Join of the user's current
@@ -42,6 +51,26 @@ type write struct {
 	join bool
 	done chan struct{}
 	err  error
+	// A delayed Leave: its timer, the Join it would undo, and whether it
+	// was cancelled (by a new first session) or started; under r.mu.
+	timer            *time.Timer
+	prev             *write
+	cancelled, fired bool
+}
+
+// WithLeaveDelay makes every Leave wait d, cancelled by a first session
+// arriving meanwhile. Call it before the first event.
+func (r *Recorder) WithLeaveDelay(d time.Duration) *Recorder {
+	r.leaveDelay = d
+	return r
+}
+
+// OnChange has f called, on the writing goroutine, after each Join or
+// Leave that was written (not for a Leave cancelled by a reconnect): the
+// user's presence may have changed. Call it before the first event.
+func (r *Recorder) OnChange(f func(user string)) *Recorder {
+	r.onChange = f
+	return r
 }
 
 // ErrNoSession is Joined's answer for a user with no session registered.
@@ -58,12 +87,74 @@ func NewRecorder(w Writer, pod string, timeout time.Duration, log *slog.Logger) 
 
 // FirstSession starts recording that this pod holds user. It does not block
 // (the registry calls it under its lock); Joined waits for the write.
-func (r *Recorder) FirstSession(user string) { r.start(user, true) }
+func (r *Recorder) FirstSession(user string) {
+	r.mu.Lock()
+	if l := r.users[user]; l != nil && l.timer != nil && !l.fired && !l.cancelled && l.prev != nil {
+		// A delayed Leave that has not started: cancel it. Its Join stands
+		// (if it failed, a new one is written).
+		l.timer.Stop()
+		l.cancelled = true
+		close(l.done)
+		r.users[user] = l.prev
+		select {
+		case <-l.prev.done:
+			if l.prev.err != nil {
+				r.mu.Unlock()
+				r.start(user, true)
+				return
+			}
+		default:
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	r.start(user, true)
+}
 
 // LastSession starts removing user's record. A failed removal is logged
 // only: a stale record costs deliveries routed here in vain, never a lost
 // one.
-func (r *Recorder) LastSession(user string) { r.start(user, false) }
+func (r *Recorder) LastSession(user string) {
+	if r.leaveDelay <= 0 {
+		r.start(user, false)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := &write{done: make(chan struct{}), prev: r.users[user]}
+	r.users[user] = w
+	w.timer = time.AfterFunc(r.leaveDelay, func() { r.fire(user, w) })
+}
+
+// fire starts a delayed Leave unless a first session cancelled it.
+func (r *Recorder) fire(user string, w *write) {
+	r.mu.Lock()
+	if w.cancelled || w.fired {
+		r.mu.Unlock()
+		return
+	}
+	w.fired = true
+	r.mu.Unlock()
+	go r.run(user, w, w.prev)
+}
+
+// flushLeaves starts every delayed Leave now (the pod's drain).
+func (r *Recorder) flushLeaves() {
+	r.mu.Lock()
+	var due []*write
+	var users []string
+	for u, w := range r.users {
+		if w.timer != nil && !w.fired && !w.cancelled {
+			w.timer.Stop()
+			due, users = append(due, w), append(users, u)
+		}
+	}
+	r.mu.Unlock()
+	for i, w := range due {
+		r.fire(users[i], w)
+	}
+}
 
 func (r *Recorder) start(user string, join bool) {
 	r.mu.Lock()
@@ -86,6 +177,9 @@ func (r *Recorder) run(user string, w, prev *write) {
 	}
 	cancel()
 	close(w.done)
+	if w.err == nil && r.onChange != nil {
+		r.onChange(user)
+	}
 	if !w.join {
 		r.mu.Lock()
 		if r.users[user] == w {
@@ -121,6 +215,7 @@ func (r *Recorder) Joined(ctx context.Context, user string) error {
 // Wait returns once every write started so far has finished, or when ctx
 // ends (the pod's drain, before its records are swept).
 func (r *Recorder) Wait(ctx context.Context) error {
+	r.flushLeaves()
 	for {
 		var pending []chan struct{}
 		r.mu.Lock()

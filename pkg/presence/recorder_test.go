@@ -234,3 +234,68 @@ func TestJoinWaitsForLeaveInFlight(t *testing.T) {
 		t.Fatal("alice has an open session but no record: the Leave landed after the Join")
 	}
 }
+
+// With a leave delay, a user who flaps (last session closed, a new one
+// opened within the delay) costs no write at all, and the Leave of a user
+// who stays away is written once the delay has passed; every write that
+// happens is reported to OnChange.
+func TestLeaveDelayCoalescesFlapping(t *testing.T) {
+	w := newMemWriter()
+	var mu sync.Mutex
+	changes := 0
+	r := NewRecorder(w, "pod-a", time.Second, nil).WithLeaveDelay(300 * time.Millisecond).OnChange(func(string) {
+		mu.Lock()
+		changes++
+		mu.Unlock()
+	})
+	ctx := context.Background()
+	r.FirstSession("bob")
+	if err := r.Joined(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // reconnecting as fast as it can
+		r.LastSession("bob")
+		r.FirstSession("bob")
+		if err := r.Joined(ctx, "bob"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.joins != 1 || !w.has("bob") {
+		t.Fatalf("%d joins, present %v: want one join and no leave", w.joins, w.has("bob"))
+	}
+	r.LastSession("bob")
+	if !w.has("bob") {
+		t.Fatal("the leave was written before its delay")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for w.has("bob") {
+		if time.Now().After(deadline) {
+			t.Fatal("the delayed leave was never written")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := r.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if changes != 2 {
+		t.Fatalf("%d changes reported, want 2 (the join, the leave)", changes)
+	}
+}
+
+// The drain does not wait out the delay: Wait writes the pending leaves.
+func TestWaitFlushesDelayedLeaves(t *testing.T) {
+	w := newMemWriter()
+	r := NewRecorder(w, "pod-a", time.Second, nil).WithLeaveDelay(time.Hour)
+	r.FirstSession("bob")
+	r.LastSession("bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w.has("bob") {
+		t.Fatal("a pending leave survived the drain")
+	}
+}

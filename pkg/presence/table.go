@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
@@ -94,13 +95,16 @@ func PodsFor(byUser map[string][]string, users []string) []string {
 // LeaveAll removes every record of pod (a pod that stopped or died) and
 // returns how many it removed.
 func (t *Table) LeaveAll(ctx context.Context, pod string) (int, error) {
-	users, err := t.LeavePod(ctx, pod)
+	users, err := t.LeavePod(ctx, pod, time.Time{})
 	return len(users), err
 }
 
-// LeavePod removes every record of pod and returns the users whose record
-// it removed (their presence may have changed).
-func (t *Table) LeavePod(ctx context.Context, pod string) ([]string, error) {
+// LeavePod removes the records of pod written before before (all of them
+// when before is zero) and returns the users whose record it removed
+// (their presence may have changed). A dead pod's records are older than
+// its last heartbeat; a pod restarted under the same name writes newer
+// ones, which stay.
+func (t *Table) LeavePod(ctx context.Context, pod string, before time.Time) ([]string, error) {
 	// Ordering by the field selects exactly the documents that have it.
 	snaps, err := t.fs.Collection(Collection).OrderByPath(podField(pod), firestore.Asc).Documents(ctx).GetAll()
 	if err != nil {
@@ -108,8 +112,20 @@ func (t *Table) LeavePod(ctx context.Context, pod string) ([]string, error) {
 	}
 	var users []string
 	for _, s := range snaps {
+		var opts []firestore.Precondition
+		if !before.IsZero() {
+			joined, err := s.DataAtPath(podField(pod))
+			if at, ok := joined.(time.Time); err != nil || !ok || !at.Before(before) {
+				continue
+			}
+			// Not if the record changed since it was read (a rejoin).
+			opts = append(opts, firestore.LastUpdateTime(s.UpdateTime))
+		}
 		if _, err := s.Ref.Update(ctx, []firestore.Update{{FieldPath: podField(pod), Value: firestore.Delete},
-			{Path: FieldLastSeen, Value: firestore.ServerTimestamp}}); err != nil && status.Code(err) != codes.NotFound {
+			{Path: FieldLastSeen, Value: firestore.ServerTimestamp}}, opts...); err != nil {
+			if c := status.Code(err); c == codes.NotFound || c == codes.FailedPrecondition {
+				continue
+			}
 			return users, fmt.Errorf("remove presence record of %s on %s: %w", s.Ref.ID, pod, err)
 		}
 		users = append(users, s.Ref.ID)

@@ -59,3 +59,26 @@ func TestTable(t *testing.T) {
 		t.Fatalf("pods after edge-b left: %v", got)
 	}
 }
+
+// LeavePod with a time removes only the records written before it (a dead
+// pod's), not those of a pod restarted under the same name, and names the
+// users it removed.
+func TestLeavePodBefore(t *testing.T) {
+	tab := presence.NewTable(testenv.Firestore(t, testenv.Project(t)))
+	ctx := testenv.Context(t, 30*time.Second)
+	if err := tab.Join(ctx, "old", "edge-a"); err != nil {
+		t.Fatal(err)
+	}
+	users, err := tab.LeavePod(ctx, "edge-a", time.Now().Add(-time.Hour))
+	if err != nil || len(users) != 0 {
+		t.Fatalf("records older than an hour ago: %v %v", users, err)
+	}
+	users, err = tab.LeavePod(ctx, "edge-a", time.Now().Add(time.Hour))
+	if err != nil || !slices.Equal(users, []string{"old"}) {
+		t.Fatalf("records older than now: %v %v", users, err)
+	}
+	byUser, err := tab.PodsOf(ctx, []string{"old"})
+	if err != nil || len(byUser) != 0 {
+		t.Fatalf("after LeavePod: %v %v", byUser, err)
+	}
+}

@@ -24,6 +24,10 @@ import (
 // delivery by AttrSchema, and skips it without decoding when
 // AttrRecipients names none of its users (MayConcern), as for a delivery.
 
+// AttrEphemeralKind is an ephemeral event's kind, so an edge can dispatch
+// on it before decoding.
+const AttrEphemeralKind = "courier_ephemeral_kind"
+
 // SchemaEphemeral is the courier_schema attribute of an ephemeral event.
 var SchemaEphemeral = string((&courierv1.Ephemeral{}).ProtoReflect().Descriptor().FullName())
 
@@ -42,6 +46,11 @@ var ephemeralKindPattern = regexp.MustCompile(`^[a-z0-9._-]{1,32}$`)
 // ValidKind reports whether kind is a valid ephemeral or signal kind: 1–32
 // of [a-z0-9._-].
 func ValidKind(kind string) bool { return ephemeralKindPattern.MatchString(kind) }
+
+// KindPresence is the kind of a presence event, whose Users holds the one
+// user it is about; edges write it to the local sessions that watch that
+// user (not to the user's own sessions).
+const KindPresence = "presence"
 
 // ErrEphemeral wraps every reason DecodeEphemeral and ValidateEphemeral
 // refuse an event.
@@ -62,12 +71,14 @@ func EncodeEphemeral(e *courierv1.Ephemeral) (*pubsub.Message, error) {
 		return nil, fmt.Errorf("encode ephemeral %s: %w", e.GetKind(), err)
 	}
 	attrs := map[string]string{
-		AttrSchema:      SchemaEphemeral,
-		AttrContentType: ContentTypeProtobuf,
+		AttrSchema:        SchemaEphemeral,
+		AttrContentType:   ContentTypeProtobuf,
+		AttrEphemeralKind: e.GetKind(),
 	}
 	// Valid user ids hold no comma (auth.ValidateUserID), so the list splits
-	// back exactly.
-	if rc := strings.Join(e.GetUsers(), ","); len(rc) <= MaxAttrValue {
+	// back exactly. A presence event names its subject, not its readers
+	// (every pod writes it to the sessions watching the subject): no list.
+	if rc := strings.Join(e.GetUsers(), ","); len(rc) <= MaxAttrValue && e.GetKind() != KindPresence {
 		attrs[AttrRecipients] = rc
 	}
 	return &pubsub.Message{Data: data, Attributes: attrs}, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/courierhq/courier/pkg/gcp"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/online"
 	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/pkg/ratelimit"
 	"github.com/courierhq/courier/pkg/signal"
@@ -84,7 +85,8 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 			Ready:        map[string]health.Check{"gateway": gw.state.Check},
 			ReadyTimeout: cfg.ReadyTimeout, MaxBodyBytes: int64(cfg.MaxBodyBytes),
 			CORSOrigins: cfg.CORSOrigins, OpenAPI: openapi.Spec,
-			Signals: signal.NewSender(gw.ephemeral, directory),
+			Signals:  signal.NewSender(gw.ephemeral, directory),
+			Presence: presenceReader{online.NewReader(gc.Firestore, online.Options{StaleAfter: cfg.PresenceStaleAfter}), directory},
 			SignalLimiter: ratelimit.New(ratelimit.Options{
 				PerSecond: float64(cfg.SignalPerSecond), Burst: cfg.SignalBurst, MaxKeys: cfg.RateMaxUsers}),
 		}),
@@ -96,6 +98,13 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 	}
 	gw.grpc, gw.grpcHealth = grpcapi.NewServer(grpcapi.Config{Config: shared, MaxRecvBytes: cfg.MaxBodyBytes})
 	return gw, nil
+}
+
+// presenceReader is who is online (pkg/online) and who may see whom
+// (pkg/peers), for GET /v1/presence.
+type presenceReader struct {
+	*online.Reader
+	*peers.Directory
 }
 
 // listen binds both addresses.

@@ -37,6 +37,7 @@ type settings struct {
 	PublishDelay                                       time.Duration
 	RatePerSecond                                      int
 	SignalPerSecond, SignalBurst                       int
+	PresenceStaleAfter                                 time.Duration
 	RateBurst                                          int
 	RateMaxUsers                                       int
 	// Sends weighted by cost (messages.Budgets).
@@ -121,6 +122,7 @@ var table = []setting{
 	durationSetting("PUBLISH_DELAY_THRESHOLD", 5*time.Millisecond, time.Millisecond, "publisher batching delay (each send waits for it)", func(s *settings) *time.Duration { return &s.PublishDelay }),
 	intSetting("RATE_LIMIT_PER_SECOND", 20, 1, 1_000_000, "per-user sustained rate of requests", func(s *settings) *int { return &s.RatePerSecond }),
 	intSetting("RATE_LIMIT_BURST", 40, 1, 1_000_000, "per-user burst of requests", func(s *settings) *int { return &s.RateBurst }),
+	durationSetting("PRESENCE_STALE_AFTER", 35*time.Second, time.Second, "GET /v1/presence: a pod whose heartbeat is older holds nobody (edges beat every `EDGE_HEARTBEAT_INTERVAL`, 10s)", func(s *settings) *time.Duration { return &s.PresenceStaleAfter }),
 	intSetting("SIGNAL_RATE", 5, 1, 1_000_000, "per-user signals per second on POST /v1/signals, per gateway pod; over it 429 `signal_rate_limited`", func(s *settings) *int { return &s.SignalPerSecond }),
 	intSetting("SIGNAL_BURST", 10, 1, 1_000_000, "burst of the above", func(s *settings) *int { return &s.SignalBurst }),
 	intSetting("RATE_LIMIT_MAX_USERS", 100_000, 100, 10_000_000, "bound of each limiter's map", func(s *settings) *int { return &s.RateMaxUsers }),

@@ -16,6 +16,7 @@ import (
 	"github.com/courierhq/courier/pkg/gcp"
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/online"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/telemetry"
 
@@ -40,6 +41,7 @@ func assemble(cfg settings, gc *gcp.Clients, verifier edge.Verifier, logger *slo
 	var err error
 	w.edge, err = edge.New(cfg.Edge, edge.Deps{
 		PubSub: gc.PubSub, Store: inbox.New(gc.Firestore), Heartbeats: edges.New(gc.Firestore), Presence: presence.NewTable(gc.Firestore),
+		Online:   online.NewReader(gc.Firestore, online.Options{StaleAfter: cfg.Edge.StaleAfter}),
 		Verifier: verifier, Registry: w.reg, Logger: logger,
 	})
 	if err != nil {

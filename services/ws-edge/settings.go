@@ -104,7 +104,11 @@ var table = []setting{
 	stringSetting("GATEWAY_URL", "http://localhost:8080", "where the demo client sends (the gateway must allow the edge's origin with CORS)", func(s *settings) *string { return &s.Edge.GatewayURL }),
 	{"EDGE_TARGETED_ROUTING", "`false`", "", "targeted routing: presence records and the per-pod subscription filter (see above)",
 		func(e *config.Env, s *settings) { s.Edge.TargetedRouting = e.Bool("EDGE_TARGETED_ROUTING", false) }},
-	durationSetting("EDGE_HEARTBEAT_INTERVAL", time.Minute, time.Second, "heartbeat period; keep `courierctl sweep --stale` several times longer", func(s *settings) *time.Duration { return &s.Edge.HeartbeatInterval }),
+	durationSetting("EDGE_HEARTBEAT_INTERVAL", 10*time.Second, time.Second, "heartbeat period; `PRESENCE_STALE_AFTER` and `courierctl sweep --stale` must be several times longer", func(s *settings) *time.Duration { return &s.Edge.HeartbeatInterval }),
+	{"EDGE_PRESENCE", "`true`", "", "presence: record which users this pod holds (`pkg/presence`), serve `watch` frames and `presence` frames, sweep dead pods' records",
+		func(e *config.Env, s *settings) { s.Edge.Presence = e.Bool("EDGE_PRESENCE", true) }},
+	durationSetting("PRESENCE_OFFLINE_DELAY", 5*time.Second, 0, "a user's last session here is recorded gone this much later, unless they reconnect meanwhile: debounces going offline and bounds a flapping user's record writes", func(s *settings) *time.Duration { return &s.Edge.OfflineDelay }),
+	durationSetting("PRESENCE_STALE_AFTER", 35*time.Second, time.Second, "a pod whose heartbeat is older holds nobody: a killed pod's users go offline within this plus 5 s of its last heartbeat", func(s *settings) *time.Duration { return &s.Edge.StaleAfter }),
 	durationSetting("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, "whole drain: close sessions, stop receiving, delete the subscription, stop HTTP", func(s *settings) *time.Duration { return &s.ShutdownTimeout }),
 }
 

@@ -23,6 +23,8 @@ import (
 	"github.com/courierhq/courier/pkg/health"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
+	"github.com/courierhq/courier/pkg/online"
+	"github.com/courierhq/courier/pkg/signal"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
 	"github.com/courierhq/courier/pkg/ratelimit"
@@ -164,6 +166,35 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	}
 }
 
+// signalsFunc is a Signals whose Send is a function.
+type signalsFunc func(from string, r signal.Request) error
+
+func (f signalsFunc) Send(_ context.Context, from string, r signal.Request) error { return f(from, r) }
+
+// fakePresence: the users in online are online and shared with everyone.
+type fakePresence struct {
+	online map[string]bool
+	err    error
+}
+
+func (f fakePresence) States(_ context.Context, users []string) (map[string]online.State, error) {
+	out := map[string]online.State{}
+	for _, u := range users {
+		if f.online[u] {
+			out[u] = online.State{Online: true, LastSeen: time.Now()}
+		}
+	}
+	return out, f.err
+}
+
+func (f fakePresence) Shares(_ context.Context, _ string, others []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, o := range others {
+		out[o] = f.online[o]
+	}
+	return out, f.err
+}
+
 type scenario struct {
 	opts options
 	req  req
@@ -199,6 +230,9 @@ func contractScenarios(t *testing.T) map[string]scenario {
 		return scenario{opts: o, req: r, warmup: 1}
 	}
 	ok := options{store: store}
+	sig := options{signals: signalsFunc(func(string, signal.Request) error { return nil })}
+	pres := options{presence: fakePresence{online: map[string]bool{"bob": true}}}
+	signalReq := func(body string) req { return req{method: "POST", path: "/v1/signals", token: alice, body: body} }
 	post := func(body string) req { return req{method: "POST", path: "/v1/messages", token: alice, body: body} }
 	upCheck := map[string]health.Check{"pubsub": func(context.Context) error { return nil }}
 	downCheck := map[string]health.Check{"pubsub": func(context.Context) error { return down }}
@@ -226,6 +260,23 @@ func contractScenarios(t *testing.T) map[string]scenario {
 		"GET /v1/messages/{id} 404": {opts: ok, req: req{path: "/v1/messages/m2", token: alice}},
 		"GET /v1/messages/{id} 429": spend(limited, req{path: "/v1/messages/m1", token: alice}),
 		"GET /v1/messages/{id} 503": {opts: options{store: brokenStore}, req: req{path: "/v1/messages/m1", token: alice}},
+
+		"POST /v1/signals 202": {opts: sig, req: signalReq(`{"to":["bob"],"kind":"typing","data":{"on":true}}`)},
+		"POST /v1/signals 400": {opts: sig, req: signalReq(`{"to":["bob"],"kind":"Typing!"}`), refused: true},
+		"POST /v1/signals 401": {opts: sig, req: req{method: "POST", path: "/v1/signals", body: `{"to":["bob"],"kind":"typing"}`}, refused: true},
+		"POST /v1/signals 413": {opts: sig, req: signalReq(`{"to":["bob"],"kind":"typing","data":"` + strings.Repeat("x", 1100) + `"}`)},
+		"POST /v1/signals 415": {opts: sig, req: req{method: "POST", path: "/v1/signals", token: alice, body: `{}`, ctype: "text/plain"}, refused: true},
+		"POST /v1/signals 429": {opts: options{signals: sig.signals, signalRate: ratelimit.Options{PerSecond: 0.001, Burst: 1}},
+			req: signalReq(`{"to":["bob"],"kind":"typing"}`), warmup: 1},
+		"POST /v1/signals 503": {opts: options{signals: signalsFunc(func(string, signal.Request) error {
+			return &signal.Error{Code: signal.CodeUnavailable, Message: "not now"}
+		})}, req: signalReq(`{"to":["bob"],"kind":"typing"}`)},
+
+		"GET /v1/presence 200": {opts: pres, req: req{path: "/v1/presence?users=bob,carol", token: alice}},
+		"GET /v1/presence 400": {opts: pres, req: req{path: "/v1/presence?users=a/b", token: alice}},
+		"GET /v1/presence 401": {opts: pres, req: req{path: "/v1/presence?users=bob"}, refused: true},
+		"GET /v1/presence 429": spend(options{presence: pres.presence, rate: limited.rate}, req{path: "/v1/presence?users=bob", token: alice}),
+		"GET /v1/presence 503": {opts: options{presence: fakePresence{err: down}}, req: req{path: "/v1/presence?users=bob", token: alice}},
 
 		"GET /v1/openapi.yaml 200": {opts: ok, req: req{path: "/v1/openapi.yaml"}},
 		"GET /healthz 200":         {opts: ok, req: req{path: "/healthz"}},

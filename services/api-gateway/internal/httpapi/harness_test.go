@@ -69,6 +69,7 @@ type options struct {
 	noIssuerAud bool
 	verifier    authn.Verifier // HS256 with secret when nil
 	signals     httpapi.Signals
+	presence    httpapi.Presence
 	signalRate  ratelimit.Options
 }
 
@@ -110,6 +111,7 @@ func newServer(t testing.TB, o options) *testServer {
 		CORSOrigins:  o.cors,
 		OpenAPI:      openapi.Spec,
 		Signals:      o.signals,
+		Presence:     o.presence,
 		SignalLimiter: func() ratelimit.Allower {
 			if o.signalRate.PerSecond == 0 {
 				return nil

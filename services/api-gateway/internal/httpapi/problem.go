@@ -82,7 +82,7 @@ func (s *server) handleError(err error, c echo.Context) {
 			v += `, error="invalid_token"`
 		}
 		h.Set(echo.HeaderWWWAuthenticate, v)
-	case apierr.RateLimited, apierr.RecipientRateLimited:
+	case apierr.RateLimited, apierr.RecipientRateLimited, apierr.SignalRateLimited:
 		h.Set(echo.HeaderRetryAfter, retrySeconds(e.RetryAfter))
 	case apierr.Unavailable:
 		h.Set(echo.HeaderRetryAfter, "1")

@@ -36,6 +36,8 @@ type Config struct {
 	// user's signals (SIGNAL_RATE, SIGNAL_BURST).
 	Signals       Signals
 	SignalLimiter ratelimit.Allower
+	// Presence, when set, serves GET /v1/presence.
+	Presence Presence
 }
 
 // Routes that need no token. /metrics is not among them: it is served on
@@ -95,6 +97,9 @@ func New(cfg Config) *echo.Echo {
 	e.POST("/v1/messages", s.send, append(api, s.bodyLimit)...)
 	e.GET("/v1/messages", s.list, api...)
 	e.GET("/v1/messages/:id", s.get, api...)
+	if cfg.Presence != nil {
+		e.GET("/v1/presence", s.presence, api...)
+	}
 	if cfg.Signals != nil {
 		e.POST("/v1/signals", s.sendSignal, append(api, s.bodyLimit)...)
 	}

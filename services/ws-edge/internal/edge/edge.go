@@ -24,6 +24,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/ephemeral"
+	"github.com/courierhq/courier/pkg/online"
 	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/ratelimit"
@@ -92,6 +93,15 @@ type Config struct {
 	// connect costs an auth check, a hub slot and an inbox read each time.
 	ConnectRate  float64
 	ConnectBurst int
+	// Presence (with Deps.Presence and Deps.Online) records which users
+	// this pod holds and serves who is online: watch frames, presence
+	// events on changes, the sweep of dead pods' records. OfflineDelay
+	// debounces going offline (and bounds a flapping user's writes);
+	// StaleAfter is how old a pod's heartbeat may be before its users count
+	// as offline (pkg/online).
+	Presence     bool
+	OfflineDelay time.Duration
+	StaleAfter   time.Duration
 }
 
 // Verifier checks bearer tokens.
@@ -116,6 +126,9 @@ type Deps struct {
 	// Presence records which users this pod holds (presence.Table); required
 	// with Config.TargetedRouting.
 	Presence presence.Writer
+	// Online reads who is online (pkg/online); with Config.Presence it
+	// serves watch frames and the sweep of dead pods' records.
+	Online   *online.Reader
 	Verifier Verifier
 	// Registry receives the edge's metrics; main serves it on the admin listener (ADMIN_ADDR).
 	Registry *prometheus.Registry
@@ -134,8 +147,9 @@ type Edge struct {
 	acks     *acks.Writer
 	sessions *session.Deps
 	presence *presence.Recorder // nil without targeted routing
-	// ephemeral publishes this pod's ephemeral events (signals).
+	// ephemeral publishes this pod's ephemeral events (signals, presence).
 	ephemeral *ephemeral.Publisher
+	online    *onlineService // nil without presence
 	draining  atomic.Bool
 	// unauthenticated holds a token per connection waiting for its auth
 	// frame.
@@ -212,6 +226,8 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 			return nil, errors.New("edge: targeted routing needs Deps.Presence")
 		}
 		filter = presence.Filter(cfg.Pod)
+	}
+	if cfg.TargetedRouting || cfg.Presence && deps.Presence != nil {
 		e.presence = presence.NewRecorder(deps.Presence, cfg.Pod, presenceTimeout, log)
 		events.presence = e.presence
 	}
@@ -225,20 +241,29 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		e.ephemeral = ephemeral.New(deps.PubSub, cfg.Topology.DeliveriesTopic, ephemeral.Options{}, em, log)
 		// Who shares a conversation with whom: from the users' recent
 		// inboxes until conversations are stored (pkg/peers).
-		e.sessions.Signals = signal.NewSender(e.ephemeral, peers.New(deps.Store, peers.Options{}))
+		directory := peers.New(deps.Store, peers.Options{})
+		e.sessions.Signals = signal.NewSender(e.ephemeral, directory)
+		if cfg.Presence && deps.Online != nil && e.presence != nil {
+			e.online = newOnline(e, directory, deps.Online, deps.Presence)
+			e.sessions.Watch = e.online
+			e.presence.WithLeaveDelay(cfg.OfflineDelay).OnChange(e.online.changed)
+		}
 	}
 	if deps.Heartbeats == nil {
 		return nil, errors.New("edge: Deps.Heartbeats is required")
 	}
 	e.fanout = fanout.New(deps.PubSub, deps.Heartbeats, fanout.Config{
 		Topology: cfg.Topology, Pod: cfg.Pod, Filter: filter, HeartbeatInterval: cfg.HeartbeatInterval,
-	}, e.seqs, ephemeralSessions{e.hub}, m, log)
+	}, e.seqs, ephemeralSessions{e.hub, e.online}, m, log)
 	return e, nil
 }
 
 // ephemeralSessions writes ephemeral frames to a user's local sessions
 // (fanout.Sessions).
-type ephemeralSessions struct{ h *hub.Hub[*session.Session] }
+type ephemeralSessions struct {
+	h *hub.Hub[*session.Session]
+	o *onlineService // nil without presence
+}
 
 func (es ephemeralSessions) SendEphemeral(user string, frame []byte) (queued, dropped int) {
 	// Copied out of the hub's lock: a session takes its own lock to queue.
@@ -293,6 +318,9 @@ func (e *Edge) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(recvCtx)
 	g.Go(func() error { return e.acks.Run(gctx) })
 	g.Go(func() error { return e.fanout.Run(gctx) })
+	if e.online != nil {
+		g.Go(func() error { return e.online.Run(gctx) })
+	}
 	select {
 	case <-ctx.Done():
 	case <-gctx.Done():

@@ -233,6 +233,9 @@ func (e *Edge) admit(s *session.Session) *refusal {
 // runSession serves s until it closes, then forgets it.
 func (e *Edge) runSession(s *session.Session, conn *websocket.Conn) {
 	s.Serve(conn)
+	if e.online != nil {
+		e.online.forget(s)
+	}
 	e.hub.Remove(s)
 	e.m.Sessions.Dec()
 	code, reason := s.CloseStatus()

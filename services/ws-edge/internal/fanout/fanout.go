@@ -56,6 +56,10 @@ type Sequencer interface {
 // many dropped it (a full ephemeral queue).
 type Sessions interface {
 	SendEphemeral(user string, frame []byte) (queued, dropped int)
+	// Presence takes a presence event's frame, for the local sessions that
+	// watch its user; watched reports whether any does.
+	Presence(user string, frame []byte)
+	Watched(user string) bool
 }
 
 // Config configures the subscription.
@@ -224,6 +228,10 @@ func (f *Fanout) Handle(ctx context.Context, msg *pubsub.Message) {
 // retried (a session whose ephemeral queue is full drops it).
 func (f *Fanout) handleEphemeral(ctx context.Context, msg *pubsub.Message) {
 	msg.Ack()
+	if msg.Attributes[wire.AttrEphemeralKind] == wire.KindPresence {
+		f.handlePresence(ctx, msg)
+		return
+	}
 	if !wire.MayConcern(msg.Attributes, f.seq.HasUser) {
 		f.m.Ephemeral.WithLabelValues("other", "no_local_session").Inc()
 		return
@@ -250,6 +258,23 @@ func (f *Fanout) handleEphemeral(ctx context.Context, msg *pubsub.Message) {
 	if queued+dropped == 0 {
 		f.m.Ephemeral.WithLabelValues(kind, "no_local_session").Inc()
 	}
+}
+
+// handlePresence hands a presence event (about its one user) to the
+// sessions here that watch that user.
+func (f *Fanout) handlePresence(ctx context.Context, msg *pubsub.Message) {
+	e, err := wire.DecodeEphemeral(msg.Data)
+	if err != nil || len(e.GetUsers()) != 1 {
+		f.m.Ephemeral.WithLabelValues("presence", "bad_data").Inc()
+		f.log.WarnContext(ctx, "dropping an undecodable presence event", "pubsub_message_id", msg.ID, "err", err)
+		return
+	}
+	user := e.GetUsers()[0]
+	if !f.eph.Watched(user) {
+		f.m.Ephemeral.WithLabelValues("presence", "no_local_session").Inc()
+		return
+	}
+	f.eph.Presence(user, e.GetFrame())
 }
 
 // handleDelivery processes one delivery: it encodes the message's frame

@@ -37,6 +37,14 @@ func (h *hub) Deliver(_ string, it frame.Item) bool {
 
 func (h *hub) HasUser(u string) bool { return u != "nobody" }
 
+func (h *hub) Presence(user string, b []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.eph = append(h.eph, "watchers of "+user+" "+string(b))
+}
+
+func (h *hub) Watched(u string) bool { return u == "bob" }
+
 func (h *hub) SendEphemeral(user string, b []byte) (int, int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -103,24 +111,38 @@ func TestHandleDispatchesOnSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Handle(context.Background(), ev)
-	other, err := wire.EncodeEphemeral(wire.NewEphemeral([]string{"nobody"}, "presence", []byte(`{"type":"presence"}`), nil))
+	other, err := wire.EncodeEphemeral(wire.NewEphemeral([]string{"nobody"}, "receipt", []byte(`{"type":"receipt"}`), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Handle(context.Background(), other)
+	// A presence event goes to the watchers of its user, not the user's
+	// sessions; one about a user nobody here watches is dropped.
+	for _, u := range []string{"bob", "carol"} {
+		pres, err := wire.EncodeEphemeral(wire.NewEphemeral([]string{u}, "presence", []byte(`{"type":"presence","user":"`+u+`"}`), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, listed := pres.Attributes[wire.AttrRecipients]; listed {
+			t.Fatal("a presence event lists its subject as recipient")
+		}
+		f.Handle(context.Background(), pres)
+	}
 	f.Handle(context.Background(), &pubsub.Message{Data: []byte("x"), Attributes: map[string]string{wire.AttrSchema: "courier.v9.Unknown"}})
 	f.Handle(context.Background(), &pubsub.Message{Data: []byte("x"), Attributes: map[string]string{wire.AttrSchema: wire.SchemaEphemeral}})
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	want := []string{`bob {"type":"signal","kind":"typing"}`, `full {"type":"signal","kind":"typing"}`}
+	want := []string{`bob {"type":"signal","kind":"typing"}`, `full {"type":"signal","kind":"typing"}`,
+		`watchers of bob {"type":"presence","user":"bob"}`}
 	if !slices.Equal(h.eph, want) || len(h.items) != 0 {
 		t.Fatalf("ephemeral %q, deliveries %d", h.eph, len(h.items))
 	}
 	for _, c := range []struct {
 		kind, result string
 		want         float64
-	}{{"signal", "written", 1}, {"signal", "dropped_queue_full", 1}, {"other", "no_local_session", 1}, {"other", "bad_data", 1}} {
+	}{{"signal", "written", 1}, {"signal", "dropped_queue_full", 1}, {"other", "no_local_session", 1}, {"other", "bad_data", 1},
+		{"presence", "no_local_session", 1}} {
 		if got := testutil.ToFloat64(m.Ephemeral.WithLabelValues(c.kind, c.result)); got != c.want {
 			t.Errorf("ephemeral{%s,%s} = %v, want %v", c.kind, c.result, got, c.want)
 		}

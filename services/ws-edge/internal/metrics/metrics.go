@@ -107,6 +107,12 @@ type Metrics struct {
 	// Signals counts client signal frames by result: sent (taken by the
 	// publisher), bad, too_large, rate_limited, unavailable.
 	Signals *prometheus.CounterVec
+	// PresenceOps counts presence work by op: "write" (this pod's record of
+	// a user written or removed), "read" (a read of users'
+	// states: a watch, a change), "sweep" (records of a dead pod removed).
+	// The records' own writes are Join/Leave (pkg/presence), at most about
+	// two per user per offline delay per pod.
+	PresenceOps *prometheus.CounterVec
 	// UnknownSchema counts fan-out messages of a courier_schema this edge
 	// does not know (acked and dropped: not ours, or from a newer version).
 	UnknownSchema prometheus.Counter
@@ -193,6 +199,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			[]string{"kind", "result"}),
 		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "signals_total",
 			Help: "Client signal frames by result (sent, bad, too_large, rate_limited, unavailable)."}, []string{"result"}),
+		PresenceOps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "presence_ops_total",
+			Help: "Presence work by op (write: a record of this pod written or removed; read: users' states read for a watch or after a change; sweep: records of dead pods removed)."}, []string{"op"}),
 		UnknownSchema: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "unknown_schema_total",
 			Help: "Fan-out messages of an unknown courier_schema, acked and dropped."}),
 	}
@@ -214,7 +222,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.Queued, m.Written, m.Dropped, m.QueueOverflows, m.CatchUps, m.Stalled, m.DeliveryLatency, m.SessionWriteLatency, m.FramesPerWrite,
 		m.PubSubHop, m.ReorderWait, m.QueueWait, m.SocketWrite,
 		m.BadFrames, m.Acks, m.ReceiveErrors, m.RoutedElsewhere, m.Offered, m.Gaps, m.GapsFilledLive,
-		m.GapsFilledLate, m.GapsGivenUp, m.Lateness, m.ReorderWindow, m.InboxReads, m.Ephemeral, m.Signals, m.UnknownSchema} {
+		m.GapsFilledLate, m.GapsGivenUp, m.Lateness, m.ReorderWindow, m.InboxReads, m.Ephemeral, m.Signals, m.PresenceOps, m.UnknownSchema} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/auth"
 	"github.com/courierhq/courier/pkg/clip"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/signal"
@@ -88,9 +90,47 @@ func (s *Session) handleFrame(typ websocket.MessageType, data []byte) {
 		s.sendControl(frame.Pong)
 	case "signal":
 		s.handleSignal(data)
+	case "watch":
+		s.handleWatch(data)
 	default:
-		s.badFrame("unknown_type", `unknown frame type; expected "ack", "ping" or "signal"`)
+		s.badFrame("unknown_type", `unknown frame type; expected "ack", "ping", "signal" or "watch"`)
 	}
+}
+
+// MaxWatch bounds a watch frame's users.
+const MaxWatch = 100
+
+// handleWatch replaces the session's watch set: {"type":"watch","users":[…]}
+// (at most MaxWatch; an empty list watches nobody). Watch frames share the
+// session's signal allowance (a watch costs reads).
+func (s *Session) handleWatch(data []byte) {
+	if s.deps.Watch == nil {
+		s.badFrame("unknown_type", "presence is not served here")
+		return
+	}
+	var f struct {
+		Users []string `json:"users"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		s.badFrame("bad_watch", `a watch frame is {"type":"watch","users":[user ids]}`)
+		return
+	}
+	if len(f.Users) > MaxWatch {
+		s.sendControl(frame.Error("too_many_users", fmt.Sprintf("watch at most %d users, not %d", MaxWatch, len(f.Users))))
+		return
+	}
+	for _, u := range f.Users {
+		if err := auth.ValidateUserID(u); err != nil {
+			s.badFrame("bad_watch", "users: "+err.Error())
+			return
+		}
+	}
+	if !s.signalBucket.take(time.Now(), s.deps.Options.SignalRate, float64(s.deps.Options.SignalBurst)) {
+		s.sendControl(frame.Error("rate_limited", "too many watch frames; the last one was not applied"))
+		return
+	}
+	slices.Sort(f.Users)
+	s.deps.Watch.Watch(s, slices.Compact(f.Users))
 }
 
 // signalTimeout bounds resolving a signal's conversation (a cached read):

@@ -159,8 +159,16 @@ type Signals interface {
 	Send(ctx context.Context, from string, r signal.Request) error
 }
 
+// Watch serves watch frames (the edge's presence): it replaces s's watch
+// set with users, without blocking the reader.
+type Watch interface {
+	Watch(s *Session, users []string)
+}
+
 // Deps are the pod-wide parts every session uses.
 type Deps struct {
+	// Watch, when set, serves "watch" frames.
+	Watch Watch
 	// Signals, when set, serves "signal" frames.
 	Signals Signals
 	Options *Options // defaults applied
