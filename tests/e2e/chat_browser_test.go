@@ -149,6 +149,16 @@ func testChat(t *testing.T, origin, gatewayURL string, token func(user string) s
 		a1.WaitFor(t, 3*time.Second, "the message ends the typing", `document.getElementById("typing").textContent === "" && [...document.querySelectorAll("#messages li[data-mine=false] .text")].some(e => e.textContent === "see you")`)
 	})
 
+	t.Run("a signal through the gateway when the session is closed", func(t *testing.T) {
+		// The library's signal(): over the session when open, else POST /v1/signals.
+		a1.Run(t, `window.signals = []; courierDemo.client.on("signal", (s) => window.signals.push(s));`)
+		if err := bob.Eval(t, `(async () => { courierDemo.client.disconnect(); await courierDemo.client.signal({ to: ["alice"], kind: "wave", data: { hi: 1 } }); courierDemo.client.connect(); return true; })()`, nil); err != nil {
+			t.Fatalf("signal over REST: %v", err)
+		}
+		a1.WaitFor(t, 10*time.Second, "the wave", `window.signals.some(s => s.from === "bob" && s.kind === "wave" && s.data.hi === 1)`)
+		bob.WaitFor(t, 20*time.Second, "bob live again", `document.getElementById("status").dataset.state === "open"`)
+	})
+
 	t.Run("scrolling back loads older history", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
