@@ -21,6 +21,7 @@ import {
   type CloseInfo,
   type ConnectionState,
   type Message,
+  type MessageMeta,
   type Receipt,
 } from "../src/index.js";
 
@@ -92,6 +93,9 @@ const app = {
   pendingClose: undefined as CloseInfo | undefined,
   /** Settles once the first conversation list (or the legacy inbox) is loaded: the mode is known. */
   ready: Promise.resolve(),
+  /** Whether legacy is decided; live messages wait in `early` until it is (they are keyed by it). */
+  modeKnown: false,
+  early: [] as Array<[Message, MessageMeta]>,
   /** Settles once the conversation being opened is current (sends wait for it). */
   opening: Promise.resolve(),
 };
@@ -143,8 +147,13 @@ function membersOf(m: Message): string[] {
   return all.size > 0 ? [...all].sort() : [app.user];
 }
 
+/**
+ * A message's conversation: its conversation_id; with a gateway that has no
+ * conversations API, its peers (ids it may stamp are not what the page can
+ * list or page).
+ */
 function convKey(m: Message): string {
-  return m.conversation_id ?? "peer:" + membersOf(m).join(",");
+  return !app.legacy && m.conversation_id ? m.conversation_id : "peer:" + membersOf(m).join(",");
 }
 
 function conv(id: string, members: string[]): Conv {
@@ -424,10 +433,25 @@ function onRead(convId: string, cursor: string): void {
   renderList();
 }
 
+function onMessage(m: Message, meta: MessageMeta): void {
+  const e = addMessage(m, meta.cursor, true);
+  if (e.conv === app.current && !e.mine) markRead(app.convs.get(e.conv)!);
+  watchPeers();
+  render();
+}
+
+/** The mode is decided: what arrived live meanwhile is shown now. */
+function modeDecided(): void {
+  if (app.modeKnown) return;
+  app.modeKnown = true;
+  for (const [m, meta] of app.early.splice(0)) onMessage(m, meta);
+}
+
 async function loadConversations(): Promise<void> {
   const client = app.client!;
   try {
     const page = await client.conversations({ limit: 50 });
+    modeDecided();
     for (const s of page.conversations) {
       const members = s.last_message ? membersOf(s.last_message) : [];
       const c = conv(s.id, members);
@@ -450,9 +474,11 @@ async function loadConversations(): Promise<void> {
       }
       log("the gateway has no conversations: grouping the inbox by peer");
       await loadInbox(client);
+      modeDecided();
       return;
     }
     log("conversations: " + describe(err));
+    modeDecided(); // assume a current gateway rather than hold messages back
   }
 }
 
@@ -612,11 +638,9 @@ function start(user: string, token: string | (() => Promise<string>)): void {
     log(`synced at ${s.cursor || "(inbox start)"}; ${s.replayed} replayed`);
   });
   client.on("message", (m, meta) => {
-    const e = addMessage(m, meta.cursor, true);
     $("cursor").textContent = meta.cursor;
-    if (e.conv === app.current && !e.mine) markRead(app.convs.get(e.conv)!);
-    watchPeers();
-    render();
+    if (app.modeKnown) onMessage(m, meta);
+    else app.early.push([m, meta]);
   });
   client.on("receipt", onReceipt);
   client.on("read", (r) => onRead(r.conversation, r.cursor));
@@ -665,6 +689,9 @@ function logout(): void {
   app.online.clear();
   app.typing.clear();
   app.bySignalId.clear();
+  app.early = [];
+  app.modeKnown = false;
+  app.legacy = false;
   app.current = "";
   $("app").hidden = true;
   $("login-box").hidden = false;

@@ -1410,6 +1410,9 @@
     pendingClose: void 0,
     /** Settles once the first conversation list (or the legacy inbox) is loaded: the mode is known. */
     ready: Promise.resolve(),
+    /** Whether legacy is decided; live messages wait in `early` until it is (they are keyed by it). */
+    modeKnown: false,
+    early: [],
     /** Settles once the conversation being opened is current (sends wait for it). */
     opening: Promise.resolve()
   };
@@ -1447,7 +1450,7 @@
     return all.size > 0 ? [...all].sort() : [app.user];
   }
   function convKey(m) {
-    return m.conversation_id ?? "peer:" + membersOf(m).join(",");
+    return !app.legacy && m.conversation_id ? m.conversation_id : "peer:" + membersOf(m).join(",");
   }
   function conv(id, members) {
     let c = app.convs.get(id);
@@ -1690,10 +1693,22 @@
     c.unread = at < 0 ? 0 : list.slice(at + 1).filter((e) => !e.mine).length;
     renderList();
   }
+  function onMessage(m, meta) {
+    const e = addMessage(m, meta.cursor, true);
+    if (e.conv === app.current && !e.mine) markRead(app.convs.get(e.conv));
+    watchPeers();
+    render();
+  }
+  function modeDecided() {
+    if (app.modeKnown) return;
+    app.modeKnown = true;
+    for (const [m, meta] of app.early.splice(0)) onMessage(m, meta);
+  }
   async function loadConversations() {
     const client = app.client;
     try {
       const page = await client.conversations({ limit: 50 });
+      modeDecided();
       for (const s of page.conversations) {
         const members = s.last_message ? membersOf(s.last_message) : [];
         const c = conv(s.id, members);
@@ -1716,9 +1731,11 @@
         }
         log("the gateway has no conversations: grouping the inbox by peer");
         await loadInbox(client);
+        modeDecided();
         return;
       }
       log("conversations: " + describe(err));
+      modeDecided();
     }
   }
   async function loadInbox(client) {
@@ -1861,11 +1878,9 @@
       log(`synced at ${s.cursor || "(inbox start)"}; ${s.replayed} replayed`);
     });
     client.on("message", (m, meta) => {
-      const e = addMessage(m, meta.cursor, true);
       $("cursor").textContent = meta.cursor;
-      if (e.conv === app.current && !e.mine) markRead(app.convs.get(e.conv));
-      watchPeers();
-      render();
+      if (app.modeKnown) onMessage(m, meta);
+      else app.early.push([m, meta]);
     });
     client.on("receipt", onReceipt);
     client.on("read", (r) => onRead(r.conversation, r.cursor));
@@ -1911,6 +1926,9 @@
     app.online.clear();
     app.typing.clear();
     app.bySignalId.clear();
+    app.early = [];
+    app.modeKnown = false;
+    app.legacy = false;
     app.current = "";
     $("app").hidden = true;
     $("login-box").hidden = false;
