@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 type Committer struct {
 	s         *Store
 	heads     *headCache
+	summaries summaryWriter
 	roundTrip func(op string)
 	maxRounds int
 }
@@ -115,7 +117,7 @@ func (c *Committer) commit(ctx context.Context, envs []*courierv1.Envelope, idx 
 	pending := idx
 	heads := map[string]int64{}
 	for _, i := range pending {
-		for _, u := range envs[i].Recipients {
+		for _, u := range InboxUsers(envs[i]) {
 			if h, ok := c.heads.get(u); ok {
 				heads[u] = h
 			}
@@ -137,9 +139,12 @@ func (c *Committer) commit(ctx context.Context, envs []*courierv1.Envelope, idx 
 				return nil
 			}
 		}
-		batch, docs, next := c.build(envs, pending, heads)
+		batch, docs, next, marked := c.build(envs, pending, heads)
 		c.count(OpCommit)
 		_, err := batch.Commit(ctx)
+		if err != nil {
+			c.summaries.forget(marked)
+		}
 		if err == nil {
 			for u, h := range next {
 				c.heads.set(u, h)
@@ -153,7 +158,7 @@ func (c *Committer) commit(ctx context.Context, envs []*courierv1.Envelope, idx 
 		// now (a timed-out commit may still have been applied): forget
 		// them rather than advance them.
 		for _, i := range pending {
-			for _, u := range envs[i].Recipients {
+			for _, u := range InboxUsers(envs[i]) {
 				c.heads.drop(u)
 			}
 		}
@@ -198,7 +203,7 @@ func missingHeads(envs []*courierv1.Envelope, pending []int, heads map[string]in
 	var need []string
 	seen := map[string]bool{}
 	for _, i := range pending {
-		for _, u := range envs[i].Recipients {
+		for _, u := range InboxUsers(envs[i]) {
 			if _, ok := heads[u]; !ok && !seen[u] {
 				seen[u] = true
 				need = append(need, u)
@@ -311,28 +316,57 @@ func (c *Committer) read(ctx context.Context, envs []*courierv1.Envelope, pendin
 // Rollback on failure) for no benefit, since nothing is read inside it.
 // That is why this uses the client's WriteBatch, deprecated in favour of
 // transactions and BulkWriter (which is not atomic).
-func (c *Committer) build(envs []*courierv1.Envelope, pending []int, heads map[string]int64) (*firestore.WriteBatch, map[int]messageDoc, map[string]int64) {
+func (c *Committer) build(envs []*courierv1.Envelope, pending []int, heads map[string]int64) (*firestore.WriteBatch, map[int]messageDoc, map[string]int64, [][2]string) {
 	now := c.s.now().UTC().Truncate(time.Microsecond)
+	expireAt := c.s.expireAt(now)
 	next := make(map[string]int64, len(heads))
 	batch := c.s.fs.Batch() //nolint:staticcheck // see above
 	docs := make(map[int]messageDoc, len(pending))
+	last := map[[2]string]int64{} // (user, conversation) → newest position in the batch
 	for _, i := range pending {
 		env := envs[i]
 		doc := newMessageDoc(env, now)
-		for _, uid := range env.Recipients {
+		// The sender's copy is created in the same commit as the message
+		// document, so a redelivery, which finds the message stored, can
+		// never add a second one.
+		for _, uid := range InboxUsers(env) {
 			seq, ok := next[uid]
 			if !ok {
 				seq = heads[uid]
 			}
 			seq++
 			next[uid] = seq
-			doc.Seqs[uid] = seq
-			batch.Create(c.s.entryRef(uid, seq), newEntryDoc(env.MessageId, seq, doc))
+			outgoing := uid == env.Sender && !slices.Contains(env.Recipients, uid)
+			if outgoing {
+				doc.SenderSeq = seq
+			} else {
+				doc.Seqs[uid] = seq
+			}
+			batch.Create(c.s.entryRef(uid, seq), newEntryDoc(env.MessageId, seq, doc, outgoing, expireAt))
 		}
 		batch.Create(c.s.fs.Collection(MessagesCollection).Doc(env.MessageId), doc)
 		docs[i] = doc
+		for _, uid := range InboxUsers(env) {
+			k := [2]string{uid, doc.ConversationID}
+			if seq := next[uid]; seq > last[k] {
+				last[k] = seq
+			}
+		}
 	}
-	return batch, docs, next
+	// Conversation summaries: one write per (user, conversation) of the
+	// batch at most, and none when this process wrote it less than
+	// SummaryInterval ago (ConversationsCollection says why).
+	var marked [][2]string
+	for k, seq := range last {
+		if !c.summaries.due(k[0], k[1], now) {
+			continue
+		}
+		marked = append(marked, k)
+		batch.Set(c.s.summaryRef(k[0], k[1]), map[string]any{
+			"conversation_id": k[1], "last_seq": seq, "updated_at": now,
+		}, firestore.MergeAll)
+	}
+	return batch, docs, next, marked
 }
 
 func (c *Committer) count(op string) {
@@ -361,8 +395,9 @@ func WriteSize(env *courierv1.Envelope) (writes, bytes int) {
 		listed = list
 	}
 	entry := 0
-	for _, u := range env.Recipients {
-		entry += common + len(u) + listed
+	users := InboxUsers(env)
+	for _, u := range users {
+		entry += common + len(u) + listed + len(env.ConversationId) + 34
 	}
-	return len(env.Recipients) + 1, entry + common + 2*list + len(env.IdempotencyKey)
+	return len(users) + 1, entry + common + 2*list + len(env.IdempotencyKey)
 }

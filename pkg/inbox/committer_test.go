@@ -53,7 +53,7 @@ func TestCommitterRequestsPerBatch(t *testing.T) {
 	inboxtest.NoErrors(t, c.Commit(ctx, []*courierv1.Envelope{
 		inboxtest.Envelope("a1", "alice", "bob", "carol"), inboxtest.Envelope("b1", "bea", "bob"), inboxtest.Envelope("a2", "alice", "bob", "carol"),
 	}))
-	if got := o.take(); got[inbox.OpCommit] != 1 || got[inbox.OpReadHead] != 2 || got[inbox.OpGetMessages] != 1 {
+	if got := o.take(); got[inbox.OpCommit] != 1 || got[inbox.OpReadHead] != 4 || got[inbox.OpGetMessages] != 1 { // bob, carol and the senders alice, bea (their copies)
 		t.Fatalf("first batch, nothing cached: requests %v", got)
 	}
 	inboxtest.NoErrors(t, c.Commit(ctx, []*courierv1.Envelope{inboxtest.Envelope("b2", "bea", "bob", "carol")}))
@@ -132,7 +132,8 @@ func TestCommitterReadsAHundredHeadsInOneRound(t *testing.T) {
 	}
 	c := s.NewCommitter(inbox.CommitterOptions{HeadCacheSize: 1000, RoundTrip: roundTrip})
 	inboxtest.NoErrors(t, c.Commit(ctx, []*courierv1.Envelope{inboxtest.Envelope("wide1", "alice", to...)}))
-	if got := o.take(); got[inbox.OpReadHead] != 100 || got[inbox.OpGetMessages] != 1 || got[inbox.OpCommit] != 1 {
+	if got := o.take(); got[inbox.OpReadHead] != 101 || // and the sender's
+		got[inbox.OpGetMessages] != 1 || got[inbox.OpCommit] != 1 {
 		t.Fatalf("requests %v", got)
 	}
 	res := c.Commit(ctx, []*courierv1.Envelope{inboxtest.Envelope("wide2", "alice", to...)})
@@ -140,7 +141,7 @@ func TestCommitterReadsAHundredHeadsInOneRound(t *testing.T) {
 	if got := o.take(); got[inbox.OpCommit] != 1 || len(got) != 1 {
 		t.Fatalf("second 100-recipient message, heads cached: requests %v", got)
 	}
-	if res[0].Stored.Seqs["r042"] != 2 || len(res[0].Stored.Delivery().Recipients) != 100 {
+	if res[0].Stored.Seqs["r042"] != 2 || len(res[0].Stored.Delivery().Recipients) != 101 || res[0].Stored.SenderSeq != 2 {
 		t.Fatalf("stored %v", res[0].Stored.Seqs)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -34,6 +35,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
 
@@ -52,6 +54,26 @@ type Store struct {
 	fs          *firestore.Client
 	now         func() time.Time
 	maxAttempts int
+	// retention is INBOX_RETENTION: how long inbox entries are kept (0:
+	// forever). Writers stamp entries' expire_at with it; readers refuse
+	// cursors behind it (ErrCursorExpired).
+	retention time.Duration
+}
+
+// WithRetention makes s keep inbox entries for d (0: forever): commits
+// stamp each entry's expire_at (the Firestore TTL field), and reads answer
+// ErrCursorExpired for a position behind what is retained. It returns s.
+func (s *Store) WithRetention(d time.Duration) *Store {
+	s.retention = d
+	return s
+}
+
+func (s *Store) expireAt(now time.Time) *time.Time {
+	if s.retention <= 0 {
+		return nil
+	}
+	t := now.Add(s.retention)
+	return &t
 }
 
 // New returns a Store on fs.
@@ -70,6 +92,14 @@ type messageDoc struct {
 	StoredAt       time.Time        `firestore:"stored_at"`
 	IdempotencyKey string           `firestore:"idempotency_key,omitempty"`
 	Seqs           map[string]int64 `firestore:"seqs"`
+	// ConversationID is absent on messages stored before conversations.
+	ConversationID string `firestore:"conversation_id,omitempty"`
+	// SenderSeq is the position of the sender's copy in the sender's own
+	// inbox: 0 when the sender is also a recipient (their entry is the
+	// recipient's) and on messages stored before sender copies. Kept apart
+	// from Seqs, which lists recipients only: acks and delivery counts
+	// check membership there, and the sender is not a recipient.
+	SenderSeq int64 `firestore:"sender_seq,omitempty"`
 }
 
 // entryDoc is users/{uid}/inbox/{seq}.
@@ -86,27 +116,57 @@ type entryDoc struct {
 	ContentType string    `firestore:"content_type"`
 	SentAt      time.Time `firestore:"sent_at"`
 	StoredAt    time.Time `firestore:"stored_at"`
+	// ConversationID is indexed with seq (docs/firestore.indexes.json):
+	// a conversation's page is one query in the user's inbox.
+	ConversationID string `firestore:"conversation_id,omitempty"`
+	// Outgoing marks the sender's own copy.
+	// Always written (false on recipients' entries) so unread counts can
+	// filter on it: Firestore cannot query a missing field.
+	Outgoing bool `firestore:"outgoing"`
+	// ExpireAt is the Firestore TTL field (INBOX_RETENTION): absent when
+	// entries are kept forever.
+	ExpireAt *time.Time `firestore:"expire_at,omitempty"`
 }
 
 // Stored is a committed message with each recipient's inbox position.
 type Stored struct {
 	Message *courierv1.Message
 	Seqs    map[string]int64
+	// SenderSeq is the sender's copy's position in the sender's inbox (0:
+	// none, see messageDoc.SenderSeq).
+	SenderSeq int64
 }
 
-// Delivery returns the fan-out delivery for s.
+// Delivery returns the fan-out delivery for s: one cursor per recipient
+// and, when the message has a sender's copy, the sender's (outgoing), so
+// the sender's other sessions get it live.
 func (s Stored) Delivery() *courierv1.Delivery {
 	d := &courierv1.Delivery{Message: Shown(s.Message)}
 	for _, uid := range s.Message.To {
 		d.Recipients = append(d.Recipients, &courierv1.RecipientCursor{UserId: uid, Cursor: EncodeCursor(s.Seqs[uid])})
 	}
+	if s.SenderSeq > 0 {
+		d.Recipients = append(d.Recipients, &courierv1.RecipientCursor{UserId: s.Message.From, Cursor: EncodeCursor(s.SenderSeq), Outgoing: true})
+	}
 	return d
+}
+
+// InboxUsers are the users whose inboxes a message is written to: its
+// recipients and, unless among them, its sender (the sender's copy).
+func InboxUsers(env *courierv1.Envelope) []string {
+	if slices.Contains(env.Recipients, env.Sender) {
+		return env.Recipients
+	}
+	return append(slices.Clip(env.Recipients), env.Sender)
 }
 
 // Entry is one inbox entry.
 type Entry struct {
 	Message *courierv1.Message
 	Seq     int64
+	// ExpireAt is when retention lets Firestore delete the entry (nil:
+	// kept forever).
+	ExpireAt *time.Time
 }
 
 // Cursor is the opaque cursor that resumes after e.
@@ -116,7 +176,8 @@ func inboxID(seq int64) string { return fmt.Sprintf("%020d", seq) }
 
 func newMessageDoc(env *courierv1.Envelope, now time.Time) messageDoc {
 	return messageDoc{
-		From: env.Sender, To: env.Recipients, Payload: env.Payload, ContentType: env.ContentType,
+		ConversationID: wire.ConversationOf(env),
+		From:           env.Sender, To: env.Recipients, Payload: env.Payload, ContentType: env.ContentType,
 		// Firestore keeps microseconds: the Stored returned by a commit
 		// says exactly what a later read returns.
 		SentAt: env.SentAt.AsTime().Truncate(time.Microsecond), StoredAt: now, IdempotencyKey: env.IdempotencyKey,
@@ -124,10 +185,11 @@ func newMessageDoc(env *courierv1.Envelope, now time.Time) messageDoc {
 	}
 }
 
-func newEntryDoc(id string, seq int64, doc messageDoc) entryDoc {
+func newEntryDoc(id string, seq int64, doc messageDoc, outgoing bool, expireAt *time.Time) entryDoc {
 	return entryDoc{
 		MessageID: id, Seq: seq, From: doc.From, To: listedRecipients(doc.To), ToCount: len(doc.To), Payload: doc.Payload,
 		ContentType: doc.ContentType, SentAt: doc.SentAt, StoredAt: doc.StoredAt,
+		ConversationID: doc.ConversationID, Outgoing: outgoing, ExpireAt: expireAt,
 	}
 }
 
@@ -165,7 +227,8 @@ func decodeEntry(d *firestore.DocumentSnapshot) (Entry, error) {
 	return Entry{Seq: e.Seq, Message: &courierv1.Message{
 		Id: e.MessageID, From: e.From, To: e.To, ToCount: int32(max(e.ToCount, len(e.To))), Payload: e.Payload, ContentType: e.ContentType,
 		SentAt: timestamppb.New(e.SentAt), StoredAt: timestamppb.New(e.StoredAt),
-	}}, nil
+		ConversationId: entryConversation(e), Outgoing: e.Outgoing,
+	}, ExpireAt: e.ExpireAt}, nil
 }
 
 func decodeStored(snap *firestore.DocumentSnapshot) (Stored, error) {
@@ -181,7 +244,27 @@ func storedFrom(id string, doc messageDoc) Stored {
 		Message: &courierv1.Message{
 			Id: id, From: doc.From, To: doc.To, Payload: doc.Payload, ContentType: doc.ContentType,
 			SentAt: timestamppb.New(doc.SentAt), StoredAt: timestamppb.New(doc.StoredAt),
+			ConversationId: messageConversation(doc),
 		},
-		Seqs: doc.Seqs,
+		Seqs:      doc.Seqs,
+		SenderSeq: doc.SenderSeq,
 	}
+}
+
+// entryConversation is an entry's conversation; an entry stored before
+// conversations existed gets the derived id when it lists its recipients
+// (so an old one-to-one chat and a new one are the same conversation), none
+// otherwise.
+func entryConversation(e entryDoc) string {
+	if e.ConversationID != "" || len(e.To) == 0 {
+		return e.ConversationID
+	}
+	return wire.DeriveConversationID(append([]string{e.From}, e.To...))
+}
+
+func messageConversation(doc messageDoc) string {
+	if doc.ConversationID != "" {
+		return doc.ConversationID
+	}
+	return wire.DeriveConversationID(append([]string{doc.From}, doc.To...))
 }

@@ -33,6 +33,7 @@ func Shown(m *courierv1.Message) *courierv1.Message {
 	return &courierv1.Message{
 		Id: m.GetId(), From: m.GetFrom(), To: to, ToCount: count, Payload: m.GetPayload(),
 		ContentType: m.GetContentType(), SentAt: m.GetSentAt(), StoredAt: m.GetStoredAt(),
+		ConversationId: m.GetConversationId(), Outgoing: m.GetOutgoing(),
 	}
 }
 
@@ -57,6 +58,11 @@ type WireMessage struct {
 	ContentType string          `json:"content_type"`
 	SentAt      time.Time       `json:"sent_at"`
 	StoredAt    *time.Time      `json:"stored_at,omitempty"`
+	// ConversationID is empty only for an old (pre-conversation) message
+	// whose recipient list is not shown.
+	ConversationID string `json:"conversation_id"`
+	// Outgoing is true on the sender's own copy only.
+	Outgoing bool `json:"outgoing,omitempty"`
 }
 
 // ToWire converts a stored message for clients, applying the recipient-list
@@ -67,7 +73,7 @@ func ToWire(m *courierv1.Message) WireMessage {
 	m = Shown(m)
 	w := WireMessage{
 		ID: m.GetId(), From: m.GetFrom(), To: m.GetTo(), ToCount: int(m.GetToCount()), ContentType: m.GetContentType(),
-		SentAt: m.GetSentAt().AsTime().UTC(),
+		SentAt: m.GetSentAt().AsTime().UTC(), ConversationID: m.GetConversationId(), Outgoing: m.GetOutgoing(),
 	}
 	if w.To == nil {
 		w.To = []string{}

@@ -141,6 +141,14 @@ func ValidateEnvelope(env *courierv1.Envelope, l Limits) error {
 		}
 		seen[r] = true
 	}
+	// An envelope from before conversations names none (ConversationOf
+	// derives it); the gateway refuses senders' "d." ids, so one here was
+	// derived by the gateway.
+	if c := env.GetConversationId(); c != "" {
+		if err := ValidateConversationID(c, false); err != nil {
+			bad("conversation: %v", err)
+		}
+	}
 	if ts := env.GetSentAt(); ts == nil {
 		bad("sent_at missing")
 	} else if err := ts.CheckValid(); err != nil {

@@ -98,8 +98,12 @@ func TestHotRecipientFromManySenders(t *testing.T) {
 	if rec.largest() < 10 {
 		t.Errorf("largest batch %d: the hot recipient's messages did not share commits", rec.largest())
 	}
-	if rpcs >= float64(len(ids))/4 {
-		t.Errorf("%v Firestore requests for %d messages", rpcs, len(ids))
+	// Each of the 200 senders costs one read of its own inbox head (for its
+	// sender's copy) the first time, cached afterwards; the commits are what
+	// the hot recipient shares.
+	commits := testutil.ToFloat64(wk.m.FirestoreRoundTrips.WithLabelValues("commit"))
+	if commits >= float64(len(ids))/4 || rpcs > commits+senders+2*float64(len(rec.seen())) {
+		t.Errorf("%v Firestore requests (%v commits) for %d messages", rpcs, commits, len(ids))
 	}
 }
 
@@ -116,7 +120,7 @@ func TestHundredRecipientMessage(t *testing.T) {
 	w.publish(env("wide-1", "alice", to...))
 	w.deliveries.waitFor(t, time.Minute, "wide-1")
 	commits := func() float64 { return testutil.ToFloat64(wk.m.FirestoreRoundTrips.WithLabelValues("commit")) }
-	if c, heads := commits(), testutil.ToFloat64(wk.m.FirestoreRoundTrips.WithLabelValues("read_head")); c != 1 || heads != 100 {
+	if c, heads := commits(), testutil.ToFloat64(wk.m.FirestoreRoundTrips.WithLabelValues("read_head")); c != 1 || heads != 101 { // the recipients' and the sender's
 		t.Fatalf("first 100-recipient message: %v commits, %v head reads", c, heads)
 	}
 	before := roundTrips(wk)
@@ -131,7 +135,7 @@ func TestHundredRecipientMessage(t *testing.T) {
 		}
 	}
 	var d courierv1.Delivery
-	if err := proto.Unmarshal(w.deliveries.with("wide-2")[0].Data, &d); err != nil || len(d.Recipients) != 100 ||
+	if err := proto.Unmarshal(w.deliveries.with("wide-2")[0].Data, &d); err != nil || len(d.Recipients) != 101 || !d.Recipients[100].Outgoing ||
 		d.Recipients[42].Cursor != inbox.EncodeCursor(2) || len(d.Message.To) != 0 || d.Message.ToCount != 100 {
 		t.Fatalf("delivery: %d recipients, to %d, count %d, err %v", len(d.Recipients), len(d.Message.GetTo()), d.Message.GetToCount(), err)
 	}
@@ -199,6 +203,9 @@ func TestPoisonInsideABatch(t *testing.T) {
 	s := w.settings()
 	s.Limits.MaxPayloadBytes, s.Limits.MaxEnvelopeBytes = 1<<20, 2<<20
 	s.BatchLinger = 300 * time.Millisecond // gather what the Pulls bring into one batch
+	// huge is written three times (message, bob's entry, alice's own copy):
+	// ~3.2 MiB, which must still share a batch, below the emulator's 4 MiB.
+	s.BatchMaxBytes = 7 << 19
 	rec := &recording{}
 	wk := w.start(s, rec.wrap)
 

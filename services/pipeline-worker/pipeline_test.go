@@ -53,7 +53,7 @@ func TestStoredOnceWhenRepeated(t *testing.T) {
 		t.Fatalf("once-1 delivered %d times (want the delivery and its identical repeat)", len(got))
 	}
 	d := got[0]
-	if d.Attributes[wire.AttrRecipients] != "bob,carol" || d.Attributes[wire.AttrSchema] != "courier.v1.Delivery" ||
+	if d.Attributes[wire.AttrRecipients] != "bob,carol,alice" || d.Attributes[wire.AttrSchema] != "courier.v1.Delivery" ||
 		d.Attributes[wire.AttrSender] != "alice" || d.Attributes["traceparent"] == "" {
 		t.Errorf("delivery attributes %v", d.Attributes)
 	}
@@ -61,7 +61,8 @@ func TestStoredOnceWhenRepeated(t *testing.T) {
 	if err := proto.Unmarshal(d.Data, &del); err != nil || del.Message.Id != "once-1" || string(del.Message.Payload) != `{"text":"once-1"}` {
 		t.Fatalf("delivery %v %v", &del, err)
 	}
-	for _, u := range []string{"bob", "carol"} {
+	// alice's own copy, exactly once too.
+	for _, u := range []string{"bob", "carol", "alice"} {
 		ids := w.inboxIDs(u)
 		if n := len(subsequence(ids, func(id string) bool { return id == "once-1" })); n != 1 {
 			t.Errorf("inbox of %s holds once-1 %d times: %v", u, n, ids)

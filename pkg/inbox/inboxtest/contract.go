@@ -17,6 +17,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/testenv"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
 
@@ -45,6 +46,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"ConcurrentDuplicateCommits", concurrentDuplicateCommits},
 		{"RecipientListRule", recipientListRule},
 		{"Acks", acks},
+		{"SenderCopy", senderCopy},
 		{"BatchTakesConsecutivePositions", batchTakesConsecutivePositions},
 		{"StoredMessagesLeaveTheBatch", storedMessagesLeaveTheBatch},
 		{"RejectedMessageFailsAlone", rejectedMessageFailsAlone},
@@ -159,12 +161,57 @@ func commitIsIdempotent(t *testing.T, b Backend) {
 			t.Fatalf("inbox of %s: %v %v", u, entries, err)
 		}
 	}
-	if entries, _ := s.List(ctx, "alice", 0, 10); len(entries) != 0 {
-		t.Fatalf("sender got an inbox entry: %v", entries)
+	// The sender's copy: one outgoing entry, written once.
+	if entries, _ := s.List(ctx, "alice", 0, 10); len(entries) != 1 || !entries[0].Message.Outgoing || entries[0].Message.Id != "m1" {
+		t.Fatalf("sender's inbox: %v, want one outgoing copy of m1", entries)
 	}
 	d := st.Delivery()
-	if len(d.Recipients) != 2 || d.Recipients[0].Cursor != inbox.EncodeCursor(1) {
+	if len(d.Recipients) != 3 || d.Recipients[0].Cursor != inbox.EncodeCursor(1) ||
+		d.Recipients[2].UserId != "alice" || !d.Recipients[2].Outgoing || d.Recipients[0].Outgoing {
 		t.Fatalf("delivery: %v", d)
+	}
+}
+
+// senderCopy: every stored message has exactly one entry in its sender's
+// inbox, marked outgoing, through redeliveries and repeats within a batch;
+// a sender who is also a recipient gets only the recipient's entry; every
+// entry carries the conversation (named, or derived from the members).
+func senderCopy(t *testing.T, b Backend) {
+	s := b.Store
+	ctx := testenv.Context(t, time.Minute)
+	named := Envelope("g1", "sam", "tia", "uma")
+	named.ConversationId = "team-7"
+	direct := Envelope("p1", "sam", "tia")
+	self := Envelope("s1", "sam", "sam", "tia")
+	for round := 0; round < 3; round++ {
+		NoErrors(t, b.NewCommitter().Commit(ctx, []*courierv1.Envelope{named, direct, self, direct}))
+	}
+	entries, err := s.List(ctx, "sam", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, fmt.Sprintf("%d:%s:%v:%s", e.Seq, e.Message.Id, e.Message.Outgoing, e.Message.ConversationId))
+	}
+	dm := wire.DeriveConversationID([]string{"sam", "tia"})
+	want := []string{"1:g1:true:team-7", "2:p1:true:" + dm, "3:s1:false:" + wire.DeriveConversationID([]string{"sam", "tia"})}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("sender's inbox %v, want %v", got, want)
+	}
+	tia, err := s.List(ctx, "tia", 0, 10)
+	if err != nil || len(tia) != 3 || tia[1].Message.Outgoing || tia[1].Message.ConversationId != dm {
+		t.Fatalf("recipient's inbox %v %v", tia, err)
+	}
+	st, err := s.Get(ctx, "p1")
+	if err != nil || st.SenderSeq != 2 || st.Message.ConversationId != dm {
+		t.Fatalf("stored p1: sender seq %d conversation %q (%v)", st.SenderSeq, st.Message.GetConversationId(), err)
+	}
+	if _, ok := st.Seqs["sam"]; ok {
+		t.Fatalf("the sender's copy must not count as a recipient: %v", st.Seqs)
+	}
+	if st, _ := s.Get(ctx, "s1"); st.SenderSeq != 0 {
+		t.Fatalf("a sender among the recipients has no separate copy: %d", st.SenderSeq)
 	}
 }
 
@@ -477,7 +524,7 @@ func recipientListRule(t *testing.T, b Backend) {
 		if got, err := s.Get(ctx, id); err != nil || len(got.Message.To) != c.n {
 			t.Fatalf("%s: the message keeps the whole list: %v %v", id, got.Message.GetTo(), err)
 		}
-		if d := st.Delivery(); len(d.Message.To) != wantTo || d.Message.ToCount != int32(c.n) || len(d.Recipients) != c.n {
+		if d := st.Delivery(); len(d.Message.To) != wantTo || d.Message.ToCount != int32(c.n) || len(d.Recipients) != c.n+1 {
 			t.Fatalf("%s: delivery to %d count %d recipients %d", id, len(d.Message.To), d.Message.ToCount, len(d.Recipients))
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/inbox"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
 
@@ -63,7 +64,9 @@ type Memory struct {
 type message struct {
 	m    *courierv1.Message // as Get returns it: the whole recipient list, no to_count
 	seqs map[string]int64
-	acks map[string]time.Time // messages/{id}/deliveries
+	// senderSeq is the sender's copy (inbox.Stored.SenderSeq).
+	senderSeq int64
+	acks      map[string]time.Time // messages/{id}/deliveries
 }
 
 // NewMemory returns an empty store.
@@ -106,6 +109,7 @@ func (s *Memory) commit(ctx context.Context, envs []*courierv1.Envelope) []inbox
 				Id: env.MessageId, From: env.Sender, To: slices.Clone(env.Recipients), Payload: slices.Clone(env.Payload),
 				ContentType: env.ContentType,
 				SentAt:      timestamppb.New(env.SentAt.AsTime().Truncate(time.Microsecond)), StoredAt: timestamppb.New(now),
+				ConversationId: wire.ConversationOf(env),
 			},
 			seqs: make(map[string]int64, len(env.Recipients)),
 		}
@@ -114,6 +118,13 @@ func (s *Memory) commit(ctx context.Context, envs []*courierv1.Envelope) []inbox
 		for _, u := range env.Recipients {
 			s.inboxes[u] = append(s.inboxes[u], entry)
 			msg.seqs[u] = int64(len(s.inboxes[u]))
+		}
+		// The sender's copy, as the Firestore committer writes it.
+		if !slices.Contains(env.Recipients, env.Sender) {
+			own := proto.Clone(entry).(*courierv1.Message)
+			own.Outgoing = true
+			s.inboxes[env.Sender] = append(s.inboxes[env.Sender], own)
+			msg.senderSeq = int64(len(s.inboxes[env.Sender]))
 		}
 		s.messages[env.MessageId] = msg
 		res[i] = inbox.Result{Stored: msg.stored(), Created: true}
@@ -134,7 +145,7 @@ func entryBytes(env *courierv1.Envelope) int {
 }
 
 func (m *message) stored() inbox.Stored {
-	return inbox.Stored{Message: proto.Clone(m.m).(*courierv1.Message), Seqs: maps.Clone(m.seqs)}
+	return inbox.Stored{Message: proto.Clone(m.m).(*courierv1.Message), Seqs: maps.Clone(m.seqs), SenderSeq: m.senderSeq}
 }
 
 // List returns up to limit entries of user's inbox after position after.

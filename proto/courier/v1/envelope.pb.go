@@ -43,6 +43,11 @@ type Envelope struct {
 	SentAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
 	// idempotency_key is the client's Idempotency-Key header, if any.
 	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// conversation_id is the conversation the message belongs to: the one
+	// the sender named, or the id derived from the member set
+	// (wire.DeriveConversationID, "d." + hex). Envelopes published before
+	// conversations existed have none; the worker derives it then.
+	ConversationId string `protobuf:"bytes,8,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -126,6 +131,13 @@ func (x *Envelope) GetIdempotencyKey() string {
 	return ""
 }
 
+func (x *Envelope) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
 // Message is a stored message as clients see it.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -143,7 +155,14 @@ type Message struct {
 	StoredAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=stored_at,json=storedAt,proto3" json:"stored_at,omitempty"`
 	// to_count is the number of recipients, always set where clients see the
 	// message (0 only in the worker's own copies, which carry the whole list).
-	ToCount       int32 `protobuf:"varint,8,opt,name=to_count,json=toCount,proto3" json:"to_count,omitempty"`
+	ToCount int32 `protobuf:"varint,8,opt,name=to_count,json=toCount,proto3" json:"to_count,omitempty"`
+	// conversation_id is the message's conversation (empty only for
+	// messages stored before conversations existed whose recipient list is
+	// not shown).
+	ConversationId string `protobuf:"bytes,9,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	// outgoing marks the sender's own copy: set on the entry in the
+	// sender's inbox (and its live frame), never on the recipients'.
+	Outgoing      bool `protobuf:"varint,10,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,13 +253,30 @@ func (x *Message) GetToCount() int32 {
 	return 0
 }
 
+func (x *Message) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *Message) GetOutgoing() bool {
+	if x != nil {
+		return x.Outgoing
+	}
+	return false
+}
+
 // RecipientCursor is one recipient's position of the message in their inbox.
 type RecipientCursor struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// cursor is opaque to clients: resuming "after" it yields the entries that
 	// follow this message in that user's inbox.
-	Cursor        string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// outgoing marks the sender's own inbox position (the sender's copy):
+	// the edge writes the message to the sender's sessions with outgoing set.
+	Outgoing      bool `protobuf:"varint,3,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -287,6 +323,13 @@ func (x *RecipientCursor) GetCursor() string {
 		return x.Cursor
 	}
 	return ""
+}
+
+func (x *RecipientCursor) GetOutgoing() bool {
+	if x != nil {
+		return x.Outgoing
+	}
+	return false
 }
 
 // Delivery is what the pipeline-worker publishes to the deliveries fan-out
@@ -349,7 +392,7 @@ var File_courier_v1_envelope_proto protoreflect.FileDescriptor
 const file_courier_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"\x19courier/v1/envelope.proto\x12\n" +
-	"courier.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x01\n" +
+	"courier.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x02\n" +
 	"\bEnvelope\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x16\n" +
@@ -360,7 +403,8 @@ const file_courier_v1_envelope_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12!\n" +
 	"\fcontent_type\x18\x05 \x01(\tR\vcontentType\x123\n" +
 	"\asent_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12'\n" +
-	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\"\x83\x02\n" +
+	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12'\n" +
+	"\x0fconversation_id\x18\b \x01(\tR\x0econversationId\"\xc8\x02\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
@@ -369,10 +413,14 @@ const file_courier_v1_envelope_proto_rawDesc = "" +
 	"\fcontent_type\x18\x05 \x01(\tR\vcontentType\x123\n" +
 	"\asent_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x127\n" +
 	"\tstored_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bstoredAt\x12\x19\n" +
-	"\bto_count\x18\b \x01(\x05R\atoCount\"B\n" +
+	"\bto_count\x18\b \x01(\x05R\atoCount\x12'\n" +
+	"\x0fconversation_id\x18\t \x01(\tR\x0econversationId\x12\x1a\n" +
+	"\boutgoing\x18\n" +
+	" \x01(\bR\boutgoing\"^\n" +
 	"\x0fRecipientCursor\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"v\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x1a\n" +
+	"\boutgoing\x18\x03 \x01(\bR\boutgoing\"v\n" +
 	"\bDelivery\x12-\n" +
 	"\amessage\x18\x01 \x01(\v2\x13.courier.v1.MessageR\amessage\x12;\n" +
 	"\n" +

@@ -29,6 +29,9 @@ type SendRequest struct {
 	PayloadJson    []byte `protobuf:"bytes,2,opt,name=payload_json,json=payloadJson,proto3" json:"payload_json,omitempty"`
 	ContentType    string `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// conversation_id is optional; without it the conversation is derived
+	// from the member set ("d." ids are reserved for that).
+	ConversationId string `protobuf:"bytes,5,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -87,6 +90,13 @@ func (x *SendRequest) GetContentType() string {
 func (x *SendRequest) GetIdempotencyKey() string {
 	if x != nil {
 		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *SendRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
 	}
 	return ""
 }
@@ -352,8 +362,11 @@ type GetMessageResponse struct {
 	// delivered_count is how many recipients acknowledged it, for the
 	// sender; a recipient sees only its own state (0 or 1).
 	DeliveredCount int32 `protobuf:"varint,3,opt,name=delivered_count,json=deliveredCount,proto3" json:"delivered_count,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// read_count is how many recipients' read markers passed it (for the
+	// sender; a recipient sees its own, 0 or 1).
+	ReadCount     int32 `protobuf:"varint,4,opt,name=read_count,json=readCount,proto3" json:"read_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetMessageResponse) Reset() {
@@ -407,17 +420,541 @@ func (x *GetMessageResponse) GetDeliveredCount() int32 {
 	return 0
 }
 
+func (x *GetMessageResponse) GetReadCount() int32 {
+	if x != nil {
+		return x.ReadCount
+	}
+	return 0
+}
+
+type Conversation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	LastMessage   *InboxEntry            `protobuf:"bytes,2,opt,name=last_message,json=lastMessage,proto3" json:"last_message,omitempty"`
+	LastCursor    string                 `protobuf:"bytes,3,opt,name=last_cursor,json=lastCursor,proto3" json:"last_cursor,omitempty"`
+	UnreadCount   int32                  `protobuf:"varint,4,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	ReadCursor    string                 `protobuf:"bytes,5,opt,name=read_cursor,json=readCursor,proto3" json:"read_cursor,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Conversation) Reset() {
+	*x = Conversation{}
+	mi := &file_courier_v1_messages_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Conversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Conversation) ProtoMessage() {}
+
+func (x *Conversation) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
+func (*Conversation) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Conversation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Conversation) GetLastMessage() *InboxEntry {
+	if x != nil {
+		return x.LastMessage
+	}
+	return nil
+}
+
+func (x *Conversation) GetLastCursor() string {
+	if x != nil {
+		return x.LastCursor
+	}
+	return ""
+}
+
+func (x *Conversation) GetUnreadCount() int32 {
+	if x != nil {
+		return x.UnreadCount
+	}
+	return 0
+}
+
+func (x *Conversation) GetReadCursor() string {
+	if x != nil {
+		return x.ReadCursor
+	}
+	return ""
+}
+
+func (x *Conversation) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type ListConversationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	Cursor        string                 `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConversationsRequest) Reset() {
+	*x = ListConversationsRequest{}
+	mi := &file_courier_v1_messages_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConversationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConversationsRequest) ProtoMessage() {}
+
+func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
+func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListConversationsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListConversationsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ListConversationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conversations []*Conversation        `protobuf:"bytes,1,rep,name=conversations,proto3" json:"conversations,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConversationsResponse) Reset() {
+	*x = ListConversationsResponse{}
+	mi := &file_courier_v1_messages_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConversationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConversationsResponse) ProtoMessage() {}
+
+func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
+func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListConversationsResponse) GetConversations() []*Conversation {
+	if x != nil {
+		return x.Conversations
+	}
+	return nil
+}
+
+func (x *ListConversationsResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+type ListConversationMessagesRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Before         string                 `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	After          string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	Limit          int32                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListConversationMessagesRequest) Reset() {
+	*x = ListConversationMessagesRequest{}
+	mi := &file_courier_v1_messages_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConversationMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConversationMessagesRequest) ProtoMessage() {}
+
+func (x *ListConversationMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConversationMessagesRequest.ProtoReflect.Descriptor instead.
+func (*ListConversationMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListConversationMessagesRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ListConversationMessagesRequest) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *ListConversationMessagesRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ListConversationMessagesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListConversationMessagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*InboxEntry          `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	HasMore       bool                   `protobuf:"varint,2,opt,name=has_more,json=hasMore,proto3" json:"has_more,omitempty"`
+	PrevCursor    string                 `protobuf:"bytes,3,opt,name=prev_cursor,json=prevCursor,proto3" json:"prev_cursor,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,4,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConversationMessagesResponse) Reset() {
+	*x = ListConversationMessagesResponse{}
+	mi := &file_courier_v1_messages_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConversationMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConversationMessagesResponse) ProtoMessage() {}
+
+func (x *ListConversationMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConversationMessagesResponse.ProtoReflect.Descriptor instead.
+func (*ListConversationMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListConversationMessagesResponse) GetMessages() []*InboxEntry {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *ListConversationMessagesResponse) GetHasMore() bool {
+	if x != nil {
+		return x.HasMore
+	}
+	return false
+}
+
+func (x *ListConversationMessagesResponse) GetPrevCursor() string {
+	if x != nil {
+		return x.PrevCursor
+	}
+	return ""
+}
+
+func (x *ListConversationMessagesResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+type MarkReadRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Cursor         string                 `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MarkReadRequest) Reset() {
+	*x = MarkReadRequest{}
+	mi := &file_courier_v1_messages_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkReadRequest) ProtoMessage() {}
+
+func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
+func (*MarkReadRequest) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MarkReadRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *MarkReadRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type MarkReadResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	ReadCursor     string                 `protobuf:"bytes,2,opt,name=read_cursor,json=readCursor,proto3" json:"read_cursor,omitempty"`
+	UnreadCount    int32                  `protobuf:"varint,3,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MarkReadResponse) Reset() {
+	*x = MarkReadResponse{}
+	mi := &file_courier_v1_messages_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkReadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkReadResponse) ProtoMessage() {}
+
+func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
+func (*MarkReadResponse) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MarkReadResponse) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *MarkReadResponse) GetReadCursor() string {
+	if x != nil {
+		return x.ReadCursor
+	}
+	return ""
+}
+
+func (x *MarkReadResponse) GetUnreadCount() int32 {
+	if x != nil {
+		return x.UnreadCount
+	}
+	return 0
+}
+
+type AckMessageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckMessageRequest) Reset() {
+	*x = AckMessageRequest{}
+	mi := &file_courier_v1_messages_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckMessageRequest) ProtoMessage() {}
+
+func (x *AckMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckMessageRequest.ProtoReflect.Descriptor instead.
+func (*AckMessageRequest) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AckMessageRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type AckMessageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckMessageResponse) Reset() {
+	*x = AckMessageResponse{}
+	mi := &file_courier_v1_messages_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckMessageResponse) ProtoMessage() {}
+
+func (x *AckMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckMessageResponse.ProtoReflect.Descriptor instead.
+func (*AckMessageResponse) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{15}
+}
+
 var File_courier_v1_messages_proto protoreflect.FileDescriptor
 
 const file_courier_v1_messages_proto_rawDesc = "" +
 	"\n" +
 	"\x19courier/v1/messages.proto\x12\n" +
-	"courier.v1\x1a\x19courier/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n" +
+	"courier.v1\x1a\x19courier/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x01\n" +
 	"\vSendRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x03(\tR\x02to\x12!\n" +
 	"\fpayload_json\x18\x02 \x01(\fR\vpayloadJson\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12'\n" +
-	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"[\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12'\n" +
+	"\x0fconversation_id\x18\x05 \x01(\tR\x0econversationId\"[\n" +
 	"\fSendResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12;\n" +
 	"\vaccepted_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -434,16 +971,63 @@ const file_courier_v1_messages_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\v2\x13.courier.v1.MessageR\amessage\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"#\n" +
 	"\x11GetMessageRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x82\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xa1\x01\n" +
 	"\x12GetMessageResponse\x12-\n" +
 	"\amessage\x18\x01 \x01(\v2\x13.courier.v1.MessageR\amessage\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12'\n" +
-	"\x0fdelivered_count\x18\x03 \x01(\x05R\x0edeliveredCount2\xdc\x01\n" +
+	"\x0fdelivered_count\x18\x03 \x01(\x05R\x0edeliveredCount\x12\x1d\n" +
+	"\n" +
+	"read_count\x18\x04 \x01(\x05R\treadCount\"\xf9\x01\n" +
+	"\fConversation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
+	"\flast_message\x18\x02 \x01(\v2\x16.courier.v1.InboxEntryR\vlastMessage\x12\x1f\n" +
+	"\vlast_cursor\x18\x03 \x01(\tR\n" +
+	"lastCursor\x12!\n" +
+	"\funread_count\x18\x04 \x01(\x05R\vunreadCount\x12\x1f\n" +
+	"\vread_cursor\x18\x05 \x01(\tR\n" +
+	"readCursor\x129\n" +
+	"\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"H\n" +
+	"\x18ListConversationsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"|\n" +
+	"\x19ListConversationsResponse\x12>\n" +
+	"\rconversations\x18\x01 \x03(\v2\x18.courier.v1.ConversationR\rconversations\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"\x8e\x01\n" +
+	"\x1fListConversationMessagesRequest\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"\xb3\x01\n" +
+	" ListConversationMessagesResponse\x122\n" +
+	"\bmessages\x18\x01 \x03(\v2\x16.courier.v1.InboxEntryR\bmessages\x12\x19\n" +
+	"\bhas_more\x18\x02 \x01(\bR\ahasMore\x12\x1f\n" +
+	"\vprev_cursor\x18\x03 \x01(\tR\n" +
+	"prevCursor\x12\x1f\n" +
+	"\vnext_cursor\x18\x04 \x01(\tR\n" +
+	"nextCursor\"R\n" +
+	"\x0fMarkReadRequest\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\x7f\n" +
+	"\x10MarkReadResponse\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1f\n" +
+	"\vread_cursor\x18\x02 \x01(\tR\n" +
+	"readCursor\x12!\n" +
+	"\funread_count\x18\x03 \x01(\x05R\vunreadCount\"#\n" +
+	"\x11AckMessageRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
+	"\x12AckMessageResponse2\xc9\x04\n" +
 	"\bMessages\x129\n" +
 	"\x04Send\x12\x17.courier.v1.SendRequest\x1a\x18.courier.v1.SendResponse\x12H\n" +
 	"\tListInbox\x12\x1c.courier.v1.ListInboxRequest\x1a\x1d.courier.v1.ListInboxResponse\x12K\n" +
 	"\n" +
-	"GetMessage\x12\x1d.courier.v1.GetMessageRequest\x1a\x1e.courier.v1.GetMessageResponseB9Z7github.com/courierhq/courier/proto/courier/v1;courierv1b\x06proto3"
+	"GetMessage\x12\x1d.courier.v1.GetMessageRequest\x1a\x1e.courier.v1.GetMessageResponse\x12`\n" +
+	"\x11ListConversations\x12$.courier.v1.ListConversationsRequest\x1a%.courier.v1.ListConversationsResponse\x12u\n" +
+	"\x18ListConversationMessages\x12+.courier.v1.ListConversationMessagesRequest\x1a,.courier.v1.ListConversationMessagesResponse\x12E\n" +
+	"\bMarkRead\x12\x1b.courier.v1.MarkReadRequest\x1a\x1c.courier.v1.MarkReadResponse\x12K\n" +
+	"\n" +
+	"AckMessage\x12\x1d.courier.v1.AckMessageRequest\x1a\x1e.courier.v1.AckMessageResponseB9Z7github.com/courierhq/courier/proto/courier/v1;courierv1b\x06proto3"
 
 var (
 	file_courier_v1_messages_proto_rawDescOnce sync.Once
@@ -457,34 +1041,55 @@ func file_courier_v1_messages_proto_rawDescGZIP() []byte {
 	return file_courier_v1_messages_proto_rawDescData
 }
 
-var file_courier_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_courier_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_courier_v1_messages_proto_goTypes = []any{
-	(*SendRequest)(nil),           // 0: courier.v1.SendRequest
-	(*SendResponse)(nil),          // 1: courier.v1.SendResponse
-	(*ListInboxRequest)(nil),      // 2: courier.v1.ListInboxRequest
-	(*ListInboxResponse)(nil),     // 3: courier.v1.ListInboxResponse
-	(*InboxEntry)(nil),            // 4: courier.v1.InboxEntry
-	(*GetMessageRequest)(nil),     // 5: courier.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),    // 6: courier.v1.GetMessageResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*Message)(nil),               // 8: courier.v1.Message
+	(*SendRequest)(nil),                      // 0: courier.v1.SendRequest
+	(*SendResponse)(nil),                     // 1: courier.v1.SendResponse
+	(*ListInboxRequest)(nil),                 // 2: courier.v1.ListInboxRequest
+	(*ListInboxResponse)(nil),                // 3: courier.v1.ListInboxResponse
+	(*InboxEntry)(nil),                       // 4: courier.v1.InboxEntry
+	(*GetMessageRequest)(nil),                // 5: courier.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),               // 6: courier.v1.GetMessageResponse
+	(*Conversation)(nil),                     // 7: courier.v1.Conversation
+	(*ListConversationsRequest)(nil),         // 8: courier.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil),        // 9: courier.v1.ListConversationsResponse
+	(*ListConversationMessagesRequest)(nil),  // 10: courier.v1.ListConversationMessagesRequest
+	(*ListConversationMessagesResponse)(nil), // 11: courier.v1.ListConversationMessagesResponse
+	(*MarkReadRequest)(nil),                  // 12: courier.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),                 // 13: courier.v1.MarkReadResponse
+	(*AckMessageRequest)(nil),                // 14: courier.v1.AckMessageRequest
+	(*AckMessageResponse)(nil),               // 15: courier.v1.AckMessageResponse
+	(*timestamppb.Timestamp)(nil),            // 16: google.protobuf.Timestamp
+	(*Message)(nil),                          // 17: courier.v1.Message
 }
 var file_courier_v1_messages_proto_depIdxs = []int32{
-	7, // 0: courier.v1.SendResponse.accepted_at:type_name -> google.protobuf.Timestamp
-	4, // 1: courier.v1.ListInboxResponse.messages:type_name -> courier.v1.InboxEntry
-	8, // 2: courier.v1.InboxEntry.message:type_name -> courier.v1.Message
-	8, // 3: courier.v1.GetMessageResponse.message:type_name -> courier.v1.Message
-	0, // 4: courier.v1.Messages.Send:input_type -> courier.v1.SendRequest
-	2, // 5: courier.v1.Messages.ListInbox:input_type -> courier.v1.ListInboxRequest
-	5, // 6: courier.v1.Messages.GetMessage:input_type -> courier.v1.GetMessageRequest
-	1, // 7: courier.v1.Messages.Send:output_type -> courier.v1.SendResponse
-	3, // 8: courier.v1.Messages.ListInbox:output_type -> courier.v1.ListInboxResponse
-	6, // 9: courier.v1.Messages.GetMessage:output_type -> courier.v1.GetMessageResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	16, // 0: courier.v1.SendResponse.accepted_at:type_name -> google.protobuf.Timestamp
+	4,  // 1: courier.v1.ListInboxResponse.messages:type_name -> courier.v1.InboxEntry
+	17, // 2: courier.v1.InboxEntry.message:type_name -> courier.v1.Message
+	17, // 3: courier.v1.GetMessageResponse.message:type_name -> courier.v1.Message
+	4,  // 4: courier.v1.Conversation.last_message:type_name -> courier.v1.InboxEntry
+	16, // 5: courier.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 6: courier.v1.ListConversationsResponse.conversations:type_name -> courier.v1.Conversation
+	4,  // 7: courier.v1.ListConversationMessagesResponse.messages:type_name -> courier.v1.InboxEntry
+	0,  // 8: courier.v1.Messages.Send:input_type -> courier.v1.SendRequest
+	2,  // 9: courier.v1.Messages.ListInbox:input_type -> courier.v1.ListInboxRequest
+	5,  // 10: courier.v1.Messages.GetMessage:input_type -> courier.v1.GetMessageRequest
+	8,  // 11: courier.v1.Messages.ListConversations:input_type -> courier.v1.ListConversationsRequest
+	10, // 12: courier.v1.Messages.ListConversationMessages:input_type -> courier.v1.ListConversationMessagesRequest
+	12, // 13: courier.v1.Messages.MarkRead:input_type -> courier.v1.MarkReadRequest
+	14, // 14: courier.v1.Messages.AckMessage:input_type -> courier.v1.AckMessageRequest
+	1,  // 15: courier.v1.Messages.Send:output_type -> courier.v1.SendResponse
+	3,  // 16: courier.v1.Messages.ListInbox:output_type -> courier.v1.ListInboxResponse
+	6,  // 17: courier.v1.Messages.GetMessage:output_type -> courier.v1.GetMessageResponse
+	9,  // 18: courier.v1.Messages.ListConversations:output_type -> courier.v1.ListConversationsResponse
+	11, // 19: courier.v1.Messages.ListConversationMessages:output_type -> courier.v1.ListConversationMessagesResponse
+	13, // 20: courier.v1.Messages.MarkRead:output_type -> courier.v1.MarkReadResponse
+	15, // 21: courier.v1.Messages.AckMessage:output_type -> courier.v1.AckMessageResponse
+	15, // [15:22] is the sub-list for method output_type
+	8,  // [8:15] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_courier_v1_messages_proto_init() }
@@ -499,7 +1104,7 @@ func file_courier_v1_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_courier_v1_messages_proto_rawDesc), len(file_courier_v1_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

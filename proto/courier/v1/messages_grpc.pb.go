@@ -19,9 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Messages_Send_FullMethodName       = "/courier.v1.Messages/Send"
-	Messages_ListInbox_FullMethodName  = "/courier.v1.Messages/ListInbox"
-	Messages_GetMessage_FullMethodName = "/courier.v1.Messages/GetMessage"
+	Messages_Send_FullMethodName                     = "/courier.v1.Messages/Send"
+	Messages_ListInbox_FullMethodName                = "/courier.v1.Messages/ListInbox"
+	Messages_GetMessage_FullMethodName               = "/courier.v1.Messages/GetMessage"
+	Messages_ListConversations_FullMethodName        = "/courier.v1.Messages/ListConversations"
+	Messages_ListConversationMessages_FullMethodName = "/courier.v1.Messages/ListConversationMessages"
+	Messages_MarkRead_FullMethodName                 = "/courier.v1.Messages/MarkRead"
+	Messages_AckMessage_FullMethodName               = "/courier.v1.Messages/AckMessage"
 )
 
 // MessagesClient is the client API for Messages service.
@@ -40,6 +44,17 @@ type MessagesClient interface {
 	ListInbox(ctx context.Context, in *ListInboxRequest, opts ...grpc.CallOption) (*ListInboxResponse, error)
 	// GetMessage returns one message the caller sent or received.
 	GetMessage(ctx context.Context, in *GetMessageRequest, opts ...grpc.CallOption) (*GetMessageResponse, error)
+	// ListConversations returns the caller's conversations, most recent
+	// first, each with its last message and the caller's unread count.
+	ListConversations(ctx context.Context, in *ListConversationsRequest, opts ...grpc.CallOption) (*ListConversationsResponse, error)
+	// ListConversationMessages pages one conversation of the caller's inbox,
+	// backward (before) or forward (after), oldest first within the page.
+	ListConversationMessages(ctx context.Context, in *ListConversationMessagesRequest, opts ...grpc.CallOption) (*ListConversationMessagesResponse, error)
+	// MarkRead moves the caller's read marker of a conversation forward.
+	MarkRead(ctx context.Context, in *MarkReadRequest, opts ...grpc.CallOption) (*MarkReadResponse, error)
+	// AckMessage records that the caller (a recipient) received a message,
+	// as a WebSocket ack does.
+	AckMessage(ctx context.Context, in *AckMessageRequest, opts ...grpc.CallOption) (*AckMessageResponse, error)
 }
 
 type messagesClient struct {
@@ -80,6 +95,46 @@ func (c *messagesClient) GetMessage(ctx context.Context, in *GetMessageRequest, 
 	return out, nil
 }
 
+func (c *messagesClient) ListConversations(ctx context.Context, in *ListConversationsRequest, opts ...grpc.CallOption) (*ListConversationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConversationsResponse)
+	err := c.cc.Invoke(ctx, Messages_ListConversations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagesClient) ListConversationMessages(ctx context.Context, in *ListConversationMessagesRequest, opts ...grpc.CallOption) (*ListConversationMessagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConversationMessagesResponse)
+	err := c.cc.Invoke(ctx, Messages_ListConversationMessages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagesClient) MarkRead(ctx context.Context, in *MarkReadRequest, opts ...grpc.CallOption) (*MarkReadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MarkReadResponse)
+	err := c.cc.Invoke(ctx, Messages_MarkRead_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagesClient) AckMessage(ctx context.Context, in *AckMessageRequest, opts ...grpc.CallOption) (*AckMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AckMessageResponse)
+	err := c.cc.Invoke(ctx, Messages_AckMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MessagesServer is the server API for Messages service.
 // All implementations must embed UnimplementedMessagesServer
 // for forward compatibility.
@@ -96,6 +151,17 @@ type MessagesServer interface {
 	ListInbox(context.Context, *ListInboxRequest) (*ListInboxResponse, error)
 	// GetMessage returns one message the caller sent or received.
 	GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error)
+	// ListConversations returns the caller's conversations, most recent
+	// first, each with its last message and the caller's unread count.
+	ListConversations(context.Context, *ListConversationsRequest) (*ListConversationsResponse, error)
+	// ListConversationMessages pages one conversation of the caller's inbox,
+	// backward (before) or forward (after), oldest first within the page.
+	ListConversationMessages(context.Context, *ListConversationMessagesRequest) (*ListConversationMessagesResponse, error)
+	// MarkRead moves the caller's read marker of a conversation forward.
+	MarkRead(context.Context, *MarkReadRequest) (*MarkReadResponse, error)
+	// AckMessage records that the caller (a recipient) received a message,
+	// as a WebSocket ack does.
+	AckMessage(context.Context, *AckMessageRequest) (*AckMessageResponse, error)
 	mustEmbedUnimplementedMessagesServer()
 }
 
@@ -114,6 +180,18 @@ func (UnimplementedMessagesServer) ListInbox(context.Context, *ListInboxRequest)
 }
 func (UnimplementedMessagesServer) GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMessage not implemented")
+}
+func (UnimplementedMessagesServer) ListConversations(context.Context, *ListConversationsRequest) (*ListConversationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConversations not implemented")
+}
+func (UnimplementedMessagesServer) ListConversationMessages(context.Context, *ListConversationMessagesRequest) (*ListConversationMessagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConversationMessages not implemented")
+}
+func (UnimplementedMessagesServer) MarkRead(context.Context, *MarkReadRequest) (*MarkReadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MarkRead not implemented")
+}
+func (UnimplementedMessagesServer) AckMessage(context.Context, *AckMessageRequest) (*AckMessageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AckMessage not implemented")
 }
 func (UnimplementedMessagesServer) mustEmbedUnimplementedMessagesServer() {}
 func (UnimplementedMessagesServer) testEmbeddedByValue()                  {}
@@ -190,6 +268,78 @@ func _Messages_GetMessage_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Messages_ListConversations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConversationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagesServer).ListConversations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messages_ListConversations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagesServer).ListConversations(ctx, req.(*ListConversationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Messages_ListConversationMessages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConversationMessagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagesServer).ListConversationMessages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messages_ListConversationMessages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagesServer).ListConversationMessages(ctx, req.(*ListConversationMessagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Messages_MarkRead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MarkReadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagesServer).MarkRead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messages_MarkRead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagesServer).MarkRead(ctx, req.(*MarkReadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Messages_AckMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AckMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagesServer).AckMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messages_AckMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagesServer).AckMessage(ctx, req.(*AckMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Messages_ServiceDesc is the grpc.ServiceDesc for Messages service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +358,22 @@ var Messages_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMessage",
 			Handler:    _Messages_GetMessage_Handler,
+		},
+		{
+			MethodName: "ListConversations",
+			Handler:    _Messages_ListConversations_Handler,
+		},
+		{
+			MethodName: "ListConversationMessages",
+			Handler:    _Messages_ListConversationMessages_Handler,
+		},
+		{
+			MethodName: "MarkRead",
+			Handler:    _Messages_MarkRead_Handler,
+		},
+		{
+			MethodName: "AckMessage",
+			Handler:    _Messages_AckMessage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

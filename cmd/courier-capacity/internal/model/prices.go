@@ -10,9 +10,13 @@ type Price struct {
 
 // PricesAsOf is when the prices below were copied. Pub/Sub's throughput
 // price, its 1,000-byte minimum and the billing of filtered messages were
-// checked against the text of the pages named; the other figures are the
-// published us-central1 list prices as recorded here: check each page
-// before relying on a total.
+// checked against the text of the pages named; on 2026-12-08 Firestore's
+// regional US write and read prices ($0.09 and $0.03 per 100,000), GKE's
+// cluster fee and Autopilot's general-purpose vCPU and GiB prices were
+// checked against stored copies of their pages and of two third-party
+// guides that quote them. The Compute Engine and network figures are the
+// published us-central1 list prices as recorded here, not re-checked:
+// check each page before relying on a total.
 const PricesAsOf = "2026-12-07"
 
 // HoursPerMonth is the month the prices are quoted for (730 h, Google's).

@@ -44,12 +44,18 @@ const (
 	SignalRateLimited Code = "signal_rate_limited"
 	// TooManyUsers: GET /v1/presence asked for more than 100 users (400).
 	TooManyUsers Code = "too_many_users"
+	// BadConversation: conversation_id is not a valid id, or names a
+	// derived conversation ("d." prefix, reserved) (400).
+	BadConversation Code = "bad_conversation"
+	// CursorExpired: the cursor points behind what INBOX_RETENTION keeps
+	// (410); reload the newest page and continue from there.
+	CursorExpired Code = "cursor_expired"
 )
 
 // Codes lists every code, for tests and documentation checks.
 var Codes = []Code{InvalidRequest, Unauthenticated, NotFound, MethodNotAllowed, PayloadTooLarge,
 	UnsupportedMediaType, RateLimited, MessageTooLarge, RecipientRateLimited, Unavailable, Internal, IdempotencyKeyReused,
-	BadSignal, SignalTooLarge, SignalRateLimited, TooManyUsers}
+	BadSignal, SignalTooLarge, SignalRateLimited, TooManyUsers, BadConversation, CursorExpired}
 
 // Error is a failure with its code and a message safe to show the caller.
 // Err, when set, is the underlying cause: logged, never shown.
@@ -108,8 +114,10 @@ func From(err error) *Error {
 // HTTPStatus is the HTTP status of code.
 func HTTPStatus(code Code) int {
 	switch code {
-	case InvalidRequest, BadSignal, TooManyUsers:
+	case InvalidRequest, BadSignal, TooManyUsers, BadConversation:
 		return 400
+	case CursorExpired:
+		return 410
 	case Unauthenticated:
 		return 401
 	case NotFound:
@@ -162,6 +170,10 @@ func Title(code Code) string {
 		return "Too many signals"
 	case TooManyUsers:
 		return "Too many users"
+	case BadConversation:
+		return "Invalid conversation id"
+	case CursorExpired:
+		return "Cursor expired"
 	case Unavailable:
 		return "Service unavailable"
 	default:
@@ -174,8 +186,10 @@ func Title(code Code) string {
 // answers ResourceExhausted for a message above the server's receive limit.
 func GRPCCode(code Code) codes.Code {
 	switch code {
-	case InvalidRequest, PayloadTooLarge, MessageTooLarge, UnsupportedMediaType, BadSignal, SignalTooLarge, TooManyUsers:
+	case InvalidRequest, PayloadTooLarge, MessageTooLarge, UnsupportedMediaType, BadSignal, SignalTooLarge, TooManyUsers, BadConversation:
 		return codes.InvalidArgument
+	case CursorExpired:
+		return codes.OutOfRange
 	case Unauthenticated:
 		return codes.Unauthenticated
 	case NotFound:

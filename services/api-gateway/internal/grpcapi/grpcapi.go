@@ -91,7 +91,7 @@ func user(ctx context.Context) string {
 func (h *Handler) Send(ctx context.Context, req *courierv1.SendRequest) (*courierv1.SendResponse, error) {
 	acc, err := h.svc.Send(ctx, user(ctx), messages.SendRequest{
 		To: req.GetTo(), Payload: req.GetPayloadJson(), ContentType: req.GetContentType(),
-		IdempotencyKey: req.GetIdempotencyKey(),
+		IdempotencyKey: req.GetIdempotencyKey(), ConversationID: req.GetConversationId(),
 	})
 	if err != nil {
 		return nil, err

@@ -16,7 +16,8 @@ import (
 
 // DecodeSendBody strictly decodes a POST /v1/messages body: one JSON object
 // with exactly the members "to" (array of strings, required), "payload"
-// (any JSON value, required) and "content_type" (string, optional). Member
+// (any JSON value, required), "content_type" (string, optional) and
+// "conversation_id" (string, optional). Member
 // names match exactly (encoding/json alone would accept "TO"), unknown or
 // repeated members and anything after the object are errors. Semantic
 // checks (recipient ids, sizes) are the core's.
@@ -60,8 +61,14 @@ func DecodeSendBody(body []byte) (messages.SendRequest, error) {
 				return req, memberError("content_type", "a string", err)
 			}
 			req.ContentType = ct
+		case "conversation_id":
+			var id string
+			if err := dec.Decode(&id); err != nil {
+				return req, memberError("conversation_id", "a string", err)
+			}
+			req.ConversationID = id
 		default:
-			return req, apierr.New(apierr.InvalidRequest, "body: unknown member %q (want to, payload, content_type)", clip.Text(name, 40))
+			return req, apierr.New(apierr.InvalidRequest, "body: unknown member %q (want to, payload, content_type, conversation_id)", clip.Text(name, 40))
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace

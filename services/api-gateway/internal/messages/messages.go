@@ -145,6 +145,9 @@ type SendRequest struct {
 	Payload        []byte // a JSON value
 	ContentType    string // optional; DefaultContentType when empty
 	IdempotencyKey string // optional; already checked by ParseIdempotencyKey
+	// ConversationID is optional: without it the message belongs to the
+	// conversation of its member set (wire.DeriveConversationID).
+	ConversationID string
 }
 
 // Accepted is the answer to a confirmed send.
@@ -228,6 +231,12 @@ func (s *Service) Envelope(sender string, req SendRequest) (*courierv1.Envelope,
 			return nil, err
 		}
 	}
+	conv := req.ConversationID
+	if conv == "" {
+		conv = wire.DeriveConversationID(append([]string{sender}, req.To...))
+	} else if err := wire.ValidateConversationID(conv, true); err != nil {
+		return nil, apierr.New(apierr.BadConversation, "conversation_id: %v", err)
+	}
 	id := NewID()
 	if req.IdempotencyKey != "" {
 		id = DeriveID(sender, req.IdempotencyKey)
@@ -240,6 +249,7 @@ func (s *Service) Envelope(sender string, req SendRequest) (*courierv1.Envelope,
 		ContentType:    ct,
 		SentAt:         timestamppb.New(s.now().UTC().Truncate(time.Microsecond)),
 		IdempotencyKey: req.IdempotencyKey,
+		ConversationId: conv,
 	}
 	if err := s.workerAccepts(env); err != nil {
 		return nil, err

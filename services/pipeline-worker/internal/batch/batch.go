@@ -104,13 +104,14 @@ type Batch struct {
 // whole batch (its commit, a presence read) are its children.
 func (b *Batch) Lead() context.Context { return b.lead }
 
-// Recipients returns the distinct recipients of the batch's stored
-// messages, in order of first appearance.
+// Recipients returns the distinct users the batch's stored messages are
+// delivered to (recipients and senders, whose copies go live to their other
+// sessions), in order of first appearance.
 func (b *Batch) Recipients() []string {
 	var users []string
 	seen := map[string]bool{}
 	for _, e := range b.stored {
-		for _, u := range e.Recipients {
+		for _, u := range inbox.InboxUsers(e) {
 			if !seen[u] {
 				seen[u] = true
 				users = append(users, u)

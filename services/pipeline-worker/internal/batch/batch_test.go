@@ -100,6 +100,11 @@ func env(id string, to ...string) *courierv1.Envelope {
 	return &courierv1.Envelope{MessageId: id, Sender: "s", Recipients: to, Payload: []byte(`{}`), SentAt: timestamppb.Now()}
 }
 
+func bytesOf(e *courierv1.Envelope) int {
+	_, n := inbox.WriteSize(e)
+	return n
+}
+
 func items(envs ...*courierv1.Envelope) []Item {
 	out := make([]Item, len(envs))
 	for i, e := range envs {
@@ -178,11 +183,13 @@ func TestBatchClosingRules(t *testing.T) {
 	}{
 		{"messages", Config{MaxMessages: 3, MaxWrites: 1000, MaxBytes: 1 << 20},
 			[]*courierv1.Envelope{env("a"), env("b"), env("c"), env("d"), env("e"), env("f"), env("g")}, "[[first] [a b c] [d e f] [g]]"},
-		{"writes", Config{MaxMessages: 100, MaxWrites: 6, MaxBytes: 1 << 20},
+		// Each message writes its recipients' entries, the sender's copy and
+		// itself: a 3, b 4, c 3, d 5.
+		{"writes", Config{MaxMessages: 100, MaxWrites: 8, MaxBytes: 1 << 20},
 			[]*courierv1.Envelope{env("a"), env("b", "x", "y"), env("c"), env("d", "x", "y", "z"), env("e")}, "[[first] [a b] [c d] [e]]"},
-		{"a message over MaxWrites goes alone", Config{MaxMessages: 100, MaxWrites: 6, MaxBytes: 1 << 20},
+		{"a message over MaxWrites goes alone", Config{MaxMessages: 100, MaxWrites: 8, MaxBytes: 1 << 20},
 			[]*courierv1.Envelope{env("a"), wide, env("c")}, "[[first] [a] [wide] [c]]"},
-		{"bytes", Config{MaxMessages: 100, MaxWrites: 1000, MaxBytes: 12000},
+		{"bytes", Config{MaxMessages: 100, MaxWrites: 1000, MaxBytes: bytesOf(env("a")) + bytesOf(big)},
 			[]*courierv1.Envelope{env("a"), big, env("c"), env("d")}, "[[first] [a big] [c d]]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -415,14 +422,14 @@ func TestResultsNameTheirBatch(t *testing.T) {
 	queued(t, b, 3)
 	release()
 	res, firstRes := <-done, <-first
-	if firstRes[0].Batch == nil || firstRes[0].Batch == res[0].Batch || fmt.Sprint(firstRes[0].Batch.Recipients()) != "[dave]" {
+	if firstRes[0].Batch == nil || firstRes[0].Batch == res[0].Batch || fmt.Sprint(firstRes[0].Batch.Recipients()) != "[dave s]" {
 		t.Fatalf("first batch %+v", firstRes[0].Batch)
 	}
 	bt := res[0].Batch
 	if bt == nil || res[1].Batch != bt || res[2].Batch != nil || res[2].Err == nil {
 		t.Fatalf("results %+v", res)
 	}
-	if bt.Size != 3 || fmt.Sprint(bt.Recipients()) != "[bob dave carol]" {
+	if bt.Size != 3 || fmt.Sprint(bt.Recipients()) != "[bob dave s carol]" {
 		t.Fatalf("batch of size %d, recipients %v", bt.Size, bt.Recipients())
 	}
 	if trace.SpanFromContext(bt.Lead()) != trace.SpanFromContext(context.Background()) {

@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/pubsubx"
 	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
@@ -169,7 +170,7 @@ func (h *Handler) fanOut(ctx context.Context, run []*Message, errs []error) {
 		items = append(items, fanout.Item{
 			// The attempt's deadline, the message's span.
 			Out:        pubsubx.Outgoing{Ctx: trace.ContextWithSpan(ctx, trace.SpanFromContext(m.ctx)), Msg: msg, CourierID: m.env.MessageId},
-			Recipients: m.env.Recipients, Group: m.stored.Batch, Env: m.env,
+			Recipients: inbox.InboxUsers(m.env), Group: m.stored.Batch, Env: m.env,
 		})
 	}
 	if len(items) == 0 {

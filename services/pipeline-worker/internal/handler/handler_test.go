@@ -100,7 +100,7 @@ func TestStoredMessagesArePublishedInOrder(t *testing.T) {
 	}
 	d := p.out[0].Msg
 	want := map[string]string{
-		wire.AttrMessageID: "m1", wire.AttrSender: "alice", wire.AttrRecipients: "bob,carol",
+		wire.AttrMessageID: "m1", wire.AttrSender: "alice", wire.AttrRecipients: "bob,carol,alice", // the sender's copy goes live too
 		wire.AttrSchema: "courier.v1.Delivery", wire.AttrContentType: "application/protobuf",
 	}
 	for k, v := range want {
@@ -112,8 +112,8 @@ func TestStoredMessagesArePublishedInOrder(t *testing.T) {
 		t.Errorf("ordering key %q: deliveries carry none (pkg/wire)", d.OrderingKey)
 	}
 	var del courierv1.Delivery
-	if err := proto.Unmarshal(d.Data, &del); err != nil || del.Message.Id != "m1" || len(del.Recipients) != 2 ||
-		del.Recipients[1].Cursor != inbox.EncodeCursor(1) {
+	if err := proto.Unmarshal(d.Data, &del); err != nil || del.Message.Id != "m1" || len(del.Recipients) != 3 ||
+		del.Recipients[1].Cursor != inbox.EncodeCursor(1) || !del.Recipients[2].Outgoing {
 		t.Fatalf("delivery body %v %v", &del, err)
 	}
 	if !msgs[0].Done() || msgs[0].result() != "stored" {

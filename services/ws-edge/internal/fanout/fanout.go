@@ -339,7 +339,19 @@ func (f *Fanout) handleDelivery(ctx context.Context, msg *pubsub.Message) {
 	}
 	m.FannedOut = time.Now()
 	users := 0
+	var own *frame.Message // the sender's copy: the same message, marked outgoing
 	for _, rc := range d.Recipients {
+		item := frame.Item{M: m}
+		if rc.GetOutgoing() {
+			if own == nil {
+				if own, err = frame.NewOutgoing(d.Message, m); err != nil {
+					f.m.Dropped.WithLabelValues("bad_data").Inc()
+					f.log.ErrorContext(ctx, "encode frame", "err", err)
+					continue
+				}
+			}
+			item.M = own
+		}
 		seq, err := inbox.DecodeCursor(rc.GetCursor())
 		if err == nil && seq == 0 {
 			err = errors.New("empty cursor")
@@ -349,7 +361,8 @@ func (f *Fanout) handleDelivery(ctx context.Context, msg *pubsub.Message) {
 			f.log.ErrorContext(ctx, "dropping recipient with a bad cursor", "message_id", d.Message.Id, "user", rc.GetUserId(), "err", err)
 			continue
 		}
-		if f.seq.Deliver(rc.GetUserId(), frame.Item{M: m, Seq: seq}) {
+		item.Seq = seq
+		if f.seq.Deliver(rc.GetUserId(), item) {
 			users++
 		}
 	}

@@ -62,6 +62,19 @@ func NewMessage(m *courierv1.Message) (*Message, error) {
 	return msg, nil
 }
 
+// NewOutgoing encodes m as its sender's copy (outgoing set), with the
+// timing marks of like, the recipients' frame of the same delivery.
+func NewOutgoing(m *courierv1.Message, like *Message) (*Message, error) {
+	own := inbox.Shown(m)
+	own.Outgoing = true
+	out, err := NewMessage(own)
+	if err != nil {
+		return nil, err
+	}
+	out.FannedOut, out.Received, out.FromInbox = like.FannedOut, like.Received, like.FromInbox
+	return out, nil
+}
+
 // Size is the length of a frame of m (give or take the cursor).
 func (m *Message) Size() int { return len(m.prefix) + 32 }
 
