@@ -188,6 +188,9 @@ type ConversationMessages struct {
 // conversation the user is not in is simply empty: the query runs inside
 // the user's own inbox.
 func (s *Store) ListConversation(ctx context.Context, user, conv string, r ConversationPageReq) (ConversationMessages, error) {
+	if err := s.checkRetained(ctx, user, max(r.Before, r.After)); err != nil {
+		return ConversationMessages{}, err
+	}
 	q := s.conversationQuery(user, conv)
 	switch {
 	case r.After > 0:

@@ -7,6 +7,8 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/api/iterator"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 )
@@ -99,7 +101,7 @@ func (s *Store) ListPage(ctx context.Context, user string, after int64, lim Page
 		Limit(lim.Items).Documents(ctx)
 	defer it.Stop()
 	p := NewPager(lim)
-	for {
+	for first := true; ; first = false {
 		d, err := it.Next()
 		if errors.Is(err, iterator.Done) {
 			return p.Page(), nil
@@ -111,8 +113,48 @@ func (s *Store) ListPage(ctx context.Context, user string, after int64, lim Page
 		if err != nil {
 			return Page{}, err
 		}
+		if first && s.retention > 0 && after > 0 && (e.Seq != after+1 || s.expired(e)) {
+			return Page{}, fmt.Errorf("list inbox of %s after %d (first retained %d): %w", user, after, e.Seq, ErrCursorExpired)
+		}
 		if !p.Add(e) {
 			return p.Page(), nil
 		}
 	}
+}
+
+// ErrCursorExpired is returned for a cursor behind what INBOX_RETENTION
+// keeps: reading on from it would silently skip deleted entries. Clients
+// reload the newest page instead (REST 410 cursor_expired, WebSocket close
+// 4410).
+var ErrCursorExpired = errors.New("cursor expired: entries after it are past retention")
+
+// expired reports whether e is past retention: Firestore's TTL deletes
+// entries some time (up to about a day) after expire_at, so an entry may
+// still be there when it no longer counts.
+func (s *Store) expired(e Entry) bool {
+	return e.ExpireAt != nil && !e.ExpireAt.After(s.now())
+}
+
+// checkRetained answers ErrCursorExpired when user's entry at seq is gone
+// or past retention (a conversation page before or after it would hide a
+// gap). Without retention it costs nothing.
+func (s *Store) checkRetained(ctx context.Context, user string, seq int64) error {
+	if s.retention <= 0 || seq <= 0 {
+		return nil
+	}
+	snap, err := s.entryRef(user, seq).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("inbox entry %d of %s: %w", seq, user, ErrCursorExpired)
+	}
+	if err != nil {
+		return fmt.Errorf("read inbox entry %d of %s: %w", seq, user, err)
+	}
+	e, err := decodeEntry(snap)
+	if err != nil {
+		return err
+	}
+	if s.expired(e) {
+		return fmt.Errorf("inbox entry %d of %s: %w", seq, user, ErrCursorExpired)
+	}
+	return nil
 }

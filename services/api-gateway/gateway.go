@@ -58,7 +58,7 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 	gw := &gateway{reg: reg, pub: ingress.New(gc.PubSub, cfg.Topology.IngressTopic, ingress.Options{
 		Timeout: cfg.PublishTimeout, MaxOutstanding: cfg.PublishMaxOut, DelayThreshold: cfg.PublishDelay, Latency: m.PublishDuration,
 	})}
-	svc := messages.New(gw.pub, inbox.New(gc.Firestore), cfg.Limits).WithBudgets(messages.Budgets{
+	svc := messages.New(gw.pub, inbox.New(gc.Firestore).WithRetention(cfg.InboxRetention), cfg.Limits).WithBudgets(messages.Budgets{
 		StoredKiB: ratelimit.New(ratelimit.Options{PerSecond: float64(cfg.StoredKiBPerSecond), Burst: cfg.StoredKiBBurst, MaxKeys: cfg.RateMaxUsers}),
 		Inbound:   ratelimit.New(ratelimit.Options{PerSecond: float64(cfg.InboundPerSecond), Burst: cfg.InboundBurst, MaxKeys: cfg.RateMaxUsers}),
 	})

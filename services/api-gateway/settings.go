@@ -27,6 +27,8 @@ type settings struct {
 	Limits         messages.Limits
 	MaxBodyBytes   int
 	RequestTimeout time.Duration
+	// InboxRetention is INBOX_RETENTION: cursors behind it answer 410.
+	InboxRetention time.Duration
 	// The HTTP server's own bounds, beside RequestTimeout (which bounds a
 	// handler): reading a request whole, writing its answer, keeping an
 	// idle keep-alive connection.
@@ -108,6 +110,7 @@ var table = []setting{
 	intSetting("MAX_BODY_BYTES", 256<<10, 1024, 9<<20, "whole request body (also gRPC max receive size); ≥ `MAX_PAYLOAD_BYTES`", func(s *settings) *int { return &s.MaxBodyBytes }),
 	intSetting("MAX_PAGE_BYTES", inbox.DefaultPageBytes, 4<<10, 16<<20, "byte bound of an inbox page (REST and gRPC); `has_more` says more may follow", func(s *settings) *int { return &s.Limits.MaxPageBytes }),
 	intSetting("MAX_ENVELOPE_BYTES", wire.DefaultMaxEnvelopeBytes, 1<<10, 10<<20, "encoded envelope; keep ≤ the worker's `WORKER_MAX_ENVELOPE_BYTES`. Larger, or payload × (recipients + 1) above one Firestore commit: 413 `message_too_large`", func(s *settings) *int { return &s.Limits.MaxEnvelopeBytes }),
+	durationSetting("INBOX_RETENTION", 0, 0, "how long inbox entries are kept (keep equal to the worker's); a cursor behind it answers 410 `cursor_expired`; `0` = forever", func(s *settings) *time.Duration { return &s.InboxRetention }),
 	durationSetting("REQUEST_TIMEOUT", 10*time.Second, 100*time.Millisecond, "per request (REST and gRPC)", func(s *settings) *time.Duration { return &s.RequestTimeout }),
 	// A 256 KiB body arrives in well under 30 s on any phone; a client
 	// dripping it slower holds a connection and a goroutine for nothing.

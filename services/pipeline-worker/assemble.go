@@ -48,7 +48,7 @@ type worker struct {
 func assemble(s settings, ps *pubsub.Client, fs *firestore.Client, log *slog.Logger, wrapCommit func(batch.Committer) batch.Committer) (*worker, error) {
 	w := &worker{reg: telemetry.NewRegistry()}
 	w.m = metrics.New(w.reg)
-	var commit batch.Committer = inbox.New(fs).NewCommitter(inbox.CommitterOptions{HeadCacheSize: s.HeadCacheSize, RoundTrip: w.m.RoundTrip})
+	var commit batch.Committer = inbox.New(fs).WithRetention(s.Retention).NewCommitter(inbox.CommitterOptions{HeadCacheSize: s.HeadCacheSize, RoundTrip: w.m.RoundTrip})
 	if wrapCommit != nil {
 		commit = wrapCommit(commit)
 	}

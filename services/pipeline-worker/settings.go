@@ -44,6 +44,7 @@ type settings struct {
 	BatchMaxWrites   int           // WORKER_BATCH_MAX_WRITES: Firestore writes per commit
 	BatchMaxBytes    int           // WORKER_BATCH_MAX_BYTES: commit request bytes
 	BatchLinger      time.Duration // WORKER_BATCH_LINGER: wait for company when the committer is idle
+	Retention        time.Duration // INBOX_RETENTION: inbox entries' expire_at (0: kept forever)
 	HeadCacheSize    int           // WORKER_HEAD_CACHE_SIZE: users whose inbox head is remembered
 }
 
@@ -92,6 +93,9 @@ func loadSettings(e *config.Env) (settings, error) {
 		BatchMaxBytes: e.Int("WORKER_BATCH_MAX_BYTES", 3<<20, 64<<10, 9<<20),
 		BatchLinger:   e.Duration("WORKER_BATCH_LINGER", 2*time.Millisecond, 0),
 		HeadCacheSize: e.Int("WORKER_HEAD_CACHE_SIZE", 100000, 0, 10000000),
+		// Keep equal on the worker, the gateway and the edges: readers
+		// answer cursor_expired behind it (docs/firestore.md).
+		Retention: e.Duration("INBOX_RETENTION", 0, 0),
 	}
 	// Draining gets most of the shutdown; the rest is for flushing
 	// publishers and spans.

@@ -40,7 +40,7 @@ func assemble(cfg settings, gc *gcp.Clients, verifier edge.Verifier, logger *slo
 	w := &wsEdge{reg: telemetry.NewRegistry()}
 	var err error
 	w.edge, err = edge.New(cfg.Edge, edge.Deps{
-		PubSub: gc.PubSub, Store: inbox.New(gc.Firestore), Heartbeats: edges.New(gc.Firestore), Presence: presence.NewTable(gc.Firestore),
+		PubSub: gc.PubSub, Store: inbox.New(gc.Firestore).WithRetention(cfg.InboxRetention), Heartbeats: edges.New(gc.Firestore), Presence: presence.NewTable(gc.Firestore),
 		Online:   online.NewReader(gc.Firestore, online.Options{StaleAfter: cfg.Edge.StaleAfter}),
 		Verifier: verifier, Registry: w.reg, Logger: logger,
 	})

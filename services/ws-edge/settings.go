@@ -23,8 +23,10 @@ type settings struct {
 	AdminAddr       string
 	DebugAddr       string
 	ShutdownTimeout time.Duration
-	Auth            auth.Config // shared variables (pkg/auth, root README)
-	Edge            edge.Config // Topology: shared variables (pkg/topology, root README)
+	// InboxRetention is INBOX_RETENTION: a resume behind it closes 4410.
+	InboxRetention time.Duration
+	Auth           auth.Config // shared variables (pkg/auth, root README)
+	Edge           edge.Config // Topology: shared variables (pkg/topology, root README)
 }
 
 // setting is one row of the edge's own configuration: its variable, its
@@ -73,6 +75,7 @@ var table = []setting{
 	stringSetting(adminserver.Env, adminserver.DefaultAddr, "admin listener: Prometheus `/metrics` only (`pkg/adminserver`), never behind the ingress", func(s *settings) *string { return &s.AdminAddr }),
 	stringSetting("DEBUG_ADDR", "", "debug listener: pprof and `/debug/memstats` (`pkg/debugserver`; root README: Configuration); unset = off", func(s *settings) *string { return &s.DebugAddr }),
 	{"POD_NAME", "host name", "", "names the subscription `courier-edge-<pod>`; lowercased, other characters become `-`, 63 max", readPodName},
+	durationSetting("INBOX_RETENTION", 0, 0, "how long inbox entries are kept (keep equal to the worker's); a resume behind it closes 4410 `cursor_expired`; `0` = forever", func(s *settings) *time.Duration { return &s.InboxRetention }),
 	durationSetting("WS_AUTH_TIMEOUT", 5*time.Second, 10*time.Millisecond, "a connection opened without a credential must send its auth frame within this; else 1008 `auth timeout`", func(s *settings) *time.Duration { return &s.Edge.AuthTimeout }),
 	intSetting("WS_MAX_UNAUTHENTICATED", 1000, 1, 1_000_000, "connections waiting for their auth frame at once, per pod (503 `auth_backlog` beyond)", func(s *settings, v int) { s.Edge.MaxUnauthenticated = v }),
 	{"WS_ALLOWED_ORIGINS", "unset = same origin only", "", "comma-separated origin patterns (`host`, `*.example.com`, `https://app.example.com`)",

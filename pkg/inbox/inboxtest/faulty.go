@@ -17,6 +17,9 @@ type Faulty struct {
 	HeadFunc               func(ctx context.Context, user string) (int64, error)
 	DeliveryStateFunc      func(ctx context.Context, id string, listUsers bool) ([]string, int, error)
 	MarkDeliveredBatchFunc func(ctx context.Context, acks []inbox.Ack) []error
+	// ConversationsErr, when set, fails every conversation read and write
+	// (ListConversations, ListConversation, MarkRead, ReadCount).
+	ConversationsErr error
 }
 
 // NewFaulty returns a Faulty on an empty Memory.
@@ -65,4 +68,32 @@ func (f *Faulty) MarkDeliveredBatch(ctx context.Context, acks []inbox.Ack) []err
 		return f.MarkDeliveredBatchFunc(ctx, acks)
 	}
 	return f.Memory.MarkDeliveredBatch(ctx, acks)
+}
+
+func (f *Faulty) ListConversations(ctx context.Context, user string, after int64, limit int) (inbox.ConversationPage, error) {
+	if f.ConversationsErr != nil {
+		return inbox.ConversationPage{}, f.ConversationsErr
+	}
+	return f.Memory.ListConversations(ctx, user, after, limit)
+}
+
+func (f *Faulty) ListConversation(ctx context.Context, user, conv string, r inbox.ConversationPageReq) (inbox.ConversationMessages, error) {
+	if f.ConversationsErr != nil {
+		return inbox.ConversationMessages{}, f.ConversationsErr
+	}
+	return f.Memory.ListConversation(ctx, user, conv, r)
+}
+
+func (f *Faulty) MarkRead(ctx context.Context, user, conv string, seq int64) (inbox.ReadState, error) {
+	if f.ConversationsErr != nil {
+		return inbox.ReadState{}, f.ConversationsErr
+	}
+	return f.Memory.MarkRead(ctx, user, conv, seq)
+}
+
+func (f *Faulty) ReadCount(ctx context.Context, st inbox.Stored) (int, error) {
+	if f.ConversationsErr != nil {
+		return 0, f.ConversationsErr
+	}
+	return f.Memory.ReadCount(ctx, st)
 }

@@ -59,6 +59,7 @@ type Memory struct {
 	now      func() time.Time
 	messages map[string]*message
 	inboxes  map[string][]*courierv1.Message // user → entry at position i+1
+	reads    map[[2]string]int64             // (user, conversation) → read marker
 }
 
 type message struct {
@@ -267,4 +268,127 @@ func (s *Memory) Acknowledged(ctx context.Context, id, user string) (bool, error
 	}
 	_, acked := m.acks[user]
 	return acked, nil
+}
+
+// ListConversations lists user's conversations; see
+// inbox.Store.ListConversations (here the summary is never stale).
+func (s *Memory) ListConversations(ctx context.Context, user string, after int64, limit int) (inbox.ConversationPage, error) {
+	if err := ctx.Err(); err != nil {
+		return inbox.ConversationPage{}, fmt.Errorf("list conversations of %s: %w", user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byID := map[string]*inbox.Conversation{}
+	var all []*inbox.Conversation
+	entries := s.inboxes[user]
+	for i := len(entries) - 1; i >= 0; i-- {
+		m, seq := entries[i], int64(i+1)
+		id := m.GetConversationId()
+		if id == "" {
+			continue
+		}
+		c, ok := byID[id]
+		if !ok {
+			e := inbox.Entry{Seq: seq, Message: proto.Clone(m).(*courierv1.Message)}
+			c = &inbox.Conversation{ID: id, Last: &e, ReadSeq: s.reads[[2]string{user, id}], UpdatedAt: m.GetStoredAt().AsTime()}
+			byID[id] = c
+			all = append(all, c)
+		}
+		if !m.GetOutgoing() && seq > c.ReadSeq {
+			c.UnreadCount++
+		}
+	}
+	page := inbox.ConversationPage{Conversations: []inbox.Conversation{}}
+	for _, c := range all {
+		if after > 0 && c.Last.Seq >= after {
+			continue
+		}
+		if len(page.Conversations) == limit {
+			page.Next = inbox.EncodeCursor(page.Conversations[limit-1].Last.Seq)
+			break
+		}
+		page.Conversations = append(page.Conversations, *c)
+	}
+	return page, nil
+}
+
+// ListConversation pages one conversation of user's inbox; see
+// inbox.Store.ListConversation.
+func (s *Memory) ListConversation(ctx context.Context, user, conv string, r inbox.ConversationPageReq) (inbox.ConversationMessages, error) {
+	if err := ctx.Err(); err != nil {
+		return inbox.ConversationMessages{}, fmt.Errorf("list conversation %s of %s: %w", conv, user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var match []inbox.Entry
+	for i, m := range s.inboxes[user] {
+		if m.GetConversationId() == conv {
+			match = append(match, inbox.Entry{Seq: int64(i + 1), Message: proto.Clone(m).(*courierv1.Message)})
+		}
+	}
+	var out inbox.ConversationMessages
+	switch {
+	case r.After > 0:
+		i := slices.IndexFunc(match, func(e inbox.Entry) bool { return e.Seq > r.After })
+		if i < 0 {
+			i = len(match)
+		}
+		match = match[i:]
+		out.More = len(match) > r.Limit
+		out.Entries = match[:min(len(match), r.Limit)]
+	default:
+		if r.Before > 0 {
+			i := slices.IndexFunc(match, func(e inbox.Entry) bool { return e.Seq >= r.Before })
+			if i >= 0 {
+				match = match[:i]
+			}
+		}
+		out.More = len(match) > r.Limit
+		out.Entries = match[max(0, len(match)-r.Limit):]
+	}
+	if out.Entries == nil {
+		out.Entries = []inbox.Entry{}
+	}
+	return out, nil
+}
+
+// MarkRead moves user's read marker of conv forward; see
+// inbox.Store.MarkRead.
+func (s *Memory) MarkRead(ctx context.Context, user, conv string, seq int64) (inbox.ReadState, error) {
+	if err := ctx.Err(); err != nil {
+		return inbox.ReadState{}, fmt.Errorf("mark %s read for %s: %w", conv, user, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reads == nil {
+		s.reads = map[[2]string]int64{}
+	}
+	k := [2]string{user, conv}
+	st := inbox.ReadState{ReadSeq: s.reads[k]}
+	if seq > st.ReadSeq {
+		s.reads[k], st.ReadSeq, st.Moved = seq, seq, true
+	}
+	for i, m := range s.inboxes[user] {
+		if m.GetConversationId() == conv && !m.GetOutgoing() && int64(i+1) > st.ReadSeq {
+			st.Unread++
+		}
+	}
+	return st, nil
+}
+
+// ReadCount counts the recipients whose read marker reached st; see
+// inbox.Store.ReadCount.
+func (s *Memory) ReadCount(ctx context.Context, st inbox.Stored) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("read markers of %s: %w", st.Message.GetId(), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for u, seq := range st.Seqs {
+		if s.reads[[2]string{u, st.Message.GetConversationId()}] >= seq {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -118,7 +118,65 @@ func (h *Handler) GetMessage(ctx context.Context, req *courierv1.GetMessageReque
 	if err != nil {
 		return nil, err
 	}
-	return &courierv1.GetMessageResponse{Message: v.Message, State: v.State, DeliveredCount: int32(v.DeliveredCount)}, nil
+	return &courierv1.GetMessageResponse{Message: v.Message, State: v.State, DeliveredCount: int32(v.DeliveredCount), ReadCount: int32(v.ReadCount)}, nil
+}
+
+// ListConversations implements courier.v1.Messages/ListConversations.
+func (h *Handler) ListConversations(ctx context.Context, req *courierv1.ListConversationsRequest) (*courierv1.ListConversationsResponse, error) {
+	p, err := h.svc.ListConversations(ctx, user(ctx), req.GetCursor(), int(req.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	resp := &courierv1.ListConversationsResponse{NextCursor: p.Next}
+	for _, c := range p.Conversations {
+		cv := &courierv1.Conversation{Id: c.ID, UnreadCount: int32(c.UnreadCount), UpdatedAt: timestamppb.New(c.UpdatedAt)}
+		if c.ReadSeq > 0 {
+			cv.ReadCursor = inbox.EncodeCursor(c.ReadSeq)
+		}
+		if c.Last != nil {
+			cv.LastMessage = &courierv1.InboxEntry{Message: inbox.Shown(c.Last.Message), Cursor: c.Last.Cursor()}
+			cv.LastCursor = c.Last.Cursor()
+		}
+		resp.Conversations = append(resp.Conversations, cv)
+	}
+	return resp, nil
+}
+
+// ListConversationMessages implements courier.v1.Messages/ListConversationMessages.
+func (h *Handler) ListConversationMessages(ctx context.Context, req *courierv1.ListConversationMessagesRequest) (*courierv1.ListConversationMessagesResponse, error) {
+	p, err := h.svc.ListConversation(ctx, user(ctx), req.GetConversationId(), req.GetBefore(), req.GetAfter(), int(req.GetLimit()))
+	if err != nil {
+		return nil, err
+	}
+	resp := &courierv1.ListConversationMessagesResponse{HasMore: p.More}
+	for _, e := range p.Entries {
+		resp.Messages = append(resp.Messages, &courierv1.InboxEntry{Message: inbox.Shown(e.Message), Cursor: e.Cursor()})
+	}
+	if n := len(p.Entries); n > 0 {
+		resp.PrevCursor, resp.NextCursor = p.Entries[0].Cursor(), p.Entries[n-1].Cursor()
+	}
+	return resp, nil
+}
+
+// MarkRead implements courier.v1.Messages/MarkRead.
+func (h *Handler) MarkRead(ctx context.Context, req *courierv1.MarkReadRequest) (*courierv1.MarkReadResponse, error) {
+	st, err := h.svc.MarkRead(ctx, user(ctx), req.GetConversationId(), req.GetCursor())
+	if err != nil {
+		return nil, err
+	}
+	resp := &courierv1.MarkReadResponse{ConversationId: req.GetConversationId(), UnreadCount: int32(st.Unread)}
+	if st.ReadSeq > 0 {
+		resp.ReadCursor = inbox.EncodeCursor(st.ReadSeq)
+	}
+	return resp, nil
+}
+
+// AckMessage implements courier.v1.Messages/AckMessage.
+func (h *Handler) AckMessage(ctx context.Context, req *courierv1.AckMessageRequest) (*courierv1.AckMessageResponse, error) {
+	if err := h.svc.Ack(ctx, user(ctx), req.GetId()); err != nil {
+		return nil, err
+	}
+	return &courierv1.AckMessageResponse{}, nil
 }
 
 type interceptors struct{ cfg Config }

@@ -25,6 +25,7 @@ import (
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/online"
 	"github.com/courierhq/courier/pkg/signal"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 
 	"github.com/courierhq/courier/pkg/ratelimit"
@@ -222,6 +223,12 @@ func contractScenarios(t *testing.T) map[string]scenario {
 	brokenStore := inboxtest.NewFaulty()
 	brokenStore.ListFunc = func(context.Context, string, int64, int) ([]inbox.Entry, error) { return nil, down }
 	brokenStore.GetFunc = func(context.Context, string) (inbox.Stored, error) { return inbox.Stored{}, down }
+	brokenStore.MarkDeliveredBatchFunc = func(_ context.Context, acks []inbox.Ack) []error { return []error{down} }
+	brokenStore.ConversationsErr = down
+	dm := wire.DeriveConversationID([]string{"alice", "bob"})
+	readReq := func(body string) req {
+		return req{method: "POST", path: "/v1/conversations/" + dm + "/read", token: alice, body: body}
+	}
 	brokenPub := gatewaytest.Failing(down)
 	// A burst of 1, spent by the scenario's warm-up request.
 	limited := options{rate: ratelimit.Options{PerSecond: 0.001, Burst: 1}}
@@ -277,6 +284,32 @@ func contractScenarios(t *testing.T) map[string]scenario {
 		"GET /v1/presence 401": {opts: pres, req: req{path: "/v1/presence?users=bob"}, refused: true},
 		"GET /v1/presence 429": spend(options{presence: pres.presence, rate: limited.rate}, req{path: "/v1/presence?users=bob", token: alice}),
 		"GET /v1/presence 503": {opts: options{presence: fakePresence{err: down}}, req: req{path: "/v1/presence?users=bob", token: alice}},
+
+		"POST /v1/messages/{id}/ack 204": {opts: ok, req: req{method: "POST", path: "/v1/messages/m3/ack", token: alice}},
+		"POST /v1/messages/{id}/ack 401": {opts: ok, req: req{method: "POST", path: "/v1/messages/m3/ack"}, refused: true},
+		// alice sent this one: only recipients ack.
+		"POST /v1/messages/{id}/ack 404": {opts: ok, req: req{method: "POST", path: "/v1/messages/" + messages.DeriveID("alice", "k-409") + "/ack", token: alice}},
+		"POST /v1/messages/{id}/ack 429": spend(limited, req{method: "POST", path: "/v1/messages/m3/ack", token: alice}),
+		"POST /v1/messages/{id}/ack 503": {opts: options{store: brokenStore}, req: req{method: "POST", path: "/v1/messages/m3/ack", token: alice}},
+
+		"GET /v1/conversations 200": {opts: ok, req: req{path: "/v1/conversations?limit=1", token: alice}},
+		"GET /v1/conversations 400": {opts: ok, req: req{path: "/v1/conversations?cursor=bogus", token: alice}},
+		"GET /v1/conversations 401": {opts: ok, req: req{path: "/v1/conversations"}, refused: true},
+		"GET /v1/conversations 429": spend(limited, req{path: "/v1/conversations", token: alice}),
+		"GET /v1/conversations 503": {opts: options{store: brokenStore}, req: req{path: "/v1/conversations", token: alice}},
+
+		"GET /v1/conversations/{id}/messages 200": {opts: ok, req: req{path: "/v1/conversations/" + dm + "/messages?limit=1", token: alice}},
+		"GET /v1/conversations/{id}/messages 400": {opts: ok, req: req{path: "/v1/conversations/" + dm + "/messages?before=bogus", token: alice}},
+		"GET /v1/conversations/{id}/messages 401": {opts: ok, req: req{path: "/v1/conversations/" + dm + "/messages"}, refused: true},
+		"GET /v1/conversations/{id}/messages 429": spend(limited, req{path: "/v1/conversations/" + dm + "/messages", token: alice}),
+		"GET /v1/conversations/{id}/messages 503": {opts: options{store: brokenStore}, req: req{path: "/v1/conversations/" + dm + "/messages", token: alice}},
+
+		"POST /v1/conversations/{id}/read 200": {opts: ok, req: readReq(`{"cursor":"` + inbox.EncodeCursor(2) + `"}`)},
+		"POST /v1/conversations/{id}/read 400": {opts: ok, req: readReq(`{"cursor":"bogus"}`)},
+		"POST /v1/conversations/{id}/read 401": {opts: ok, req: req{method: "POST", path: "/v1/conversations/" + dm + "/read", body: `{"cursor":"x"}`}, refused: true},
+		"POST /v1/conversations/{id}/read 415": {opts: ok, req: req{method: "POST", path: "/v1/conversations/" + dm + "/read", token: alice, body: `{"cursor":"x"}`, ctype: "text/plain"}, refused: true},
+		"POST /v1/conversations/{id}/read 429": spend(limited, readReq(`{"cursor":"`+inbox.EncodeCursor(2)+`"}`)),
+		"POST /v1/conversations/{id}/read 503": {opts: options{store: brokenStore}, req: readReq(`{"cursor":"` + inbox.EncodeCursor(2) + `"}`)},
 
 		"GET /v1/openapi.yaml 200": {opts: ok, req: req{path: "/v1/openapi.yaml"}},
 		"GET /healthz 200":         {opts: ok, req: req{path: "/healthz"}},

@@ -44,6 +44,7 @@ type GetResponse struct {
 	// (more than inbox.MaxListedRecipients); DeliveredCount always counts.
 	DeliveredTo    []string `json:"delivered_to"`
 	DeliveredCount int      `json:"delivered_count"`
+	ReadCount      int      `json:"read_count"`
 }
 
 func (s *server) send(c echo.Context) error {
@@ -101,5 +102,5 @@ func (s *server) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, GetResponse{Message: inbox.ToWire(v.Message), State: v.State, DeliveredTo: v.DeliveredTo, DeliveredCount: v.DeliveredCount})
+	return c.JSON(http.StatusOK, GetResponse{Message: inbox.ToWire(v.Message), State: v.State, DeliveredTo: v.DeliveredTo, DeliveredCount: v.DeliveredCount, ReadCount: v.ReadCount})
 }

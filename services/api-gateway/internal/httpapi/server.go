@@ -97,6 +97,10 @@ func New(cfg Config) *echo.Echo {
 	e.POST("/v1/messages", s.send, append(api, s.bodyLimit)...)
 	e.GET("/v1/messages", s.list, api...)
 	e.GET("/v1/messages/:id", s.get, api...)
+	e.POST("/v1/messages/:id/ack", s.ack, append(api, s.bodyLimit)...)
+	e.GET("/v1/conversations", s.listConversations, api...)
+	e.GET("/v1/conversations/:id/messages", s.conversationMessages, api...)
+	e.POST("/v1/conversations/:id/read", s.markRead, append(api, s.bodyLimit)...)
 	if cfg.Presence != nil {
 		e.GET("/v1/presence", s.presence, api...)
 	}

@@ -388,6 +388,9 @@ type View struct {
 	DeliveredTo []string
 	// DeliveredCount is how many recipients received it.
 	DeliveredCount int
+	// ReadCount is how many recipients' read markers passed it (for a
+	// recipient: its own, 0 or 1).
+	ReadCount int
 }
 
 // Get returns message id if user sent or received it. Anything else,
@@ -413,13 +416,26 @@ func (s *Service) Get(ctx context.Context, user, id string) (View, error) {
 	shown := inbox.Shown(st.Message)
 	listed := len(shown.GetTo()) > 0
 	if st.Message.GetFrom() != user {
-		return s.recipientView(ctx, shown, listed, user)
+		v, err := s.recipientView(ctx, shown, listed, user)
+		if err != nil {
+			return View{}, err
+		}
+		// Only the caller's own read state.
+		own := inbox.Stored{Message: st.Message, Seqs: map[string]int64{user: st.Seqs[user]}}
+		if v.ReadCount, err = s.readCount(ctx, own); err != nil {
+			return View{}, storeError(err)
+		}
+		return v, nil
 	}
 	users, count, err := s.store.DeliveryState(ctx, id, listed)
 	if err != nil {
 		return View{}, storeError(err)
 	}
-	v := View{Message: shown, State: "stored", DeliveredTo: []string{}, DeliveredCount: count}
+	reads, err := s.readCount(ctx, st)
+	if err != nil {
+		return View{}, storeError(err)
+	}
+	v := View{Message: shown, State: "stored", DeliveredTo: []string{}, DeliveredCount: count, ReadCount: reads}
 	if count > 0 {
 		v.State = "delivered"
 	}
@@ -447,6 +463,9 @@ func (s *Service) recipientView(ctx context.Context, m *courierv1.Message, liste
 }
 
 func storeError(err error) error {
+	if errors.Is(err, inbox.ErrCursorExpired) {
+		return apierr.Wrap(apierr.CursorExpired, err, "the cursor is behind what this deployment retains (INBOX_RETENTION); reload the newest page and continue from there")
+	}
 	e := apierr.From(err)
 	if e.Code == apierr.Internal {
 		return apierr.Wrap(apierr.Internal, err, "could not read messages")

@@ -201,6 +201,10 @@ type Params struct {
 // (lost connection, unanswered ping).
 const StatusAbnormal = websocket.StatusAbnormalClosure
 
+// StatusCursorExpired closes a session whose resume cursor is behind what
+// INBOX_RETENTION keeps (reason starts with "cursor_expired").
+const StatusCursorExpired websocket.StatusCode = 4410
+
 type mode uint8
 
 const (

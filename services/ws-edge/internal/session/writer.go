@@ -8,6 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/services/ws-edge/internal/frame"
 )
 
@@ -73,6 +74,12 @@ func (w *writer) begin() error {
 		return err
 	}
 	if err := w.start(); err != nil {
+		if errors.Is(err, inbox.ErrCursorExpired) {
+			// The client reloads the newest page and resumes from there
+			// instead of showing a silent gap.
+			s.Close(StatusCursorExpired, "cursor_expired: reload the newest page and resume from its cursor")
+			return err
+		}
 		if !errors.Is(err, errClosing) {
 			s.deps.Log.Warn("resume failed", "session_id", s.p.ID, "user", s.p.User, "err", err)
 			s.Close(websocket.StatusInternalError, "resume failed")
