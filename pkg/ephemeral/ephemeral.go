@@ -84,6 +84,13 @@ func NewMetrics(reg prometheus.Registerer, namespace string) (*Metrics, error) {
 			return nil, fmt.Errorf("register ephemeral metrics: %w", err)
 		}
 	}
+	// Exported at 0 from the start, so dashboards and alerts see zeros.
+	for _, k := range Kinds {
+		m.Published.WithLabelValues(k)
+		for _, r := range []string{"queue_full", "invalid", "error", "stopped"} {
+			m.Dropped.WithLabelValues(k, r)
+		}
+	}
 	return m, nil
 }
 

@@ -38,3 +38,31 @@ func (s *Store) RecentParties(ctx context.Context, user string, limit int) ([]Pa
 	}
 	return out, nil
 }
+
+// SentParties returns who took part in up to limit messages user sent (in
+// no particular order: the query needs only Firestore's automatic
+// single-field index), reading only those fields. A sender's own messages
+// are not in their inbox, so without it a user would share a conversation
+// with someone only once that someone had written back.
+func (s *Store) SentParties(ctx context.Context, user string, limit int) ([]Party, error) {
+	docs, err := s.fs.Collection(MessagesCollection).Where("from", "==", user).
+		Select("from", "to").Limit(limit).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, fmt.Errorf("read messages sent by %s: %w", user, err)
+	}
+	out := make([]Party, 0, len(docs))
+	for _, d := range docs {
+		var p struct {
+			From string   `firestore:"from"`
+			To   []string `firestore:"to"`
+		}
+		if err := d.DataTo(&p); err != nil {
+			return nil, fmt.Errorf("decode message %s: %w", d.Ref.ID, err)
+		}
+		if len(p.To) > MaxListedRecipients {
+			p.To = nil // a broadcast shares a conversation with nobody
+		}
+		out = append(out, Party{From: p.From, To: p.To})
+	}
+	return out, nil
+}

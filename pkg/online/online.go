@@ -82,8 +82,13 @@ func (r *Reader) Heartbeats(ctx context.Context) (map[string]time.Time, error) {
 	return beats, nil
 }
 
-// Stale returns the pods whose heartbeat is older than StaleAfter, with
-// their last heartbeat.
+// Stale returns the pods whose heartbeat is older than StaleAfter, each
+// with a cutoff: their presence records written before it are the dead
+// pod's. A dead pod may have written records after its last beat (up to a
+// heartbeat interval, far less than StaleAfter); a pod restarted under the
+// same name beats first, so its new records come after it was last seen
+// stale (at the earliest last beat + StaleAfter - PodsTTL, as beats are
+// cached for PodsTTL).
 func (r *Reader) Stale(ctx context.Context) (map[string]time.Time, error) {
 	beats, err := r.Heartbeats(ctx)
 	if err != nil {
@@ -92,7 +97,7 @@ func (r *Reader) Stale(ctx context.Context) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
 	for p, hb := range beats {
 		if r.now().Sub(hb) >= r.opts.StaleAfter {
-			out[p] = hb
+			out[p] = hb.Add(r.opts.StaleAfter - r.opts.PodsTTL)
 		}
 	}
 	return out, nil

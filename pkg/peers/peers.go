@@ -6,10 +6,9 @@
 // is a conversation of its sender and its recipients, whose id is the
 // derived one (DerivedID). So a user shares a conversation with everyone
 // who sent them a message, or was a fellow recipient of one, among their
-// last ScanLimit inbox entries (a send to more than 16 users lists nobody
-// and counts for nobody). What a user only sent is not in their own inbox
-// (until the sender's copy exists), so the recipient sees the sender
-// before the sender sees the recipient.
+// last ScanLimit inbox entries, and with the recipients of up to ScanLimit
+// messages they sent (when the Inbox can read those: SentInbox); a send to
+// more than 16 users lists nobody and counts for nobody.
 //
 // Answers are cached per user for CacheTTL: a watch or a typing signal
 // must not cost a Firestore read each time.
@@ -43,6 +42,12 @@ func DerivedID(members []string) string {
 // Inbox reads who took part in a user's recent messages (inbox.Store).
 type Inbox interface {
 	RecentParties(ctx context.Context, user string, limit int) ([]inbox.Party, error)
+}
+
+// SentInbox also reads who took part in messages a user sent
+// (inbox.Store): their own messages are not in their inbox.
+type SentInbox interface {
+	SentParties(ctx context.Context, user string, limit int) ([]inbox.Party, error)
 }
 
 // Options tune a Directory.
@@ -94,6 +99,13 @@ func (d *Directory) view(ctx context.Context, user string) (*view, error) {
 	parties, err := d.in.RecentParties(ctx, user, d.opts.ScanLimit)
 	if err != nil {
 		return nil, err
+	}
+	if sent, ok := d.in.(SentInbox); ok {
+		more, err := sent.SentParties(ctx, user, d.opts.ScanLimit)
+		if err != nil {
+			return nil, err
+		}
+		parties = append(parties, more...)
 	}
 	v = &view{at: now, peers: map[string]bool{}, convs: map[string][]string{}}
 	for _, p := range parties {

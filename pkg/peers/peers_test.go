@@ -87,4 +87,11 @@ func TestRecentPartiesOnTheEmulator(t *testing.T) {
 	if m, err := d.Members(ctx, "dave", peers.DerivedID([]string{"bob", "carol", "dave"})); err != nil || len(m) != 3 {
 		t.Fatalf("members %v, %v", m, err)
 	}
+	// alice only sent (to bob): her own messages count too.
+	if ok, err := d.Shares(ctx, "alice", []string{"bob", "carol"}); err != nil || !ok["bob"] || ok["carol"] {
+		t.Fatalf("alice shares %v, %v: want bob only", ok, err)
+	}
+	if _, err := d.Members(ctx, "alice", peers.DerivedID([]string{"alice", "bob"})); err != nil {
+		t.Fatalf("alice in her conversation with bob: %v", err)
+	}
 }

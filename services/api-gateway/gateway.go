@@ -78,6 +78,7 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 	// Who shares a conversation with whom: from the users' recent inboxes
 	// until conversations are stored (pkg/peers).
 	directory := peers.New(inbox.New(gc.Firestore), peers.Options{})
+	pres := presenceReader{online.NewReader(gc.Firestore, online.Options{StaleAfter: cfg.PresenceStaleAfter}), directory}
 	shared := transport.Config{Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Logger: logger, RequestTimeout: cfg.RequestTimeout}
 	gw.http = &http.Server{
 		Handler: httpapi.New(httpapi.Config{
@@ -86,7 +87,7 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 			ReadyTimeout: cfg.ReadyTimeout, MaxBodyBytes: int64(cfg.MaxBodyBytes),
 			CORSOrigins: cfg.CORSOrigins, OpenAPI: openapi.Spec,
 			Signals:  signal.NewSender(gw.ephemeral, directory),
-			Presence: presenceReader{online.NewReader(gc.Firestore, online.Options{StaleAfter: cfg.PresenceStaleAfter}), directory},
+			Presence: pres,
 			SignalLimiter: ratelimit.New(ratelimit.Options{
 				PerSecond: float64(cfg.SignalPerSecond), Burst: cfg.SignalBurst, MaxKeys: cfg.RateMaxUsers}),
 		}),
@@ -96,7 +97,7 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 		IdleTimeout:       cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	gw.grpc, gw.grpcHealth = grpcapi.NewServer(grpcapi.Config{Config: shared, MaxRecvBytes: cfg.MaxBodyBytes})
+	gw.grpc, gw.grpcHealth = grpcapi.NewServer(grpcapi.Config{Config: shared, MaxRecvBytes: cfg.MaxBodyBytes, Presence: pres})
 	return gw, nil
 }
 

@@ -22,6 +22,155 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GetPresenceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresenceRequest) Reset() {
+	*x = GetPresenceRequest{}
+	mi := &file_courier_v1_messages_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresenceRequest) ProtoMessage() {}
+
+func (x *GetPresenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresenceRequest.ProtoReflect.Descriptor instead.
+func (*GetPresenceRequest) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetPresenceRequest) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type UserPresence struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	User   string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Online bool                   `protobuf:"varint,2,opt,name=online,proto3" json:"online,omitempty"`
+	// last_seen is unset for a user never seen (or not visible to the caller).
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserPresence) Reset() {
+	*x = UserPresence{}
+	mi := &file_courier_v1_messages_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserPresence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserPresence) ProtoMessage() {}
+
+func (x *UserPresence) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserPresence.ProtoReflect.Descriptor instead.
+func (*UserPresence) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UserPresence) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UserPresence) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+func (x *UserPresence) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+type GetPresenceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Presence      []*UserPresence        `protobuf:"bytes,1,rep,name=presence,proto3" json:"presence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresenceResponse) Reset() {
+	*x = GetPresenceResponse{}
+	mi := &file_courier_v1_messages_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresenceResponse) ProtoMessage() {}
+
+func (x *GetPresenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_courier_v1_messages_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresenceResponse.ProtoReflect.Descriptor instead.
+func (*GetPresenceResponse) Descriptor() ([]byte, []int) {
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetPresenceResponse) GetPresence() []*UserPresence {
+	if x != nil {
+		return x.Presence
+	}
+	return nil
+}
+
 type SendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	To    []string               `protobuf:"bytes,1,rep,name=to,proto3" json:"to,omitempty"`
@@ -38,7 +187,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_courier_v1_messages_proto_msgTypes[0]
+	mi := &file_courier_v1_messages_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +199,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[0]
+	mi := &file_courier_v1_messages_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +212,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{0}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SendRequest) GetTo() []string {
@@ -111,7 +260,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_courier_v1_messages_proto_msgTypes[1]
+	mi := &file_courier_v1_messages_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -123,7 +272,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[1]
+	mi := &file_courier_v1_messages_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -136,7 +285,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{1}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SendResponse) GetId() string {
@@ -163,7 +312,7 @@ type ListInboxRequest struct {
 
 func (x *ListInboxRequest) Reset() {
 	*x = ListInboxRequest{}
-	mi := &file_courier_v1_messages_proto_msgTypes[2]
+	mi := &file_courier_v1_messages_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +324,7 @@ func (x *ListInboxRequest) String() string {
 func (*ListInboxRequest) ProtoMessage() {}
 
 func (x *ListInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[2]
+	mi := &file_courier_v1_messages_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +337,7 @@ func (x *ListInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInboxRequest.ProtoReflect.Descriptor instead.
 func (*ListInboxRequest) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{2}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListInboxRequest) GetCursor() string {
@@ -215,7 +364,7 @@ type ListInboxResponse struct {
 
 func (x *ListInboxResponse) Reset() {
 	*x = ListInboxResponse{}
-	mi := &file_courier_v1_messages_proto_msgTypes[3]
+	mi := &file_courier_v1_messages_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -227,7 +376,7 @@ func (x *ListInboxResponse) String() string {
 func (*ListInboxResponse) ProtoMessage() {}
 
 func (x *ListInboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[3]
+	mi := &file_courier_v1_messages_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -240,7 +389,7 @@ func (x *ListInboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInboxResponse.ProtoReflect.Descriptor instead.
 func (*ListInboxResponse) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{3}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListInboxResponse) GetMessages() []*InboxEntry {
@@ -267,7 +416,7 @@ type InboxEntry struct {
 
 func (x *InboxEntry) Reset() {
 	*x = InboxEntry{}
-	mi := &file_courier_v1_messages_proto_msgTypes[4]
+	mi := &file_courier_v1_messages_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +428,7 @@ func (x *InboxEntry) String() string {
 func (*InboxEntry) ProtoMessage() {}
 
 func (x *InboxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[4]
+	mi := &file_courier_v1_messages_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +441,7 @@ func (x *InboxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxEntry.ProtoReflect.Descriptor instead.
 func (*InboxEntry) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{4}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InboxEntry) GetMessage() *Message {
@@ -318,7 +467,7 @@ type GetMessageRequest struct {
 
 func (x *GetMessageRequest) Reset() {
 	*x = GetMessageRequest{}
-	mi := &file_courier_v1_messages_proto_msgTypes[5]
+	mi := &file_courier_v1_messages_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +479,7 @@ func (x *GetMessageRequest) String() string {
 func (*GetMessageRequest) ProtoMessage() {}
 
 func (x *GetMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[5]
+	mi := &file_courier_v1_messages_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +492,7 @@ func (x *GetMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessageRequest.ProtoReflect.Descriptor instead.
 func (*GetMessageRequest) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{5}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetMessageRequest) GetId() string {
@@ -371,7 +520,7 @@ type GetMessageResponse struct {
 
 func (x *GetMessageResponse) Reset() {
 	*x = GetMessageResponse{}
-	mi := &file_courier_v1_messages_proto_msgTypes[6]
+	mi := &file_courier_v1_messages_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +532,7 @@ func (x *GetMessageResponse) String() string {
 func (*GetMessageResponse) ProtoMessage() {}
 
 func (x *GetMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[6]
+	mi := &file_courier_v1_messages_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +545,7 @@ func (x *GetMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessageResponse.ProtoReflect.Descriptor instead.
 func (*GetMessageResponse) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{6}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetMessageResponse) GetMessage() *Message {
@@ -441,7 +590,7 @@ type Conversation struct {
 
 func (x *Conversation) Reset() {
 	*x = Conversation{}
-	mi := &file_courier_v1_messages_proto_msgTypes[7]
+	mi := &file_courier_v1_messages_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +602,7 @@ func (x *Conversation) String() string {
 func (*Conversation) ProtoMessage() {}
 
 func (x *Conversation) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[7]
+	mi := &file_courier_v1_messages_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +615,7 @@ func (x *Conversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
 func (*Conversation) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{7}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Conversation) GetId() string {
@@ -521,7 +670,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_courier_v1_messages_proto_msgTypes[8]
+	mi := &file_courier_v1_messages_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +682,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[8]
+	mi := &file_courier_v1_messages_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +695,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{8}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListConversationsRequest) GetLimit() int32 {
@@ -573,7 +722,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_courier_v1_messages_proto_msgTypes[9]
+	mi := &file_courier_v1_messages_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +734,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[9]
+	mi := &file_courier_v1_messages_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +747,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{9}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*Conversation {
@@ -627,7 +776,7 @@ type ListConversationMessagesRequest struct {
 
 func (x *ListConversationMessagesRequest) Reset() {
 	*x = ListConversationMessagesRequest{}
-	mi := &file_courier_v1_messages_proto_msgTypes[10]
+	mi := &file_courier_v1_messages_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +788,7 @@ func (x *ListConversationMessagesRequest) String() string {
 func (*ListConversationMessagesRequest) ProtoMessage() {}
 
 func (x *ListConversationMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[10]
+	mi := &file_courier_v1_messages_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +801,7 @@ func (x *ListConversationMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{10}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListConversationMessagesRequest) GetConversationId() string {
@@ -695,7 +844,7 @@ type ListConversationMessagesResponse struct {
 
 func (x *ListConversationMessagesResponse) Reset() {
 	*x = ListConversationMessagesResponse{}
-	mi := &file_courier_v1_messages_proto_msgTypes[11]
+	mi := &file_courier_v1_messages_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +856,7 @@ func (x *ListConversationMessagesResponse) String() string {
 func (*ListConversationMessagesResponse) ProtoMessage() {}
 
 func (x *ListConversationMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[11]
+	mi := &file_courier_v1_messages_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +869,7 @@ func (x *ListConversationMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{11}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListConversationMessagesResponse) GetMessages() []*InboxEntry {
@@ -761,7 +910,7 @@ type MarkReadRequest struct {
 
 func (x *MarkReadRequest) Reset() {
 	*x = MarkReadRequest{}
-	mi := &file_courier_v1_messages_proto_msgTypes[12]
+	mi := &file_courier_v1_messages_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +922,7 @@ func (x *MarkReadRequest) String() string {
 func (*MarkReadRequest) ProtoMessage() {}
 
 func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[12]
+	mi := &file_courier_v1_messages_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +935,7 @@ func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
 func (*MarkReadRequest) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{12}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MarkReadRequest) GetConversationId() string {
@@ -814,7 +963,7 @@ type MarkReadResponse struct {
 
 func (x *MarkReadResponse) Reset() {
 	*x = MarkReadResponse{}
-	mi := &file_courier_v1_messages_proto_msgTypes[13]
+	mi := &file_courier_v1_messages_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +975,7 @@ func (x *MarkReadResponse) String() string {
 func (*MarkReadResponse) ProtoMessage() {}
 
 func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[13]
+	mi := &file_courier_v1_messages_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +988,7 @@ func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
 func (*MarkReadResponse) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{13}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MarkReadResponse) GetConversationId() string {
@@ -872,7 +1021,7 @@ type AckMessageRequest struct {
 
 func (x *AckMessageRequest) Reset() {
 	*x = AckMessageRequest{}
-	mi := &file_courier_v1_messages_proto_msgTypes[14]
+	mi := &file_courier_v1_messages_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +1033,7 @@ func (x *AckMessageRequest) String() string {
 func (*AckMessageRequest) ProtoMessage() {}
 
 func (x *AckMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[14]
+	mi := &file_courier_v1_messages_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +1046,7 @@ func (x *AckMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckMessageRequest.ProtoReflect.Descriptor instead.
 func (*AckMessageRequest) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{14}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AckMessageRequest) GetId() string {
@@ -915,7 +1064,7 @@ type AckMessageResponse struct {
 
 func (x *AckMessageResponse) Reset() {
 	*x = AckMessageResponse{}
-	mi := &file_courier_v1_messages_proto_msgTypes[15]
+	mi := &file_courier_v1_messages_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1076,7 @@ func (x *AckMessageResponse) String() string {
 func (*AckMessageResponse) ProtoMessage() {}
 
 func (x *AckMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_courier_v1_messages_proto_msgTypes[15]
+	mi := &file_courier_v1_messages_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1089,7 @@ func (x *AckMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckMessageResponse.ProtoReflect.Descriptor instead.
 func (*AckMessageResponse) Descriptor() ([]byte, []int) {
-	return file_courier_v1_messages_proto_rawDescGZIP(), []int{15}
+	return file_courier_v1_messages_proto_rawDescGZIP(), []int{18}
 }
 
 var File_courier_v1_messages_proto protoreflect.FileDescriptor
@@ -948,7 +1097,15 @@ var File_courier_v1_messages_proto protoreflect.FileDescriptor
 const file_courier_v1_messages_proto_rawDesc = "" +
 	"\n" +
 	"\x19courier/v1/messages.proto\x12\n" +
-	"courier.v1\x1a\x19courier/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x01\n" +
+	"courier.v1\x1a\x19courier/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n" +
+	"\x12GetPresenceRequest\x12\x14\n" +
+	"\x05users\x18\x01 \x03(\tR\x05users\"s\n" +
+	"\fUserPresence\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06online\x18\x02 \x01(\bR\x06online\x127\n" +
+	"\tlast_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"K\n" +
+	"\x13GetPresenceResponse\x124\n" +
+	"\bpresence\x18\x01 \x03(\v2\x18.courier.v1.UserPresenceR\bpresence\"\xb5\x01\n" +
 	"\vSendRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x03(\tR\x02to\x12!\n" +
 	"\fpayload_json\x18\x02 \x01(\fR\vpayloadJson\x12!\n" +
@@ -1017,7 +1174,7 @@ const file_courier_v1_messages_proto_rawDesc = "" +
 	"\funread_count\x18\x03 \x01(\x05R\vunreadCount\"#\n" +
 	"\x11AckMessageRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
-	"\x12AckMessageResponse2\xc9\x04\n" +
+	"\x12AckMessageResponse2\x99\x05\n" +
 	"\bMessages\x129\n" +
 	"\x04Send\x12\x17.courier.v1.SendRequest\x1a\x18.courier.v1.SendResponse\x12H\n" +
 	"\tListInbox\x12\x1c.courier.v1.ListInboxRequest\x1a\x1d.courier.v1.ListInboxResponse\x12K\n" +
@@ -1027,7 +1184,8 @@ const file_courier_v1_messages_proto_rawDesc = "" +
 	"\x18ListConversationMessages\x12+.courier.v1.ListConversationMessagesRequest\x1a,.courier.v1.ListConversationMessagesResponse\x12E\n" +
 	"\bMarkRead\x12\x1b.courier.v1.MarkReadRequest\x1a\x1c.courier.v1.MarkReadResponse\x12K\n" +
 	"\n" +
-	"AckMessage\x12\x1d.courier.v1.AckMessageRequest\x1a\x1e.courier.v1.AckMessageResponseB9Z7github.com/courierhq/courier/proto/courier/v1;courierv1b\x06proto3"
+	"AckMessage\x12\x1d.courier.v1.AckMessageRequest\x1a\x1e.courier.v1.AckMessageResponse\x12N\n" +
+	"\vGetPresence\x12\x1e.courier.v1.GetPresenceRequest\x1a\x1f.courier.v1.GetPresenceResponseB9Z7github.com/courierhq/courier/proto/courier/v1;courierv1b\x06proto3"
 
 var (
 	file_courier_v1_messages_proto_rawDescOnce sync.Once
@@ -1041,55 +1199,62 @@ func file_courier_v1_messages_proto_rawDescGZIP() []byte {
 	return file_courier_v1_messages_proto_rawDescData
 }
 
-var file_courier_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_courier_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_courier_v1_messages_proto_goTypes = []any{
-	(*SendRequest)(nil),                      // 0: courier.v1.SendRequest
-	(*SendResponse)(nil),                     // 1: courier.v1.SendResponse
-	(*ListInboxRequest)(nil),                 // 2: courier.v1.ListInboxRequest
-	(*ListInboxResponse)(nil),                // 3: courier.v1.ListInboxResponse
-	(*InboxEntry)(nil),                       // 4: courier.v1.InboxEntry
-	(*GetMessageRequest)(nil),                // 5: courier.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),               // 6: courier.v1.GetMessageResponse
-	(*Conversation)(nil),                     // 7: courier.v1.Conversation
-	(*ListConversationsRequest)(nil),         // 8: courier.v1.ListConversationsRequest
-	(*ListConversationsResponse)(nil),        // 9: courier.v1.ListConversationsResponse
-	(*ListConversationMessagesRequest)(nil),  // 10: courier.v1.ListConversationMessagesRequest
-	(*ListConversationMessagesResponse)(nil), // 11: courier.v1.ListConversationMessagesResponse
-	(*MarkReadRequest)(nil),                  // 12: courier.v1.MarkReadRequest
-	(*MarkReadResponse)(nil),                 // 13: courier.v1.MarkReadResponse
-	(*AckMessageRequest)(nil),                // 14: courier.v1.AckMessageRequest
-	(*AckMessageResponse)(nil),               // 15: courier.v1.AckMessageResponse
-	(*timestamppb.Timestamp)(nil),            // 16: google.protobuf.Timestamp
-	(*Message)(nil),                          // 17: courier.v1.Message
+	(*GetPresenceRequest)(nil),               // 0: courier.v1.GetPresenceRequest
+	(*UserPresence)(nil),                     // 1: courier.v1.UserPresence
+	(*GetPresenceResponse)(nil),              // 2: courier.v1.GetPresenceResponse
+	(*SendRequest)(nil),                      // 3: courier.v1.SendRequest
+	(*SendResponse)(nil),                     // 4: courier.v1.SendResponse
+	(*ListInboxRequest)(nil),                 // 5: courier.v1.ListInboxRequest
+	(*ListInboxResponse)(nil),                // 6: courier.v1.ListInboxResponse
+	(*InboxEntry)(nil),                       // 7: courier.v1.InboxEntry
+	(*GetMessageRequest)(nil),                // 8: courier.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),               // 9: courier.v1.GetMessageResponse
+	(*Conversation)(nil),                     // 10: courier.v1.Conversation
+	(*ListConversationsRequest)(nil),         // 11: courier.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil),        // 12: courier.v1.ListConversationsResponse
+	(*ListConversationMessagesRequest)(nil),  // 13: courier.v1.ListConversationMessagesRequest
+	(*ListConversationMessagesResponse)(nil), // 14: courier.v1.ListConversationMessagesResponse
+	(*MarkReadRequest)(nil),                  // 15: courier.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),                 // 16: courier.v1.MarkReadResponse
+	(*AckMessageRequest)(nil),                // 17: courier.v1.AckMessageRequest
+	(*AckMessageResponse)(nil),               // 18: courier.v1.AckMessageResponse
+	(*timestamppb.Timestamp)(nil),            // 19: google.protobuf.Timestamp
+	(*Message)(nil),                          // 20: courier.v1.Message
 }
 var file_courier_v1_messages_proto_depIdxs = []int32{
-	16, // 0: courier.v1.SendResponse.accepted_at:type_name -> google.protobuf.Timestamp
-	4,  // 1: courier.v1.ListInboxResponse.messages:type_name -> courier.v1.InboxEntry
-	17, // 2: courier.v1.InboxEntry.message:type_name -> courier.v1.Message
-	17, // 3: courier.v1.GetMessageResponse.message:type_name -> courier.v1.Message
-	4,  // 4: courier.v1.Conversation.last_message:type_name -> courier.v1.InboxEntry
-	16, // 5: courier.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 6: courier.v1.ListConversationsResponse.conversations:type_name -> courier.v1.Conversation
-	4,  // 7: courier.v1.ListConversationMessagesResponse.messages:type_name -> courier.v1.InboxEntry
-	0,  // 8: courier.v1.Messages.Send:input_type -> courier.v1.SendRequest
-	2,  // 9: courier.v1.Messages.ListInbox:input_type -> courier.v1.ListInboxRequest
-	5,  // 10: courier.v1.Messages.GetMessage:input_type -> courier.v1.GetMessageRequest
-	8,  // 11: courier.v1.Messages.ListConversations:input_type -> courier.v1.ListConversationsRequest
-	10, // 12: courier.v1.Messages.ListConversationMessages:input_type -> courier.v1.ListConversationMessagesRequest
-	12, // 13: courier.v1.Messages.MarkRead:input_type -> courier.v1.MarkReadRequest
-	14, // 14: courier.v1.Messages.AckMessage:input_type -> courier.v1.AckMessageRequest
-	1,  // 15: courier.v1.Messages.Send:output_type -> courier.v1.SendResponse
-	3,  // 16: courier.v1.Messages.ListInbox:output_type -> courier.v1.ListInboxResponse
-	6,  // 17: courier.v1.Messages.GetMessage:output_type -> courier.v1.GetMessageResponse
-	9,  // 18: courier.v1.Messages.ListConversations:output_type -> courier.v1.ListConversationsResponse
-	11, // 19: courier.v1.Messages.ListConversationMessages:output_type -> courier.v1.ListConversationMessagesResponse
-	13, // 20: courier.v1.Messages.MarkRead:output_type -> courier.v1.MarkReadResponse
-	15, // 21: courier.v1.Messages.AckMessage:output_type -> courier.v1.AckMessageResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	19, // 0: courier.v1.UserPresence.last_seen:type_name -> google.protobuf.Timestamp
+	1,  // 1: courier.v1.GetPresenceResponse.presence:type_name -> courier.v1.UserPresence
+	19, // 2: courier.v1.SendResponse.accepted_at:type_name -> google.protobuf.Timestamp
+	7,  // 3: courier.v1.ListInboxResponse.messages:type_name -> courier.v1.InboxEntry
+	20, // 4: courier.v1.InboxEntry.message:type_name -> courier.v1.Message
+	20, // 5: courier.v1.GetMessageResponse.message:type_name -> courier.v1.Message
+	7,  // 6: courier.v1.Conversation.last_message:type_name -> courier.v1.InboxEntry
+	19, // 7: courier.v1.Conversation.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 8: courier.v1.ListConversationsResponse.conversations:type_name -> courier.v1.Conversation
+	7,  // 9: courier.v1.ListConversationMessagesResponse.messages:type_name -> courier.v1.InboxEntry
+	3,  // 10: courier.v1.Messages.Send:input_type -> courier.v1.SendRequest
+	5,  // 11: courier.v1.Messages.ListInbox:input_type -> courier.v1.ListInboxRequest
+	8,  // 12: courier.v1.Messages.GetMessage:input_type -> courier.v1.GetMessageRequest
+	11, // 13: courier.v1.Messages.ListConversations:input_type -> courier.v1.ListConversationsRequest
+	13, // 14: courier.v1.Messages.ListConversationMessages:input_type -> courier.v1.ListConversationMessagesRequest
+	15, // 15: courier.v1.Messages.MarkRead:input_type -> courier.v1.MarkReadRequest
+	17, // 16: courier.v1.Messages.AckMessage:input_type -> courier.v1.AckMessageRequest
+	0,  // 17: courier.v1.Messages.GetPresence:input_type -> courier.v1.GetPresenceRequest
+	4,  // 18: courier.v1.Messages.Send:output_type -> courier.v1.SendResponse
+	6,  // 19: courier.v1.Messages.ListInbox:output_type -> courier.v1.ListInboxResponse
+	9,  // 20: courier.v1.Messages.GetMessage:output_type -> courier.v1.GetMessageResponse
+	12, // 21: courier.v1.Messages.ListConversations:output_type -> courier.v1.ListConversationsResponse
+	14, // 22: courier.v1.Messages.ListConversationMessages:output_type -> courier.v1.ListConversationMessagesResponse
+	16, // 23: courier.v1.Messages.MarkRead:output_type -> courier.v1.MarkReadResponse
+	18, // 24: courier.v1.Messages.AckMessage:output_type -> courier.v1.AckMessageResponse
+	2,  // 25: courier.v1.Messages.GetPresence:output_type -> courier.v1.GetPresenceResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_courier_v1_messages_proto_init() }
@@ -1104,7 +1269,7 @@ func file_courier_v1_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_courier_v1_messages_proto_rawDesc), len(file_courier_v1_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

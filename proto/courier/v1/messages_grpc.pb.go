@@ -26,6 +26,7 @@ const (
 	Messages_ListConversationMessages_FullMethodName = "/courier.v1.Messages/ListConversationMessages"
 	Messages_MarkRead_FullMethodName                 = "/courier.v1.Messages/MarkRead"
 	Messages_AckMessage_FullMethodName               = "/courier.v1.Messages/AckMessage"
+	Messages_GetPresence_FullMethodName              = "/courier.v1.Messages/GetPresence"
 )
 
 // MessagesClient is the client API for Messages service.
@@ -55,6 +56,10 @@ type MessagesClient interface {
 	// AckMessage records that the caller (a recipient) received a message,
 	// as a WebSocket ack does.
 	AckMessage(ctx context.Context, in *AckMessageRequest, opts ...grpc.CallOption) (*AckMessageResponse, error)
+	// GetPresence returns the online state and last seen of up to 100 users;
+	// users the caller shares no conversation with read offline, never seen
+	// (as GET /v1/presence).
+	GetPresence(ctx context.Context, in *GetPresenceRequest, opts ...grpc.CallOption) (*GetPresenceResponse, error)
 }
 
 type messagesClient struct {
@@ -135,6 +140,16 @@ func (c *messagesClient) AckMessage(ctx context.Context, in *AckMessageRequest, 
 	return out, nil
 }
 
+func (c *messagesClient) GetPresence(ctx context.Context, in *GetPresenceRequest, opts ...grpc.CallOption) (*GetPresenceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPresenceResponse)
+	err := c.cc.Invoke(ctx, Messages_GetPresence_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MessagesServer is the server API for Messages service.
 // All implementations must embed UnimplementedMessagesServer
 // for forward compatibility.
@@ -162,6 +177,10 @@ type MessagesServer interface {
 	// AckMessage records that the caller (a recipient) received a message,
 	// as a WebSocket ack does.
 	AckMessage(context.Context, *AckMessageRequest) (*AckMessageResponse, error)
+	// GetPresence returns the online state and last seen of up to 100 users;
+	// users the caller shares no conversation with read offline, never seen
+	// (as GET /v1/presence).
+	GetPresence(context.Context, *GetPresenceRequest) (*GetPresenceResponse, error)
 	mustEmbedUnimplementedMessagesServer()
 }
 
@@ -192,6 +211,9 @@ func (UnimplementedMessagesServer) MarkRead(context.Context, *MarkReadRequest) (
 }
 func (UnimplementedMessagesServer) AckMessage(context.Context, *AckMessageRequest) (*AckMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AckMessage not implemented")
+}
+func (UnimplementedMessagesServer) GetPresence(context.Context, *GetPresenceRequest) (*GetPresenceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPresence not implemented")
 }
 func (UnimplementedMessagesServer) mustEmbedUnimplementedMessagesServer() {}
 func (UnimplementedMessagesServer) testEmbeddedByValue()                  {}
@@ -340,6 +362,24 @@ func _Messages_AckMessage_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Messages_GetPresence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPresenceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagesServer).GetPresence(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messages_GetPresence_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagesServer).GetPresence(ctx, req.(*GetPresenceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Messages_ServiceDesc is the grpc.ServiceDesc for Messages service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -374,6 +414,10 @@ var Messages_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AckMessage",
 			Handler:    _Messages_AckMessage_Handler,
+		},
+		{
+			MethodName: "GetPresence",
+			Handler:    _Messages_GetPresence_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

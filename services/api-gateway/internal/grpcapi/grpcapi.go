@@ -33,6 +33,7 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/apierr"
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
+	"github.com/courierhq/courier/services/api-gateway/internal/presence"
 	"github.com/courierhq/courier/services/api-gateway/internal/transport"
 )
 
@@ -42,6 +43,8 @@ type Config struct {
 	// MaxRecvBytes caps a request message (MAX_BODY_BYTES, like REST's
 	// body); zero, in tests only, is 256 KiB rather than grpc's 4 MiB.
 	MaxRecvBytes int
+	// Presence, when set, serves GetPresence (else Unimplemented).
+	Presence presence.Source
 }
 
 // ErrorDomain is the ErrorInfo domain of Courier's errors.
@@ -69,7 +72,7 @@ func NewServer(cfg Config) (*grpc.Server, *health.Server) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(i.observe, i.recover, i.timeout, i.authenticate, i.rateLimit),
 	)
-	courierv1.RegisterMessagesServer(srv, &Handler{svc: cfg.Service})
+	courierv1.RegisterMessagesServer(srv, &Handler{svc: cfg.Service, presence: cfg.Presence})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	return srv, hs
@@ -79,7 +82,8 @@ func NewServer(cfg Config) (*grpc.Server, *health.Server) {
 // interceptors to have put the caller in the context.
 type Handler struct {
 	courierv1.UnimplementedMessagesServer
-	svc *messages.Service
+	svc      *messages.Service
+	presence presence.Source
 }
 
 func user(ctx context.Context) string {
@@ -177,6 +181,27 @@ func (h *Handler) AckMessage(ctx context.Context, req *courierv1.AckMessageReque
 		return nil, err
 	}
 	return &courierv1.AckMessageResponse{}, nil
+}
+
+// GetPresence implements courier.v1.Messages/GetPresence (package
+// presence has the rules, shared with GET /v1/presence).
+func (h *Handler) GetPresence(ctx context.Context, req *courierv1.GetPresenceRequest) (*courierv1.GetPresenceResponse, error) {
+	if h.presence == nil {
+		return nil, status.Error(codes.Unimplemented, "presence is not served here")
+	}
+	items, err := presence.Lookup(ctx, h.presence, user(ctx), req.GetUsers())
+	if err != nil {
+		return nil, err
+	}
+	resp := &courierv1.GetPresenceResponse{}
+	for _, it := range items {
+		p := &courierv1.UserPresence{User: it.User, Online: it.Online}
+		if it.LastSeen != nil {
+			p.LastSeen = timestamppb.New(*it.LastSeen)
+		}
+		resp.Presence = append(resp.Presence, p)
+	}
+	return resp, nil
 }
 
 type interceptors struct{ cfg Config }

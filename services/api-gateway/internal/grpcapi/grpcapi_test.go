@@ -38,6 +38,7 @@ import (
 	"github.com/courierhq/courier/services/api-gateway/internal/grpcapi"
 	"github.com/courierhq/courier/services/api-gateway/internal/ingress"
 	"github.com/courierhq/courier/services/api-gateway/internal/messages"
+	"github.com/courierhq/courier/services/api-gateway/internal/presence"
 	"github.com/courierhq/courier/services/api-gateway/internal/transport"
 )
 
@@ -51,6 +52,7 @@ type options struct {
 	store    messages.Store
 	rate     ratelimit.Options
 	verifier authn.Verifier // HS256 with secret when nil
+	presence presence.Source
 }
 
 // serve starts the gRPC server on a real loopback listener and returns a
@@ -72,6 +74,7 @@ func serve(t *testing.T, o options) courierv1.MessagesClient {
 			Limiter: ratelimit.New(o.rate),
 		},
 		MaxRecvBytes: 4096,
+		Presence:     o.presence,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

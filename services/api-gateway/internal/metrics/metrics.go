@@ -102,5 +102,11 @@ func New(reg prometheus.Registerer, limiterKeys func() float64) *Metrics {
 	for _, tr := range []string{"http", "grpc"} {
 		m.RateLimited.WithLabelValues(tr)
 	}
+	for _, r := range []string{"sent", "bad", "too_large", "rate_limited", "unavailable"} {
+		m.Signals.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.PresenceReads.WithLabelValues(r)
+	}
 	return m
 }

@@ -158,6 +158,9 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{"stored", "duplicate"} {
 		m.Processed.WithLabelValues(r)
 	}
+	for _, r := range []string{"published", "dropped", "error", "online"} {
+		m.Notify.WithLabelValues(r)
+	}
 	for _, op := range []string{"commit", "get_messages", "read_head", "read_presence"} {
 		m.FirestoreRoundTrips.WithLabelValues(op)
 	}

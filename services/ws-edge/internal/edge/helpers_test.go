@@ -51,7 +51,7 @@ type world struct {
 	pub      *pubsub.Publisher
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	project := testenv.Project(t)
 	w := &world{project: project}
@@ -64,7 +64,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // commit stores a message as the pipeline-worker would.
-func (w *world) commit(t *testing.T, id, from string, payload string, to ...string) inbox.Stored {
+func (w *world) commit(t testing.TB, id, from string, payload string, to ...string) inbox.Stored {
 	t.Helper()
 	if payload == "" {
 		payload = `{"text":"` + id + `"}`
@@ -80,7 +80,7 @@ func (w *world) commit(t *testing.T, id, from string, payload string, to ...stri
 }
 
 // publish fans a stored message out as the pipeline-worker would.
-func (w *world) publish(t *testing.T, st inbox.Stored) {
+func (w *world) publish(t testing.TB, st inbox.Stored) {
 	t.Helper()
 	data, err := proto.Marshal(st.Delivery())
 	if err != nil {
@@ -129,12 +129,12 @@ func withStore(s edge.Store) edgeOption {
 	return func(_ *edge.Config, d *edge.Deps) { d.Store = s }
 }
 
-func startEdge(t *testing.T, w *world, pod string, opts ...edgeOption) *testEdge {
+func startEdge(t testing.TB, w *world, pod string, opts ...edgeOption) *testEdge {
 	return startEdgeOn(t, w, pod, nil, opts...)
 }
 
 // startEdgeOn starts an edge whose server uses listener l (nil: default).
-func startEdgeOn(t *testing.T, w *world, pod string, l net.Listener, opts ...edgeOption) *testEdge {
+func startEdgeOn(t testing.TB, w *world, pod string, l net.Listener, opts ...edgeOption) *testEdge {
 	t.Helper()
 	verifier, err := auth.NewHS256(testSecret, auth.Options{})
 	if err != nil {
@@ -180,7 +180,7 @@ func startEdgeOn(t *testing.T, w *world, pod string, l net.Listener, opts ...edg
 	return te
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("EDGE_TEST_LOG") != "" {
 		return telemetry.NewLogger(os.Stderr, telemetry.LogOptions{Level: slog.LevelDebug})
 	}
@@ -189,7 +189,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // counter reads a metric of the edge (labels as name=value pairs); for a
 // histogram, its count of observations.
-func (te *testEdge) counter(t *testing.T, name string, labels ...string) float64 {
+func (te *testEdge) counter(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := te.reg.Gather()
 	if err != nil {
@@ -233,7 +233,7 @@ func (te *testEdge) wsURL(cursor string) string {
 	return u
 }
 
-func token(t *testing.T, user string) string {
+func token(t testing.TB, user string) string {
 	t.Helper()
 	tok, err := auth.Mint(testSecret, user, time.Hour)
 	if err != nil {
@@ -289,7 +289,7 @@ type dialOpts struct {
 	noRead bool
 }
 
-func dial(t *testing.T, te *testEdge, user string, o dialOpts) *wsClient {
+func dial(t testing.TB, te *testEdge, user string, o dialOpts) *wsClient {
 	t.Helper()
 	c, resp, err := tryDial(t, te, user, o)
 	if err != nil {
@@ -302,7 +302,7 @@ func dial(t *testing.T, te *testEdge, user string, o dialOpts) *wsClient {
 	return c
 }
 
-func tryDial(t *testing.T, te *testEdge, user string, o dialOpts) (*wsClient, *http.Response, error) {
+func tryDial(t testing.TB, te *testEdge, user string, o dialOpts) (*wsClient, *http.Response, error) {
 	t.Helper()
 	h := http.Header{}
 	for k, v := range o.header {
@@ -345,7 +345,7 @@ func (c *wsClient) startReading() {
 	}()
 }
 
-func (c *wsClient) next(t *testing.T) frame {
+func (c *wsClient) next(t testing.TB) frame {
 	t.Helper()
 	select {
 	case f, ok := <-c.frames:
@@ -361,7 +361,7 @@ func (c *wsClient) next(t *testing.T) frame {
 
 // expect reads frames and compares them with want ("hello",
 // "message:<id>", "synced", "error:<code>").
-func (c *wsClient) expect(t *testing.T, want ...string) []frame {
+func (c *wsClient) expect(t testing.TB, want ...string) []frame {
 	t.Helper()
 	var got []frame
 	for i, w := range want {
@@ -375,7 +375,7 @@ func (c *wsClient) expect(t *testing.T, want ...string) []frame {
 }
 
 // closed waits for the connection to end and returns the read error.
-func (c *wsClient) closed(t *testing.T) error {
+func (c *wsClient) closed(t testing.TB) error {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {

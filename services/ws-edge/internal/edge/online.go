@@ -97,13 +97,13 @@ func (o *onlineService) sweep(ctx context.Context) {
 		o.e.log.Warn("presence: reading pod heartbeats failed", "err", err)
 		return
 	}
-	for pod, lastBeat := range stale {
+	for pod, cutoff := range stale {
 		if pod == o.e.cfg.Pod {
 			continue // this pod is alive; its own beat is late, not stale
 		}
-		// Only records older than the last beat: a pod restarted under the
-		// same name keeps the ones it writes now.
-		users, err := o.sweeper.LeavePod(ctx, pod, lastBeat)
+		// Only the dead pod's records: a pod restarted under the same name
+		// keeps the ones it writes now (online.Reader.Stale).
+		users, err := o.sweeper.LeavePod(ctx, pod, cutoff)
 		o.e.m.PresenceOps.WithLabelValues("sweep").Add(float64(len(users)))
 		if err != nil {
 			o.e.log.Warn("presence: sweeping a dead pod's records failed", "pod", pod, "err", err)

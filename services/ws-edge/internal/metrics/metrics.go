@@ -207,6 +207,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	m.WrittenLive, m.WrittenInb = m.Written.WithLabelValues("live"), m.Written.WithLabelValues("replay")
 	m.DroppedDuplicate, m.DroppedClosed = m.Dropped.WithLabelValues("duplicate"), m.Dropped.WithLabelValues("session_closed")
 	m.DropC = m.Dropped.WithLabelValues("catch_up")
+	for _, r := range []string{"sent", "bad", "too_large", "rate_limited", "unavailable"} {
+		m.Signals.WithLabelValues(r)
+	}
+	for _, op := range []string{"write", "read", "sweep"} {
+		m.PresenceOps.WithLabelValues(op)
+	}
 	m.offered = map[string]prometheus.Counter{}
 	for _, r := range []string{"released", "held", "duplicate", "dropped"} {
 		m.offered[r] = m.Offered.WithLabelValues(r)
