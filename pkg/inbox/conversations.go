@@ -223,8 +223,9 @@ type ReadState struct {
 	ReadSeq int64
 	Unread  int
 	// Moved is true when this call moved the marker (false for a cursor at
-	// or behind it).
+	// or behind it); Prev is where it was.
 	Moved bool
+	Prev  int64
 }
 
 // MarkRead moves user's read marker of conv forward to seq: an older or
@@ -245,7 +246,7 @@ func (s *Store) MarkRead(ctx context.Context, user, conv string, seq int64) (Rea
 				return err
 			}
 		}
-		st.ReadSeq = sd.ReadSeq
+		st.ReadSeq, st.Prev = sd.ReadSeq, sd.ReadSeq
 		if seq <= sd.ReadSeq {
 			return nil
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/courierhq/courier/pkg/online"
 	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/pkg/ratelimit"
+	"github.com/courierhq/courier/pkg/receipts"
 	"github.com/courierhq/courier/pkg/signal"
 
 	"github.com/courierhq/courier/services/api-gateway/internal/authn"
@@ -43,6 +44,7 @@ type gateway struct {
 	httpLn, grpcLn net.Listener
 	pub            *ingress.Publisher
 	ephemeral      *ephemeral.Publisher
+	receipts       *receipts.Coalescer
 	probe          *health.Probe
 	state          health.State
 	// reg holds every metric; the admin listener serves it, the public
@@ -75,6 +77,21 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 		return nil, err
 	}
 	gw.ephemeral = ephemeral.New(gc.PubSub, cfg.Topology.DeliveriesTopic, ephemeral.Options{}, em, logger)
+	// Receipts to senders, coalesced per second (pkg/receipts); counts for
+	// large sends are read from the store at flush time.
+	store := inbox.New(gc.Firestore).WithRetention(cfg.InboxRetention)
+	gw.receipts = receipts.New(gw.ephemeral.Publish, func(ctx context.Context, kind, id string) (int, error) {
+		if kind == receipts.Delivered {
+			_, n, err := store.DeliveryState(ctx, id, false)
+			return n, err
+		}
+		st, err := store.Get(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		return store.ReadCount(ctx, st)
+	}, time.Second)
+	svc.WithEvents(gatewayEvents{gw.ephemeral, gw.receipts})
 	// Who shares a conversation with whom: from the users' recent inboxes
 	// until conversations are stored (pkg/peers).
 	directory := peers.New(inbox.New(gc.Firestore), peers.Options{})
@@ -128,7 +145,7 @@ func (gw *gateway) listen(cfg settings) (err error) {
 func (gw *gateway) Run(ctx context.Context, drainTimeout time.Duration) error {
 	gw.state.Started()
 	g, gctx := errgroup.WithContext(ctx)
-	for _, run := range []func(context.Context) error{gw.serveHTTP, gw.serveGRPC, gw.probe.Run} {
+	for _, run := range []func(context.Context) error{gw.serveHTTP, gw.serveGRPC, gw.probe.Run, gw.receipts.Run} {
 		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error {
@@ -182,3 +199,12 @@ func (gw *gateway) drain(timeout time.Duration) error {
 	}
 	return errors.Join(errs...)
 }
+
+// gatewayEvents is messages.Events on the ephemeral publisher and the
+// receipts coalescer.
+type gatewayEvents struct {
+	*ephemeral.Publisher
+	c *receipts.Coalescer
+}
+
+func (e gatewayEvents) Receipt(r receipts.Receipt) { e.c.Add(r) }

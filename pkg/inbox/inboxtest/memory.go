@@ -364,7 +364,7 @@ func (s *Memory) MarkRead(ctx context.Context, user, conv string, seq int64) (in
 		s.reads = map[[2]string]int64{}
 	}
 	k := [2]string{user, conv}
-	st := inbox.ReadState{ReadSeq: s.reads[k]}
+	st := inbox.ReadState{ReadSeq: s.reads[k], Prev: s.reads[k]}
 	if seq > st.ReadSeq {
 		s.reads[k], st.ReadSeq, st.Moved = seq, seq, true
 	}

@@ -36,6 +36,12 @@ const (
 	// IdempotencyKeyReused: the sender's Idempotency-Key already names a
 	// message with other content (409).
 	IdempotencyKeyReused Code = "idempotency_key_reused"
+	// BadConversation: conversation_id is not a valid id, or names a
+	// derived conversation ("d." prefix, reserved) (400).
+	BadConversation Code = "bad_conversation"
+	// CursorExpired: the cursor points behind what INBOX_RETENTION keeps
+	// (410); reload the newest page and continue from there.
+	CursorExpired Code = "cursor_expired"
 	// Signals (POST /v1/signals; the WebSocket answers the same codes in
 	// error frames): invalid (400), over 1 KiB (413), over the caller's
 	// signal rate (429).
@@ -44,18 +50,12 @@ const (
 	SignalRateLimited Code = "signal_rate_limited"
 	// TooManyUsers: GET /v1/presence asked for more than 100 users (400).
 	TooManyUsers Code = "too_many_users"
-	// BadConversation: conversation_id is not a valid id, or names a
-	// derived conversation ("d." prefix, reserved) (400).
-	BadConversation Code = "bad_conversation"
-	// CursorExpired: the cursor points behind what INBOX_RETENTION keeps
-	// (410); reload the newest page and continue from there.
-	CursorExpired Code = "cursor_expired"
 )
 
 // Codes lists every code, for tests and documentation checks.
 var Codes = []Code{InvalidRequest, Unauthenticated, NotFound, MethodNotAllowed, PayloadTooLarge,
 	UnsupportedMediaType, RateLimited, MessageTooLarge, RecipientRateLimited, Unavailable, Internal, IdempotencyKeyReused,
-	BadSignal, SignalTooLarge, SignalRateLimited, TooManyUsers, BadConversation, CursorExpired}
+	BadConversation, CursorExpired, BadSignal, SignalTooLarge, SignalRateLimited, TooManyUsers}
 
 // Error is a failure with its code and a message safe to show the caller.
 // Err, when set, is the underlying cause: logged, never shown.
@@ -114,7 +114,7 @@ func From(err error) *Error {
 // HTTPStatus is the HTTP status of code.
 func HTTPStatus(code Code) int {
 	switch code {
-	case InvalidRequest, BadSignal, TooManyUsers, BadConversation:
+	case InvalidRequest, BadConversation, BadSignal, TooManyUsers:
 		return 400
 	case CursorExpired:
 		return 410
@@ -162,6 +162,10 @@ func Title(code Code) string {
 		return "A recipient receives too much"
 	case IdempotencyKeyReused:
 		return "Idempotency key reused"
+	case BadConversation:
+		return "Invalid conversation id"
+	case CursorExpired:
+		return "Cursor expired"
 	case BadSignal:
 		return "Invalid signal"
 	case SignalTooLarge:
@@ -170,10 +174,6 @@ func Title(code Code) string {
 		return "Too many signals"
 	case TooManyUsers:
 		return "Too many users"
-	case BadConversation:
-		return "Invalid conversation id"
-	case CursorExpired:
-		return "Cursor expired"
 	case Unavailable:
 		return "Service unavailable"
 	default:
@@ -186,7 +186,7 @@ func Title(code Code) string {
 // answers ResourceExhausted for a message above the server's receive limit.
 func GRPCCode(code Code) codes.Code {
 	switch code {
-	case InvalidRequest, PayloadTooLarge, MessageTooLarge, UnsupportedMediaType, BadSignal, SignalTooLarge, TooManyUsers, BadConversation:
+	case InvalidRequest, PayloadTooLarge, MessageTooLarge, UnsupportedMediaType, BadConversation, BadSignal, SignalTooLarge, TooManyUsers:
 		return codes.InvalidArgument
 	case CursorExpired:
 		return codes.OutOfRange

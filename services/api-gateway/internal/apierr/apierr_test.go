@@ -13,8 +13,8 @@ import (
 func TestEveryCodeIsMapped(t *testing.T) {
 	// A code may share its HTTP status only with the code it refines, so a
 	// client that reads the status alone still acts rightly.
-	refines := map[Code]Code{MessageTooLarge: PayloadTooLarge, RecipientRateLimited: RateLimited,
-		SignalTooLarge: PayloadTooLarge, SignalRateLimited: RateLimited, BadSignal: InvalidRequest, TooManyUsers: InvalidRequest, BadConversation: InvalidRequest}
+	refines := map[Code]Code{MessageTooLarge: PayloadTooLarge, RecipientRateLimited: RateLimited, BadConversation: InvalidRequest,
+		SignalTooLarge: PayloadTooLarge, SignalRateLimited: RateLimited, BadSignal: InvalidRequest, TooManyUsers: InvalidRequest}
 	statuses := map[int]Code{}
 	for _, c := range Codes {
 		s := HTTPStatus(c)

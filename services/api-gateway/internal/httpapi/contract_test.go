@@ -268,23 +268,6 @@ func contractScenarios(t *testing.T) map[string]scenario {
 		"GET /v1/messages/{id} 429": spend(limited, req{path: "/v1/messages/m1", token: alice}),
 		"GET /v1/messages/{id} 503": {opts: options{store: brokenStore}, req: req{path: "/v1/messages/m1", token: alice}},
 
-		"POST /v1/signals 202": {opts: sig, req: signalReq(`{"to":["bob"],"kind":"typing","data":{"on":true}}`)},
-		"POST /v1/signals 400": {opts: sig, req: signalReq(`{"to":["bob"],"kind":"Typing!"}`), refused: true},
-		"POST /v1/signals 401": {opts: sig, req: req{method: "POST", path: "/v1/signals", body: `{"to":["bob"],"kind":"typing"}`}, refused: true},
-		"POST /v1/signals 413": {opts: sig, req: signalReq(`{"to":["bob"],"kind":"typing","data":"` + strings.Repeat("x", 1100) + `"}`)},
-		"POST /v1/signals 415": {opts: sig, req: req{method: "POST", path: "/v1/signals", token: alice, body: `{}`, ctype: "text/plain"}, refused: true},
-		"POST /v1/signals 429": {opts: options{signals: sig.signals, signalRate: ratelimit.Options{PerSecond: 0.001, Burst: 1}},
-			req: signalReq(`{"to":["bob"],"kind":"typing"}`), warmup: 1},
-		"POST /v1/signals 503": {opts: options{signals: signalsFunc(func(string, signal.Request) error {
-			return &signal.Error{Code: signal.CodeUnavailable, Message: "not now"}
-		})}, req: signalReq(`{"to":["bob"],"kind":"typing"}`)},
-
-		"GET /v1/presence 200": {opts: pres, req: req{path: "/v1/presence?users=bob,carol", token: alice}},
-		"GET /v1/presence 400": {opts: pres, req: req{path: "/v1/presence?users=a/b", token: alice}},
-		"GET /v1/presence 401": {opts: pres, req: req{path: "/v1/presence?users=bob"}, refused: true},
-		"GET /v1/presence 429": spend(options{presence: pres.presence, rate: limited.rate}, req{path: "/v1/presence?users=bob", token: alice}),
-		"GET /v1/presence 503": {opts: options{presence: fakePresence{err: down}}, req: req{path: "/v1/presence?users=bob", token: alice}},
-
 		"POST /v1/messages/{id}/ack 204": {opts: ok, req: req{method: "POST", path: "/v1/messages/m3/ack", token: alice}},
 		"POST /v1/messages/{id}/ack 401": {opts: ok, req: req{method: "POST", path: "/v1/messages/m3/ack"}, refused: true},
 		// alice sent this one: only recipients ack.
@@ -310,6 +293,23 @@ func contractScenarios(t *testing.T) map[string]scenario {
 		"POST /v1/conversations/{id}/read 415": {opts: ok, req: req{method: "POST", path: "/v1/conversations/" + dm + "/read", token: alice, body: `{"cursor":"x"}`, ctype: "text/plain"}, refused: true},
 		"POST /v1/conversations/{id}/read 429": spend(limited, readReq(`{"cursor":"`+inbox.EncodeCursor(2)+`"}`)),
 		"POST /v1/conversations/{id}/read 503": {opts: options{store: brokenStore}, req: readReq(`{"cursor":"` + inbox.EncodeCursor(2) + `"}`)},
+
+		"POST /v1/signals 202": {opts: sig, req: signalReq(`{"to":["bob"],"kind":"typing","data":{"on":true}}`)},
+		"POST /v1/signals 400": {opts: sig, req: signalReq(`{"to":["bob"],"kind":"Typing!"}`), refused: true},
+		"POST /v1/signals 401": {opts: sig, req: req{method: "POST", path: "/v1/signals", body: `{"to":["bob"],"kind":"typing"}`}, refused: true},
+		"POST /v1/signals 413": {opts: sig, req: signalReq(`{"to":["bob"],"kind":"typing","data":"` + strings.Repeat("x", 1100) + `"}`)},
+		"POST /v1/signals 415": {opts: sig, req: req{method: "POST", path: "/v1/signals", token: alice, body: `{}`, ctype: "text/plain"}, refused: true},
+		"POST /v1/signals 429": {opts: options{signals: sig.signals, signalRate: ratelimit.Options{PerSecond: 0.001, Burst: 1}},
+			req: signalReq(`{"to":["bob"],"kind":"typing"}`), warmup: 1},
+		"POST /v1/signals 503": {opts: options{signals: signalsFunc(func(string, signal.Request) error {
+			return &signal.Error{Code: signal.CodeUnavailable, Message: "not now"}
+		})}, req: signalReq(`{"to":["bob"],"kind":"typing"}`)},
+
+		"GET /v1/presence 200": {opts: pres, req: req{path: "/v1/presence?users=bob,carol", token: alice}},
+		"GET /v1/presence 400": {opts: pres, req: req{path: "/v1/presence?users=a/b", token: alice}},
+		"GET /v1/presence 401": {opts: pres, req: req{path: "/v1/presence?users=bob"}, refused: true},
+		"GET /v1/presence 429": spend(options{presence: pres.presence, rate: limited.rate}, req{path: "/v1/presence?users=bob", token: alice}),
+		"GET /v1/presence 503": {opts: options{presence: fakePresence{err: down}}, req: req{path: "/v1/presence?users=bob", token: alice}},
 
 		"GET /v1/openapi.yaml 200": {opts: ok, req: req{path: "/v1/openapi.yaml"}},
 		"GET /healthz 200":         {opts: ok, req: req{path: "/healthz"}},

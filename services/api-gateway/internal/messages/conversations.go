@@ -127,6 +127,7 @@ func (s *Service) MarkRead(ctx context.Context, user, conv, cursor string) (inbo
 	if err != nil {
 		return inbox.ReadState{}, storeError(err)
 	}
+	s.readEvents(ctx, cs, user, conv, st)
 	return st, nil
 }
 
@@ -147,6 +148,11 @@ func (s *Service) Ack(ctx context.Context, user, id string) error {
 		return notFound
 	case err != nil:
 		return storeError(err)
+	}
+	if s.events != nil {
+		if st, err := s.store.Get(ctx, id); err == nil {
+			s.ackEvents(user, st)
+		}
 	}
 	return nil
 }

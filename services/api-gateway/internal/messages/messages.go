@@ -123,6 +123,7 @@ type Service struct {
 	budgets Budgets
 	now     func() time.Time
 	recent  *recentKeys // keyed sends published lately (keys.go)
+	events  Events      // read frames and receipts (events.go); nil: none
 }
 
 // New returns a Service; zero limits take test-safe values (withDefaults).

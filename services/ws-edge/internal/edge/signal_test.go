@@ -45,6 +45,7 @@ func TestSignalFramesCrossPodsAndAreBounded(t *testing.T) {
 	w.publish(t, st)
 	bob.expect(t, "message:m1")
 	bob2.expect(t, "message:m1")
+	alice.expect(t, "message:m1") // her own copy (outgoing)
 	conv := peers.DerivedID([]string{"alice", "bob"})
 	bob.sendText(t, `{"type":"signal","conversation":"`+conv+`","kind":"typing"}`)
 	alice.expect(t, "signal:typing")
