@@ -46,7 +46,7 @@ proto-check: ## fail when the committed generated code is stale
 js-deps: ## the JavaScript client's pinned dependencies (npm ci from clients/js/package-lock.json) when absent
 	scripts/js.sh deps
 
-js-test: ## the JavaScript client: type checks and unit tests (its integration tests run in tests/e2e TestJSClient)
+js-test: ## the JavaScript client: type checks, unit tests and the npm pack check (its integration tests run in tests/e2e TestJSClient)
 	scripts/js.sh test
 
 webclient: ## rebuild the demo client bundle (ws-edge's internal/webclient/static/app.js) from clients/js

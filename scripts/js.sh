@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # js.sh deps|test|bundle|bundle-check: the JavaScript client (clients/js).
 #   deps          npm ci from the committed lockfile, when node_modules is absent or older than it
-#   test          deps, type checks (library and demo), unit tests (node --test)
+#   test          deps, type checks (library and demo), unit tests and the package check (node --test: test/pack.test.mjs packs the tarball, installs it in a temp dir, imports and type-checks it)
 #   bundle        rebuild the demo client's bundle into services/ws-edge/internal/webclient/static/app.js
 #   bundle-check  fail when that committed bundle differs from a fresh build
 # Everything after `deps` works offline.

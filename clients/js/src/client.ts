@@ -2,15 +2,40 @@
 // from the last cursor after every reconnect, plus the gateway's REST API.
 
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
-import { CLOSE_PING_TIMEOUT, classifyClose, type CloseAction } from "./close.js";
+import { CLOSE_CURSOR_EXPIRED, CLOSE_PING_TIMEOUT, classifyClose, type CloseAction } from "./close.js";
 import { systemClock, type Clock } from "./clock.js";
 import { RecentIds } from "./dedupe.js";
 import { Emitter } from "./emitter.js";
 import { ConnectionError, CourierError, ServerError } from "./errors.js";
-import { splitFrames, type HelloFrame, type Message } from "./frames.js";
-import { RestClient, type MessageView, type RetryOptions, type SendOptions, type SendResult, type SyncOptions, type SyncPage } from "./rest.js";
+import { conversationId } from "./conversation.js";
+import {
+  splitFrames,
+  type HelloFrame,
+  type Message,
+  type PresenceFrame,
+  type ReadFrame,
+  type ReceiptFrame,
+  type SignalFrame,
+} from "./frames.js";
+import {
+  RestClient,
+  type ConversationsOptions,
+  type ConversationsPage,
+  type HistoryOptions,
+  type HistoryPage,
+  type MessageView,
+  type Presence,
+  type ReadState,
+  type RetryOptions,
+  type SendOptions,
+  type SendResult,
+  type SignalOptions,
+  type SyncOptions,
+  type SyncPage,
+} from "./rest.js";
 import { memoryStorage, type CursorStorage } from "./storage.js";
 import { TokenManager, errorText, type TokenSource } from "./token.js";
+import { TYPING_EXPIRE_MS, TYPING_KIND, TYPING_THROTTLE_MS, TypingSender, TypingTracker, type TypingEvent } from "./typing.js";
 
 /** The part of the WebSocket API the client uses (browsers' and Node's `ws` fit). */
 export interface WebSocketLike {
@@ -83,6 +108,20 @@ export interface SyncedInfo {
   replayed: number;
 }
 
+/** A delivered/read receipt (the frame without its type). */
+export type Receipt = Omit<ReceiptFrame, "type">;
+/** One of the caller's sessions moved a read marker (the frame without its type). */
+export type ReadMarker = Omit<ReadFrame, "type">;
+/** A watched user's presence change (the frame without its type). */
+export type PresenceChange = Omit<PresenceFrame, "type">;
+/** A signal from another user (the frame without its type). */
+export type Signal = Omit<SignalFrame, "type">;
+
+/** Why the client started over from the newest messages. */
+export interface ResetInfo {
+  reason: "cursor_expired";
+}
+
 export interface CourierEvents {
   state: (state: ConnectionState, change: StateChange) => void;
   message: (message: Message, meta: MessageMeta) => void;
@@ -90,6 +129,23 @@ export interface CourierEvents {
   synced: (info: SyncedInfo) => void;
   close: (info: CloseInfo) => void;
   error: (err: CourierError) => void;
+  /** Someone delivered or read the caller's messages of a conversation up to message_id. */
+  receipt: (receipt: Receipt) => void;
+  /** A session of the caller (this one included) marked a conversation read. */
+  read: (marker: ReadMarker) => void;
+  /** A watched user came online or went offline. */
+  presence: (change: PresenceChange) => void;
+  /** Any signal from another user (typing ones too). */
+  signal: (signal: Signal) => void;
+  /** Someone started or stopped typing in a conversation (stopped: said so, sent a message, or 6 s without a typing signal). */
+  typing: (ev: TypingEvent) => void;
+  /**
+   * The session's cursor was behind what the server keeps (close 4410):
+   * the client started again live from the inbox's head. Emitted once that
+   * session is synced: reload the newest pages (conversations(),
+   * history()) now, and nothing between them and the live stream is missed.
+   */
+  reset: (info: ResetInfo) => void;
 }
 
 export interface CourierOptions {
@@ -134,9 +190,28 @@ export interface CourierOptions {
   dedupeWindow?: number;
   /** REST retries. */
   retry?: Partial<RetryOptions>;
+  /** Typing signals: at most one per throttleMs (2.5 s) while typing; receivers expire typing after expireMs (6 s). */
+  typing?: { throttleMs?: number; expireMs?: number };
   /** Time and randomness (tests). */
   clock?: Clock;
 }
+
+/** Watching other users' presence. */
+export interface PresenceApi {
+  /**
+   * Watches these users (at most 100; replaces the previous set; [] stops):
+   * `presence` events follow when they come online or go offline. The set
+   * is sent again on every new session.
+   */
+  watch(users: string[]): void;
+  /** The users watched now. */
+  readonly watching: readonly string[];
+  /** Their presence now, from the gateway (users the caller may not watch read as offline, never seen). */
+  get(users: string[], opts?: { signal?: AbortSignal }): Promise<Presence[]>;
+}
+
+const MAX_SIGNAL_BYTES = 1024;
+const signalKind = /^[a-z0-9._-]{1,32}$/;
 
 const defaultBackoff: BackoffOptions = { initialMs: 500, maxMs: 15_000, factor: 2, jitter: 0.5 };
 const defaultRetry: RetryOptions = { maxAttempts: 6, initialMs: 250, maxMs: 5_000, timeoutMs: 10_000, maxRetryAfterMs: 30_000 };
@@ -185,6 +260,13 @@ export class Courier {
   private pongTimer: unknown;
   private lastFrameAt = 0;
   private readonly pendingAcks = new Set<string>();
+  private resetPending = false; // a 4410 dropped the cursor: say `reset` once the next session is synced
+  private watched: string[] = [];
+  private readonly typingSender: TypingSender;
+  private readonly typingTracker: TypingTracker;
+
+  /** Watching other users' presence. */
+  readonly presence: PresenceApi;
 
   constructor(options: CourierOptions) {
     if (!options || (typeof options.token !== "string" && typeof options.token !== "function")) {
@@ -203,6 +285,22 @@ export class Courier {
       if (event === "error") return; // an error listener that throws has nowhere left to report to
       this.report(new CourierError("listener_error", `a "${String(event)}" listener threw: ${errorText(err)}`, { cause: err }));
     });
+    const throttleMs = options.typing?.throttleMs ?? TYPING_THROTTLE_MS;
+    const expireMs = options.typing?.expireMs ?? TYPING_EXPIRE_MS;
+    this.typingSender = new TypingSender(this.clock, throttleMs, expireMs, (conversation, active) => {
+      this.signal({ conversation, kind: TYPING_KIND, data: { active } }).catch((err: unknown) =>
+        this.report(err instanceof CourierError ? err : new CourierError("network_error", `typing signal: ${errorText(err)}`, { cause: err })),
+      );
+    });
+    this.typingTracker = new TypingTracker(this.clock, expireMs, (ev) => this.events.emit("typing", ev));
+    const watching = () => this.watched;
+    this.presence = {
+      watch: (users) => this.watch(users),
+      get watching() {
+        return watching();
+      },
+      get: (users, opts) => this.rest.presence(users, opts),
+    };
   }
 
   /** Adds a listener; returns the function that removes it. */
@@ -269,6 +367,7 @@ export class Courier {
       }
     }
     this.opened = false;
+    this.typingTracker.clear();
     if (this._state !== "closed") this.setState("closed", {});
   }
 
@@ -300,9 +399,116 @@ export class Courier {
     return this.rest.sync(opts);
   }
 
-  /** One message the caller sent or received, with its delivery state. */
+  /** One message the caller sent or received, with its delivery state and delivered/read counts. */
   get(id: string, opts?: { signal?: AbortSignal }): Promise<MessageView> {
     return this.rest.get(id, opts);
+  }
+
+  /** The caller's conversations, most recent first, with unread counts. */
+  conversations(opts?: ConversationsOptions): Promise<ConversationsPage> {
+    return this.rest.conversations(opts);
+  }
+
+  /**
+   * One page of a conversation, oldest first: the newest page, the page
+   * before `before` (scrolling back) or after `after`. A cursor behind what
+   * the server keeps gives the newest page with `expired: true`.
+   */
+  history(conversation: string, opts?: HistoryOptions): Promise<HistoryPage> {
+    return this.rest.history(conversation, opts);
+  }
+
+  /**
+   * Marks a conversation read up to the message at cursor (forward only).
+   * Every session of the caller then gets a `read` event; the senders get
+   * `read` receipts.
+   */
+  markRead(conversation: string, cursor: string, opts?: { signal?: AbortSignal }): Promise<ReadState> {
+    return this.rest.markRead(conversation, cursor, opts);
+  }
+
+  /**
+   * The derived id of the conversation between the caller and `peers` (the
+   * one the gateway gives a send to them that names no conversation).
+   */
+  async conversationWith(peers: string | string[]): Promise<string> {
+    let me = this._session?.user ?? this.tokens.subject;
+    if (!me) {
+      await this.tokens.get(false); // a token function not called yet: who am I?
+      me = this.tokens.subject;
+    }
+    if (!me) throw new CourierError("not_configured", "conversationWith: the token names no user (sub); use conversationId(members)");
+    return conversationId([me, ...(typeof peers === "string" ? [peers] : peers)]);
+  }
+
+  /**
+   * Sends an ephemeral signal (never stored, at most once) to users or to a
+   * conversation's members: over the session when one is open, else
+   * through the gateway (POST /v1/signals). The frame must stay within
+   * 1 KiB.
+   */
+  async signal(opts: SignalOptions): Promise<void> {
+    const frame: Record<string, unknown> = { type: "signal" };
+    if (opts?.conversation !== undefined) {
+      if (typeof opts.conversation !== "string" || opts.conversation === "") throw new CourierError("invalid_argument", "signal: a conversation id is required");
+      frame.conversation = opts.conversation;
+    } else if (Array.isArray(opts?.to) && opts.to.length > 0 && opts.to.every((u) => typeof u === "string" && u !== "")) {
+      frame.to = opts.to;
+    } else {
+      throw new CourierError("invalid_argument", "signal: give `to` (user ids) or `conversation`");
+    }
+    if (typeof opts.kind !== "string" || !signalKind.test(opts.kind)) {
+      throw new CourierError("invalid_argument", "signal: kind must be 1 to 32 of [a-z0-9._-]");
+    }
+    frame.kind = opts.kind;
+    if (opts.data !== undefined) frame.data = opts.data;
+    const text = JSON.stringify(frame);
+    if (new TextEncoder().encode(text).length > MAX_SIGNAL_BYTES) {
+      throw new CourierError("signal_too_large", `signal: the frame is larger than ${MAX_SIGNAL_BYTES} bytes`);
+    }
+    if (this.ws && this.opened && this.ws.readyState === OPEN) {
+      try {
+        this.ws.send(text);
+        return;
+      } catch {
+        // closing: the gateway takes it
+      }
+    }
+    const body: Record<string, unknown> = { kind: frame.kind };
+    if (frame.conversation !== undefined) body.conversation_id = frame.conversation;
+    else body.to = frame.to;
+    if (frame.data !== undefined) body.data = frame.data;
+    await this.rest.signal(body);
+  }
+
+  /**
+   * Call on every keystroke in a conversation's input: sends a `typing`
+   * signal at most once per 2.5 s. `typing(id, false)` (on send, on
+   * leaving the input) says "stopped" at once, when a typing signal went
+   * out recently. Receivers show typing until they hear "stopped", get a
+   * message from the typist, or 6 s pass without a typing signal.
+   */
+  typing(conversation: string, active = true): void {
+    if (typeof conversation !== "string" || conversation === "") throw new CourierError("invalid_argument", "typing: a conversation id is required");
+    if (active) this.typingSender.typing(conversation);
+    else this.typingSender.stop(conversation);
+  }
+
+  private watch(users: string[]): void {
+    if (!Array.isArray(users) || users.length > 100 || !users.every((u) => typeof u === "string" && u !== "")) {
+      throw new CourierError("invalid_argument", "presence.watch: at most 100 user ids");
+    }
+    this.watched = [...new Set(users)];
+    this.sendWatch();
+  }
+
+  private sendWatch(): void {
+    if (!this.ws || !this.opened || this.ws.readyState !== OPEN) return; // sent with the next hello
+    try {
+      this.ws.send(JSON.stringify({ type: "watch", users: this.watched }));
+    } catch {
+      // closing: the next session sends it
+    }
   }
 
   // ---- connection
@@ -417,16 +623,48 @@ export class Courier {
           this.replaying = false;
           this.replayed = 0;
           this.events.emit("synced", { cursor, replayed });
+          if (this.resetPending && this.ws === ws) {
+            this.resetPending = false;
+            this.events.emit("reset", { reason: "cursor_expired" });
+          }
           break;
         }
         case "message": {
           const { message, cursor } = f as { message: Message; cursor: string };
           if (this.seen.add(message.id)) {
             if (this.replaying) this.replayed++;
+            if (message.conversation_id) this.typingTracker.message(message.conversation_id, message.from);
             this.events.emit("message", message, { cursor, replayed: this.replaying });
-            if (this.o.autoAck !== false && this.ws === ws) this.ack(message.id);
+            // The sender's own copy is not a delivery: acking it would count
+            // the sender among the recipients (the server refuses it).
+            if (this.o.autoAck !== false && this.ws === ws && !message.outgoing) this.ack(message.id);
           }
           this.saveCursor(cursor);
+          break;
+        }
+        case "receipt": {
+          const { type: _t, ...r } = f as ReceiptFrame;
+          this.events.emit("receipt", r);
+          break;
+        }
+        case "read": {
+          const { type: _t, ...r } = f as ReadFrame;
+          this.events.emit("read", r);
+          break;
+        }
+        case "presence": {
+          const { type: _t, ...p } = f as PresenceFrame;
+          this.events.emit("presence", p);
+          break;
+        }
+        case "signal": {
+          const { type: _t, ...sig } = f as SignalFrame;
+          this.events.emit("signal", sig);
+          const me = this._session?.user ?? this.tokens.subject;
+          if (sig.kind === TYPING_KIND && sig.conversation && sig.from !== me) {
+            const active = !(typeof sig.data === "object" && sig.data !== null && (sig.data as { active?: unknown }).active === false);
+            this.typingTracker.signal(sig.conversation, sig.from, active);
+          }
           break;
         }
         case "error": {
@@ -454,6 +692,7 @@ export class Courier {
       this.pendingAcks.delete(id);
       this.ack(id);
     }
+    if (this.watched.length > 0) this.sendWatch();
   }
 
   private onClose(code: number, reason: string): void {
@@ -468,6 +707,13 @@ export class Courier {
     const info: CloseInfo = { code, reason, meaning: v.meaning, opened, action: v.action };
     if (this.httpStatus !== undefined) info.httpStatus = this.httpStatus;
     this.events.emit("close", info);
+    if (code === CLOSE_CURSOR_EXPIRED) {
+      // What the cursor points at is gone: resume live from the head; the
+      // app reloads the newest pages on `reset`, rather than the session
+      // silently skipping what expired.
+      this.saveCursor("");
+      this.resetPending = true;
+    }
     if (!this.wanted) return;
     if (v.action === "stop") {
       this.stop(new ConnectionError(v.errorCode ?? "policy_violation", `${v.meaning} (close ${code})`, code, reason), info);

@@ -22,6 +22,13 @@ export interface CloseVerdict {
 export const CLOSE_PING_TIMEOUT = 4000;
 
 /**
+ * The edge's close when a resume's cursor is behind what the inbox still
+ * keeps (INBOX_RETENTION): the client drops the cursor, reconnects live
+ * and emits `reset` so the app reloads its newest pages.
+ */
+export const CLOSE_CURSOR_EXPIRED = 4410;
+
+/**
  * Classifies a close. `opened` tells whether the session got as far as the
  * server's hello: a browser shows an upgrade the server refused (401 bad
  * token, 429 too many sessions, 503 pod full or draining) only as 1006
@@ -70,6 +77,8 @@ export function classifyClose(code: number, reason: string, opened: boolean, htt
       return { meaning: "the server is restarting", action: "reconnect" };
     case 1013:
       return { meaning: "the server asks to try again later", action: "reconnect" };
+    case CLOSE_CURSOR_EXPIRED:
+      return { meaning: "the cursor is behind what the server keeps (cursor_expired): starting again from the newest messages", action: "reconnect_now" };
     case CLOSE_PING_TIMEOUT:
       return { meaning: "the server stopped answering pings: connection presumed lost", action: "reconnect" };
     default:

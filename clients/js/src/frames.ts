@@ -20,6 +20,14 @@ export interface Message {
   sent_at: string;
   /** RFC 3339: when it was stored, when the server says. */
   stored_at?: string;
+  /**
+   * The conversation it belongs to: the one the sender named, or the one
+   * derived from its members (see conversationId()). Absent from servers
+   * that predate conversations.
+   */
+  conversation_id?: string;
+  /** Set on the sender's own copy (in the sender's inbox, on the sender's other sessions). */
+  outgoing?: boolean;
 }
 
 /** A message of the caller's inbox, with the cursor that resumes after it. */
@@ -52,6 +60,46 @@ export interface ErrorFrame {
   message: string;
 }
 
+/**
+ * Someone delivered or read every message of a conversation up to and
+ * including message_id. Sent to the sender's sessions. For a send to more
+ * than 16 users it names no user: `count` says how many have.
+ */
+export interface ReceiptFrame {
+  type: "receipt";
+  kind: "delivered" | "read";
+  conversation: string;
+  message_id: string;
+  user?: string;
+  count?: number;
+}
+
+/** One of the caller's sessions marked a conversation read up to cursor. */
+export interface ReadFrame {
+  type: "read";
+  conversation: string;
+  cursor: string;
+}
+
+/** A watched user came online or went offline. */
+export interface PresenceFrame {
+  type: "presence";
+  user: string;
+  online: boolean;
+  /** RFC 3339, or null when never seen. */
+  last_seen: string | null;
+}
+
+/** An ephemeral signal from another user (never stored, at most once). */
+export interface SignalFrame {
+  type: "signal";
+  from: string;
+  conversation?: string;
+  kind: string;
+  data?: unknown;
+  sent_at: string;
+}
+
 export interface PongFrame {
   type: "pong";
 }
@@ -61,7 +109,17 @@ export interface OtherFrame {
   type: string;
 }
 
-export type ServerFrame = HelloFrame | SyncedFrame | MessageFrame | ErrorFrame | PongFrame | OtherFrame;
+export type ServerFrame =
+  | HelloFrame
+  | SyncedFrame
+  | MessageFrame
+  | ErrorFrame
+  | ReceiptFrame
+  | ReadFrame
+  | PresenceFrame
+  | SignalFrame
+  | PongFrame
+  | OtherFrame;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isString = (v: unknown): v is string => typeof v === "string";
@@ -86,6 +144,8 @@ export function parseMessage(raw: unknown): Message | string {
     sent_at: isString(raw.sent_at) ? raw.sent_at : "",
   };
   if (isString(raw.stored_at)) m.stored_at = raw.stored_at;
+  if (isString(raw.conversation_id) && raw.conversation_id !== "") m.conversation_id = raw.conversation_id;
+  if (raw.outgoing === true) m.outgoing = true;
   return m;
 }
 
@@ -119,6 +179,27 @@ export function parseFrame(text: string): ServerFrame | string {
     }
     case "error":
       return { type: "error", code: isString(v.code) ? v.code : "unknown", message: isString(v.message) ? v.message : "" };
+    case "receipt": {
+      if (v.kind !== "delivered" && v.kind !== "read") return "receipt with an unknown kind";
+      if (!isString(v.conversation) || !isString(v.message_id) || v.message_id === "") return "receipt without a conversation or message_id";
+      const r: ReceiptFrame = { type: "receipt", kind: v.kind, conversation: v.conversation, message_id: v.message_id };
+      if (isString(v.user)) r.user = v.user;
+      if (typeof v.count === "number" && Number.isInteger(v.count) && v.count >= 0) r.count = v.count;
+      return r;
+    }
+    case "read":
+      if (!isString(v.conversation) || !isString(v.cursor)) return "read without a conversation or cursor";
+      return { type: "read", conversation: v.conversation, cursor: v.cursor };
+    case "presence":
+      if (!isString(v.user) || typeof v.online !== "boolean") return "presence without a user or online";
+      return { type: "presence", user: v.user, online: v.online, last_seen: isString(v.last_seen) ? v.last_seen : null };
+    case "signal": {
+      if (!isString(v.from) || !isString(v.kind)) return "signal without a sender or kind";
+      const sig: SignalFrame = { type: "signal", from: v.from, kind: v.kind, sent_at: isString(v.sent_at) ? v.sent_at : "" };
+      if (isString(v.conversation) && v.conversation !== "") sig.conversation = v.conversation;
+      if ("data" in v) sig.data = v.data;
+      return sig;
+    }
     default:
       return { type: v.type };
   }

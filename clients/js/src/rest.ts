@@ -29,6 +29,12 @@ export interface SendOptions {
   idempotencyKey?: string;
   /** Media type of the payload (application/json when absent). */
   contentType?: string;
+  /**
+   * The conversation it belongs to (1–128 of `[A-Za-z0-9._:@+=-]`, not
+   * starting with `d.`). Absent: the conversation of its members, whose id
+   * conversationId() computes.
+   */
+  conversationId?: string;
   signal?: AbortSignal;
 }
 
@@ -65,6 +71,87 @@ export interface MessageView {
   deliveredTo: string[];
   /** How many recipients acked it: always set, whatever the size of the send. */
   deliveredCount: number;
+  /** How many recipients read it (marked their conversation read at or past it); 0 from servers without read state. */
+  readCount: number;
+}
+
+/** One conversation of the caller, as GET /v1/conversations renders it. */
+export interface Conversation {
+  id: string;
+  /** The newest message, with its cursor in the caller's inbox. */
+  last_message: InboxMessage | null;
+  last_cursor: string;
+  /** Messages from others after read_cursor. */
+  unread_count: number;
+  /** How far the caller has read ("" when nothing). */
+  read_cursor: string;
+  /** RFC 3339. */
+  updated_at: string;
+}
+
+export interface ConversationsOptions {
+  /** Page size (the server's default when absent). */
+  limit?: number;
+  /** The nextCursor of the previous page. */
+  cursor?: string;
+  signal?: AbortSignal;
+}
+
+export interface ConversationsPage {
+  /** Most recent first. */
+  conversations: Conversation[];
+  /** The next (older) page; "" at the end. */
+  nextCursor: string;
+}
+
+export interface HistoryOptions {
+  /** The page just before this cursor (scrolling back). */
+  before?: string;
+  /** The page just after this cursor (catching up). */
+  after?: string;
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+export interface HistoryPage {
+  /** Oldest first, each with its cursor in the caller's inbox. */
+  messages: InboxMessage[];
+  /** Whether there is more in the direction asked (older for before and the newest page, newer for after). */
+  hasMore: boolean;
+  /** The first message's cursor: pass as `before` for the page before this one. */
+  prevCursor: string;
+  /** The last message's cursor: pass as `after` for the page after this one. */
+  nextCursor: string;
+  /**
+   * Set when the cursor asked for is behind what the server still keeps
+   * (410 cursor_expired): this is the newest page instead, and the caller
+   * should replace what it shows rather than append, so no gap is hidden.
+   */
+  expired?: boolean;
+}
+
+export interface ReadState {
+  conversationId: string;
+  /** The read marker now (never moves back: an older cursor leaves it). */
+  readCursor: string;
+  unreadCount: number;
+}
+
+/** Whom a signal goes to: users, or the members of a conversation. */
+export type SignalTarget = { to: string[]; conversation?: undefined } | { conversation: string; to?: undefined };
+
+export type SignalOptions = SignalTarget & {
+  /** 1–32 of `[a-z0-9._-]`, e.g. `typing`. */
+  kind: string;
+  /** Any JSON value; the whole frame must stay within 1 KiB. */
+  data?: unknown;
+};
+
+/** A user's presence, as GET /v1/presence answers (users the caller may not watch read as offline). */
+export interface Presence {
+  user: string;
+  online: boolean;
+  last_seen: string | null;
 }
 
 interface Answer {
@@ -98,6 +185,13 @@ export class RestClient {
     }
     const body: Record<string, unknown> = { to: recipients, payload };
     if (opts.contentType !== undefined) body.content_type = opts.contentType;
+    if (opts.conversationId !== undefined) {
+      checkConversation("send", opts.conversationId);
+      if (opts.conversationId.startsWith("d.")) {
+        throw new CourierError("invalid_argument", "send: conversation ids starting with `d.` are derived by the server: leave conversationId out");
+      }
+      body.conversation_id = opts.conversationId;
+    }
     const { answer, attempts } = await this.request("POST", "/v1/messages", {
       body: JSON.stringify(body),
       headers: { "Content-Type": "application/json", "Idempotency-Key": key },
@@ -118,22 +212,113 @@ export class RestClient {
     if (!b || !Array.isArray(b.messages) || typeof b.next_cursor !== "string") {
       throw new CourierError("bad_response", "sync: the gateway's answer is not an inbox page");
     }
-    const messages: InboxMessage[] = [];
-    for (const raw of b.messages) {
-      const m = parseMessage(raw);
-      const cursor = (raw as { cursor?: unknown }).cursor;
-      if (typeof m === "string" || typeof cursor !== "string") {
-        throw new CourierError("bad_response", `sync: unusable message in the page (${typeof m === "string" ? m : "no cursor"})`);
+    return { messages: inboxMessages("sync", b.messages), nextCursor: b.next_cursor };
+  }
+
+  async conversations(opts: ConversationsOptions = {}): Promise<ConversationsPage> {
+    const q = new URLSearchParams();
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    if (opts.cursor) q.set("cursor", opts.cursor);
+    const qs = q.toString();
+    const { answer } = await this.request("GET", "/v1/conversations" + (qs ? "?" + qs : ""), { signal: opts.signal });
+    const b = answer.body as { conversations?: unknown; next_cursor?: unknown } | null;
+    if (!b || !Array.isArray(b.conversations)) throw new CourierError("bad_response", "conversations: the gateway's answer is not a conversation page");
+    const out: Conversation[] = [];
+    for (const raw of b.conversations as Array<Record<string, unknown> | null>) {
+      if (!raw || typeof raw.id !== "string" || raw.id === "") throw new CourierError("bad_response", "conversations: a conversation without an id");
+      const lastCursor = typeof raw.last_cursor === "string" ? raw.last_cursor : "";
+      let last: InboxMessage | null = null;
+      if (raw.last_message) {
+        const m = parseMessage(raw.last_message);
+        if (typeof m === "string") throw new CourierError("bad_response", `conversations: unusable last message of ${raw.id} (${m})`);
+        const c = (raw.last_message as { cursor?: unknown }).cursor;
+        last = { ...m, cursor: typeof c === "string" ? c : lastCursor };
       }
-      messages.push({ ...m, cursor });
+      out.push({
+        id: raw.id,
+        last_message: last,
+        last_cursor: lastCursor,
+        unread_count: typeof raw.unread_count === "number" ? raw.unread_count : 0,
+        read_cursor: typeof raw.read_cursor === "string" ? raw.read_cursor : "",
+        updated_at: typeof raw.updated_at === "string" ? raw.updated_at : "",
+      });
     }
-    return { messages, nextCursor: b.next_cursor };
+    return { conversations: out, nextCursor: typeof b.next_cursor === "string" ? b.next_cursor : "" };
+  }
+
+  async history(conversation: string, opts: HistoryOptions = {}): Promise<HistoryPage> {
+    checkConversation("history", conversation);
+    if (opts.before && opts.after) throw new CourierError("invalid_argument", "history: give `before` or `after`, not both");
+    const q = new URLSearchParams();
+    if (opts.before) q.set("before", opts.before);
+    if (opts.after) q.set("after", opts.after);
+    if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+    const qs = q.toString();
+    const path = "/v1/conversations/" + encodeURIComponent(conversation) + "/messages";
+    let answer: Answer;
+    try {
+      ({ answer } = await this.request("GET", path + (qs ? "?" + qs : ""), { signal: opts.signal }));
+    } catch (err) {
+      // Behind what the server keeps: the newest page, marked, instead of a
+      // page that would silently skip what expired in between.
+      if (err instanceof HttpError && err.code === "cursor_expired" && (opts.before || opts.after)) {
+        const newest = await this.history(conversation, { limit: opts.limit, signal: opts.signal });
+        return { ...newest, expired: true };
+      }
+      throw err;
+    }
+    const b = answer.body as { messages?: unknown; has_more?: unknown; prev_cursor?: unknown; next_cursor?: unknown } | null;
+    if (!b || !Array.isArray(b.messages)) throw new CourierError("bad_response", "history: the gateway's answer is not a message page");
+    const messages = inboxMessages("history", b.messages);
+    return {
+      messages,
+      hasMore: b.has_more === true,
+      prevCursor: typeof b.prev_cursor === "string" ? b.prev_cursor : (messages[0]?.cursor ?? ""),
+      nextCursor: typeof b.next_cursor === "string" ? b.next_cursor : (messages.at(-1)?.cursor ?? ""),
+    };
+  }
+
+  async markRead(conversation: string, cursor: string, opts: { signal?: AbortSignal } = {}): Promise<ReadState> {
+    checkConversation("markRead", conversation);
+    if (typeof cursor !== "string" || cursor === "") throw new CourierError("invalid_argument", "markRead: a cursor (of a message of the conversation) is required");
+    const { answer } = await this.request("POST", "/v1/conversations/" + encodeURIComponent(conversation) + "/read", {
+      body: JSON.stringify({ cursor }),
+      headers: { "Content-Type": "application/json" },
+      signal: opts.signal,
+    });
+    const b = answer.body as { conversation_id?: unknown; read_cursor?: unknown; unread_count?: unknown } | null;
+    if (!b || typeof b.read_cursor !== "string") throw new CourierError("bad_response", "markRead: the gateway's answer has no read_cursor");
+    return {
+      conversationId: typeof b.conversation_id === "string" ? b.conversation_id : conversation,
+      readCursor: b.read_cursor,
+      unreadCount: typeof b.unread_count === "number" ? b.unread_count : 0,
+    };
+  }
+
+  /** POST /v1/signals: at most once, so never retried. */
+  async signal(body: Record<string, unknown>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.request("POST", "/v1/signals", {
+      body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json" },
+      signal: opts.signal,
+      noRetry: true,
+    });
+  }
+
+  async presence(users: string[], opts: { signal?: AbortSignal } = {}): Promise<Presence[]> {
+    checkUsers("presence", users);
+    const { answer } = await this.request("GET", "/v1/presence?users=" + users.map(encodeURIComponent).join(","), { signal: opts.signal });
+    const b = answer.body as { presence?: unknown } | null;
+    if (!b || !Array.isArray(b.presence)) throw new CourierError("bad_response", "presence: the gateway's answer has no presence list");
+    return (b.presence as Array<Record<string, unknown> | null>)
+      .filter((p): p is Record<string, unknown> => !!p && typeof p.user === "string")
+      .map((p) => ({ user: p.user as string, online: p.online === true, last_seen: typeof p.last_seen === "string" ? p.last_seen : null }));
   }
 
   async get(id: string, opts: { signal?: AbortSignal } = {}): Promise<MessageView> {
     if (typeof id !== "string" || id === "") throw new CourierError("invalid_argument", "get: an id is required");
     const { answer } = await this.request("GET", "/v1/messages/" + encodeURIComponent(id), { signal: opts.signal });
-    const b = answer.body as { message?: unknown; state?: unknown; delivered_to?: unknown; delivered_count?: unknown } | null;
+    const b = answer.body as { message?: unknown; state?: unknown; delivered_to?: unknown; delivered_count?: unknown; read_count?: unknown } | null;
     const m = parseMessage(b?.message);
     if (!b || typeof m === "string" || typeof b.state !== "string") {
       throw new CourierError("bad_response", "get: the gateway's answer is not a message view");
@@ -141,7 +326,8 @@ export class RestClient {
     const deliveredTo = Array.isArray(b.delivered_to) ? b.delivered_to.filter((u): u is string => typeof u === "string") : [];
     // A gateway older than delivered_count sent only the list, which was then complete.
     const deliveredCount = typeof b.delivered_count === "number" ? b.delivered_count : deliveredTo.length;
-    return { message: m, state: b.state, deliveredTo, deliveredCount };
+    const readCount = typeof b.read_count === "number" ? b.read_count : 0;
+    return { message: m, state: b.state, deliveredTo, deliveredCount, readCount };
   }
 
   /**
@@ -153,7 +339,7 @@ export class RestClient {
   private async request(
     method: string,
     path: string,
-    init: { body?: string; headers?: Record<string, string>; signal?: AbortSignal | undefined },
+    init: { body?: string; headers?: Record<string, string>; signal?: AbortSignal | undefined; noRetry?: boolean },
   ): Promise<{ answer: Answer; attempts: number }> {
     if (!this.baseUrl) throw new CourierError("not_configured", "gatewayUrl is not set");
     const fetchFn = this.fetchFn;
@@ -190,7 +376,7 @@ export class RestClient {
         last = err;
         wait = backoffDelay(attempt - 1, backoff, () => this.clock.random());
       }
-      if (attempt >= this.retry.maxAttempts) throw last;
+      if (attempt >= this.retry.maxAttempts || init.noRetry) throw last;
       try {
         await sleep(this.clock, wait, init.signal);
       } catch (reason) {
@@ -242,7 +428,7 @@ export class RestClient {
           body = undefined; // an HTML error page from a proxy, say: judged by the status
         }
       }
-      if (res.ok && body === undefined) {
+      if (res.ok && body === undefined && res.status !== 204) {
         throw new CourierError("bad_response", `${method} ${url}: answer ${res.status} is not JSON`);
       }
       return { status: res.status, body, headers: res.headers };
@@ -250,6 +436,33 @@ export class RestClient {
       this.clock.clearTimeout(timer);
       init.signal?.removeEventListener("abort", onAbort);
     }
+  }
+}
+
+function inboxMessages(what: string, raws: unknown[]): InboxMessage[] {
+  const messages: InboxMessage[] = [];
+  for (const raw of raws) {
+    const m = parseMessage(raw);
+    const cursor = (raw as { cursor?: unknown } | null)?.cursor;
+    if (typeof m === "string" || typeof cursor !== "string") {
+      throw new CourierError("bad_response", `${what}: unusable message in the page (${typeof m === "string" ? m : "no cursor"})`);
+    }
+    messages.push({ ...m, cursor });
+  }
+  return messages;
+}
+
+const idPattern = /^[A-Za-z0-9._:@+=-]{1,128}$/;
+
+function checkConversation(what: string, id: string): void {
+  if (typeof id !== "string" || !idPattern.test(id)) {
+    throw new CourierError("invalid_argument", `${what}: a conversation id is 1 to 128 of [A-Za-z0-9._:@+=-]`);
+  }
+}
+
+function checkUsers(what: string, users: string[]): void {
+  if (!Array.isArray(users) || users.length === 0 || users.length > 100 || !users.every((u) => typeof u === "string" && u !== "")) {
+    throw new CourierError("invalid_argument", `${what}: 1 to 100 user ids`);
   }
 }
 

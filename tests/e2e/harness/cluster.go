@@ -83,7 +83,9 @@ func (e *Env) NewCluster(t testing.TB, opts Options) *Cluster {
 	c.Worker = c.newProcess("pipeline-worker", "pipeline-worker", opts.WorkerEnv)
 	for i := range opts.Edges {
 		pod := fmt.Sprintf("edge-%c", 'a'+i)
-		c.Edges = append(c.Edges, c.newProcess("ws-edge-"+pod, "ws-edge", append([]string{"POD_NAME=" + pod, "WS_ALLOWED_ORIGINS=*"}, opts.EdgeEnv...)))
+		// GATEWAY_URL: where the demo client the edge serves sends (the
+		// browser tests; the gateway allows it with CORS_ALLOWED_ORIGINS).
+		c.Edges = append(c.Edges, c.newProcess("ws-edge-"+pod, "ws-edge", append([]string{"POD_NAME=" + pod, "WS_ALLOWED_ORIGINS=*", "GATEWAY_URL=" + c.GatewayURL()}, opts.EdgeEnv...)))
 	}
 	t.Cleanup(func() {
 		for _, p := range c.All() {

@@ -246,7 +246,7 @@ func (b *browser) waitFor(t *testing.T, d time.Duration, what, expr string) {
 		}
 		if time.Now().After(deadline) {
 			var page string
-			_ = b.eval(t, "document.body.innerText", &page)
+			_ = b.eval(t, "document.body.innerText + document.getElementById(\"log\").textContent", &page)
 			t.Fatalf("%s: not within %s (last error: %v); page text:\n%s", what, d, err, page)
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -4,8 +4,10 @@
 // `go build` needs no Node; `make webclient` rebuilds it and `make test`
 // fails when it is stale. The client logs in with a development token,
 // keeps a session that resumes from its cursor (kept in localStorage)
-// after every reconnect, shows one conversation per peer with delivered
-// ticks, and sends through the gateway.
+// after every reconnect, and is a small chat: conversations with unread
+// badges and who is online, history paged back on scroll, the sender's own
+// messages in each of its windows, delivered/read ticks from receipts, and
+// "… is typing"; it sends through the gateway.
 package webclient
 
 import (

@@ -10,6 +10,7 @@
 
   // src/close.ts
   var CLOSE_PING_TIMEOUT = 4e3;
+  var CLOSE_CURSOR_EXPIRED = 4410;
   function classifyClose(code, reason, opened, httpStatus) {
     switch (code) {
       case 1e3:
@@ -52,6 +53,8 @@
         return { meaning: "the server is restarting", action: "reconnect" };
       case 1013:
         return { meaning: "the server asks to try again later", action: "reconnect" };
+      case CLOSE_CURSOR_EXPIRED:
+        return { meaning: "the cursor is behind what the server keeps (cursor_expired): starting again from the newest messages", action: "reconnect_now" };
       case CLOSE_PING_TIMEOUT:
         return { meaning: "the server stopped answering pings: connection presumed lost", action: "reconnect" };
       default:
@@ -206,6 +209,28 @@
     return statusCodes[status] ?? `http_${status}`;
   }
 
+  // src/conversation.ts
+  var DERIVED_PREFIX = "d.";
+  async function conversationId(members) {
+    if (!Array.isArray(members) || members.length === 0 || !members.every((m) => typeof m === "string" && m !== "")) {
+      throw new CourierError("invalid_argument", "conversationId: members must be a non-empty array of user ids");
+    }
+    const subtle = globalThis.crypto?.subtle;
+    if (!subtle) throw new CourierError("not_configured", "conversationId: no WebCrypto (crypto.subtle) in this environment");
+    const enc = new TextEncoder();
+    const unique = [...new Set(members)].map((m) => ({ m, b: enc.encode(m) })).sort((x, y) => compareBytes(x.b, y.b));
+    const digest = await subtle.digest("SHA-256", enc.encode(unique.map((u) => u.m).join("\n")));
+    const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+    return DERIVED_PREFIX + hex.slice(0, 32);
+  }
+  function compareBytes(a, b) {
+    const n = Math.min(a.length, b.length);
+    for (let i = 0; i < n; i++) {
+      if (a[i] !== b[i]) return a[i] - b[i];
+    }
+    return a.length - b.length;
+  }
+
   // src/frames.ts
   var isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
   var isString = (v) => typeof v === "string";
@@ -225,6 +250,8 @@
       sent_at: isString(raw.sent_at) ? raw.sent_at : ""
     };
     if (isString(raw.stored_at)) m.stored_at = raw.stored_at;
+    if (isString(raw.conversation_id) && raw.conversation_id !== "") m.conversation_id = raw.conversation_id;
+    if (raw.outgoing === true) m.outgoing = true;
     return m;
   }
   function parseFrame(text) {
@@ -256,6 +283,27 @@
       }
       case "error":
         return { type: "error", code: isString(v.code) ? v.code : "unknown", message: isString(v.message) ? v.message : "" };
+      case "receipt": {
+        if (v.kind !== "delivered" && v.kind !== "read") return "receipt with an unknown kind";
+        if (!isString(v.conversation) || !isString(v.message_id) || v.message_id === "") return "receipt without a conversation or message_id";
+        const r = { type: "receipt", kind: v.kind, conversation: v.conversation, message_id: v.message_id };
+        if (isString(v.user)) r.user = v.user;
+        if (typeof v.count === "number" && Number.isInteger(v.count) && v.count >= 0) r.count = v.count;
+        return r;
+      }
+      case "read":
+        if (!isString(v.conversation) || !isString(v.cursor)) return "read without a conversation or cursor";
+        return { type: "read", conversation: v.conversation, cursor: v.cursor };
+      case "presence":
+        if (!isString(v.user) || typeof v.online !== "boolean") return "presence without a user or online";
+        return { type: "presence", user: v.user, online: v.online, last_seen: isString(v.last_seen) ? v.last_seen : null };
+      case "signal": {
+        if (!isString(v.from) || !isString(v.kind)) return "signal without a sender or kind";
+        const sig = { type: "signal", from: v.from, kind: v.kind, sent_at: isString(v.sent_at) ? v.sent_at : "" };
+        if (isString(v.conversation) && v.conversation !== "") sig.conversation = v.conversation;
+        if ("data" in v) sig.data = v.data;
+        return sig;
+      }
       default:
         return { type: v.type };
     }
@@ -385,6 +433,13 @@
       }
       const body = { to: recipients, payload };
       if (opts.contentType !== void 0) body.content_type = opts.contentType;
+      if (opts.conversationId !== void 0) {
+        checkConversation("send", opts.conversationId);
+        if (opts.conversationId.startsWith("d.")) {
+          throw new CourierError("invalid_argument", "send: conversation ids starting with `d.` are derived by the server: leave conversationId out");
+        }
+        body.conversation_id = opts.conversationId;
+      }
       const { answer, attempts } = await this.request("POST", "/v1/messages", {
         body: JSON.stringify(body),
         headers: { "Content-Type": "application/json", "Idempotency-Key": key },
@@ -404,16 +459,98 @@
       if (!b || !Array.isArray(b.messages) || typeof b.next_cursor !== "string") {
         throw new CourierError("bad_response", "sync: the gateway's answer is not an inbox page");
       }
-      const messages = [];
-      for (const raw of b.messages) {
-        const m = parseMessage(raw);
-        const cursor = raw.cursor;
-        if (typeof m === "string" || typeof cursor !== "string") {
-          throw new CourierError("bad_response", `sync: unusable message in the page (${typeof m === "string" ? m : "no cursor"})`);
+      return { messages: inboxMessages("sync", b.messages), nextCursor: b.next_cursor };
+    }
+    async conversations(opts = {}) {
+      const q = new URLSearchParams();
+      if (opts.limit !== void 0) q.set("limit", String(opts.limit));
+      if (opts.cursor) q.set("cursor", opts.cursor);
+      const qs = q.toString();
+      const { answer } = await this.request("GET", "/v1/conversations" + (qs ? "?" + qs : ""), { signal: opts.signal });
+      const b = answer.body;
+      if (!b || !Array.isArray(b.conversations)) throw new CourierError("bad_response", "conversations: the gateway's answer is not a conversation page");
+      const out = [];
+      for (const raw of b.conversations) {
+        if (!raw || typeof raw.id !== "string" || raw.id === "") throw new CourierError("bad_response", "conversations: a conversation without an id");
+        const lastCursor = typeof raw.last_cursor === "string" ? raw.last_cursor : "";
+        let last = null;
+        if (raw.last_message) {
+          const m = parseMessage(raw.last_message);
+          if (typeof m === "string") throw new CourierError("bad_response", `conversations: unusable last message of ${raw.id} (${m})`);
+          const c = raw.last_message.cursor;
+          last = { ...m, cursor: typeof c === "string" ? c : lastCursor };
         }
-        messages.push({ ...m, cursor });
+        out.push({
+          id: raw.id,
+          last_message: last,
+          last_cursor: lastCursor,
+          unread_count: typeof raw.unread_count === "number" ? raw.unread_count : 0,
+          read_cursor: typeof raw.read_cursor === "string" ? raw.read_cursor : "",
+          updated_at: typeof raw.updated_at === "string" ? raw.updated_at : ""
+        });
       }
-      return { messages, nextCursor: b.next_cursor };
+      return { conversations: out, nextCursor: typeof b.next_cursor === "string" ? b.next_cursor : "" };
+    }
+    async history(conversation, opts = {}) {
+      checkConversation("history", conversation);
+      if (opts.before && opts.after) throw new CourierError("invalid_argument", "history: give `before` or `after`, not both");
+      const q = new URLSearchParams();
+      if (opts.before) q.set("before", opts.before);
+      if (opts.after) q.set("after", opts.after);
+      if (opts.limit !== void 0) q.set("limit", String(opts.limit));
+      const qs = q.toString();
+      const path = "/v1/conversations/" + encodeURIComponent(conversation) + "/messages";
+      let answer;
+      try {
+        ({ answer } = await this.request("GET", path + (qs ? "?" + qs : ""), { signal: opts.signal }));
+      } catch (err) {
+        if (err instanceof HttpError && err.code === "cursor_expired" && (opts.before || opts.after)) {
+          const newest = await this.history(conversation, { limit: opts.limit, signal: opts.signal });
+          return { ...newest, expired: true };
+        }
+        throw err;
+      }
+      const b = answer.body;
+      if (!b || !Array.isArray(b.messages)) throw new CourierError("bad_response", "history: the gateway's answer is not a message page");
+      const messages = inboxMessages("history", b.messages);
+      return {
+        messages,
+        hasMore: b.has_more === true,
+        prevCursor: typeof b.prev_cursor === "string" ? b.prev_cursor : messages[0]?.cursor ?? "",
+        nextCursor: typeof b.next_cursor === "string" ? b.next_cursor : messages.at(-1)?.cursor ?? ""
+      };
+    }
+    async markRead(conversation, cursor, opts = {}) {
+      checkConversation("markRead", conversation);
+      if (typeof cursor !== "string" || cursor === "") throw new CourierError("invalid_argument", "markRead: a cursor (of a message of the conversation) is required");
+      const { answer } = await this.request("POST", "/v1/conversations/" + encodeURIComponent(conversation) + "/read", {
+        body: JSON.stringify({ cursor }),
+        headers: { "Content-Type": "application/json" },
+        signal: opts.signal
+      });
+      const b = answer.body;
+      if (!b || typeof b.read_cursor !== "string") throw new CourierError("bad_response", "markRead: the gateway's answer has no read_cursor");
+      return {
+        conversationId: typeof b.conversation_id === "string" ? b.conversation_id : conversation,
+        readCursor: b.read_cursor,
+        unreadCount: typeof b.unread_count === "number" ? b.unread_count : 0
+      };
+    }
+    /** POST /v1/signals: at most once, so never retried. */
+    async signal(body, opts = {}) {
+      await this.request("POST", "/v1/signals", {
+        body: JSON.stringify(body),
+        headers: { "Content-Type": "application/json" },
+        signal: opts.signal,
+        noRetry: true
+      });
+    }
+    async presence(users, opts = {}) {
+      checkUsers("presence", users);
+      const { answer } = await this.request("GET", "/v1/presence?users=" + users.map(encodeURIComponent).join(","), { signal: opts.signal });
+      const b = answer.body;
+      if (!b || !Array.isArray(b.presence)) throw new CourierError("bad_response", "presence: the gateway's answer has no presence list");
+      return b.presence.filter((p) => !!p && typeof p.user === "string").map((p) => ({ user: p.user, online: p.online === true, last_seen: typeof p.last_seen === "string" ? p.last_seen : null }));
     }
     async get(id, opts = {}) {
       if (typeof id !== "string" || id === "") throw new CourierError("invalid_argument", "get: an id is required");
@@ -425,7 +562,8 @@
       }
       const deliveredTo = Array.isArray(b.delivered_to) ? b.delivered_to.filter((u) => typeof u === "string") : [];
       const deliveredCount = typeof b.delivered_count === "number" ? b.delivered_count : deliveredTo.length;
-      return { message: m, state: b.state, deliveredTo, deliveredCount };
+      const readCount = typeof b.read_count === "number" ? b.read_count : 0;
+      return { message: m, state: b.state, deliveredTo, deliveredCount, readCount };
     }
     /**
      * One call with retries: network failures, per-attempt timeouts, 502,
@@ -469,7 +607,7 @@
           last = err;
           wait = backoffDelay(attempt - 1, backoff, () => this.clock.random());
         }
-        if (attempt >= this.retry.maxAttempts) throw last;
+        if (attempt >= this.retry.maxAttempts || init.noRetry) throw last;
         try {
           await sleep(this.clock, wait, init.signal);
         } catch (reason) {
@@ -514,7 +652,7 @@
             body = void 0;
           }
         }
-        if (res.ok && body === void 0) {
+        if (res.ok && body === void 0 && res.status !== 204) {
           throw new CourierError("bad_response", `${method} ${url}: answer ${res.status} is not JSON`);
         }
         return { status: res.status, body, headers: res.headers };
@@ -524,6 +662,29 @@
       }
     }
   };
+  function inboxMessages(what, raws) {
+    const messages = [];
+    for (const raw of raws) {
+      const m = parseMessage(raw);
+      const cursor = raw?.cursor;
+      if (typeof m === "string" || typeof cursor !== "string") {
+        throw new CourierError("bad_response", `${what}: unusable message in the page (${typeof m === "string" ? m : "no cursor"})`);
+      }
+      messages.push({ ...m, cursor });
+    }
+    return messages;
+  }
+  var idPattern = /^[A-Za-z0-9._:@+=-]{1,128}$/;
+  function checkConversation(what, id) {
+    if (typeof id !== "string" || !idPattern.test(id)) {
+      throw new CourierError("invalid_argument", `${what}: a conversation id is 1 to 128 of [A-Za-z0-9._:@+=-]`);
+    }
+  }
+  function checkUsers(what, users) {
+    if (!Array.isArray(users) || users.length === 0 || users.length > 100 || !users.every((u) => typeof u === "string" && u !== "")) {
+      throw new CourierError("invalid_argument", `${what}: 1 to 100 user ids`);
+    }
+  }
   function httpError(a) {
     const problem = typeof a.body === "object" && a.body !== null && !Array.isArray(a.body) ? a.body : void 0;
     const code = codeForStatus(a.status, problem);
@@ -568,7 +729,92 @@
     };
   }
 
+  // src/typing.ts
+  var TYPING_KIND = "typing";
+  var TYPING_THROTTLE_MS = 2500;
+  var TYPING_EXPIRE_MS = 6e3;
+  var TypingSender = class {
+    // conversation → when the last "typing" went out
+    constructor(clock, throttleMs, expireMs, send2) {
+      this.clock = clock;
+      this.throttleMs = throttleMs;
+      this.expireMs = expireMs;
+      this.send = send2;
+    }
+    clock;
+    throttleMs;
+    expireMs;
+    send;
+    last = /* @__PURE__ */ new Map();
+    /** Returns whether a signal was sent. */
+    typing(conversation) {
+      const now = this.clock.now();
+      const t = this.last.get(conversation);
+      if (t !== void 0 && now - t < this.throttleMs) return false;
+      if (this.last.size >= 64) this.prune(now);
+      this.last.set(conversation, now);
+      this.send(conversation, true);
+      return true;
+    }
+    /** Returns whether a signal was sent. */
+    stop(conversation) {
+      const t = this.last.get(conversation);
+      this.last.delete(conversation);
+      if (t === void 0 || this.clock.now() - t >= this.expireMs) return false;
+      this.send(conversation, false);
+      return true;
+    }
+    prune(now) {
+      for (const [c, t] of this.last) if (now - t >= this.expireMs) this.last.delete(c);
+    }
+  };
+  var TypingTracker = class {
+    constructor(clock, expireMs, emit) {
+      this.clock = clock;
+      this.expireMs = expireMs;
+      this.emit = emit;
+    }
+    clock;
+    expireMs;
+    emit;
+    timers = /* @__PURE__ */ new Map();
+    signal(conversation, user, active) {
+      if (!active) {
+        this.end(conversation, user);
+        return;
+      }
+      const key = conversation + "\n" + user;
+      const cur = this.timers.get(key);
+      if (cur) this.clock.clearTimeout(cur.timer);
+      const timer = this.clock.setTimeout(() => this.end(conversation, user), this.expireMs);
+      this.timers.set(key, { conversation, user, timer });
+      if (!cur) this.emit({ conversation, user, active: true });
+    }
+    /** A message from user in conversation: they have stopped typing it. */
+    message(conversation, user) {
+      this.end(conversation, user);
+    }
+    /** Whether user shows as typing in conversation. */
+    isTyping(conversation, user) {
+      return this.timers.has(conversation + "\n" + user);
+    }
+    /** Ends everyone's typing (the session is gone: no "stopped" can arrive). */
+    clear() {
+      for (const { conversation, user } of [...this.timers.values()]) this.end(conversation, user);
+    }
+    end(conversation, user) {
+      const key = conversation + "\n" + user;
+      const cur = this.timers.get(key);
+      if (!cur) return;
+      this.clock.clearTimeout(cur.timer);
+      this.timers.delete(key);
+      this.emit({ conversation, user, active: false });
+    }
+  };
+
   // src/client.ts
+  var MAX_SIGNAL_BYTES = 1024;
+  var signalKind = /^[a-z0-9._-]{1,32}$/;
   var defaultBackoff = { initialMs: 500, maxMs: 15e3, factor: 2, jitter: 0.5 };
   var defaultRetry = { maxAttempts: 6, initialMs: 250, maxMs: 5e3, timeoutMs: 1e4, maxRetryAfterMs: 3e4 };
   var OPEN = 1;
@@ -606,6 +852,13 @@
     pongTimer;
     lastFrameAt = 0;
     pendingAcks = /* @__PURE__ */ new Set();
+    resetPending = false;
+    // a 4410 dropped the cursor: say `reset` once the next session is synced
+    watched = [];
+    typingSender;
+    typingTracker;
+    /** Watching other users' presence. */
+    presence;
     constructor(options) {
       if (!options || typeof options.token !== "string" && typeof options.token !== "function") {
         throw new CourierError("invalid_argument", "Courier: options.token (a JWT or a function returning one) is required");
@@ -623,6 +876,22 @@
         if (event === "error") return;
         this.report(new CourierError("listener_error", `a "${String(event)}" listener threw: ${errorText(err)}`, { cause: err }));
       });
+      const throttleMs = options.typing?.throttleMs ?? TYPING_THROTTLE_MS;
+      const expireMs = options.typing?.expireMs ?? TYPING_EXPIRE_MS;
+      this.typingSender = new TypingSender(this.clock, throttleMs, expireMs, (conversation, active) => {
+        this.signal({ conversation, kind: TYPING_KIND, data: { active } }).catch(
+          (err) => this.report(err instanceof CourierError ? err : new CourierError("network_error", `typing signal: ${errorText(err)}`, { cause: err }))
+        );
+      });
+      this.typingTracker = new TypingTracker(this.clock, expireMs, (ev) => this.events.emit("typing", ev));
+      const watching = () => this.watched;
+      this.presence = {
+        watch: (users) => this.watch(users),
+        get watching() {
+          return watching();
+        },
+        get: (users, opts) => this.rest.presence(users, opts)
+      };
     }
     /** Adds a listener; returns the function that removes it. */
     on(event, listener) {
@@ -681,6 +950,7 @@
         }
       }
       this.opened = false;
+      this.typingTracker.clear();
       if (this._state !== "closed") this.setState("closed", {});
     }
     /**
@@ -707,9 +977,106 @@
     sync(opts) {
       return this.rest.sync(opts);
     }
-    /** One message the caller sent or received, with its delivery state. */
+    /** One message the caller sent or received, with its delivery state and delivered/read counts. */
     get(id, opts) {
       return this.rest.get(id, opts);
+    }
+    /** The caller's conversations, most recent first, with unread counts. */
+    conversations(opts) {
+      return this.rest.conversations(opts);
+    }
+    /**
+     * One page of a conversation, oldest first: the newest page, the page
+     * before `before` (scrolling back) or after `after`. A cursor behind what
+     * the server keeps gives the newest page with `expired: true`.
+     */
+    history(conversation, opts) {
+      return this.rest.history(conversation, opts);
+    }
+    /**
+     * Marks a conversation read up to the message at cursor (forward only).
+     * Every session of the caller then gets a `read` event; the senders get
+     * `read` receipts.
+     */
+    markRead(conversation, cursor, opts) {
+      return this.rest.markRead(conversation, cursor, opts);
+    }
+    /**
+     * The derived id of the conversation between the caller and `peers` (the
+     * one the gateway gives a send to them that names no conversation).
+     */
+    async conversationWith(peers) {
+      let me = this._session?.user ?? this.tokens.subject;
+      if (!me) {
+        await this.tokens.get(false);
+        me = this.tokens.subject;
+      }
+      if (!me) throw new CourierError("not_configured", "conversationWith: the token names no user (sub); use conversationId(members)");
+      return conversationId([me, ...typeof peers === "string" ? [peers] : peers]);
+    }
+    /**
+     * Sends an ephemeral signal (never stored, at most once) to users or to a
+     * conversation's members: over the session when one is open, else
+     * through the gateway (POST /v1/signals). The frame must stay within
+     * 1 KiB.
+     */
+    async signal(opts) {
+      const frame = { type: "signal" };
+      if (opts?.conversation !== void 0) {
+        if (typeof opts.conversation !== "string" || opts.conversation === "") throw new CourierError("invalid_argument", "signal: a conversation id is required");
+        frame.conversation = opts.conversation;
+      } else if (Array.isArray(opts?.to) && opts.to.length > 0 && opts.to.every((u) => typeof u === "string" && u !== "")) {
+        frame.to = opts.to;
+      } else {
+        throw new CourierError("invalid_argument", "signal: give `to` (user ids) or `conversation`");
+      }
+      if (typeof opts.kind !== "string" || !signalKind.test(opts.kind)) {
+        throw new CourierError("invalid_argument", "signal: kind must be 1 to 32 of [a-z0-9._-]");
+      }
+      frame.kind = opts.kind;
+      if (opts.data !== void 0) frame.data = opts.data;
+      const text = JSON.stringify(frame);
+      if (new TextEncoder().encode(text).length > MAX_SIGNAL_BYTES) {
+        throw new CourierError("signal_too_large", `signal: the frame is larger than ${MAX_SIGNAL_BYTES} bytes`);
+      }
+      if (this.ws && this.opened && this.ws.readyState === OPEN) {
+        try {
+          this.ws.send(text);
+          return;
+        } catch {
+        }
+      }
+      const body = { kind: frame.kind };
+      if (frame.conversation !== void 0) body.conversation_id = frame.conversation;
+      else body.to = frame.to;
+      if (frame.data !== void 0) body.data = frame.data;
+      await this.rest.signal(body);
+    }
+    /**
+     * Call on every keystroke in a conversation's input: sends a `typing`
+     * signal at most once per 2.5 s. `typing(id, false)` (on send, on
+     * leaving the input) says "stopped" at once, when a typing signal went
+     * out recently. Receivers show typing until they hear "stopped", get a
+     * message from the typist, or 6 s pass without a typing signal.
+     */
+    typing(conversation, active = true) {
+      if (typeof conversation !== "string" || conversation === "") throw new CourierError("invalid_argument", "typing: a conversation id is required");
+      if (active) this.typingSender.typing(conversation);
+      else this.typingSender.stop(conversation);
+    }
+    watch(users) {
+      if (!Array.isArray(users) || users.length > 100 || !users.every((u) => typeof u === "string" && u !== "")) {
+        throw new CourierError("invalid_argument", "presence.watch: at most 100 user ids");
+      }
+      this.watched = [...new Set(users)];
+      this.sendWatch();
+    }
+    sendWatch() {
+      if (!this.ws || !this.opened || this.ws.readyState !== OPEN) return;
+      try {
+        this.ws.send(JSON.stringify({ type: "watch", users: this.watched }));
+      } catch {
+      }
     }
     // ---- connection
     async open(gen) {
@@ -814,16 +1181,46 @@
             this.replaying = false;
             this.replayed = 0;
             this.events.emit("synced", { cursor, replayed });
+            if (this.resetPending && this.ws === ws) {
+              this.resetPending = false;
+              this.events.emit("reset", { reason: "cursor_expired" });
+            }
             break;
           }
           case "message": {
             const { message, cursor } = f;
             if (this.seen.add(message.id)) {
               if (this.replaying) this.replayed++;
+              if (message.conversation_id) this.typingTracker.message(message.conversation_id, message.from);
               this.events.emit("message", message, { cursor, replayed: this.replaying });
-              if (this.o.autoAck !== false && this.ws === ws) this.ack(message.id);
+              if (this.o.autoAck !== false && this.ws === ws && !message.outgoing) this.ack(message.id);
             }
             this.saveCursor(cursor);
+            break;
+          }
+          case "receipt": {
+            const { type: _t, ...r } = f;
+            this.events.emit("receipt", r);
+            break;
+          }
+          case "read": {
+            const { type: _t, ...r } = f;
+            this.events.emit("read", r);
+            break;
+          }
+          case "presence": {
+            const { type: _t, ...p } = f;
+            this.events.emit("presence", p);
+            break;
+          }
+          case "signal": {
+            const { type: _t, ...sig } = f;
+            this.events.emit("signal", sig);
+            const me = this._session?.user ?? this.tokens.subject;
+            if (sig.kind === TYPING_KIND && sig.conversation && sig.from !== me) {
+              const active = !(typeof sig.data === "object" && sig.data !== null && sig.data.active === false);
+              this.typingTracker.signal(sig.conversation, sig.from, active);
+            }
             break;
           }
           case "error": {
@@ -850,6 +1247,7 @@
         this.pendingAcks.delete(id);
         this.ack(id);
       }
+      if (this.watched.length > 0) this.sendWatch();
     }
     onClose(code, reason) {
       const ws = this.ws;
@@ -863,6 +1261,10 @@
       const info = { code, reason, meaning: v.meaning, opened, action: v.action };
       if (this.httpStatus !== void 0) info.httpStatus = this.httpStatus;
       this.events.emit("close", info);
+      if (code === CLOSE_CURSOR_EXPIRED) {
+        this.saveCursor("");
+        this.resetPending = true;
+      }
       if (!this.wanted) return;
       if (v.action === "stop") {
         this.stop(new ConnectionError(v.errorCode ?? "policy_violation", `${v.meaning} (close ${code})`, code, reason), info);
@@ -978,17 +1380,41 @@
   }
 
   // demo/app.ts
+  var tickRank = { failed: -1, sending: 0, accepted: 1, delivered: 2, read: 3 };
+  var PAGE = 20;
   var $ = (id) => document.getElementById(id);
   var app = {
     cfg: { gateway_url: "", pod: "", dev_login: false },
     user: "",
     client: void 0,
+    /** The gateway has no conversations API: group by peer, poll for delivered. */
+    legacy: false,
+    /** The edge does not know watch frames / signal frames: send none. */
+    noWatch: false,
+    noSignals: false,
+    /** Which of the two went out last: an unknown_type error answers it. */
+    lastSent: "",
     entries: /* @__PURE__ */ new Map(),
     // by message id
-    peers: /* @__PURE__ */ new Map(),
+    convs: /* @__PURE__ */ new Map(),
+    // by conversation id
     current: "",
+    online: /* @__PURE__ */ new Map(),
+    typing: /* @__PURE__ */ new Map(),
+    // conversation → users typing
+    bySignalId: /* @__PURE__ */ new Map(),
+    // a peer group's derived id → its conversation key
+    pendingReceipts: /* @__PURE__ */ new Map(),
+    // message id → tick, for receipts that came before the message
     reconnects: 0,
-    pendingClose: void 0
+    pendingClose: void 0,
+    /** Settles once the first conversation list (or the legacy inbox) is loaded: the mode is known. */
+    ready: Promise.resolve(),
+    /** Whether legacy is decided; live messages wait in `early` until it is (they are keyed by it). */
+    modeKnown: false,
+    early: [],
+    /** Settles once the conversation being opened is current (sends wait for it). */
+    opening: Promise.resolve()
   };
   function log(text) {
     const line = (/* @__PURE__ */ new Date()).toISOString().slice(11, 23) + " " + text + "\n";
@@ -1009,95 +1435,380 @@
     el.dataset.pod = s?.pod ?? "";
     el.textContent = state === "open" ? "live on " + (s?.pod ?? "?") : state === "reconnecting" ? delayMs !== void 0 ? `reconnecting in ${(delayMs / 1e3).toFixed(1)} s` : "reconnecting…" : state === "connecting" ? "connecting…" : "offline";
   }
+  function describe(err) {
+    if (err instanceof HttpError) return `${err.code} (${err.status})${err.retryAfterMs ? `, retry in ${Math.ceil(err.retryAfterMs / 1e3)} s` : ""}: ${err.message}`;
+    if (err instanceof CourierError) return `${err.code}: ${err.message}`;
+    return err instanceof Error ? err.message : String(err);
+  }
   function textOf(m) {
     const p = m.payload;
     return p && typeof p === "object" && typeof p.text === "string" ? p.text : JSON.stringify(m.payload);
   }
-  function touchPeer(peer, at, unread) {
-    const p = app.peers.get(peer) ?? { last: "", unread: 0 };
-    if (at > p.last) p.last = at;
-    if (unread && peer !== app.current) p.unread++;
-    app.peers.set(peer, p);
-    if (!app.current) app.current = peer;
+  function membersOf(m) {
+    const all = /* @__PURE__ */ new Set([m.from, ...m.to]);
+    all.delete(app.user);
+    return all.size > 0 ? [...all].sort() : [app.user];
   }
-  function addReceived(m, unread) {
-    const existing = app.entries.get(m.id);
-    if (existing) {
-      if (existing.mine && existing.tick !== "delivered") existing.tick = "accepted";
-      return;
+  function convKey(m) {
+    return !app.legacy && m.conversation_id ? m.conversation_id : "peer:" + membersOf(m).join(",");
+  }
+  function conv(id, members) {
+    let c = app.convs.get(id);
+    if (!c) {
+      c = { id, members, last: 0, order: [], unread: 0, hasMore: !app.legacy, loaded: app.legacy, loading: false, signalId: id };
+      app.convs.set(id, c);
+      if (id.startsWith("peer:")) {
+        const peer = c;
+        app.client?.conversationWith(members).then(
+          (d) => {
+            peer.signalId = d;
+            app.bySignalId.set(d, peer.id);
+          },
+          (err) => log("conversation id: " + describe(err))
+        );
+      }
+    } else if (c.members.length === 0 && members.length > 0) {
+      c.members = members;
     }
-    const peer = m.from === app.user ? m.to.find((u) => u !== app.user) ?? app.user : m.from;
-    app.entries.set(m.id, { id: m.id, peer, from: m.from, text: textOf(m), mine: m.from === app.user, at: m.sent_at });
-    touchPeer(peer, m.sent_at, unread && m.from !== app.user);
+    return c;
+  }
+  function titleOf(c) {
+    return c.members.map((u) => u === app.user ? u + " (you)" : u).join(", ") || c.id;
+  }
+  function addMessage(m, cursor, live, place = true) {
+    const id = convKey(m);
+    const c = conv(id, membersOf(m));
+    let e = app.entries.get(m.id);
+    const mine = m.from === app.user;
+    if (!e) {
+      e = { id: m.id, conv: id, from: m.from, text: textOf(m), mine, at: m.sent_at };
+      app.entries.set(m.id, e);
+      if (place) c.order.push(m.id);
+      if (live && !mine && id !== app.current) c.unread++;
+    }
+    if (cursor) e.cursor = cursor;
+    if (mine) setTick(e, "accepted");
+    const pending = app.pendingReceipts.get(m.id);
+    if (pending) {
+      app.pendingReceipts.delete(m.id);
+      applyReceipt(c.id, m.id, pending);
+    }
+    touch(c, m.sent_at);
+    return e;
+  }
+  function touch(c, at) {
+    const t = Date.parse(at);
+    if (t > c.last) c.last = t;
+  }
+  function setTick(e, t) {
+    if (!e.tick || tickRank[t] > tickRank[e.tick]) e.tick = t;
+  }
+  function sorted(convId) {
+    const out = [];
+    for (const id of app.convs.get(convId)?.order ?? []) {
+      const e = app.entries.get(id);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+  function applyReceipt(convId, messageId, t) {
+    const list = sorted(convId);
+    const at = list.findIndex((e) => e.id === messageId);
+    if (at < 0) return false;
+    for (const e of list.slice(0, at + 1)) if (e.mine) setTick(e, t);
+    return true;
+  }
+  function onReceipt(r) {
+    const t = r.kind === "read" ? "read" : "delivered";
+    const e = app.entries.get(r.message_id);
+    if (!e || !applyReceipt(e.conv, r.message_id, t)) {
+      const prev = app.pendingReceipts.get(r.message_id);
+      if (!prev || tickRank[t] > tickRank[prev]) app.pendingReceipts.set(r.message_id, t);
+    }
+    render();
   }
   function render() {
+    renderList();
+    renderConversation();
+  }
+  function renderList() {
     const list = $("peer-list");
     list.textContent = "";
-    const peers = [...app.peers.entries()].sort((a, b) => a[1].last < b[1].last ? 1 : -1);
-    for (const [peer, p] of peers) {
+    const convs = [...app.convs.values()].sort((a, b) => b.last - a.last || (a.id < b.id ? -1 : 1));
+    for (const c of convs) {
       const li = document.createElement("li");
-      li.dataset.peer = peer;
-      li.className = peer === app.current ? "current" : "";
-      li.textContent = peer === app.user ? peer + " (you)" : peer;
-      if (p.unread > 0) {
+      li.dataset.conv = c.id;
+      li.dataset.peer = c.members.join(",");
+      li.className = c.id === app.current ? "current" : "";
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = titleOf(c);
+      const dot = document.createElement("span");
+      const others = c.members.filter((u) => u !== app.user);
+      const online = others.some((u) => app.online.get(u));
+      dot.className = "presence";
+      dot.dataset.online = String(online);
+      dot.title = online ? "online" : "offline";
+      li.append(dot, name);
+      const typing = app.typing.get(c.id);
+      if (typing && typing.size > 0) {
+        const t = document.createElement("span");
+        t.className = "typing";
+        t.textContent = "typing…";
+        li.append(t);
+      }
+      if (c.unread > 0) {
         const b = document.createElement("span");
         b.className = "unread";
-        b.textContent = String(p.unread);
+        b.textContent = String(c.unread);
         li.append(b);
       }
-      li.addEventListener("click", () => openPeer(peer));
+      li.addEventListener("click", () => void openConv(c.id, c.members));
       list.append(li);
     }
-    $("conv-title").textContent = app.current ? "Conversation with " + app.current : "Start a conversation";
-    $("send").hidden = !app.current;
+    const on = [...app.online.entries()].filter(([, v]) => v).map(([u]) => u).sort();
+    $("online").textContent = on.length > 0 ? "online: " + on.join(", ") : "nobody else online";
+  }
+  function renderConversation(keepScroll) {
+    const c = app.convs.get(app.current);
+    $("conv-title").textContent = c ? "Conversation with " + titleOf(c) : "Start a conversation";
+    $("send").hidden = !c;
     const ol = $("messages");
+    const wasAtBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
+    const fromBottom = ol.scrollHeight - ol.scrollTop;
     ol.textContent = "";
-    const entries = [...app.entries.values()].filter((e) => e.peer === app.current).sort((a, b) => a.at < b.at ? -1 : a.at > b.at ? 1 : 0);
-    for (const e of entries) {
+    ol.dataset.conv = app.current;
+    ol.dataset.hasMore = String(!!c?.hasMore);
+    ol.dataset.loaded = String(!!c?.loaded && !c.loading);
+    const more = $("older");
+    more.hidden = !c?.hasMore;
+    more.disabled = !!c?.loading;
+    more.textContent = c?.loading ? "loading older messages…" : "older messages";
+    for (const e of c ? sorted(c.id) : []) {
       const li = document.createElement("li");
       li.dataset.id = e.id;
       li.dataset.mine = String(e.mine);
       if (e.tick) li.dataset.tick = e.tick;
+      if (c && c.members.length > 1 && !e.mine) {
+        const who = document.createElement("span");
+        who.className = "from";
+        who.textContent = e.from;
+        li.append(who);
+      }
       const text = document.createElement("span");
       text.className = "text";
       text.textContent = e.text;
       const meta = document.createElement("span");
       meta.className = "meta";
-      meta.textContent = (e.at ? new Date(e.at).toLocaleTimeString() : "") + (e.mine ? " " + tickText(e.tick) : "");
+      meta.textContent = (e.at ? new Date(e.at).toLocaleTimeString() : "") + (e.mine ? " " : "");
       meta.title = e.id;
+      if (e.mine) {
+        const tick = document.createElement("span");
+        tick.className = "tick";
+        tick.textContent = tickText(e.tick);
+        tick.title = e.tick ?? "";
+        meta.append(tick);
+      }
       li.append(text, meta);
       ol.append(li);
     }
-    ol.scrollTop = ol.scrollHeight;
+    const typing = [...app.typing.get(app.current) ?? []].sort();
+    $("typing").textContent = typing.length === 0 ? "" : typing.join(", ") + (typing.length === 1 ? " is typing…" : " are typing…");
+    if (keepScroll === "anchor") ol.scrollTop = ol.scrollHeight - fromBottom;
+    else if (keepScroll === "bottom" || wasAtBottom) ol.scrollTop = ol.scrollHeight;
   }
   function tickText(t) {
-    return t === "delivered" ? "✓✓" : t === "accepted" ? "✓" : t === "failed" ? "✗" : "…";
+    return t === "read" || t === "delivered" ? "✓✓" : t === "accepted" ? "✓" : t === "failed" ? "✗" : "…";
   }
-  function openPeer(peer) {
-    app.current = peer;
-    const p = app.peers.get(peer);
-    if (p) p.unread = 0;
-    else app.peers.set(peer, { last: "", unread: 0 });
-    render();
+  async function openConv(id, members) {
+    const c = conv(id, members);
+    app.current = id;
+    c.unread = 0;
+    renderList();
+    renderConversation("bottom");
     $("text").focus();
+    if (!c.loaded) await loadPage(c, false);
+    markRead(c);
+  }
+  async function loadPage(c, older) {
+    if (app.legacy || c.loading || c.id.startsWith("peer:") || older && (!c.hasMore || !c.oldest)) return;
+    c.loading = true;
+    if (c.id === app.current) renderConversation();
+    try {
+      const p = await app.client.history(c.id, older ? { before: c.oldest, limit: PAGE } : { limit: PAGE });
+      const ids = p.messages.map((m) => m.id);
+      const inPage = new Set(ids);
+      if (p.expired) {
+        for (const id of c.order) app.entries.delete(id);
+        c.order = [];
+        log(`history of ${c.id}: the cursor expired; showing the newest page`);
+      }
+      for (const m of p.messages) addMessage(m, m.cursor, false, false);
+      const rest = c.order.filter((id) => !inPage.has(id));
+      c.order = [...ids, ...rest];
+      c.hasMore = p.hasMore;
+      if (p.messages.length > 0) c.oldest = p.prevCursor;
+      c.loaded = true;
+      void refreshTicks(c);
+    } catch (err) {
+      log("history: " + describe(err));
+    } finally {
+      c.loading = false;
+    }
+    if (c.id === app.current) renderConversation(older ? "anchor" : "bottom");
+    renderList();
+  }
+  async function refreshTicks(c) {
+    const mine = sorted(c.id).filter((e) => e.mine);
+    const last = mine.at(-1);
+    if (!last || last.tick === "read") return;
+    try {
+      const v = await app.client.get(last.id);
+      const t = v.readCount > 0 ? "read" : v.deliveredCount > 0 ? "delivered" : void 0;
+      if (t) applyReceipt(c.id, last.id, t);
+      render();
+    } catch (err) {
+      log("state of " + last.id + ": " + describe(err));
+    }
+  }
+  function markRead(c) {
+    if (app.legacy || c.id !== app.current || c.id.startsWith("peer:")) return;
+    const newest = sorted(c.id).filter((e) => e.cursor).at(-1);
+    c.unread = 0;
+    renderList();
+    if (!newest?.cursor) return;
+    app.client.markRead(c.id, newest.cursor).then(
+      (r) => {
+        c.unread = c.id === app.current ? 0 : r.unreadCount;
+        renderList();
+      },
+      (err) => log("mark read: " + describe(err))
+    );
+  }
+  function onRead(convId, cursor) {
+    const c = app.convs.get(convId);
+    if (!c) return;
+    const list = sorted(convId);
+    const at = list.findIndex((e) => e.cursor === cursor);
+    c.unread = at < 0 ? 0 : list.slice(at + 1).filter((e) => !e.mine).length;
+    renderList();
+  }
+  function onMessage(m, meta) {
+    const e = addMessage(m, meta.cursor, true);
+    if (e.conv === app.current && !e.mine) markRead(app.convs.get(e.conv));
+    watchPeers();
+    render();
+  }
+  function modeDecided() {
+    if (app.modeKnown) return;
+    app.modeKnown = true;
+    for (const [m, meta] of app.early.splice(0)) onMessage(m, meta);
+  }
+  async function loadConversations() {
+    const client = app.client;
+    try {
+      const page = await client.conversations({ limit: 50 });
+      modeDecided();
+      for (const s of page.conversations) {
+        const members = s.last_message ? membersOf(s.last_message) : [];
+        const c = conv(s.id, members);
+        c.unread = s.id === app.current ? 0 : s.unread_count;
+        if (s.last_message) addMessage(s.last_message, s.last_message.cursor, false);
+        touch(c, s.updated_at);
+      }
+      watchPeers();
+      render();
+      if (app.current) {
+        const c = app.convs.get(app.current);
+        if (c) await loadPage(c, false);
+      }
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 404) {
+        app.legacy = true;
+        for (const c of app.convs.values()) {
+          c.hasMore = false;
+          c.loaded = true;
+        }
+        log("the gateway has no conversations: grouping the inbox by peer");
+        await loadInbox(client);
+        modeDecided();
+        return;
+      }
+      log("conversations: " + describe(err));
+      modeDecided();
+    }
+  }
+  async function loadInbox(client) {
+    let cursor;
+    try {
+      for (let page = 0; page < 5; page++) {
+        const p = await client.sync({ cursor, limit: 200 });
+        for (const m of p.messages) addMessage(m, m.cursor, false);
+        if (p.messages.length === 0) break;
+        cursor = p.nextCursor;
+      }
+      if (!app.current) app.current = [...app.convs.values()].sort((a, b) => b.last - a.last)[0]?.id ?? "";
+      render();
+    } catch (err) {
+      log("history: " + describe(err));
+    }
+  }
+  function watchPeers() {
+    if (app.noWatch || !app.client) return;
+    const peers = /* @__PURE__ */ new Set();
+    for (const c of app.convs.values()) for (const u of c.members) if (u !== app.user) peers.add(u);
+    const list = [...peers].sort().slice(0, 100);
+    if (list.join(",") === app.client.presence.watching.join(",")) return;
+    app.lastSent = "watch";
+    app.client.presence.watch(list);
+    if (list.length > 0) {
+      app.client.presence.get(list).then(
+        (ps) => {
+          for (const p of ps) if (!app.online.has(p.user) || p.online) app.online.set(p.user, p.online);
+          renderList();
+        },
+        (err) => log("presence: " + describe(err))
+      );
+    }
+  }
+  function onTyping(convId, user, active) {
+    let set = app.typing.get(convId);
+    if (!set) app.typing.set(convId, set = /* @__PURE__ */ new Set());
+    if (active) set.add(user);
+    else set.delete(user);
+    render();
   }
   async function send(text) {
     const client = app.client;
-    const peer = app.current;
+    const c = app.convs.get(app.current);
+    if (!c) return;
     const out = $("send-result");
     out.className = "";
     out.textContent = "sending…";
+    if (!app.noSignals && !c.signalId.startsWith("peer:")) {
+      app.lastSent = "signal";
+      client.typing(c.signalId, false);
+    }
+    const opts = c.id.startsWith("d.") || c.id.startsWith("peer:") ? {} : { conversationId: c.id };
     try {
-      const res = await client.send(peer, { text });
+      const res = await client.send(c.members, { text }, opts);
       out.textContent = res.attempts > 1 ? `accepted after ${res.attempts} attempts (one key: stored once)` : "";
-      const existing = app.entries.get(res.id);
-      const e = existing ?? { id: res.id, peer, from: app.user, text, mine: true, at: res.acceptedAt };
-      e.mine = true;
-      e.tick = existing?.tick === "delivered" ? "delivered" : "accepted";
-      app.entries.set(res.id, e);
-      touchPeer(peer, res.acceptedAt, false);
+      let e = app.entries.get(res.id);
+      if (!e) {
+        e = { id: res.id, conv: c.id, from: app.user, text, mine: true, at: res.acceptedAt };
+        app.entries.set(res.id, e);
+        c.order.push(res.id);
+      }
+      setTick(e, "accepted");
+      const pending = app.pendingReceipts.get(res.id);
+      if (pending) {
+        app.pendingReceipts.delete(res.id);
+        applyReceipt(c.id, res.id, pending);
+      }
+      touch(c, res.acceptedAt);
       render();
-      void watchDelivery(res.id);
+      renderConversation("bottom");
+      if (app.legacy) void watchDelivery(res.id);
     } catch (err) {
       out.className = "error";
       out.textContent = "send failed: " + describe(err);
@@ -1111,7 +1822,7 @@
         const v = await app.client.get(id);
         if (v.state === "delivered") {
           const e = app.entries.get(id);
-          if (e) e.tick = "delivered";
+          if (e) setTick(e, "delivered");
           render();
           return;
         }
@@ -1119,11 +1830,6 @@
         if (!(err instanceof HttpError && err.status === 404)) log("state of " + id + ": " + describe(err));
       }
     }
-  }
-  function describe(err) {
-    if (err instanceof HttpError) return `${err.code} (${err.status})${err.retryAfterMs ? `, retry in ${Math.ceil(err.retryAfterMs / 1e3)} s` : ""}: ${err.message}`;
-    if (err instanceof CourierError) return `${err.code}: ${err.message}`;
-    return err instanceof Error ? err.message : String(err);
   }
   async function mintToken(user) {
     const r = await fetch("/dev/token", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ user }) });
@@ -1146,7 +1852,7 @@
       // the cursor survives a reload: the next session resumes
     });
     app.client = client;
-    window.courierDemo = { client };
+    window.courierDemo = { client, app };
     client.on("state", (state, ch) => {
       showState(state, ch.delayMs);
       if (state === "reconnecting" && ch.close) {
@@ -1172,29 +1878,43 @@
       log(`synced at ${s.cursor || "(inbox start)"}; ${s.replayed} replayed`);
     });
     client.on("message", (m, meta) => {
-      addReceived(m, true);
       $("cursor").textContent = meta.cursor;
-      render();
+      if (app.modeKnown) onMessage(m, meta);
+      else app.early.push([m, meta]);
     });
-    client.on("error", (e) => log("error " + e.code + ": " + e.message));
+    client.on("receipt", onReceipt);
+    client.on("read", (r) => onRead(r.conversation, r.cursor));
+    client.on("presence", (p) => {
+      app.online.set(p.user, p.online);
+      renderList();
+    });
+    client.on("typing", (t) => onTyping(app.bySignalId.get(t.conversation) ?? t.conversation, t.user, t.active));
+    client.on("reset", () => {
+      banner("warn", "Some messages expired while you were away: showing the newest.");
+      for (const c of app.convs.values()) {
+        c.loaded = false;
+        c.oldest = void 0;
+        c.order = [];
+      }
+      app.entries.clear();
+      app.ready = loadConversations();
+    });
+    client.on("error", (e) => {
+      log("error " + e.code + ": " + e.message);
+      if (e instanceof ServerError && e.code === "unknown_type") {
+        if (app.lastSent === "watch" && !app.noWatch) {
+          app.noWatch = true;
+          log("the edge has no presence: not watching");
+        } else if (app.lastSent === "signal" && !app.noSignals) {
+          app.noSignals = true;
+          log("the edge has no signals: not sending typing");
+        }
+      }
+    });
     showState("connecting");
     client.connect();
-    void loadHistory(client);
+    app.ready = loadConversations();
     render();
-  }
-  async function loadHistory(client) {
-    let cursor;
-    try {
-      for (let page = 0; page < 5; page++) {
-        const p = await client.sync({ cursor, limit: 200 });
-        for (const m of p.messages) addReceived(m, false);
-        if (p.messages.length === 0) break;
-        cursor = p.nextCursor;
-      }
-      render();
-    } catch (err) {
-      log("history: " + describe(err));
-    }
   }
   function logout() {
     app.client?.disconnect();
@@ -1202,7 +1922,13 @@
     localStorage.removeItem("courier.user");
     localStorage.removeItem("courier.token");
     app.entries.clear();
-    app.peers.clear();
+    app.convs.clear();
+    app.online.clear();
+    app.typing.clear();
+    app.bySignalId.clear();
+    app.early = [];
+    app.modeKnown = false;
+    app.legacy = false;
     app.current = "";
     $("app").hidden = true;
     $("login-box").hidden = false;
@@ -1235,20 +1961,45 @@
       localStorage.setItem("courier.token", token);
       start($("token-user").value.trim(), token);
     });
-    $("new-chat").addEventListener("submit", (ev) => {
+    $("new-chat").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const input = $("peer");
-      const peer = input.value.trim();
-      if (peer) openPeer(peer);
+      const members = [...new Set(input.value.split(",").map((u) => u.trim()).filter((u) => u !== ""))].sort();
       input.value = "";
+      if (members.length === 0 || !app.client) return;
+      const client = app.client;
+      app.opening = (async () => {
+        await app.ready;
+        const others = members.filter((u) => u !== app.user);
+        const shown = others.length > 0 ? others : [app.user];
+        const id = app.legacy ? "peer:" + shown.join(",") : await client.conversationWith(shown);
+        void openConv(id, shown);
+        watchPeers();
+      })();
     });
     $("send").addEventListener("submit", (ev) => {
       ev.preventDefault();
       const input = $("text");
       const text = input.value;
-      if (!text || !app.current) return;
+      if (!text) return;
       input.value = "";
-      void send(text);
+      void app.opening.then(() => app.current ? send(text) : void 0);
+    });
+    $("text").addEventListener("input", () => {
+      const c = app.current;
+      const id = app.convs.get(c)?.signalId;
+      if (!id || app.noSignals || id.startsWith("peer:") || !app.client) return;
+      app.lastSent = "signal";
+      if ($("text").value === "") app.client.typing(id, false);
+      else app.client.typing(id);
+    });
+    $("messages").addEventListener("scroll", () => {
+      const c = app.convs.get(app.current);
+      if (c && $("messages").scrollTop < 40) void loadPage(c, true);
+    });
+    $("older").addEventListener("click", () => {
+      const c = app.convs.get(app.current);
+      if (c) void loadPage(c, true);
     });
     $("logout").addEventListener("click", logout);
     const user = localStorage.getItem("courier.user");
