@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"regexp"
+	"flag"
 	"slices"
 	"strings"
 	"testing"
@@ -12,70 +10,69 @@ import (
 	"github.com/courierhq/courier/pkg/config/configtest"
 )
 
-// settings.go is the one place a default lives; the README's environment
-// table and the chart's worker env block follow it. Every variable read
-// there has a README row whose default is the one loadSettings gives, and
-// every WORKER_ variable (and NOTIFY_ENABLED) is a knob of the chart (empty there: the chart
-// leaves the default to the binary; a default its comment names is the
-// worker's) and nothing else is. (The worker's settings are not yet rows
-// of a pkg/config table like the gateway's and the edge's; the README and
-// chart checks are the shared ones, package configtest.)
-func TestSettingsTableMatchesTheREADMEAndTheChart(t *testing.T) {
-	src, err := os.ReadFile("settings.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, m := range regexp.MustCompile(`e\.(?:String|Int|Duration|Bool|List)\("([A-Z_]+)"`).FindAllStringSubmatch(string(src), -1) {
-		names = append(names, m[1])
-	}
-	names = append(names, "ADMIN_ADDR") // adminserver.Env
-	s, err := loadSettings(config.FromMap(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defaults := map[string]string{
-		"HTTP_ADDR": s.HTTPAddr, "ADMIN_ADDR": s.AdminAddr, "SHUTDOWN_TIMEOUT": s.ShutdownTimeout.String(),
-		"WORKER_MAX_OUTSTANDING_MESSAGES": fmt.Sprint(s.MaxOutstandingMessages), "WORKER_MAX_OUTSTANDING_BYTES": fmt.Sprint(s.MaxOutstandingBytes),
-		"WORKER_PULL_CONCURRENCY": fmt.Sprint(s.PullConcurrency), "WORKER_PULL_TIMEOUT": s.PullTimeout.String(),
-		"WORKER_ACK_EXTENSION_STEP": s.AckExtensionStep.String(), "WORKER_RETRY_INITIAL": s.Retry.Initial.String(),
-		"WORKER_RETRY_MAX": s.Retry.Max.String(), "WORKER_RETRY_BUDGET": s.Retry.Budget.String(),
-		"WORKER_ATTEMPT_TIMEOUT": s.AttemptTimeout.String(), "WORKER_MAX_ENVELOPE_BYTES": fmt.Sprint(s.Limits.MaxEnvelopeBytes),
-		"WORKER_MAX_PAYLOAD_BYTES": fmt.Sprint(s.Limits.MaxPayloadBytes), "WORKER_MAX_RECIPIENTS": fmt.Sprint(s.Limits.MaxRecipients),
-		"WORKER_PUBLISH_DELAY": s.PublishDelay.String(), "WORKER_TARGETED_ROUTING": fmt.Sprint(s.TargetedRouting),
-		"WORKER_BATCH_MAX_MESSAGES": fmt.Sprint(s.BatchMaxMessages), "WORKER_BATCH_MAX_WRITES": fmt.Sprint(s.BatchMaxWrites),
-		"WORKER_BATCH_MAX_BYTES": fmt.Sprint(s.BatchMaxBytes), "WORKER_BATCH_LINGER": s.BatchLinger.String(),
-		"WORKER_HEAD_CACHE_SIZE": fmt.Sprint(s.HeadCacheSize),
-		"NOTIFY_ENABLED":         fmt.Sprint(s.NotifyEnabled), "NOTIFY_QUEUE": fmt.Sprint(s.NotifyQueue),
-	}
-	documented := configtest.READMERows(t, "README.md", "## Environment")
-	for _, n := range names {
-		got, ok := documented[n]
-		if !ok {
-			t.Errorf("%s is read by settings.go but not in the README's environment table", n)
-		}
-		if want, ok2 := defaults[n]; ok && ok2 && got != want {
-			t.Errorf("README: %s defaults to %q, settings.go to %q", n, got, want)
-		}
-	}
-	// The chart offers only variables the worker reads, with the defaults
-	// its comments name, and every WORKER_ knob.
+var update = flag.Bool("update", false, "rewrite README.md's generated configuration table from settings.go")
+
+func settingsWith(kv map[string]string) (settings, error) {
+	return loadSettings(config.FromMap(kv))
+}
+
+// TestREADMEEnvironmentIsGenerated keeps the README's table of the
+// worker's own variables exactly what settings.go's table renders, so a
+// default, a bound or a meaning changed in code and not in the README
+// fails here (-update writes it).
+func TestREADMEEnvironmentIsGenerated(t *testing.T) {
+	configtest.READMEIsGenerated(t, "README.md", markdownTable(), *update)
+}
+
+// TestTableDefaultsAreApplied: each default the table shows, set
+// explicitly, changes nothing, so the README's (generated) default is the
+// one loadSettings applies, not only the one a row prints.
+func TestTableDefaultsAreApplied(t *testing.T) {
+	configtest.DefaultsAreApplied(t, table, settingsWith, 20)
+}
+
+// TestEveryOwnVariableIsInTheTable: a variable the worker reads itself
+// (not through pkg/topology, documented in the root README) is a row of
+// settings.go's table, so it is in the generated README table.
+func TestEveryOwnVariableIsInTheTable(t *testing.T) {
+	read := configtest.ReadVariables(t, func(e *config.Env) error { _, err := loadSettings(e); return err }, nil)
+	configtest.EveryVariableIsARow(t, table, read, "../../README.md")
+}
+
+// TestChartEnvMatchesTheTable: the chart's worker env offers only
+// variables the worker reads, with the defaults its comments name, and
+// every WORKER_ knob of the table plus chartKnobs; the others (addresses,
+// shutdown) are the chart's own business.
+func TestChartEnvMatchesTheTable(t *testing.T) {
+	// The notify hook's switch, and the retention every service must share.
+	chartKnobs := map[string]bool{"NOTIFY_ENABLED": true, "INBOX_RETENTION": true}
 	const values, heading = "../../k8s/courier/values.yaml", "Worker settings;"
-	configtest.ChartEnvMatches(t, values, heading, defaults, 15)
-	var chart, worker []string
+	configtest.ChartEnvMatches(t, values, heading, configtest.Defaults(table), 15)
+	var chart, knobs []string
 	for n := range configtest.ChartEnv(t, values, heading) {
 		chart = append(chart, n)
 	}
-	for _, n := range names {
-		// NOTIFY_ENABLED is the chart's switch for the notify hook
-		// (worker.notify.enabled), beside every WORKER_ knob.
-		if strings.HasPrefix(n, "WORKER_") || n == "NOTIFY_ENABLED" {
-			worker = append(worker, n)
+	for _, v := range table {
+		if strings.HasPrefix(v.Name, "WORKER_") || chartKnobs[v.Name] {
+			knobs = append(knobs, v.Name)
 		}
 	}
 	slices.Sort(chart)
-	slices.Sort(worker)
-	if !slices.Equal(chart, worker) {
-		t.Errorf("chart worker env %v, settings.go %v", chart, worker)
+	slices.Sort(knobs)
+	if !slices.Equal(chart, knobs) {
+		t.Errorf("chart worker env %v, settings.go's knobs %v", chart, knobs)
+	}
+}
+
+// TestSettingsRefuseContradictions: the cross-variable rules.
+func TestSettingsRefuseContradictions(t *testing.T) {
+	for _, kv := range []map[string]string{
+		{"WORKER_ACK_EXTENSION_STEP": "11m"},
+		{"WORKER_RETRY_INITIAL": "10s", "WORKER_RETRY_MAX": "5s"},
+		{"WORKER_BATCH_MAX_BYTES": "10MiB"},
+	} {
+		if _, err := settingsWith(kv); err == nil {
+			t.Errorf("%v accepted", kv)
+		}
 	}
 }
