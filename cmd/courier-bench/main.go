@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,7 +44,7 @@ func run() error {
 	bin := fs.String("bin", ".run/bin", "directory of this tree's service binaries (make build)")
 	out := fs.String("out", ".run/bench", "where run directories are written")
 	goBench := fs.Bool("go", envOr("BENCH_GO", "1") != "0", "run the Go benchmarks (env BENCH_GO=0 skips them)")
-	phases := fs.String("phases", envOr("BENCH_PHASES", ""), "comma-separated subset of raw,e2e,worker,edge,go (env BENCH_PHASES; default all)")
+	phases := fs.String("phases", envOr("BENCH_PHASES", ""), "comma-separated subset of "+strings.Join(runner.PhaseNames(), ",")+" (env BENCH_PHASES; default all)")
 	render := fs.String("render", "", "only redraw report.md and the charts of the run directory given, from its results.json")
 	peer := fs.String("peer", envOr("BENCH_PEER_BIN", ""), "centrifugo binary: also run the group fan-out on it (scripts/bench.sh builds it with BENCH_PEER=1)")
 	bound := fs.Duration("p99-bound", time.Second, "end-to-end p99 a sustained rate must stay under")
@@ -92,12 +93,11 @@ func run() error {
 	if *phases != "" {
 		only = map[string]bool{}
 		for _, p := range strings.Split(*phases, ",") {
-			switch p = strings.TrimSpace(p); p {
-			case "raw", "e2e", "worker", "edge", "go":
-				only[p] = true
-			default:
-				return fmt.Errorf("-phases: unknown phase %q (want raw, e2e, worker, edge, go)", p)
+			p = strings.TrimSpace(p)
+			if !slices.Contains(runner.PhaseNames(), p) {
+				return fmt.Errorf("-phases: unknown phase %q (want %s)", p, strings.Join(runner.PhaseNames(), ", "))
 			}
+			only[p] = true
 		}
 	}
 	if *render != "" {

@@ -22,14 +22,11 @@ import (
 	"github.com/courierhq/courier/cmd/courier-bench/internal/baseline"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/charts"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/e2e"
-	"github.com/courierhq/courier/cmd/courier-bench/internal/edge"
-	"github.com/courierhq/courier/cmd/courier-bench/internal/gobench"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/nullpipe"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/procs"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/rawlimits"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/report"
 	"github.com/courierhq/courier/cmd/courier-bench/internal/stack"
-	"github.com/courierhq/courier/cmd/courier-bench/internal/worker"
 )
 
 // Options of one run.
@@ -107,144 +104,35 @@ func Run(ctx context.Context, o Options) (string, error) {
 	// environment is never changed.
 	res.Machine.Emulators = emulatorVersions()
 
-	fail := func(phase string, err error) {
-		msg := fmt.Sprintf("%s: %v", phase, err)
-		res.Errors = append(res.Errors, msg)
-		say("   FAILED %s", msg)
+	r := &run{ctx: ctx, o: o, plan: plan, emu: emu, res: res, builds: builds, logs: logs, dir: dir, say: say}
+	// Every build has a result entry, in build order, before any phase.
+	for i := range builds {
+		r.entry(i, 0)
 	}
-	progress := func(s string) { say("   %s", s) }
-	step, steps := 0, 0
-	for _, p := range []string{"raw", "e2e", "worker", "edge", "go"} {
-		if o.want(p) && (p != "go" || o.GoBench) {
+	var steps int
+	for _, p := range phases {
+		if r.enabled(p) {
 			steps++
 		}
 	}
-
-	phase := func(name string) {
+	step := 0
+	for _, p := range phases {
+		if !r.enabled(p) {
+			continue
+		}
 		step++
-		say("== [%d/%d] %s (%s elapsed)", step, steps, name, time.Since(started).Round(time.Second))
-	}
-
-	if o.want("raw") {
-		phase("raw limits: Pub/Sub emulator publish → receive, Firestore emulator commits")
-		if err := rawPhase(ctx, emu, res, plan, progress); err != nil {
-			fail("raw limits", err)
-		}
-	}
-	repeats := max(plan.Repeats, 1)
-	// entry is build i's results of repeat r (created on first use).
-	entry := func(i, r int) *report.Build {
-		for k := range res.Builds {
-			if res.Builds[k].Label == builds[i].Label && res.Builds[k].Repeat == r {
-				return &res.Builds[k]
-			}
-		}
-		res.Builds = append(res.Builds, report.Build{Label: builds[i].Label, Rev: builds[i].Rev, Repeat: r})
-		return &res.Builds[len(res.Builds)-1]
-	}
-	for i := range builds {
-		entry(i, 0)
-	}
-	// eachBuild runs one of phases 2–4 on every build, reps times, taking
-	// turns (alternating which build goes first from one round to the
-	// next, see order), so every comparison is repeated on the same
-	// machine state; a failure is recorded and the run goes on.
-	eachBuild := func(k, reps int, name string, run func(i, r int, b stack.Build) error) {
-		for r := range reps {
-			// Every round starts on a fresh Firestore emulator, warmed: each
-			// measurement's documents are deleted when it ends (Cleared),
-			// but the emulator still keeps memory per deleted document
-			// (procs.RenewFirestore), and a long run would exhaust its heap.
-			renewStart := time.Now()
-			if err := emu.RenewFirestore(ctx, func(ctx context.Context, project string) error { return warmFirestore(ctx, emu, project) }); err != nil {
-				fail(fmt.Sprintf("%s (round %d)", name, r+1), err)
-				continue
-			}
-			say("   -- Firestore emulator restarted and warmed for round %d/%d (%s)", r+1, reps, time.Since(renewStart).Round(100*time.Millisecond))
-			for _, i := range order(len(builds), k+r) {
-				b := builds[i]
-				say("   -- %s build (%s), round %d/%d", b.Label, b.Rev, r+1, reps)
-				if err := run(i, r, b); err != nil {
-					fail(fmt.Sprintf("%s (%s, round %d)", name, b.Label, r+1), err)
-				}
-			}
-		}
-	}
-	if o.want("e2e") {
-		phase("end to end: open-loop ladders (pairs, group; acks off and on) and burst through gateway → worker → 2 edges, beside the null pipeline")
-		eachBuild(0, repeats, "end to end", func(i, r int, b stack.Build) error {
-			// The null pipeline takes its turn in the same round: first in
-			// odd rounds, last in even ones.
-			ord := order(len(builds), r)
-			if r%2 == 1 && i == ord[0] {
-				nullRound(ctx, emu, plan, r, res, say, progress, fail)
-			}
-			er, err := e2ePhase(ctx, b, emu, logs, plan.E2E, progress)
-			entry(i, r).E2E = er
-			if r%2 == 0 && i == ord[len(ord)-1] {
-				nullRound(ctx, emu, plan, r, res, say, progress, fail)
-			}
-			return err
-		})
-	}
-	if o.want("worker") {
-		phase("worker alone: envelopes straight to the ingress topic, Firestore RPCs counted by a proxy")
-		eachBuild(1, 1, "worker alone", func(i, r int, b stack.Build) error {
-			wr, err := worker.Run(ctx, b, emu, secret, logs, plan.Worker, progress)
-			entry(i, r).Worker = wr
-			return err
-		})
-	}
-	if o.want("edge") {
-		phase("ws-edge alone (and the peer): idle sessions, group fan-out, one-to-one")
-		eachBuild(2, repeats, "edge alone", func(i, r int, b stack.Build) error {
-			er, err := edge.Run(ctx, b, emu, secret, logs, plan.Edge, progress)
-			entry(i, r).Edge = &er
-			if ord := order(len(builds), 2+r); o.Peer == "" || i != ord[len(ord)-1] {
-				return err
-			}
-			// The peer runs in the same round, after the last build, both
-			// ways (without and with history), alternating which first.
-			for _, history := range []bool{r%2 == 1, r%2 == 0} {
-				say("   -- peer centrifugo, history %s, round %d/%d", map[bool]string{true: "on", false: "off"}[history], r+1, repeats)
-				steps, perr := edge.RunPeer(ctx, o.Peer, emu, logs, plan.Edge, history, progress)
-				pr := report.PeerResult{Name: "centrifugo " + peerVersion(o.Repo), Group: steps, History: history, Repeat: r,
-					Status: fmt.Sprintf("%d WebSocket clients subscribed to one channel; each delivery is one Pub/Sub message whose data (the same 200-byte payload) centrifugo's Google Pub/Sub consumer publishes to that channel (publication data mode).", plan.Edge.Sessions)}
-				if history {
-					pr.Status += " History and recovery on (history_size 100,000, history_ttl 600 s, force_recovery): every publication carries its offset."
-				}
-				if perr != nil {
-					pr.Status += " Failed: " + perr.Error()
-					fail(fmt.Sprintf("peer (history %v, round %d)", history, r+1), perr)
-				}
-				res.Peers = append(res.Peers, pr)
-			}
-			return err
-		})
-	}
-	if o.want("go") && o.GoBench {
-		phase("Go benchmarks of the hot paths (medians)")
-		goLog := logFile(dir, "go-bench.txt")
-		r, err := gobench.Run(ctx, o.Repo, modules(o.Repo), plan.Go,
-			append(emu.Env(), "COURIER_REQUIRE_EMULATORS=1", "GOOGLE_CLOUD_PROJECT=bench-go"), goLog)
-		res.Go = r
-		for _, g := range r {
-			progress(fmt.Sprintf("%s %s: %s ns/op, %s B/op, %s allocs/op", shortPkg(g.Package), g.Name,
-				fmtF(g.Medians["ns/op"]), fmtF(g.Medians["B/op"]), fmtF(g.Medians["allocs/op"])))
-		}
-		if err != nil {
-			fail("Go benchmarks", err)
-		}
+		say("== [%d/%d] %s (%s elapsed)", step, steps, p.title, time.Since(started).Round(time.Second))
+		p.run(r)
 	}
 	if o.Quick {
-		smokeCheck(res, o, fail)
+		smokeCheck(res, o, r.fail)
 	}
 
 	res.Seconds = time.Since(started).Seconds()
 	res.Command = o.Command
 	res.Machine.LoadEnd = loadAvg()
 	if err := write(res, dir); err != nil {
-		fail("report", err)
+		r.fail("report", err)
 	}
 	say("\n== summary (%s, %.0f s)", dir, res.Seconds)
 	res.Summary(o.Out)
