@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courierhq/courier/pkg/peers"
+	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/tests/e2e/harness"
 )
 
@@ -53,7 +53,7 @@ func testChat(t *testing.T, origin, gatewayURL string, token func(user string) s
 	}
 
 	t.Run("the conversation id is the one the gateway derives", func(t *testing.T) {
-		want := peers.DerivedID([]string{"alice", "bob"})
+		want := wire.DeriveConversationID([]string{"alice", "bob"})
 		var ids struct{ Alice, Bob string }
 		bob.WaitFor(t, 20*time.Second, "bob has the conversation", `!!`+withAlice)
 		if err := a1.Eval(t, withBob+`.dataset.conv`, &ids.Alice); err != nil {
