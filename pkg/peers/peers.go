@@ -1,14 +1,22 @@
 // Package peers answers who shares a conversation with whom, which decides
 // who may watch whose presence and who a signal to a conversation reaches.
 //
-// Until conversations are stored on their own (issue 21), a user's
-// conversations are read from the user's recent inbox: each message there
-// is a conversation of its sender and its recipients, whose id is the
-// derived one (DerivedID). So a user shares a conversation with everyone
-// who sent them a message, or was a fellow recipient of one, among their
-// last ScanLimit inbox entries, and with the recipients of up to ScanLimit
-// messages they sent (when the Inbox can read those: SentInbox); a send to
-// more than 16 users lists nobody and counts for nobody.
+// Two sources, both in the user's own documents:
+//
+//   - Stored conversations (issue 21, when the Inbox is also a
+//     Conversations, as inbox.Store is): a user shares a conversation with
+//     other when the summary of their one-to-one conversation (the derived
+//     id of {user, other}: users/{user}/conversations/{id}) exists, however
+//     old it is, one batched read for all the users asked about; and a
+//     conversation's members are those its newest entry in the user's inbox
+//     names (the stored message's whole recipient list for a send over the
+//     recipient-list bound).
+//   - The recent view: the senders and recipients of the user's last
+//     ScanLimit inbox entries and of up to ScanLimit messages they sent
+//     (SentInbox). It covers groups (one-to-one summaries say nothing of
+//     them) and messages stored before conversations and sender copies
+//     existed. A send to more than 16 users lists nobody here and counts
+//     for nobody.
 //
 // Answers are cached per user for CacheTTL: a watch or a typing signal
 // must not cost a Firestore read each time.
@@ -16,28 +24,14 @@ package peers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/signal"
+	"github.com/courierhq/courier/pkg/wire"
 )
-
-// DerivedID is the id of the conversation of members when the sender names
-// none: "d." + the first 32 hex digits of sha256 of the sorted, unique
-// member ids joined by "\n" (the contract of issue 21; the JS client
-// computes the same).
-func DerivedID(members []string) string {
-	m := slices.Clone(members)
-	slices.Sort(m)
-	m = slices.Compact(m)
-	sum := sha256.Sum256([]byte(strings.Join(m, "\n")))
-	return "d." + hex.EncodeToString(sum[:])[:32]
-}
 
 // Inbox reads who took part in a user's recent messages (inbox.Store).
 type Inbox interface {
@@ -45,9 +39,20 @@ type Inbox interface {
 }
 
 // SentInbox also reads who took part in messages a user sent
-// (inbox.Store): their own messages are not in their inbox.
+// (inbox.Store): messages stored before sender copies are not in the
+// sender's inbox.
 type SentInbox interface {
 	SentParties(ctx context.Context, user string, limit int) ([]inbox.Party, error)
+}
+
+// Conversations reads a user's stored conversations (inbox.Store): exact
+// answers, whatever the conversation's age.
+type Conversations interface {
+	// ConversationsExist reports which of ids user has a summary of.
+	ConversationsExist(ctx context.Context, user string, ids []string) (map[string]bool, error)
+	// ConversationMembers returns conv's members as its newest entry in
+	// user's inbox names them; nil when user has no entry of it.
+	ConversationMembers(ctx context.Context, user, conv string) ([]string, error)
 }
 
 // Options tune a Directory.
@@ -57,7 +62,8 @@ type Options struct {
 	MaxUsers  int           // users cached at once (default 10,000)
 }
 
-// Directory answers from users' recent inboxes, with a cache.
+// Directory answers from users' conversations and recent inboxes, with a
+// cache.
 type Directory struct {
 	in   Inbox
 	opts Options
@@ -67,12 +73,21 @@ type Directory struct {
 	cache map[string]*view
 }
 
-// view is what one user's recent inbox says.
+// view is what is known of one user, read at `at`: the recent view, and
+// the stored answers asked since (under Directory.mu).
 type view struct {
 	at    time.Time
 	peers map[string]bool
 	convs map[string][]string // conversation id → members
+
+	oneToOne map[string]bool     // other → their one-to-one summary exists
+	members  map[string][]string // conversation id → stored members (nil: not a member)
 }
+
+// maxAnswers bounds the stored answers cached per user (each map of a
+// view): past it they are forgotten, which costs a read, never a wrong
+// answer.
+const maxAnswers = 1_000
 
 // New returns a Directory reading in.
 func New(in Inbox, o Options) *Directory {
@@ -107,7 +122,8 @@ func (d *Directory) view(ctx context.Context, user string) (*view, error) {
 		}
 		parties = append(parties, more...)
 	}
-	v = &view{at: now, peers: map[string]bool{}, convs: map[string][]string{}}
+	v = &view{at: now, peers: map[string]bool{}, convs: map[string][]string{},
+		oneToOne: map[string]bool{}, members: map[string][]string{}}
 	for _, p := range parties {
 		if len(p.To) == 0 {
 			continue
@@ -115,7 +131,15 @@ func (d *Directory) view(ctx context.Context, user string) (*view, error) {
 		members := append([]string{p.From}, p.To...)
 		slices.Sort(members)
 		members = slices.Compact(members)
-		v.convs[DerivedID(members)] = members
+		id := p.ConversationID
+		if id == "" {
+			id = wire.DeriveConversationID(members)
+		}
+		// Newest first (RecentParties): a named conversation's members
+		// are its newest message's.
+		if _, seen := v.convs[id]; !seen {
+			v.convs[id] = members
+		}
 		for _, m := range members {
 			if m != user {
 				v.peers[m] = true
@@ -132,11 +156,34 @@ func (d *Directory) view(ctx context.Context, user string) (*view, error) {
 }
 
 // Members returns the members of conversation if user is one of them
-// (signal.Conversations).
+// (signal.Conversations): from the conversation's newest entry in user's
+// inbox, else from the recent view.
 func (d *Directory) Members(ctx context.Context, user, conversation string) ([]string, error) {
 	v, err := d.view(ctx, user)
 	if err != nil {
 		return nil, err
+	}
+	if cs, ok := d.in.(Conversations); ok {
+		d.mu.Lock()
+		m, known := v.members[conversation]
+		d.mu.Unlock()
+		if !known {
+			if m, err = cs.ConversationMembers(ctx, user, conversation); err != nil {
+				return nil, err
+			}
+			if !slices.Contains(m, user) {
+				m = nil
+			}
+			d.mu.Lock()
+			if len(v.members) >= maxAnswers {
+				clear(v.members)
+			}
+			v.members[conversation] = m
+			d.mu.Unlock()
+		}
+		if m != nil {
+			return m, nil
+		}
 	}
 	m, ok := v.convs[conversation]
 	if !ok {
@@ -146,15 +193,45 @@ func (d *Directory) Members(ctx context.Context, user, conversation string) ([]s
 }
 
 // Shares reports, for each of others, whether user shares a conversation
-// with them (a user always "shares" with themself).
+// with them (a user always "shares" with themself): the recent view, and
+// for everyone it does not name, their one-to-one conversation's summary
+// (one batched read).
 func (d *Directory) Shares(ctx context.Context, user string, others []string) (map[string]bool, error) {
 	v, err := d.view(ctx, user)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]bool, len(others))
+	ask := map[string]string{} // derived id → other
+	d.mu.Lock()
 	for _, o := range others {
-		out[o] = o == user || v.peers[o]
+		ok, known := v.oneToOne[o]
+		out[o] = o == user || v.peers[o] || ok
+		if !out[o] && !known {
+			ask[wire.DeriveConversationID([]string{user, o})] = o
+		}
+	}
+	d.mu.Unlock()
+	cs, stored := d.in.(Conversations)
+	if !stored || len(ask) == 0 {
+		return out, nil
+	}
+	ids := make([]string, 0, len(ask))
+	for id := range ask {
+		ids = append(ids, id)
+	}
+	exist, err := cs.ConversationsExist(ctx, user, ids)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(v.oneToOne)+len(ask) > maxAnswers {
+		clear(v.oneToOne)
+	}
+	for id, o := range ask {
+		v.oneToOne[o] = exist[id]
+		out[o] = exist[id]
 	}
 	return out, nil
 }

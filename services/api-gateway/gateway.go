@@ -92,8 +92,8 @@ func assemble(cfg settings, gc *gcp.Clients, verifier authn.Verifier, logger *sl
 		return store.ReadCount(ctx, st)
 	}, time.Second)
 	svc.WithEvents(gatewayEvents{gw.ephemeral, gw.receipts})
-	// Who shares a conversation with whom: from the users' recent inboxes
-	// until conversations are stored (pkg/peers).
+	// Who shares a conversation with whom: the stored conversations and
+	// the users' recent inboxes (pkg/peers).
 	directory := peers.New(inbox.New(gc.Firestore), peers.Options{})
 	pres := presenceReader{online.NewReader(gc.Firestore, online.Options{StaleAfter: cfg.PresenceStaleAfter}), directory}
 	shared := transport.Config{Service: svc, Verifier: verifier, Limiter: limiter, Metrics: m, Logger: logger, RequestTimeout: cfg.RequestTimeout}

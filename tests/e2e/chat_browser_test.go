@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courierhq/courier/pkg/peers"
+	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/tests/e2e/harness"
 )
 
@@ -18,9 +18,7 @@ import (
 // gateway, worker and edge on the emulators: alice in two windows of one
 // browser (one user, two sessions, shared storage) and bob in a browser
 // context of his own. Each subtest proves one thing a person sees; they run
-// in order on the same pages. (A "delivered" tick needs a delivered receipt for a
-// WebSocket ack, which the edge does not publish yet: that subtest, "ticks
-// move to delivered", is in this file's history, commit e0e1005.)
+// in order on the same pages.
 func TestChatInChromium(t *testing.T) {
 	c := env.NewCluster(t, harness.Options{Edges: 1, GatewayEnv: []string{"CORS_ALLOWED_ORIGINS=*"}})
 	testChat(t, "http://"+c.Edges[0].Addr+"/", c.GatewayURL(), c.Token)
@@ -53,7 +51,7 @@ func testChat(t *testing.T, origin, gatewayURL string, token func(user string) s
 	}
 
 	t.Run("the conversation id is the one the gateway derives", func(t *testing.T) {
-		want := peers.DerivedID([]string{"alice", "bob"})
+		want := wire.DeriveConversationID([]string{"alice", "bob"})
 		var ids struct{ Alice, Bob string }
 		bob.WaitFor(t, 20*time.Second, "bob has the conversation", `!!`+withAlice)
 		if err := a1.Eval(t, withBob+`.dataset.conv`, &ids.Alice); err != nil {
@@ -77,6 +75,12 @@ func testChat(t *testing.T, origin, gatewayURL string, token func(user string) s
 		a2.WaitFor(t, 20*time.Second, "the conversation in the other window", `!!`+withBob)
 		a2.Run(t, withBob+`.click()`)
 		a2.WaitFor(t, 20*time.Second, "alice's message on alice's side in the other window", `!!`+mine("hello bob"))
+	})
+
+	t.Run("ticks move to delivered", func(t *testing.T) {
+		// bob's session acked it (the library does): the edge publishes a
+		// delivered receipt for the WebSocket ack; delivered, not read yet.
+		a1.WaitFor(t, 20*time.Second, "delivered ✓✓", mine("hello bob")+`?.dataset.tick === "delivered" && `+mine("hello bob")+`.querySelector(".tick").textContent === "✓✓"`)
 	})
 
 	t.Run("ticks move to read", func(t *testing.T) {

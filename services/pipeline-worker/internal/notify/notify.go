@@ -28,7 +28,7 @@ import (
 
 	"github.com/courierhq/courier/pkg/clip"
 	"github.com/courierhq/courier/pkg/online"
-	"github.com/courierhq/courier/pkg/peers"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 )
@@ -149,7 +149,7 @@ func (n *Notifier) handle(ctx context.Context, batch []*courierv1.Envelope) {
 // is not the sender (a sender's own copy notifies nobody).
 func Events(env *courierv1.Envelope, online func(user string) bool) []Event {
 	var out []Event
-	conv := peers.DerivedID(append([]string{env.GetSender()}, env.GetRecipients()...))
+	conv := wire.ConversationOf(env)
 	preview := Preview(env.GetPayload())
 	for _, u := range env.GetRecipients() {
 		if u == env.GetSender() || online(u) {

@@ -18,9 +18,9 @@ import (
 
 	"github.com/courierhq/courier/pkg/edges"
 	"github.com/courierhq/courier/pkg/online"
-	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/pkg/presence"
 	"github.com/courierhq/courier/pkg/testenv"
+	"github.com/courierhq/courier/pkg/wire"
 	courierv1 "github.com/courierhq/courier/proto/courier/v1"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/metrics"
 	"github.com/courierhq/courier/services/pipeline-worker/internal/notify"
@@ -33,10 +33,15 @@ func TestEventsAndPreview(t *testing.T) {
 	if len(evs) != 1 {
 		t.Fatalf("events %+v: want carol's only (bob online, alice the sender)", evs)
 	}
-	want := notify.Event{User: "carol", MessageID: "m1", ConversationID: peers.DerivedID([]string{"alice", "bob", "carol"}),
+	want := notify.Event{User: "carol", MessageID: "m1", ConversationID: wire.DeriveConversationID([]string{"alice", "bob", "carol"}),
 		From: "alice", SentAt: "2026-01-02T03:04:05Z", Preview: "Hi from Alice"}
 	if evs[0] != want {
 		t.Fatalf("event %+v, want %+v", evs[0], want)
+	}
+	// A conversation the sender named is the event's, not the derived one.
+	env.ConversationId = "team-1"
+	if evs := notify.Events(env, func(u string) bool { return u == "bob" }); len(evs) != 1 || evs[0].ConversationID != "team-1" {
+		t.Fatalf("events of a named conversation %+v: want carol's, conversation team-1", evs)
 	}
 	if p := notify.Preview([]byte(`{"text":"secret"}`)); p != "" {
 		t.Fatalf("preview without opt-in: %q", p)

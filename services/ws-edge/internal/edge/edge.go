@@ -243,8 +243,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	if deps.PubSub != nil { // nil only in tests of the HTTP surface
 		e.ephemeral = ephemeral.New(deps.PubSub, cfg.Topology.DeliveriesTopic, ephemeral.Options{}, em, log)
-		// Who shares a conversation with whom: from the users' recent
-		// inboxes until conversations are stored (pkg/peers).
+		// Who shares a conversation with whom: the stored conversations
+		// (inbox.Store is a peers.Conversations) and the users' recent
+		// inboxes (pkg/peers).
 		directory := peers.New(deps.Store, peers.Options{})
 		e.sessions.Signals = signal.NewSender(e.ephemeral, directory)
 		if rs, ok := deps.Store.(ReadStore); ok {

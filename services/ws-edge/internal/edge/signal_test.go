@@ -7,8 +7,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/courierhq/courier/pkg/peers"
 	"github.com/courierhq/courier/pkg/testenv"
+	"github.com/courierhq/courier/pkg/wire"
 	"github.com/courierhq/courier/services/ws-edge/internal/edge"
 )
 
@@ -46,7 +46,7 @@ func TestSignalFramesCrossPodsAndAreBounded(t *testing.T) {
 	bob.expect(t, "message:m1")
 	bob2.expect(t, "message:m1")
 	alice.expect(t, "message:m1") // her own copy (outgoing)
-	conv := peers.DerivedID([]string{"alice", "bob"})
+	conv := wire.DeriveConversationID([]string{"alice", "bob"})
 	bob.sendText(t, `{"type":"signal","conversation":"`+conv+`","kind":"typing"}`)
 	alice.expect(t, "signal:typing")
 
