@@ -73,6 +73,10 @@ export interface MessageView {
   deliveredCount: number;
   /** How many recipients read it (marked their conversation read at or past it); 0 from servers without read state. */
   readCount: number;
+  /** The same as deliveredCount, under the REST API's name (GET /v1/messages/{id}). */
+  delivered_count: number;
+  /** The same as readCount, under the REST API's name. */
+  read_count: number;
 }
 
 /** One conversation of the caller, as GET /v1/conversations renders it. */
@@ -327,7 +331,7 @@ export class RestClient {
     // A gateway older than delivered_count sent only the list, which was then complete.
     const deliveredCount = typeof b.delivered_count === "number" ? b.delivered_count : deliveredTo.length;
     const readCount = typeof b.read_count === "number" ? b.read_count : 0;
-    return { message: m, state: b.state, deliveredTo, deliveredCount, readCount };
+    return { message: m, state: b.state, deliveredTo, deliveredCount, readCount, delivered_count: deliveredCount, read_count: readCount };
   }
 
   /**

@@ -153,6 +153,8 @@ test("get(): delivered and read counts; send(): conversation_id, and derived ids
   const v = await s.clock.drive(s.c.get("m1"));
   assert.equal(v.deliveredCount, 1);
   assert.equal(v.readCount, 1);
+  assert.equal(v.read_count, 1, "the REST API's name too");
+  assert.equal(v.delivered_count, v.deliveredCount);
   const old = await s.clock.drive(s.c.get("m2"));
   assert.equal(old.readCount, 0, "a server without read state: 0");
   await s.clock.drive(s.c.send(["alice", "carol"], { text: "x" }, { conversationId: "team-1" }));

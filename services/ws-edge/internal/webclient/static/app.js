@@ -563,7 +563,7 @@
       const deliveredTo = Array.isArray(b.delivered_to) ? b.delivered_to.filter((u) => typeof u === "string") : [];
       const deliveredCount = typeof b.delivered_count === "number" ? b.delivered_count : deliveredTo.length;
       const readCount = typeof b.read_count === "number" ? b.read_count : 0;
-      return { message: m, state: b.state, deliveredTo, deliveredCount, readCount };
+      return { message: m, state: b.state, deliveredTo, deliveredCount, readCount, delivered_count: deliveredCount, read_count: readCount };
     }
     /**
      * One call with retries: network failures, per-attempt timeouts, 502,
