@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/courierhq/courier/pkg/auth"
+	"github.com/courierhq/courier/pkg/harness/browser"
 	"github.com/courierhq/courier/pkg/inbox"
 	"github.com/courierhq/courier/pkg/inbox/inboxtest"
 	"github.com/courierhq/courier/pkg/testenv"
@@ -142,31 +143,32 @@ func fakeGateway(t *testing.T, w *world) *httptest.Server {
 // reload the page: the history comes back through the inbox API and the
 // session resumes from the cursor kept in localStorage.
 func TestDemoClientInChromium(t *testing.T) {
-	b := startBrowser(t)
+	br := browser.Start(t)
+	b := br.NewPage(t, br.NewContext(t), "demo")
 	w := newWorld(t)
 	gw := fakeGateway(t, w)
 	a := startEdge(t, w, "edge-a", func(c *edge.Config, _ *edge.Deps) { c.GatewayURL = gw.URL })
 
-	b.navigate(t, a.srv.URL+"/")
-	b.waitFor(t, 20*time.Second, "client ready with dev login", `document.body.dataset.ready === "1" && !document.getElementById("login").hidden`)
-	b.run(t, `document.getElementById("user").value = "bob"; document.getElementById("login").requestSubmit();`)
-	b.waitFor(t, 20*time.Second, "session live", `document.getElementById("status").dataset.state === "open"`)
+	b.Navigate(t, a.srv.URL+"/")
+	b.WaitFor(t, 20*time.Second, "client ready with dev login", `document.body.dataset.ready === "1" && !document.getElementById("login").hidden`)
+	b.Run(t, `document.getElementById("user").value = "bob"; document.getElementById("login").requestSubmit();`)
+	b.WaitFor(t, 20*time.Second, "session live", `document.getElementById("status").dataset.state === "open"`)
 	var who, firstSession string
-	if err := b.eval(t, `document.getElementById("whoami").textContent`, &who); err != nil || who != "signed in as bob" {
+	if err := b.Eval(t, `document.getElementById("whoami").textContent`, &who); err != nil || who != "signed in as bob" {
 		t.Fatalf("who am I: %q %v", who, err)
 	}
-	if err := b.eval(t, `document.getElementById("status").dataset.session`, &firstSession); err != nil || firstSession == "" {
+	if err := b.Eval(t, `document.getElementById("status").dataset.session`, &firstSession); err != nil || firstSession == "" {
 		t.Fatalf("session id: %q %v", firstSession, err)
 	}
 
 	// To myself: the message comes back on the session, is acked by the
 	// library, and the sender's view turns to delivered (✓✓).
-	b.run(t, `document.getElementById("peer").value = "bob"; document.getElementById("new-chat").requestSubmit();
+	b.Run(t, `document.getElementById("peer").value = "bob"; document.getElementById("new-chat").requestSubmit();
 		document.getElementById("text").value = "hello from chromium"; document.getElementById("send").requestSubmit();`)
-	b.waitFor(t, 30*time.Second, "own message with delivered ticks",
+	b.WaitFor(t, 30*time.Second, "own message with delivered ticks",
 		`[...document.querySelectorAll("#messages li[data-mine=true]")].some(li => li.textContent.includes("hello from chromium") && li.dataset.tick === "delivered" && li.textContent.includes("✓✓"))`)
 	var ownID string
-	if err := b.eval(t, `document.querySelector("#messages li[data-mine=true]").dataset.id`, &ownID); err != nil {
+	if err := b.Eval(t, `document.querySelector("#messages li[data-mine=true]").dataset.id`, &ownID); err != nil {
 		t.Fatal(err)
 	}
 	if users, _, err := w.store.DeliveryState(t.Context(), ownID, true); err != nil || len(users) != 1 || users[0] != "bob" {
@@ -175,19 +177,19 @@ func TestDemoClientInChromium(t *testing.T) {
 
 	// From a peer, live: a conversation of its own, with an unread badge.
 	w.publish(t, w.commit(t, "from-alice", "alice", `{"text":"hi bob"}`, "bob"))
-	b.waitFor(t, 20*time.Second, "alice's conversation with one unread", `document.querySelector('#peer-list li[data-peer="alice"] .unread')?.textContent === "1"`)
-	b.run(t, `document.querySelector('#peer-list li[data-peer="alice"]').click();`)
-	b.screenshot(t, "demo-unread")
-	b.waitFor(t, 5*time.Second, "alice's message shown", `!!document.querySelector('#messages li[data-id="from-alice"]') && document.getElementById("conv-title").textContent.includes("alice")`)
+	b.WaitFor(t, 20*time.Second, "alice's conversation with one unread", `document.querySelector('#peer-list li[data-peer="alice"] .unread')?.textContent === "1"`)
+	b.Run(t, `document.querySelector('#peer-list li[data-peer="alice"]').click();`)
+	b.Screenshot(t, "demo-unread")
+	b.WaitFor(t, 5*time.Second, "alice's message shown", `!!document.querySelector('#messages li[data-id="from-alice"]') && document.getElementById("conv-title").textContent.includes("alice")`)
 
 	// A message stored but never fanned out: only a resume can bring it.
 	w.commit(t, "missed", "alice", `{"text":"while you were away"}`, "bob")
 	for _, s := range a.Sessions("bob") {
 		s.Close(websocket.StatusGoingAway, "going away")
 	}
-	b.waitFor(t, 30*time.Second, "missed message shown after the reconnect", `!!document.querySelector('#messages li[data-id="missed"]')`)
-	b.waitFor(t, 10*time.Second, "the reconnect is shown", `document.getElementById("banner").textContent.includes("1 missed message caught up, nothing lost") && document.getElementById("reconnects").textContent === "1"`)
-	b.screenshot(t, "demo-after-reconnect")
+	b.WaitFor(t, 30*time.Second, "missed message shown after the reconnect", `!!document.querySelector('#messages li[data-id="missed"]')`)
+	b.WaitFor(t, 10*time.Second, "the reconnect is shown", `document.getElementById("banner").textContent.includes("1 missed message caught up, nothing lost") && document.getElementById("reconnects").textContent === "1"`)
+	b.Screenshot(t, "demo-after-reconnect")
 
 	var got struct {
 		IDs     []string `json:"ids"`
@@ -196,7 +198,7 @@ func TestDemoClientInChromium(t *testing.T) {
 		State   string   `json:"state"`
 		Log     string   `json:"log"`
 	}
-	if err := b.eval(t, `({
+	if err := b.Eval(t, `({
 		ids: [...document.querySelectorAll("#messages li")].map(li => li.dataset.id),
 		cursor: localStorage.getItem("courier.cursor.bob"),
 		session: document.getElementById("status").dataset.session,
@@ -224,9 +226,9 @@ func TestDemoClientInChromium(t *testing.T) {
 	// Reload: logged in again, history from the inbox API, and a session
 	// that resumes from the stored cursor (a resume, with nothing to replay).
 	w.commit(t, "while-reloading", "carol", `{"text":"are you there?"}`, "bob")
-	b.navigate(t, a.srv.URL+"/")
-	b.waitFor(t, 20*time.Second, "live again after the reload", `document.getElementById("status").dataset.state === "open"`)
-	b.waitFor(t, 20*time.Second, "history and the message missed during the reload", `["alice", "bob", "carol"].every(p => !!document.querySelector('#peer-list li[data-peer="' + p + '"]'))`)
+	b.Navigate(t, a.srv.URL+"/")
+	b.WaitFor(t, 20*time.Second, "live again after the reload", `document.getElementById("status").dataset.state === "open"`)
+	b.WaitFor(t, 20*time.Second, "history and the message missed during the reload", `["alice", "bob", "carol"].every(p => !!document.querySelector('#peer-list li[data-peer="' + p + '"]'))`)
 	if n := a.counter(t, "courier_ws_edge_deliveries_written_total", "source", "replay"); n != 2 {
 		t.Errorf("replayed frames after the reload = %v, want 2 (the message sent while reloading)", n)
 	}
