@@ -22,6 +22,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/api/iterator"
 
 	"github.com/courierhq/courier/pkg/topology"
 )
@@ -128,5 +129,25 @@ func WaitFor(t testing.TB, d, interval time.Duration, check func() error) {
 			t.Fatalf("not within %s: %v", d, err)
 		}
 		time.Sleep(interval)
+	}
+}
+
+// CountDocuments is the number of documents in every collection named
+// group (a collection-group query), for tests that check what a reset or
+// a cleanup left.
+func CountDocuments(t testing.TB, fs *firestore.Client, group string) int {
+	t.Helper()
+	it := fs.CollectionGroup(group).Documents(Context(t, time.Minute))
+	defer it.Stop()
+	n := 0
+	for {
+		_, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
 	}
 }

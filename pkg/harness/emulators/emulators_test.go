@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"google.golang.org/api/iterator"
 
 	"github.com/courierhq/courier/pkg/testenv"
 )
@@ -43,7 +41,7 @@ func TestResetFirestoreEmptiesTheProject(t *testing.T) {
 	if _, err := fo.Collection("messages").Doc("kept").Set(ctx, map[string]any{"n": 1}); err != nil {
 		t.Fatal(err)
 	}
-	if got := count(t, fs, "entries"); got != n {
+	if got := testenv.CountDocuments(t, fs, "entries"); got != n {
 		t.Fatalf("%d entries written, want %d", got, n)
 	}
 
@@ -54,30 +52,12 @@ func TestResetFirestoreEmptiesTheProject(t *testing.T) {
 	}
 	t.Logf("reset of %d documents took %s", n, time.Since(start).Round(time.Millisecond))
 	for _, group := range []string{"entries", "messages", "inbox"} {
-		if got := count(t, fs, group); got != 0 {
+		if got := testenv.CountDocuments(t, fs, group); got != 0 {
 			t.Errorf("%d %s documents left after the reset", got, group)
 		}
 	}
-	if got := count(t, fo, "messages"); got != 1 {
+	if got := testenv.CountDocuments(t, fo, "messages"); got != 1 {
 		t.Errorf("the other project has %d documents, want its 1", got)
-	}
-}
-
-// count is the number of documents in every collection named group.
-func count(t *testing.T, fs *firestore.Client, group string) int {
-	t.Helper()
-	it := fs.CollectionGroup(group).Documents(testenv.Context(t, time.Minute))
-	defer it.Stop()
-	n := 0
-	for {
-		_, err := it.Next()
-		if err == iterator.Done {
-			return n
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
 	}
 }
 
@@ -99,7 +79,7 @@ func TestClientsNeedNoEnvironment(t *testing.T) {
 	if _, err := fs.Collection("c").Doc("d").Set(ctx, map[string]any{"n": 1}); err != nil {
 		t.Fatalf("write: %v", err)
 	}
-	if got := count(t, fs, "c"); got != 1 {
+	if got := testenv.CountDocuments(t, fs, "c"); got != 1 {
 		t.Fatalf("%d documents read back, want 1", got)
 	}
 	ps, err := p.PubSub(ctx, project)

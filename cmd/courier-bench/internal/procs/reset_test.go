@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/firestore"
-	"google.golang.org/api/iterator"
-
 	"github.com/courierhq/courier/pkg/testenv"
 )
 
@@ -57,28 +54,10 @@ func TestRenewFirestoreRestartsOnTheSamePort(t *testing.T) {
 		t.Errorf("meter group %d after the restart (was %d)", e.Meter.FirestoreGroup, group)
 	}
 	fs = testenv.Firestore(t, project)
-	if got := count(t, fs, "messages"); got != 0 {
+	if got := testenv.CountDocuments(t, fs, "messages"); got != 0 {
 		t.Errorf("%d documents survived the restart", got)
 	}
-	if got := count(t, testenv.Firestore(t, warmed), "warm"); got != 0 {
+	if got := testenv.CountDocuments(t, testenv.Firestore(t, warmed), "warm"); got != 0 {
 		t.Errorf("%d warm-up documents left", got)
-	}
-}
-
-// count is the number of documents in every collection named group.
-func count(t *testing.T, fs *firestore.Client, group string) int {
-	t.Helper()
-	it := fs.CollectionGroup(group).Documents(testenv.Context(t, time.Minute))
-	defer it.Stop()
-	n := 0
-	for {
-		_, err := it.Next()
-		if err == iterator.Done {
-			return n
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
 	}
 }
