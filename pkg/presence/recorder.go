@@ -176,16 +176,18 @@ func (r *Recorder) run(user string, w, prev *write) {
 		r.log.Warn("removing presence failed (deliveries may still be routed here, which costs but loses nothing)", "user", user, "err", w.err)
 	}
 	cancel()
+	// A finished leave forgets the user in the same critical section that
+	// marks it done: whoever sees it done (Wait) sees the user forgotten,
+	// and a first session that starts after it finds no write to wait for
+	// (the leave has completed) while one that started before waits on it.
+	r.mu.Lock()
+	if !w.join && r.users[user] == w {
+		delete(r.users, user)
+	}
 	close(w.done)
+	r.mu.Unlock()
 	if w.err == nil && r.onChange != nil {
 		r.onChange(user)
-	}
-	if !w.join {
-		r.mu.Lock()
-		if r.users[user] == w {
-			delete(r.users, user)
-		}
-		r.mu.Unlock()
 	}
 }
 
